@@ -1,0 +1,245 @@
+//! Checkout: one PostgreSQL transaction that claims the idempotency key, locks and reserves
+//! stock, writes the customer, the order, its lines, its timeline entry and the `order.placed`
+//! outbox row, and saves the answer under the key. Either all of it commits or none of it.
+
+mod request;
+mod store;
+
+use axum::http::StatusCode;
+use domain::{EventEnvelope, EventType, OrderPlaced, OrderPlacedLine};
+use rand::RngCore;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub use request::{CheckoutBody, CheckoutRequest};
+use store::{LockedProduct, NewOrder};
+
+use crate::error::ApiError;
+
+/// The answer to a checkout.
+#[derive(Debug)]
+pub struct Placed {
+    /// `201` for a new order, or the saved status of a replay.
+    pub status: StatusCode,
+    /// The answer's body.
+    pub body: Value,
+    /// Whether this answer was saved earlier under the same idempotency key.
+    pub replayed: bool,
+}
+
+/// Request-scoped facts a checkout records with the order.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// SHA-256 of the session id.
+    pub owner: &'a str,
+    /// The `Idempotency-Key` header, if sent.
+    pub idempotency_key: Option<&'a str>,
+    /// The request id, carried into the events.
+    pub correlation_id: &'a str,
+}
+
+/// Places an order, or replays the first answer for a repeated idempotency key.
+///
+/// # Errors
+/// `409 out_of_stock`, `422 unknown_product`, `422 mixed_currency`, `422 idempotency_key_reused`,
+/// or an opaque `500`/`503`. Nothing is written in any of those cases.
+pub async fn place_order(
+    pool: &PgPool,
+    request: &CheckoutRequest,
+    ctx: &Context<'_>,
+) -> Result<Placed, ApiError> {
+    let fingerprint = request.fingerprint();
+    let mut tx = pool.begin().await?;
+    if let Some(key) = ctx.idempotency_key {
+        if !store::claim_idempotency_key(&mut tx, ctx.owner, key, &fingerprint).await? {
+            tx.rollback().await?;
+            return replay(pool, ctx.owner, key, &fingerprint).await;
+        }
+    }
+    let body = write_order(&mut tx, request, ctx).await?;
+    if let Some(key) = ctx.idempotency_key {
+        store::save_response(&mut tx, ctx.owner, key, StatusCode::CREATED.as_u16(), &body).await?;
+    }
+    tx.commit().await?;
+    Ok(Placed {
+        status: StatusCode::CREATED,
+        body,
+        replayed: false,
+    })
+}
+
+async fn write_order(
+    conn: &mut PgConnection,
+    request: &CheckoutRequest,
+    ctx: &Context<'_>,
+) -> Result<Value, ApiError> {
+    let ids: Vec<i64> = request.lines.iter().map(|l| l.product_id).collect();
+    let products = store::lock_products(conn, &ids).await?;
+    let lines = match_stock(request, &products)?;
+    let quantities: Vec<i32> = lines.iter().map(|(_, q)| *q).collect();
+    let locked: Vec<&LockedProduct> = lines.iter().map(|(p, _)| *p).collect();
+    store::reserve_stock(conn, &ids, &quantities).await?;
+    let customer_id = store::upsert_customer(conn, &request.customer).await?;
+    let order_id = Uuid::now_v7();
+    let payload = order_placed(request, &lines)?;
+    let event = EventEnvelope::new(
+        EventType::OrderPlaced,
+        order_id,
+        ctx.correlation_id,
+        new_traceparent(),
+        &payload,
+    )
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let new_order = NewOrder {
+        id: order_id,
+        customer_id,
+        owner: ctx.owner,
+        currency: payload.currency.as_str(),
+        subtotal_minor: payload.subtotal_minor,
+        payment_method: &request.payment_method,
+        ship_name: &request.customer.name,
+        address: &request.customer.address,
+        correlation_id: ctx.correlation_id,
+    };
+    let created_at = store::insert_order(conn, &new_order).await?;
+    store::insert_items(conn, order_id, &locked, &quantities).await?;
+    store::insert_timeline(conn, &event).await?;
+    outbox::enqueue(conn, &event).await?;
+    Ok(answer(order_id, &payload, created_at))
+}
+
+/// Pairs each requested line with its locked product, checking existence, currency and stock.
+fn match_stock<'p>(
+    request: &CheckoutRequest,
+    products: &'p [LockedProduct],
+) -> Result<Vec<(&'p LockedProduct, i32)>, ApiError> {
+    let mut lines = Vec::with_capacity(request.lines.len());
+    for line in &request.lines {
+        let Some(product) = products.iter().find(|p| p.id == line.product_id) else {
+            return Err(ApiError::invalid(
+                "unknown_product",
+                format!("there is no product {}", line.product_id),
+                Some(format!("items.{}", line.product_id)),
+            ));
+        };
+        let quantity = i32::try_from(line.quantity.get()).unwrap_or(i32::MAX);
+        if product.stock < quantity {
+            return Err(ApiError::Conflict {
+                code: "out_of_stock",
+                message: format!("only {} of {} left", product.stock, product.name),
+                product_id: Some(product.id),
+            });
+        }
+        lines.push((product, quantity));
+    }
+    if lines.windows(2).any(|w| w[0].0.currency != w[1].0.currency) {
+        return Err(ApiError::invalid(
+            "mixed_currency",
+            "all products of an order must share one currency",
+            Some("items".into()),
+        ));
+    }
+    Ok(lines)
+}
+
+/// The `order.placed` payload: the order as it was priced from the locked products.
+fn order_placed(
+    request: &CheckoutRequest,
+    lines: &[(&LockedProduct, i32)],
+) -> Result<OrderPlaced, ApiError> {
+    let internal = |e: &dyn std::fmt::Display| {
+        ApiError::Internal(anyhow::anyhow!("building order.placed failed: {e}"))
+    };
+    let currency = lines
+        .first()
+        .map(|(p, _)| domain::Currency::parse(&p.currency))
+        .transpose()
+        .map_err(|e| internal(&e))?
+        .ok_or_else(|| internal(&"no lines"))?;
+    let lines: Vec<OrderPlacedLine> = lines
+        .iter()
+        .map(|(p, q)| OrderPlacedLine {
+            product_id: p.id,
+            sku: p.sku.clone(),
+            name: p.name.clone(),
+            unit_price_minor: p.price_minor,
+            quantity: q.unsigned_abs(),
+            line_total_minor: p.price_minor.saturating_mul(i64::from(*q)),
+        })
+        .collect();
+    Ok(OrderPlaced {
+        customer_name: request.customer.name.clone(),
+        customer_email: request.customer.email.as_str().to_owned(),
+        shipping_address: request.customer.address.clone(),
+        subtotal_minor: lines.iter().map(|l| l.line_total_minor).sum(),
+        lines,
+        currency,
+        payment_method: request.payment_method.clone(),
+    })
+}
+
+fn answer(order_id: Uuid, order: &OrderPlaced, created_at: chrono::DateTime<chrono::Utc>) -> Value {
+    let base = format!("/api/orders/{order_id}");
+    json!({
+        "order_id": order_id,
+        "status": "placed",
+        "currency": order.currency,
+        "subtotal_minor": order.subtotal_minor,
+        "items": order.lines.iter().map(|l| json!({
+            "product_id": l.product_id,
+            "sku": l.sku,
+            "name": l.name,
+            "unit_price_minor": l.unit_price_minor,
+            "quantity": l.quantity,
+            "line_total_minor": l.line_total_minor,
+        })).collect::<Vec<_>>(),
+        "created_at": created_at,
+        "links": {
+            "self": base,
+            "events": format!("{base}/events"),
+            "invoice": format!("{base}/invoice.pdf"),
+        },
+    })
+}
+
+async fn replay(
+    pool: &PgPool,
+    owner: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Placed, ApiError> {
+    let mut conn = pool.acquire().await?;
+    let saved = store::saved_response(&mut conn, owner, key).await?;
+    match saved {
+        Some(saved) if saved.request_hash != fingerprint => Err(ApiError::invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different checkout",
+            Some("Idempotency-Key".into()),
+        )),
+        Some(store::SavedResponse {
+            response_status: Some(status),
+            response_body: Some(body),
+            ..
+        }) => Ok(Placed {
+            status: StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
+                .unwrap_or(StatusCode::OK),
+            body,
+            replayed: true,
+        }),
+        _ => Err(ApiError::Conflict {
+            code: "idempotency_key_in_use",
+            message: "a checkout with this Idempotency-Key is still being processed".into(),
+            product_id: None,
+        }),
+    }
+}
+
+/// A fresh W3C trace context (version 00, sampled).
+fn new_traceparent() -> String {
+    let mut trace = [0u8; 16];
+    let mut span = [0u8; 8];
+    rand::rng().fill_bytes(&mut trace);
+    rand::rng().fill_bytes(&mut span);
+    format!("00-{}-{}-01", hex::encode(trace), hex::encode(span))
+}

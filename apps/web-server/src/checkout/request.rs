@@ -1,0 +1,145 @@
+//! The checkout body as sent, and its parsing into a [`CheckoutRequest`] of domain types.
+
+use domain::{
+    Address, CheckoutError, CheckoutLine, Customer, EmailAddress,
+    checkout::{parse_lines, parse_payment_method, required_text},
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// `POST /api/orders` as sent. Every field is optional here so that a missing one is reported by
+/// name with a stable code instead of a generic deserialisation error.
+#[derive(Debug, Deserialize)]
+pub struct CheckoutBody {
+    customer: Option<CustomerBody>,
+    items: Option<Vec<ItemBody>>,
+    payment_method: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomerBody {
+    name: Option<String>,
+    email: Option<String>,
+    address: Option<AddressBody>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AddressBody {
+    line1: Option<String>,
+    city: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ItemBody {
+    product_id: i64,
+    quantity: i64,
+}
+
+/// A checkout whose every field is valid; stock and prices are checked in the transaction.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    /// The shopper.
+    pub customer: Customer,
+    /// The lines, sorted by product id.
+    pub lines: Vec<CheckoutLine>,
+    /// Stripe PaymentMethod id.
+    pub payment_method: String,
+}
+
+impl CheckoutBody {
+    /// Whether the body names its items (otherwise the cart is used).
+    pub fn has_items(&self) -> bool {
+        self.items.is_some()
+    }
+
+    /// Parses the body; `cart` supplies the lines when the body has none.
+    ///
+    /// # Errors
+    /// A `422` [`ApiError`] naming the first invalid field.
+    pub fn parse(self, cart: &[(i64, i64)]) -> Result<CheckoutRequest, ApiError> {
+        let customer = self
+            .customer
+            .ok_or(CheckoutError::MissingField("customer"))
+            .map_err(invalid)?;
+        let address = customer
+            .address
+            .ok_or(CheckoutError::MissingField("customer.address"))
+            .map_err(invalid)?;
+        let raw_lines: Vec<(i64, i64)> = match self.items {
+            Some(items) => items.iter().map(|i| (i.product_id, i.quantity)).collect(),
+            None => cart.to_vec(),
+        };
+        Ok(CheckoutRequest {
+            customer: Customer {
+                name: required_text("customer.name", customer.name.as_deref()).map_err(invalid)?,
+                email: EmailAddress::parse(customer.email.as_deref().unwrap_or_default())
+                    .map_err(invalid)?,
+                address: Address::parse(
+                    address.line1.as_deref(),
+                    address.city.as_deref(),
+                    address.postal_code.as_deref(),
+                    address.country.as_deref(),
+                )
+                .map_err(invalid)?,
+            },
+            lines: parse_lines(&raw_lines).map_err(invalid)?,
+            payment_method: parse_payment_method(self.payment_method.as_deref())
+                .map_err(invalid)?,
+        })
+    }
+}
+
+impl CheckoutRequest {
+    /// SHA-256 of the request in canonical form: equal for equal checkouts, whatever the JSON
+    /// key order or whitespace.
+    pub fn fingerprint(&self) -> String {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            name: &'a str,
+            email: &'a str,
+            address: &'a Address,
+            lines: Vec<(i64, u32)>,
+            payment_method: &'a str,
+        }
+        let canonical = Canonical {
+            name: &self.customer.name,
+            email: self.customer.email.as_str(),
+            address: &self.customer.address,
+            lines: self
+                .lines
+                .iter()
+                .map(|l| (l.product_id, l.quantity.get()))
+                .collect(),
+            payment_method: &self.payment_method,
+        };
+        let json = serde_json::to_vec(&canonical).unwrap_or_default();
+        hex::encode(Sha256::digest(json))
+    }
+}
+
+/// Maps a domain validation error to its `422` and stable code.
+fn invalid(error: CheckoutError) -> ApiError {
+    let (code, field): (&'static str, Option<String>) = match &error {
+        CheckoutError::MissingField(field) => ("missing_field", Some((*field).into())),
+        CheckoutError::FieldTooLong(field) => ("field_too_long", Some((*field).into())),
+        CheckoutError::InvalidEmail(_) => ("invalid_email", Some("customer.email".into())),
+        CheckoutError::InvalidCountry => {
+            ("invalid_country", Some("customer.address.country".into()))
+        }
+        CheckoutError::InvalidQuantity { product_id, .. } => (
+            "invalid_quantity",
+            Some(format!("items.{product_id}.quantity")),
+        ),
+        CheckoutError::TooManyLines(_) => ("too_many_lines", Some("items".into())),
+        CheckoutError::NoItems => ("empty_order", Some("items".into())),
+        CheckoutError::DuplicateProduct(id) => ("duplicate_product", Some(format!("items.{id}"))),
+        CheckoutError::InvalidPaymentMethod => {
+            ("invalid_payment_method", Some("payment_method".into()))
+        }
+    };
+    ApiError::invalid(code, error.to_string(), field)
+}

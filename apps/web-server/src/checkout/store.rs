@@ -1,0 +1,211 @@
+//! The SQL statements of a checkout, one function each, all inside the caller's transaction.
+
+use chrono::{DateTime, Utc};
+use domain::{Address, Customer};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A product row locked for the checkout.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LockedProduct {
+    pub id: i64,
+    pub sku: String,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub stock: i32,
+}
+
+/// A saved checkout answer.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SavedResponse {
+    pub request_hash: String,
+    pub response_status: Option<i16>,
+    pub response_body: Option<serde_json::Value>,
+}
+
+/// The order row to insert.
+pub struct NewOrder<'a> {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub owner: &'a str,
+    pub currency: &'a str,
+    pub subtotal_minor: i64,
+    pub payment_method: &'a str,
+    pub ship_name: &'a str,
+    pub address: &'a Address,
+    pub correlation_id: &'a str,
+}
+
+/// Claims an idempotency key for this checkout. `false` means the key is taken: a concurrent
+/// attempt with the same key waits here until the first one commits or rolls back.
+pub async fn claim_idempotency_key(
+    conn: &mut PgConnection,
+    owner: &str,
+    key: &str,
+    request_hash: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO idempotency_keys (owner_session, idempotency_key, request_hash)
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(owner)
+    .bind(key)
+    .bind(request_hash)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The answer saved under an idempotency key.
+pub async fn saved_response(
+    conn: &mut PgConnection,
+    owner: &str,
+    key: &str,
+) -> sqlx::Result<Option<SavedResponse>> {
+    sqlx::query_as(
+        "SELECT request_hash, response_status, response_body FROM idempotency_keys
+         WHERE owner_session = $1 AND idempotency_key = $2",
+    )
+    .bind(owner)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Saves the answer under the key claimed earlier in this transaction.
+pub async fn save_response(
+    conn: &mut PgConnection,
+    owner: &str,
+    key: &str,
+    status: u16,
+    body: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $3, response_body = $4
+         WHERE owner_session = $1 AND idempotency_key = $2",
+    )
+    .bind(owner)
+    .bind(key)
+    .bind(i16::try_from(status).unwrap_or(500))
+    .bind(body)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks the active products among `ids` in id order (a fixed order, so that concurrent
+/// checkouts cannot deadlock on each other's rows).
+pub async fn lock_products(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> sqlx::Result<Vec<LockedProduct>> {
+    sqlx::query_as(
+        "SELECT id, sku, name, price_minor, currency::text AS currency, stock
+         FROM products WHERE id = ANY($1) AND active ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Takes the quantities off the (locked) products' stock.
+pub async fn reserve_stock(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    quantities: &[i32],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE products p SET stock = p.stock - r.quantity, updated_at = now()
+         FROM unnest($1::bigint[], $2::int[]) AS r(id, quantity) WHERE p.id = r.id",
+    )
+    .bind(ids)
+    .bind(quantities)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The customer with this e-mail address, created or renamed.
+pub async fn upsert_customer(conn: &mut PgConnection, customer: &Customer) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO customers (id, email, name) VALUES ($1, $2, $3)
+         ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name
+         RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(customer.email.as_str())
+    .bind(&customer.name)
+    .fetch_one(conn)
+    .await
+}
+
+/// Inserts the order in status `placed`; returns its creation time.
+pub async fn insert_order(
+    conn: &mut PgConnection,
+    order: &NewOrder<'_>,
+) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar(
+        "INSERT INTO orders (id, customer_id, owner_session, currency, subtotal_minor, payment_method,
+                             ship_name, ship_line1, ship_city, ship_postal_code, ship_country, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         RETURNING created_at",
+    )
+    .bind(order.id)
+    .bind(order.customer_id)
+    .bind(order.owner)
+    .bind(order.currency)
+    .bind(order.subtotal_minor)
+    .bind(order.payment_method)
+    .bind(order.ship_name)
+    .bind(&order.address.line1)
+    .bind(&order.address.city)
+    .bind(&order.address.postal_code)
+    .bind(&order.address.country)
+    .bind(order.correlation_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Inserts the order's lines with the prices taken from the locked products.
+pub async fn insert_items(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    products: &[&LockedProduct],
+    quantities: &[i32],
+) -> sqlx::Result<()> {
+    let line_nos: Vec<i16> = (1..).take(products.len()).collect();
+    let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
+    let skus: Vec<&str> = products.iter().map(|p| p.sku.as_str()).collect();
+    let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
+    let prices: Vec<i64> = products.iter().map(|p| p.price_minor).collect();
+    sqlx::query(
+        "INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_minor, quantity)
+         SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::int[])",
+    )
+    .bind(order_id)
+    .bind(line_nos)
+    .bind(ids)
+    .bind(skus)
+    .bind(names)
+    .bind(prices)
+    .bind(quantities)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds an entry to the order's timeline.
+pub async fn insert_timeline(
+    conn: &mut PgConnection,
+    event: &domain::EventEnvelope,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at) VALUES ($1, $2, $3, $4)")
+        .bind(event.event_id)
+        .bind(event.order_id)
+        .bind(event.event_type.as_str())
+        .bind(event.occurred_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

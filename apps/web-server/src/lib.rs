@@ -1,0 +1,100 @@
+//! The gateway: catalogue, session and cart, checkout, and the shopper's order pages.
+//!
+//! [`Application::build`] wires the routes over PostgreSQL, Redis and SQS; `main.rs` only loads
+//! settings and runs it until a shutdown signal. Handlers parse their input into domain types,
+//! call one function of [`checkout`] or a repository, and map the result; every error is an
+//! [`error::ApiError`].
+
+mod cart;
+mod catalogue;
+pub mod checkout;
+pub mod error;
+mod json;
+mod orders;
+mod routes;
+pub mod session;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use settings::Settings;
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use tokio::net::TcpListener;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// Redis: sessions, carts, catalogue cache.
+    pub redis: redis::aio::ConnectionManager,
+    /// SQS, for the readiness check.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The loaded settings.
+    pub settings: Arc<Settings>,
+    /// Prefix of every Redis key.
+    pub key_prefix: Arc<str>,
+}
+
+/// A bound, not yet serving, web-server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Connects to the services and binds the listener (`http.addr`; port 0 picks a free one).
+    ///
+    /// # Errors
+    /// When PostgreSQL or Redis cannot be reached, or the address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
+            .connect(settings.database.url.expose_secret())
+            .await
+            .context("Failed to connect to PostgreSQL")?;
+        let redis = redis::Client::open(settings.redis.url.expose_secret())
+            .context("Invalid Redis URL")?
+            .get_connection_manager()
+            .await
+            .context("Failed to connect to Redis")?;
+        let sqs = sqs_transport::connect(&settings.sqs, Duration::from_secs(2)).await;
+        let listener = TcpListener::bind(&settings.http.addr)
+            .await
+            .with_context(|| format!("Failed to bind {}", settings.http.addr))?;
+        let state = AppState {
+            pool,
+            redis,
+            sqs,
+            key_prefix: settings.redis.key_prefix.as_str().into(),
+            settings: Arc::new(settings),
+        };
+        Ok(Application {
+            listener,
+            router: routes::router(state),
+        })
+    }
+
+    /// The address actually bound.
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves; requests in flight finish first.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,15 @@
+//! The web-server process: wiring only. See the library for the routes.
+
+use anyhow::Context;
+use web_server::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("web-server");
+    let settings = settings::Settings::load().context("Failed to load settings")?;
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.local_addr()?, "web-server listening");
+    app.run(telemetry::shutdown_signal())
+        .await
+        .context("Server failed")
+}

@@ -1,0 +1,112 @@
+//! Read side of orders: what a session may see of its own orders.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// An order in the session's list.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct OrderSummary {
+    /// The order's id.
+    pub order_id: Uuid,
+    /// Where it is in its life.
+    pub status: String,
+    /// Currency of every amount.
+    pub currency: String,
+    /// Sum of the line totals.
+    pub subtotal_minor: i64,
+    /// When it was placed.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One line of an order.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct OrderLine {
+    /// The product's id.
+    pub product_id: i64,
+    /// Stock-keeping unit at purchase.
+    pub sku: String,
+    /// Name at purchase.
+    pub name: String,
+    /// Price at purchase.
+    pub unit_price_minor: i64,
+    /// Units.
+    pub quantity: i32,
+    /// Price × units.
+    pub line_total_minor: i64,
+}
+
+/// One entry of an order's timeline.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    /// The event's id.
+    pub event_id: Uuid,
+    /// What happened (`order.placed`, …).
+    pub event_type: String,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// Extra facts of the event.
+    pub detail: serde_json::Value,
+}
+
+/// The session's orders, newest first (at most 100).
+///
+/// # Errors
+/// When the query fails.
+pub async fn list(pool: &PgPool, owner: &str) -> sqlx::Result<Vec<OrderSummary>> {
+    sqlx::query_as(
+        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at
+         FROM orders WHERE owner_session = $1 ORDER BY created_at DESC LIMIT 100",
+    )
+    .bind(owner)
+    .fetch_all(pool)
+    .await
+}
+
+/// The order, if it exists and belongs to `owner`.
+///
+/// # Errors
+/// When the query fails.
+pub async fn find(
+    pool: &PgPool,
+    owner: &str,
+    order_id: Uuid,
+) -> sqlx::Result<Option<OrderSummary>> {
+    sqlx::query_as(
+        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at
+         FROM orders WHERE id = $1 AND owner_session = $2",
+    )
+    .bind(order_id)
+    .bind(owner)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The order's lines.
+///
+/// # Errors
+/// When the query fails.
+pub async fn lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<OrderLine>> {
+    sqlx::query_as(
+        "SELECT product_id, sku, name, unit_price_minor, quantity, line_total_minor
+         FROM order_items WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// The order's timeline, oldest first.
+///
+/// # Errors
+/// When the query fails.
+pub async fn timeline(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<TimelineEntry>> {
+    sqlx::query_as(
+        "SELECT event_id, event_type, occurred_at, detail FROM order_timeline
+         WHERE order_id = $1 ORDER BY occurred_at, event_id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,75 @@
+//! The HTTP surface: paths, layers and the thin handlers that map requests to domain calls.
+
+mod cart;
+mod health;
+mod orders;
+mod products;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, Request},
+    middleware,
+    routing::{get, put},
+};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    services::{ServeDir, ServeFile},
+    trace::TraceLayer,
+};
+
+use crate::{AppState, error::ApiError, session};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The request id header; its value becomes the events' `correlation_id`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every route of the web-server.
+pub fn router(state: AppState) -> Router {
+    let shopper = Router::new()
+        .route("/cart", get(cart::show))
+        .route(
+            "/cart/items/{product_id}",
+            put(cart::put_item).delete(cart::remove_item),
+        )
+        .route("/orders", get(orders::list).post(orders::checkout))
+        .route("/orders/{order_id}", get(orders::show))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::layer,
+        ));
+    let api = Router::new()
+        .route("/products", get(products::list))
+        .merge(shopper)
+        .fallback(|| async { not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    let static_dir = &state.settings.http.static_dir;
+    let front_end = ServeDir::new(static_dir)
+        .not_found_service(ServeFile::new(format!("{static_dir}/index.html")));
+    Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback_service(front_end)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("http", http.method = %request.method(), http.path = %request.uri().path(), request.id = %request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "not_found",
+        message: "no such resource".into(),
+    }
+}

@@ -1,0 +1,112 @@
+//! `POST /api/orders` (checkout), `GET /api/orders`, `GET /api/orders/{id}`.
+
+use axum::{
+    Extension, Json,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderName, HeaderValue},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    AppState, cart, catalogue,
+    checkout::{self, CheckoutBody, Context},
+    error::ApiError,
+    json::ApiJson,
+    orders,
+    routes::REQUEST_ID,
+    session::Session,
+};
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Checkout.
+pub async fn checkout(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CheckoutBody>,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let from_cart = !body.has_items();
+    let cart_lines = if from_cart {
+        cart::lines(&state, &session).await?
+    } else {
+        Vec::new()
+    };
+    let request = body.parse(&cart_lines)?;
+    let owner = session.owner();
+    let correlation_id = headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let ctx = Context {
+        owner: &owner,
+        idempotency_key: idempotency_key.as_deref(),
+        correlation_id,
+    };
+    let placed = checkout::place_order(&state.pool, &request, &ctx).await?;
+    if !placed.replayed {
+        catalogue::invalidate(&state).await;
+        if from_cart {
+            cart::clear(&state, &session).await;
+        }
+    }
+    let mut response = (placed.status, Json(placed.body)).into_response();
+    if placed.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The session's orders.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> Result<Json<Value>, ApiError> {
+    let orders = orders::list(&state.pool, &session.owner()).await?;
+    Ok(Json(json!({ "orders": orders })))
+}
+
+/// One order of the session, with its lines and timeline. Another session's order, a malformed
+/// id and a missing order all answer the same `404 order_not_found`.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(order_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
+    let order = orders::find(&state.pool, &session.owner(), order_id)
+        .await?
+        .ok_or_else(ApiError::order_not_found)?;
+    let (items, timeline) = tokio::try_join!(
+        orders::lines(&state.pool, order_id),
+        orders::timeline(&state.pool, order_id)
+    )?;
+    let mut body = serde_json::to_value(&order).map_err(|e| ApiError::Internal(e.into()))?;
+    body["items"] = json!(items);
+    body["timeline"] = json!(timeline);
+    body["tracking_number"] = Value::Null;
+    body["invoice_url"] = Value::Null;
+    Ok(Json(body))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default().trim();
+    let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Ok(Some(key.to_owned()))
+    } else {
+        Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            message: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! `spawn_app()`: a web-server on a free port over a fresh database and a fresh Redis key space.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use web_server::Application;
+
+/// A running web-server and what a test needs to look behind it.
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+}
+
+/// One shopper: an HTTP client with its own cookie jar (its own session).
+pub struct Shopper {
+    pub client: Client,
+    pub address: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db_url = testkit::fresh_database().await.expect("fresh database");
+    let redis_prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    let settings = testkit::test_settings(&[
+        ("APP__DATABASE__URL", &db_url),
+        ("APP__DATABASE__MAX_CONNECTIONS", "30"),
+        ("APP__REDIS__KEY_PREFIX", &redis_prefix),
+        ("APP__HTTP__ADDR", "127.0.0.1:0"),
+        ("APP__HTTP__STATIC_DIR", "no-front-end-in-tests"),
+    ]);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    tokio::spawn(app.run(std::future::pending()));
+    let pool = testkit::pool(&db_url, 5).await.expect("test pool");
+    TestApp { address, pool }
+}
+
+impl TestApp {
+    pub fn shopper(&self) -> Shopper {
+        let client = Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        Shopper {
+            client,
+            address: self.address.clone(),
+        }
+    }
+
+    /// Adds a product with the given stock; returns its id.
+    pub async fn add_product(&self, price_minor: i64, stock: i32) -> i64 {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let sku = format!("TEST-{}", N.fetch_add(1, Ordering::Relaxed));
+        sqlx::query_scalar(
+            "INSERT INTO products (sku, name, description, price_minor, currency, stock, image_url)
+             VALUES ($1, $1, 'test product', $2, 'EUR', $3, '/images/test.svg') RETURNING id",
+        )
+        .bind(sku)
+        .bind(price_minor)
+        .bind(stock)
+        .fetch_one(&self.pool)
+        .await
+        .expect("insert product")
+    }
+
+    pub async fn stock(&self, product_id: i64) -> i32 {
+        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+            .bind(product_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("stock")
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = match table {
+            "orders" => "SELECT count(*) FROM orders",
+            "order_items" => "SELECT count(*) FROM order_items",
+            "outbox" => "SELECT count(*) FROM outbox",
+            "customers" => "SELECT count(*) FROM customers",
+            "order_timeline" => "SELECT count(*) FROM order_timeline",
+            "idempotency_keys" => "SELECT count(*) FROM idempotency_keys",
+            other => panic!("no count for {other}"),
+        };
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    /// Asserts that no order, line, customer, outbox row, timeline entry or key was written.
+    pub async fn assert_nothing_written(&self) {
+        for table in [
+            "orders",
+            "order_items",
+            "outbox",
+            "customers",
+            "order_timeline",
+            "idempotency_keys",
+        ] {
+            assert_eq!(self.count(table).await, 0, "{table} must stay empty");
+        }
+    }
+}
+
+impl Shopper {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn checkout(&self, body: &Value) -> Response {
+        self.client
+            .post(self.url("/api/orders"))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn checkout_with_key(&self, body: &Value, key: &str) -> Response {
+        self.client
+            .post(self.url("/api/orders"))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+}
+
+/// A valid checkout body for the given `(product id, quantity)` lines.
+pub fn order_body(lines: &[(i64, i64)]) -> Value {
+    json!({
+        "customer": {
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "address": {"line1": "12 Analytical Row", "city": "London", "postal_code": "N1 9GU", "country": "GB"}
+        },
+        "items": lines.iter().map(|(id, q)| json!({"product_id": id, "quantity": q})).collect::<Vec<_>>(),
+        "payment_method": "pm_card_visa"
+    })
+}
+
+/// Asserts the status and the error code of a JSON error answer; returns the error object.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body["error"].clone()
+}

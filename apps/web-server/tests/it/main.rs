@@ -1,0 +1,9 @@
+//! Integration tests of the web-server against real PostgreSQL, Redis and LocalStack
+//! (started by `scripts/test.sh`).
+
+mod cart;
+mod checkout;
+mod health;
+mod helpers;
+mod orders;
+mod products;
