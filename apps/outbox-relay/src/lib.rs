@@ -1,0 +1,238 @@
+//! The outbox relay: publishes committed outbox rows to the SQS queue of every consumer their
+//! event type is routed to.
+//!
+//! `concurrency` loops each claim a batch (`FOR UPDATE SKIP LOCKED`, at most one row per order),
+//! publish it with `SendMessageBatch` calls in flight together, then mark the rows published or
+//! schedule a retry, and commit. A loop with nothing to do sleeps until a `LISTEN/NOTIFY` wake-up
+//! or the poll interval, whichever comes first. Several relay processes may run at once: row
+//! locks keep them apart and the claim rule keeps each order's events in commit order.
+//!
+//! A crash between the SQS call and the commit leaves the rows unpublished; they are sent again
+//! and FIFO deduplication (by event id, five minutes) drops the repeat.
+
+mod publish;
+
+use std::{sync::Arc, time::Duration};
+
+use outbox::{Backoff, Claimed};
+use secrecy::ExposeSecret;
+use settings::{RelaySettings, Settings};
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use publish::Publisher;
+
+/// The error type of the relay.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// An outbox statement failed.
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+    /// The database could not be reached or a transaction failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What one claim-and-publish pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A batch was claimed: how many rows went out and how many will be retried.
+    Worked {
+        /// Rows marked published.
+        published: usize,
+        /// Rows scheduled for another attempt.
+        failed: usize,
+    },
+    /// Nothing was publishable.
+    Empty,
+}
+
+/// A relay over one database and one SQS endpoint.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    publisher: Publisher,
+    settings: RelaySettings,
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// Connects to PostgreSQL and builds the SQS client (SQS itself is reached lazily, so the
+    /// relay starts while SQS is down and catches up once it is back).
+    ///
+    /// # Errors
+    /// [`RelayError::Database`] when PostgreSQL cannot be reached.
+    pub async fn connect(settings: &Settings) -> Result<Self, RelayError> {
+        let pool = PgPoolOptions::new()
+            // One connection per loop, one for the listener, one for the purge.
+            .max_connections(u32::try_from(settings.relay.concurrency + 2).unwrap_or(u32::MAX))
+            .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
+            .connect(settings.database.url.expose_secret())
+            .await?;
+        let timeout = Duration::from_millis(settings.relay.sqs_timeout_ms);
+        let client = sqs_transport::connect(&settings.sqs, timeout).await;
+        let publisher = Publisher::new(client, settings.sqs.queue_prefix.clone());
+        Ok(Relay::new(pool, publisher, settings.relay.clone()))
+    }
+
+    /// A relay from parts (tests and benchmarks build their own pool and client).
+    pub fn new(pool: PgPool, publisher: Publisher, settings: RelaySettings) -> Self {
+        Relay {
+            pool,
+            publisher,
+            settings,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Runs the claim loops, the `LISTEN` wake-up and the purge until `shutdown` is cancelled;
+    /// batches in flight finish first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(concurrency = self.settings.concurrency, "relay started");
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.clone().listen(shutdown.clone()));
+        tasks.spawn(self.clone().purge_loop(shutdown.clone()));
+        for _ in 0..self.settings.concurrency {
+            tasks.spawn(self.clone().claim_loop(shutdown.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("relay stopped");
+    }
+
+    /// Claims one batch, publishes it, and records the outcome in one transaction.
+    ///
+    /// # Errors
+    /// [`RelayError`] when the database fails; SQS failures are recorded on the rows instead.
+    pub async fn relay_once(&self) -> Result<Pass, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let batch = match outbox::claim(&mut tx, self.settings.batch_size).await? {
+            Claimed::Empty => return Ok(Pass::Empty),
+            Claimed::Batch(batch) => batch,
+        };
+        let outcome = self.publisher.publish(&batch).await;
+        if !outcome.published.is_empty() {
+            outbox::mark_published(&mut tx, &outcome.published).await?;
+        }
+        for (ids, error) in &outcome.failed {
+            outbox::record_failure(&mut tx, ids, error, self.backoff()).await?;
+        }
+        tx.commit().await?;
+        let failed = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
+        Ok(Pass::Worked {
+            published: outcome.published.len(),
+            failed,
+        })
+    }
+
+    /// Publishes until nothing is publishable (tests and tools).
+    ///
+    /// # Errors
+    /// [`RelayError`] when the database fails.
+    pub async fn drain(&self) -> Result<usize, RelayError> {
+        let mut published = 0;
+        while let Pass::Worked { published: n, .. } = self.relay_once().await? {
+            published += n;
+        }
+        Ok(published)
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            base: Duration::from_millis(self.settings.backoff_base_ms),
+            max: Duration::from_millis(self.settings.backoff_max_ms),
+        }
+    }
+
+    async fn claim_loop(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            // Register for a wake-up before looking, so a notification that arrives while
+            // claiming is not lost.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let idle = match self.relay_once().await {
+                Ok(Pass::Worked { .. }) => continue,
+                Ok(Pass::Empty) => self.settings.poll_interval(),
+                Err(error) => {
+                    tracing::error!(error = %error_chain(&error), "relay pass failed");
+                    self.settings.poll_interval().max(Duration::from_secs(1))
+                }
+            };
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(idle) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    async fn listen(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.listen_once(&shutdown).await {
+                tracing::warn!(error = %error_chain(&error), "outbox listener lost, polling until it is back");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+
+    async fn listen_once(&self, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(outbox::NOTIFY_CHANNEL).await?;
+        // Rows may have been committed while nobody listened.
+        self.wake.notify_waiters();
+        loop {
+            tokio::select! {
+                received = listener.recv() => {
+                    received?;
+                    self.wake.notify_waiters();
+                }
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    async fn purge_loop(self, shutdown: CancellationToken) {
+        let retention = Duration::from_secs(self.settings.retention_s);
+        let every = Duration::from_secs(self.settings.purge_interval_s.max(1));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => return,
+            }
+            match self.purge(retention).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "purged published outbox rows"),
+                Err(error) => tracing::warn!(error = %error_chain(&error), "outbox purge failed"),
+            }
+        }
+    }
+
+    async fn purge(&self, retention: Duration) -> Result<u64, RelayError> {
+        const CHUNK: i64 = 1_000;
+        let mut total = 0;
+        loop {
+            let mut conn = self.pool.acquire().await?;
+            let rows = outbox::purge_published(&mut conn, retention, CHUNK).await?;
+            total += rows;
+            if rows < CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// An error with its causes, for one log line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,264 @@
+//! A fresh database and queue set per test, relays in-process or as real processes, and
+//! readers that check what arrived on each queue.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use aws_sdk_sqs::{Client, types::MessageSystemAttributeName};
+use domain::{Consumer, EventEnvelope, EventType, route};
+use outbox_relay::{Publisher, Relay};
+use sqlx::PgPool;
+use testkit::Queues;
+use uuid::Uuid;
+
+pub struct Harness {
+    pub db_url: String,
+    pub pool: PgPool,
+    pub sqs: Client,
+    pub endpoint: String,
+    pub queues: Queues,
+}
+
+/// An event as enqueued: which order, which id, which type.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub order_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: EventType,
+}
+
+/// An event as received from a queue.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub group_id: String,
+    pub dedup_id: String,
+    pub event_type_attribute: String,
+    pub envelope: EventEnvelope,
+}
+
+pub async fn harness() -> Harness {
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    harness_on(&endpoint).await
+}
+
+pub async fn harness_on(endpoint: &str) -> Harness {
+    let db_url = testkit::fresh_database().await.expect("fresh database");
+    let pool = testkit::pool(&db_url, 10).await.expect("pool");
+    let sqs = testkit::sqs_client(endpoint).await;
+    let queues = testkit::fresh_queues(&sqs).await.expect("fresh queues");
+    Harness {
+        db_url,
+        pool,
+        sqs,
+        endpoint: endpoint.to_owned(),
+        queues,
+    }
+}
+
+impl Harness {
+    /// The `APP__…` settings a relay of this harness runs with.
+    pub fn relay_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("APP__DATABASE__URL", self.db_url.clone()),
+            ("APP__SQS__ENDPOINT_URL", self.endpoint.clone()),
+            ("APP__SQS__QUEUE_PREFIX", self.queues.prefix.clone()),
+            ("APP__RELAY__BATCH_SIZE", "20".into()),
+            ("APP__RELAY__CONCURRENCY", "3".into()),
+            ("APP__RELAY__POLL_INTERVAL_MS", "200".into()),
+            ("APP__RELAY__BACKOFF_BASE_MS", "100".into()),
+            ("APP__RELAY__BACKOFF_MAX_MS", "1000".into()),
+            ("APP__RELAY__SQS_TIMEOUT_MS", "2000".into()),
+        ]
+    }
+
+    /// A relay running inside the test process.
+    pub async fn relay(&self) -> Relay {
+        let env = self.relay_env();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let settings = testkit::test_settings(&pairs);
+        let client = sqs_transport::connect(&settings.sqs, Duration::from_secs(2)).await;
+        Relay::new(
+            self.pool.clone(),
+            Publisher::new(client, self.queues.prefix.clone()),
+            settings.relay,
+        )
+    }
+
+    /// The real relay binary, in its own process group, logging to a temp file.
+    pub fn spawn_relay_process(&self) -> Child {
+        self.spawn_relay_process_with(&[])
+    }
+
+    /// The real relay binary with some settings overridden.
+    pub fn spawn_relay_process_with(&self, overrides: &[(&'static str, &str)]) -> Child {
+        let log = std::env::temp_dir().join(format!("relay-{}.log", Uuid::new_v4().simple()));
+        let log = std::fs::File::create(log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+        command
+            .envs(self.relay_env())
+            .envs(overrides.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command.spawn().expect("relay process starts")
+    }
+
+    pub async fn enqueue(&self, order_id: Uuid, event_type: EventType) -> Sent {
+        let event = EventEnvelope::new(
+            event_type,
+            order_id,
+            "test",
+            "",
+            &serde_json::json!({"n": 1}),
+        )
+        .expect("envelope");
+        let mut tx = self.pool.begin().await.expect("begin");
+        outbox::enqueue(&mut tx, &event).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+        Sent {
+            order_id,
+            event_id: event.event_id,
+            event_type,
+        }
+    }
+
+    /// `events_per_order` events for each of `orders` orders, written by `writers` concurrent
+    /// tasks so that commits of different orders interleave. Returns them in commit order per order.
+    pub async fn enqueue_many(
+        &self,
+        orders: usize,
+        events_per_order: usize,
+        writers: usize,
+    ) -> Vec<Sent> {
+        let order_ids: Vec<Uuid> = (0..orders).map(|_| Uuid::now_v7()).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for writer in 0..writers {
+            let mine: Vec<Uuid> = order_ids
+                .iter()
+                .copied()
+                .skip(writer)
+                .step_by(writers)
+                .collect();
+            let pool = self.pool.clone();
+            let harness = Harness {
+                db_url: self.db_url.clone(),
+                pool,
+                sqs: self.sqs.clone(),
+                endpoint: self.endpoint.clone(),
+                queues: self.queues.clone(),
+            };
+            tasks.spawn(async move {
+                let mut sent = Vec::new();
+                for n in 0..events_per_order {
+                    for order_id in &mine {
+                        let event_type = EventType::ALL
+                            [(n + order_id.as_bytes()[15] as usize) % EventType::ALL.len()];
+                        sent.push(harness.enqueue(*order_id, event_type).await);
+                    }
+                }
+                sent
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(sent) = tasks.join_next().await {
+            all.extend(sent.expect("writer task"));
+        }
+        all
+    }
+
+    pub async fn published(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    pub async fn wait_all_published(&self, total: usize, timeout: Duration) {
+        let total = i64::try_from(total).expect("fits");
+        testkit::eventually("all outbox rows published", timeout, || async {
+            self.published().await == total
+        })
+        .await
+        .expect("published in time");
+    }
+
+    /// Everything on `consumer`'s queue, expecting `expected` messages.
+    pub async fn receive(&self, consumer: Consumer, expected: usize) -> Vec<Received> {
+        let url = self.queues.url(consumer.name());
+        let messages = testkit::receive_all(&self.sqs, url, expected, Duration::from_secs(60))
+            .await
+            .expect("receive");
+        messages
+            .into_iter()
+            .map(|m| {
+                let system = m.attributes.clone().unwrap_or_default();
+                let attribute = |name: MessageSystemAttributeName| {
+                    system.get(&name).cloned().unwrap_or_default()
+                };
+                Received {
+                    group_id: attribute(MessageSystemAttributeName::MessageGroupId),
+                    dedup_id: attribute(MessageSystemAttributeName::MessageDeduplicationId),
+                    event_type_attribute: m
+                        .message_attributes
+                        .as_ref()
+                        .and_then(|a| a.get("event_type"))
+                        .and_then(|v| v.string_value.clone())
+                        .unwrap_or_default(),
+                    envelope: serde_json::from_str(m.body.as_deref().unwrap_or_default())
+                        .expect("body is an envelope"),
+                }
+            })
+            .collect()
+    }
+
+    /// Asserts every queue holds exactly the events routed to it, once each, in commit order per order.
+    pub async fn assert_delivered_in_order(&self, sent: &[Sent]) {
+        for consumer in Consumer::ALL {
+            let expected: Vec<&Sent> = sent
+                .iter()
+                .filter(|s| route(s.event_type).contains(&consumer))
+                .collect();
+            let received = self.receive(consumer, expected.len()).await;
+            assert_eq!(
+                received.len(),
+                expected.len(),
+                "{consumer}: every routed event exactly once"
+            );
+            let mut want: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+            for s in &expected {
+                want.entry(s.order_id).or_default().push(s.event_id);
+            }
+            let mut got: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+            for r in &received {
+                assert_eq!(
+                    r.group_id,
+                    r.envelope.order_id.to_string(),
+                    "group id is the order id"
+                );
+                assert_eq!(
+                    r.dedup_id,
+                    r.envelope.event_id.to_string(),
+                    "dedup id is the event id"
+                );
+                got.entry(r.envelope.order_id)
+                    .or_default()
+                    .push(r.envelope.event_id);
+            }
+            assert_eq!(got, want, "{consumer}: per-order commit order");
+        }
+    }
+}
+
+/// Kills the process and its group with SIGKILL (`kill -9`: no chance to clean up) and reaps it.
+pub fn kill_9(child: &mut Child) {
+    let _ = child.kill();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+}

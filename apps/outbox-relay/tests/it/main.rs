@@ -1,0 +1,9 @@
+//! Integration tests of the outbox relay against real PostgreSQL and LocalStack SQS
+//! (started by `scripts/test.sh`); the outage test runs a private LocalStack of its own.
+
+mod crash;
+mod helpers;
+mod lifecycle;
+mod ordering;
+mod outage;
+mod routing;
