@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# One image per ChargeFlow app: docker build --build-arg APP=web-server -t chargeflow/web-server .
+# APP is a package of the workspace (a folder under apps/). docker-compose.yml builds each app
+# from this file.
+
+FROM rust:1.95-bookworm AS builder
+ARG APP
+RUN test -n "$APP" || (echo "build with --build-arg APP=<package under apps/>" >&2; exit 1)
+WORKDIR /src
+COPY . .
+# Cache mounts keep the crate registry and target/ between builds (BuildKit).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p "$APP" \
+    && install -D "target/release/$APP" /out/app
+
+FROM debian:bookworm-slim AS runtime
+ARG APP
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home chargeflow
+COPY --from=builder /out/app /usr/local/bin/app
+USER chargeflow
+ENV APP_NAME=$APP
+ENTRYPOINT ["/usr/local/bin/app"]

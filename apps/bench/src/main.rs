@@ -1,0 +1,36 @@
+//! Benchmarks against the local services (never run as tests): checkout versus a plain SQL
+//! transaction writing the same rows, and the outbox relay versus a plain `SendMessageBatch`
+//! loop, each pair measured in the same run so that the ratio means something on a noisy machine.
+//!
+//! Reads the usual `APP__…` variables (`scripts/bench.sh` starts private services and sets them).
+
+mod checkout;
+mod relay;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    about = "ChargeFlow benchmarks: print figures, compare with a baseline from the same run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// POST /api/orders versus a plain SQL transaction inserting the same rows.
+    Checkout(checkout::Args),
+    /// Outbox relay publish rate and commit-to-SQS lag versus a plain SendMessageBatch loop.
+    Relay(relay::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Checkout(args) => checkout::run(args).await,
+        Command::Relay(args) => relay::run(args).await,
+    }
+}

@@ -1,0 +1,271 @@
+//! Relay publish rate and commit-to-SQS lag, next to a plain `SendMessageBatch` loop that sends
+//! the same number of messages to the same queues of the same LocalStack in the same run.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::Client;
+use domain::{Consumer, EventEnvelope, EventType, route};
+use futures::{StreamExt, stream};
+use outbox_relay::{Publisher, Relay};
+use sqlx::PgPool;
+use sqs_transport::{OutgoingMessage, QueueDirectory};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::stats::{self, Phase};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Events in the throughput phases (two per order: order.placed and invoice.generated).
+    #[arg(long, default_value_t = 4000)]
+    events: usize,
+    /// SendMessageBatch calls in flight in the baseline loop.
+    #[arg(long, default_value_t = 16)]
+    sqs_concurrency: usize,
+    /// Relay claim loops.
+    #[arg(long, default_value_t = 4)]
+    relay_concurrency: usize,
+    /// Event rate of the lag phase, per second.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Length of the lag phase, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db_url = testkit::fresh_database()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let pool = testkit::pool(&db_url, 12)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    let sqs = testkit::sqs_client(&endpoint).await;
+    let queues = testkit::fresh_queues(&sqs)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let events = make_events(args.events)?;
+
+    let baseline = plain_loop(&sqs, &queues.prefix, &events, args.sqs_concurrency).await?;
+    let relay =
+        relay_throughput(&pool, &sqs, &queues.prefix, &events, args.relay_concurrency).await?;
+    let lag = relay_lag(&pool, &sqs, &queues.prefix, &args).await?;
+
+    println!(
+        "\n## Relay ({} events = {} messages; baseline with {} calls in flight, relay with {} loops)\n",
+        events.len(),
+        baseline.count,
+        args.sqs_concurrency,
+        args.relay_concurrency
+    );
+    println!("{}", stats::header());
+    println!("{}", baseline.row());
+    println!("{}", relay.row());
+    println!("{}", lag.row());
+    println!(
+        "\nrelay / plain SendMessageBatch rate: {:.2} (target ≥ 0.8); lag at {}/s: p50 {:.1} ms (target < 10), p99 {:.1} ms (target < 100)",
+        relay.per_second() / baseline.per_second(),
+        args.rate,
+        lag.percentile_ms(50.0),
+        lag.percentile_ms(99.0)
+    );
+    Ok(())
+}
+
+fn make_events(count: usize) -> anyhow::Result<Vec<EventEnvelope>> {
+    let mut events = Vec::with_capacity(count);
+    for n in 0..count {
+        let order_id = if n % 2 == 0 {
+            Uuid::now_v7()
+        } else {
+            events
+                .last()
+                .map_or_else(Uuid::now_v7, |e: &EventEnvelope| e.order_id)
+        };
+        let event_type = if n % 2 == 0 {
+            EventType::OrderPlaced
+        } else {
+            EventType::InvoiceGenerated
+        };
+        let payload = serde_json::json!({"padding": "x".repeat(600)});
+        events.push(EventEnvelope::new(
+            event_type, order_id, "bench", "", &payload,
+        )?);
+    }
+    Ok(events)
+}
+
+fn messages_of(events: &[EventEnvelope]) -> Vec<(Consumer, OutgoingMessage)> {
+    events
+        .iter()
+        .enumerate()
+        .flat_map(|(n, event)| {
+            route(event.event_type).iter().map(move |consumer| {
+                let message = OutgoingMessage {
+                    entry_id: n.to_string(),
+                    body: serde_json::to_string(event).unwrap_or_default(),
+                    group_id: event.order_id.to_string(),
+                    dedup_id: format!("base-{}", event.event_id),
+                    attributes: vec![("event_type", event.event_type.to_string())],
+                };
+                (*consumer, message)
+            })
+        })
+        .collect()
+}
+
+async fn plain_loop(
+    sqs: &Client,
+    prefix: &str,
+    events: &[EventEnvelope],
+    concurrency: usize,
+) -> anyhow::Result<Phase> {
+    let directory = QueueDirectory::new(sqs.clone());
+    let messages = messages_of(events);
+    let mut calls = Vec::new();
+    for consumer in Consumer::ALL {
+        let url = directory
+            .url(&format!("{prefix}{}.fifo", consumer.name()))
+            .await?;
+        let mine: Vec<OutgoingMessage> = messages
+            .iter()
+            .filter(|(c, _)| *c == consumer)
+            .map(|(_, m)| m.clone())
+            .collect();
+        calls.extend(mine.chunks(10).map(|chunk| (url.clone(), chunk.to_vec())));
+    }
+    let started = Instant::now();
+    let latencies: Vec<Duration> = stream::iter(calls)
+        .map(|(url, chunk)| async move {
+            let t = Instant::now();
+            let outcome = sqs_transport::send_batch(sqs, &url, &chunk).await;
+            (
+                t.elapsed(),
+                chunk.len(),
+                outcome.map(|o| o.failed.is_empty()).unwrap_or(false),
+            )
+        })
+        .buffer_unordered(concurrency)
+        .flat_map(|(elapsed, n, ok)| {
+            stream::iter(std::iter::repeat_n(elapsed, if ok { n } else { 0 }))
+        })
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(latencies.len() == messages.len(), "baseline lost messages");
+    Ok(Phase::new(
+        "plain SendMessageBatch loop (baseline)",
+        elapsed,
+        latencies,
+    ))
+}
+
+async fn relay_throughput(
+    pool: &PgPool,
+    sqs: &Client,
+    prefix: &str,
+    events: &[EventEnvelope],
+    concurrency: usize,
+) -> anyhow::Result<Phase> {
+    enqueue_all(pool, events).await?;
+    let messages = messages_of(events).len();
+    let started = Instant::now();
+    let (shutdown, relay) = start_relay(pool, sqs, prefix, concurrency).await;
+    wait_published(pool, events.len()).await?;
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    relay.await?;
+    // Per-message latency is not meaningful for a backlog drain: report the drain time.
+    Ok(Phase::new(
+        "outbox relay, backlog drain",
+        elapsed,
+        vec![elapsed; messages],
+    ))
+}
+
+async fn relay_lag(
+    pool: &PgPool,
+    sqs: &Client,
+    prefix: &str,
+    args: &Args,
+) -> anyhow::Result<Phase> {
+    sqlx::query("DELETE FROM outbox").execute(pool).await?;
+    let (shutdown, relay) = start_relay(pool, sqs, prefix, args.relay_concurrency).await;
+    let total = (args.rate * args.seconds) as usize;
+    let events = make_events(total)?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let started = Instant::now();
+    for (n, event) in events.iter().enumerate() {
+        tokio::time::sleep_until((started + interval * u32::try_from(n)?).into()).await;
+        let mut tx = pool.begin().await?;
+        outbox::enqueue(&mut tx, event).await?;
+        tx.commit().await?;
+    }
+    wait_published(pool, total).await?;
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    relay.await?;
+    let lags: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM published_at - created_at)::float8 FROM outbox",
+    )
+    .fetch_all(pool)
+    .await?;
+    let lags = lags
+        .into_iter()
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+        .collect();
+    Ok(Phase::new(
+        format!("commit-to-SQS lag at {}/s", args.rate),
+        elapsed,
+        lags,
+    ))
+}
+
+async fn enqueue_all(pool: &PgPool, events: &[EventEnvelope]) -> anyhow::Result<()> {
+    for chunk in events.chunks(500) {
+        let mut tx = pool.begin().await?;
+        for event in chunk {
+            outbox::enqueue(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn start_relay(
+    pool: &PgPool,
+    sqs: &Client,
+    prefix: &str,
+    concurrency: usize,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let mut settings = testkit::test_settings(&[]).relay;
+    settings.concurrency = concurrency;
+    let relay = Relay::new(
+        pool.clone(),
+        Publisher::new(sqs.clone(), prefix.to_owned()),
+        settings,
+    );
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(relay.run(shutdown.clone()));
+    (shutdown, handle)
+}
+
+async fn wait_published(pool: &PgPool, total: usize) -> anyhow::Result<()> {
+    let total = i64::try_from(total)?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+                .fetch_one(pool)
+                .await?;
+        if done >= total {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "relay did not publish {total} events in 300 s ({done} done)"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,497 @@
+#!/usr/bin/env bash
+# services.sh — install, start, stop and report ChargeFlow's local services without Docker:
+# PostgreSQL 15 (a throwaway cluster), Redis and LocalStack 4.13.1 (SQS only, host mode),
+# all bound to 127.0.0.1 only.
+#
+#   scripts/services.sh install   apt packages if missing + LocalStack venv (cached, fast when done)
+#   scripts/services.sh start     install, start what is not running, create queues, write env.sh
+#   scripts/services.sh stop      stop what this data dir started (by recorded pid)
+#   scripts/services.sh status    one line per service; exit 0 if all up, 3 otherwise
+#
+# Settings (environment, with defaults):
+#   CHARGEFLOW_DATA_DIR  <repo>/.data/dev       pids/, logs/, pg/, redis/, localstack/, env.sh
+#   PG_PORT 5432   REDIS_PORT 6379   LOCALSTACK_PORT 4566   SQS_QUEUE_PREFIX chargeflow-
+#   CHARGEFLOW_TOOLS_DIR $HOME/.cache/chargeflow  holds venv-<hash>, shared by every clone
+#   CHARGEFLOW_PYTHON    python3.11 if present, else python3 (the venv's interpreter)
+#   APPLY_SCHEMA         1; 0 = do not apply init.sql to the chargeflow database
+# Several instances can run side by side with different ports and data dirs.
+# Then: `. "$CHARGEFLOW_DATA_DIR/env.sh"` exports APP__DATABASE__URL, APP__REDIS__URL, APP__SQS__*.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA_DIR="${CHARGEFLOW_DATA_DIR:-$REPO_ROOT/.data/dev}"
+[[ "$DATA_DIR" = /* ]] || DATA_DIR="$PWD/$DATA_DIR"
+PG_PORT="${PG_PORT:-5432}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
+SQS_QUEUE_PREFIX="${SQS_QUEUE_PREFIX:-chargeflow-}"
+TOOLS_DIR="${CHARGEFLOW_TOOLS_DIR:-${HOME:-/tmp}/.cache/chargeflow}"
+APPLY_SCHEMA="${APPLY_SCHEMA:-1}"
+
+LOCK_FILE="$REPO_ROOT/localstack/requirements.lock"
+QUEUES_FILE="$REPO_ROOT/localstack/queues.json"
+CREATE_QUEUES="$REPO_ROOT/localstack/init/ready.d/create_queues.py"
+PID_DIR="$DATA_DIR/pids"
+LOG_DIR="$DATA_DIR/logs"
+PGDATA="$DATA_DIR/pg/data"
+PGRUN="$DATA_DIR/pg/run"          # unix socket directory
+LOCALSTACK_URL="http://127.0.0.1:$LOCALSTACK_PORT"
+STOP_TIMEOUT_S=10
+LOCALSTACK_TIMEOUT_S=60
+
+log() { printf 'services: %s\n' "$*"; }
+die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+
+as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+# PostgreSQL refuses to run as root: run its tools as the postgres user (from / so that an
+# unreadable working directory does not matter). Non-root users run them as themselves.
+as_pg() { if [[ $EUID -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+
+pg_bin_dir() {
+  if [[ -n "${PG_BIN:-}" ]]; then echo "$PG_BIN"; return; fi
+  local dir
+  dir="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+  if [[ -x "$dir/initdb" ]]; then echo "$dir"; return; fi
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; fi
+}
+
+python_cmd() {
+  if [[ -n "${CHARGEFLOW_PYTHON:-}" ]]; then echo "$CHARGEFLOW_PYTHON"
+  elif command -v python3.11 >/dev/null 2>&1; then echo python3.11
+  else echo python3; fi
+}
+
+# The venv is keyed by the lock file and the interpreter, so a changed lock gets a new venv.
+VENV=""
+set_venv_path() {
+  [[ -n "$VENV" ]] && return 0
+  local key
+  key="$({ cat "$LOCK_FILE"; "$(python_cmd)" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-12)"
+  VENV="$TOOLS_DIR/venv-$key"
+}
+
+# A zombie (dead, not yet reaped by pid 1) passes `kill -0` and keeps its /proc/PID/comm.
+zombie() { [[ "$(ps -o stat= -p "$1" 2>/dev/null)" == Z* ]]; }
+alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null && ! zombie "$1"; }
+
+# Is pid $1 really our $2? Checked by process name (and LocalStack by its `-m` module), never
+# by a substring of the command line: a recycled pid of a shell whose command merely mentions
+# "postgres" must not be taken for the server and killed.
+is_service() {
+  local comm args
+  comm="$(cat "/proc/$1/comm" 2>/dev/null)" || return 1
+  case $2 in
+    postgres | redis-server) [[ "$comm" == "$2" ]] ;;
+    localstack)
+      args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+      [[ "$comm" == python* && "$args" == *" -m localstack.runtime.main "* ]] ;;
+  esac
+}
+
+# The pid in a pid file, if that process is alive and is the service $2.
+live_pid() {
+  local file=$1 kind=$2 pid
+  [[ -f "$file" ]] || return 0
+  pid="$(head -n1 "$file" | tr -dc 0-9)"
+  if alive "$pid" && is_service "$pid" "$kind"; then echo "$pid"; fi
+}
+
+pg_pid() { live_pid "$PGDATA/postmaster.pid" postgres; }
+redis_pid() { live_pid "$PID_DIR/redis.pid" redis-server; }
+localstack_pid() { live_pid "$PID_DIR/localstack.pid" localstack; }
+
+# Every process of the session led by $1 (redis and LocalStack are started with setsid,
+# so their children, if any, stay in that session).
+# Zombies are left out: they are dead, only not yet reaped by whatever pid 1 is.
+session_pids() { ps -eo pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }
+
+port_listeners() { ss -Hltnp "sport = :$1" 2>/dev/null || true; }
+
+ensure_port_free() {
+  local port=$1 var=$2 who
+  who="$(port_listeners "$port")"
+  [[ -z "$who" ]] && return 0
+  die "port $port is already in use by something this data dir did not start:
+$who
+Set $var to a free port (and CHARGEFLOW_DATA_DIR to another folder) to run beside it, or stop it."
+}
+
+# Fails if any TCP/UDP listener of the given pids is bound to anything but 127.0.0.1.
+assert_loopback_only() {
+  local name=$1; shift
+  local pattern bad
+  pattern="$(printf 'pid=%s,|' "$@")"
+  bad="$(ss -Hltunp | grep -E "${pattern%|}" | awk '{ print $5 }' | grep -v '^127\.0\.0\.1:' || true)"
+  [[ -z "$bad" ]] || die "$name listens on $(echo "$bad" | tr '\n' ' ')- it must listen on 127.0.0.1 only"
+}
+
+# wait_until SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
+wait_until() {
+  local timeout=$1; shift
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+http_get() {
+  if command -v curl >/dev/null 2>&1; then curl -fsS --max-time 2 "$1"
+  else "$(python_cmd)" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1"
+  fi
+}
+
+pg_ready() { "$(pg_bin_dir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -t 2; }
+redis_ready() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+localstack_ready() { http_get "$LOCALSTACK_URL/_localstack/health" | grep -Eq '"sqs": *"running"'; }
+
+psql_pg() { "$(pg_bin_dir)/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+
+# ---------------------------------------------------------------- install
+
+# Debian's postinst scripts would start a default redis (and postgres cluster) on the default
+# ports; a temporary policy-rc.d forbids that while we install.
+apt_install() {
+  local guard=/usr/sbin/policy-rc.d added=0
+  if [[ ! -e "$guard" ]]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null && as_root chmod +x "$guard" && added=1
+  fi
+  log "apt-get install $*"
+  local rc=0
+  { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } \
+    >"$TOOLS_DIR/apt.log" 2>&1 || rc=$?
+  if [[ $added -eq 1 ]]; then as_root rm -f "$guard"; fi
+  [[ $rc -eq 0 ]] || { tail -n 30 "$TOOLS_DIR/apt.log" >&2; die "apt-get install $* failed"; }
+}
+
+missing_packages() {
+  command -v redis-server >/dev/null 2>&1 || echo redis-server
+  [[ -n "$(pg_bin_dir)" ]] || echo postgresql
+  command -v ss >/dev/null 2>&1 || echo iproute2
+}
+
+install_venv() {
+  local venv=$VENV python
+  python="$(python_cmd)"
+  log "creating LocalStack venv $venv (first time: a minute or two)"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
+    --no-deps --require-hashes -r "$LOCK_FILE" >"$TOOLS_DIR/pip.log" 2>&1 \
+    || { tail -n 30 "$TOOLS_DIR/pip.log" >&2; die "pip install of $LOCK_FILE failed"; }
+  "$venv/bin/python" -c 'import localstack.runtime.main, boto3, yaml' \
+    || die "the LocalStack venv $venv is broken"
+  date -u +%FT%TZ >"$venv/.chargeflow-installed"
+}
+
+cmd_install() {
+  mkdir -p "$TOOLS_DIR"
+  set_venv_path
+  local venv=$VENV
+  # Fast path: nothing to do (no lock taken).
+  if [[ -z "$(missing_packages)" && -f "$venv/.chargeflow-installed" ]]; then return 0; fi
+  # Serialise concurrent installs (e.g. two test instances starting at once).
+  exec 9>"$TOOLS_DIR/.install.lock"
+  flock 9
+  local missing
+  missing="$(missing_packages | tr '\n' ' ')"
+  if [[ -n "${missing// /}" ]]; then
+    # shellcheck disable=SC2086
+    apt_install $missing
+    [[ -z "$(missing_packages)" ]] || die "still missing after apt-get: $(missing_packages | tr '\n' ' ')"
+  fi
+  [[ -f "$venv/.chargeflow-installed" ]] || install_venv
+  exec 9>&-
+  log "installed: postgres $(pg_bin_dir), $(command -v redis-server), venv $venv"
+}
+
+# ---------------------------------------------------------------- postgres
+
+# The server runs as postgres, so it must be able to traverse down to $DATA_DIR/pg. A data dir
+# made by `mktemp -d` is mode 700: give it search permission (x only, no listing).
+ensure_pg_can_reach_data_dir() {
+  [[ $EUID -eq 0 ]] || return 0
+  mkdir -p "$DATA_DIR/pg"
+  as_pg test -x "$DATA_DIR/pg" && return 0
+  chmod a+x "$DATA_DIR"
+  as_pg test -x "$DATA_DIR/pg" || die "the postgres user cannot reach $DATA_DIR/pg (a parent folder
+is not searchable by it): set CHARGEFLOW_DATA_DIR to a folder such as /tmp/chargeflow-dev"
+}
+
+init_pg_cluster() {
+  log "postgres: initdb $PGDATA"
+  mkdir -p "$PGDATA" "$PGRUN"
+  if [[ $EUID -eq 0 ]]; then chown -R postgres:postgres "$DATA_DIR/pg"; fi
+  chmod 700 "$PGDATA"
+  as_pg "$(pg_bin_dir)/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+    >"$LOG_DIR/initdb.log" 2>&1 || { cat "$LOG_DIR/initdb.log" >&2; die "initdb failed"; }
+  as_pg sh -c "cat >'$PGDATA/pg_hba.conf'" <<'EOF'
+# ChargeFlow local cluster: trust, from the unix socket and 127.0.0.1 only.
+local all all              trust
+host  all all 127.0.0.1/32 trust
+EOF
+  as_pg sh -c "echo \"include_if_exists 'chargeflow.conf'\" >>'$PGDATA/postgresql.conf'"
+}
+
+# After a kill -9 the postmaster can linger as a zombie, which postgres takes for a live
+# server holding its lock files (postmaster.pid, the socket's .lock): a dead server's can go.
+remove_stale_postmaster_pid() {
+  local pid
+  [[ -f "$PGDATA/postmaster.pid" ]] || return 0
+  pid="$(head -n1 "$PGDATA/postmaster.pid" | tr -dc 0-9)"
+  if [[ -n "$pid" ]] && zombie "$pid"; then
+    log "postgres: removing the lock files of dead server $pid"
+    rm -f "$PGDATA/postmaster.pid" "$PGRUN"/.s.PGSQL.*
+  fi
+}
+
+# Rewritten at every start, so PG_PORT may change between runs.
+write_pg_conf() {
+  as_pg sh -c "cat >'$PGDATA/chargeflow.conf'" <<EOF
+# Written by scripts/services.sh at each start.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PGRUN'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+}
+
+start_postgres() {
+  local pid
+  pid="$(pg_pid)"
+  if [[ -n "$pid" ]]; then
+    log "postgres: already running (pid $pid)"
+  else
+    ensure_port_free "$PG_PORT" PG_PORT
+    (( ${#PGRUN} + 20 < 107 )) || die "socket path under $PGRUN is too long for unix sockets: use a shorter CHARGEFLOW_DATA_DIR"
+    ensure_pg_can_reach_data_dir
+    [[ -f "$PGDATA/PG_VERSION" ]] || init_pg_cluster
+    remove_stale_postmaster_pid
+    write_pg_conf
+    touch "$LOG_DIR/postgres.log"
+    if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$LOG_DIR/postgres.log"; fi
+    log "postgres: starting on 127.0.0.1:$PG_PORT"
+    as_pg "$(pg_bin_dir)/pg_ctl" -D "$PGDATA" -l "$LOG_DIR/postgres.log" -w -t 60 start >/dev/null 8>&- \
+      || { tail -n 30 "$LOG_DIR/postgres.log" >&2; die "postgres did not start"; }
+    pid="$(pg_pid)"
+  fi
+  echo "$pid" >"$PID_DIR/postgres.pid"
+  wait_until 30 pg_ready || die "postgres is not ready on 127.0.0.1:$PG_PORT"
+  assert_loopback_only postgres "$pid"
+  ensure_database
+}
+
+ensure_database() {
+  if [[ "$(psql_pg -d postgres -tAc "select 1 from pg_database where datname = 'chargeflow'")" != 1 ]]; then
+    log "postgres: creating database chargeflow"
+    psql_pg -d postgres -c 'create database chargeflow owner postgres'
+  fi
+  [[ "$APPLY_SCHEMA" == 0 ]] && return 0
+  if [[ "$(psql_pg -d chargeflow -tAc "select to_regclass('public.outbox') is not null")" == t ]]; then
+    return 0
+  fi
+  if [[ ! -f "$REPO_ROOT/init.sql" ]]; then
+    log "postgres: no init.sql in the repository yet, schema not applied"
+    return 0
+  fi
+  log "postgres: applying init.sql"
+  psql_pg -d chargeflow --single-transaction -f "$REPO_ROOT/init.sql" >"$LOG_DIR/schema.log" 2>&1 \
+    || { cat "$LOG_DIR/schema.log" >&2; die "init.sql failed (nothing of it was applied)"; }
+}
+
+stop_postgres() {
+  local pid
+  pid="$(pg_pid)"
+  if [[ -n "$pid" ]]; then
+    log "postgres: stopping (pid $pid)"
+    as_pg "$(pg_bin_dir)/pg_ctl" -D "$PGDATA" -m fast -w -t "$STOP_TIMEOUT_S" stop >/dev/null 2>&1 \
+      || kill_session "$pid"
+  fi
+  rm -f "$PID_DIR/postgres.pid"
+}
+
+# ---------------------------------------------------------------- redis
+
+start_redis() {
+  local pid
+  pid="$(redis_pid)"
+  if [[ -n "$pid" ]]; then
+    log "redis: already running (pid $pid)"
+  else
+    ensure_port_free "$REDIS_PORT" REDIS_PORT
+    mkdir -p "$DATA_DIR/redis"
+    log "redis: starting on 127.0.0.1:$REDIS_PORT"
+    setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+      --daemonize no --dir "$DATA_DIR/redis" </dev/null >>"$LOG_DIR/redis.log" 2>&1 8>&- &
+    pid=$!
+    echo "$pid" >"$PID_DIR/redis.pid"
+  fi
+  wait_until 15 redis_ready || { tail -n 20 "$LOG_DIR/redis.log" >&2; die "redis is not ready on 127.0.0.1:$REDIS_PORT"; }
+  assert_loopback_only redis "$pid"
+}
+
+# ---------------------------------------------------------------- localstack
+
+start_localstack() {
+  local pid venv
+  set_venv_path
+  venv=$VENV
+  pid="$(localstack_pid)"
+  if [[ -n "$pid" ]]; then
+    log "localstack: already running (pid $pid)"
+    wait_until "$LOCALSTACK_TIMEOUT_S" localstack_ready \
+      || die "localstack (pid $pid) runs but SQS is not healthy: see $LOG_DIR/localstack.log"
+    return 0
+  fi
+  ensure_port_free "$LOCALSTACK_PORT" LOCALSTACK_PORT
+  mkdir -p "$DATA_DIR/localstack"
+  log "localstack: starting on 127.0.0.1:$LOCALSTACK_PORT"
+  # The default gateway server binds 0.0.0.0 whatever GATEWAY_LISTEN says; hypercorn honours it.
+  # OVERRIDE_IN_DOCKER=0: when the machine itself is a container, LocalStack otherwise believes
+  # it runs in its own image: it ignores FILESYSTEM_ROOT (writes /var/lib/localstack,
+  # /tmp/localstack, shared by all instances) and pings the Docker bridge IPs at import.
+  env GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" GATEWAY_SERVER=hypercorn SERVICES=sqs \
+    EAGER_SERVICE_LOADING=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
+    SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="127.0.0.1:$LOCALSTACK_PORT" \
+    FILESYSTEM_ROOT="$DATA_DIR/localstack" OVERRIDE_IN_DOCKER=0 \
+    setsid "$venv/bin/python" -m localstack.runtime.main </dev/null >>"$LOG_DIR/localstack.log" 2>&1 8>&- &
+  pid=$!
+  echo "$pid" >"$PID_DIR/localstack.pid"
+  local deadline=$((SECONDS + LOCALSTACK_TIMEOUT_S))
+  until localstack_ready 2>/dev/null; do
+    if ! alive "$pid" || ((SECONDS >= deadline)); then
+      tail -n 40 "$LOG_DIR/localstack.log" >&2
+      alive "$pid" && kill_session "$pid"
+      rm -f "$PID_DIR/localstack.pid"
+      die "localstack did not report \"sqs\": \"running\" within ${LOCALSTACK_TIMEOUT_S}s (log above)"
+    fi
+    sleep 0.2
+  done
+  # shellcheck disable=SC2046
+  assert_loopback_only localstack $(session_pids "$pid")
+  AWS_ENDPOINT_URL="$LOCALSTACK_URL" SQS_QUEUE_PREFIX="$SQS_QUEUE_PREFIX" \
+    CHARGEFLOW_QUEUES_FILE="$QUEUES_FILE" "$venv/bin/python" "$CREATE_QUEUES" \
+    || die "creating the SQS queues failed"
+}
+
+# Sends one SIGTERM to each process group led by the given pids (a session member that left
+# the group is caught by reap_sessions). Only one: LocalStack can hang when a second SIGTERM
+# lands in its signal handler while it is shutting down.
+term_sessions() {
+  local leader
+  for leader in "$@"; do
+    kill -TERM -- "-$leader" 2>/dev/null || kill -TERM "$leader" 2>/dev/null || true
+  done
+}
+
+# Waits up to STOP_TIMEOUT_S for the sessions of the given leaders to be empty, then SIGKILLs
+# what is left. Fails if anything survives that.
+reap_sessions() {
+  local deadline=$((SECONDS + STOP_TIMEOUT_S)) left leader
+  while :; do
+    left=""
+    for leader in "$@"; do left+=" $(session_pids "$leader" | tr '\n' ' ')"; done
+    [[ -z "${left// /}" ]] && return 0
+    ((SECONDS < deadline)) || break
+    sleep 0.1
+  done
+  log "still running after ${STOP_TIMEOUT_S}s, sending SIGKILL to:$left"
+  # shellcheck disable=SC2086
+  kill -KILL $left 2>/dev/null || true
+  sleep 0.5
+  left=""
+  for leader in "$@"; do left+="$(session_pids "$leader" | tr '\n' ' ')"; done
+  [[ -z "${left// /}" ]] || die "processes survived SIGKILL: $left"
+}
+
+kill_session() { term_sessions "$1"; reap_sessions "$1"; }
+
+# ---------------------------------------------------------------- commands
+
+write_env() {
+  local tmp="$DATA_DIR/env.sh.tmp"
+  cat >"$tmp" <<EOF
+# Written by scripts/services.sh start: source this file to point the apps at these services.
+export APP__DATABASE__URL='postgres://postgres@127.0.0.1:$PG_PORT/chargeflow'
+export APP__REDIS__URL='redis://127.0.0.1:$REDIS_PORT'
+export APP__SQS__ENDPOINT_URL='http://127.0.0.1:$LOCALSTACK_PORT'
+export APP__SQS__REGION='us-east-1'
+export APP__SQS__QUEUE_PREFIX='$SQS_QUEUE_PREFIX'
+export AWS_ACCESS_KEY_ID='test'
+export AWS_SECRET_ACCESS_KEY='test'
+export CHARGEFLOW_VENV='$VENV'
+EOF
+  if cmp -s "$tmp" "$DATA_DIR/env.sh"; then rm -f "$tmp"; else mv "$tmp" "$DATA_DIR/env.sh"; fi
+}
+
+# Refuse before starting anything if a port we need is taken by someone else.
+check_ports() {
+  [[ -n "$(pg_pid)" ]] || ensure_port_free "$PG_PORT" PG_PORT
+  [[ -n "$(redis_pid)" ]] || ensure_port_free "$REDIS_PORT" REDIS_PORT
+  [[ -n "$(localstack_pid)" ]] || ensure_port_free "$LOCALSTACK_PORT" LOCALSTACK_PORT
+}
+
+cmd_start() {
+  cmd_install
+  check_ports
+  mkdir -p "$PID_DIR" "$LOG_DIR"
+  start_postgres
+  start_redis
+  start_localstack
+  write_env
+  cmd_status || die "not every service is up"
+  log "ready; environment for the apps: . $DATA_DIR/env.sh"
+}
+
+# LocalStack and Redis get SIGTERM together, then postgres is stopped while they exit.
+cmd_stop() {
+  local ls_pid redis_pid_ pg_leader leaders=()
+  ls_pid="$(localstack_pid)"; redis_pid_="$(redis_pid)"; pg_leader="$(pg_pid)"
+  [[ -n "$ls_pid" ]] && { log "localstack: stopping (pid $ls_pid)"; leaders+=("$ls_pid"); }
+  [[ -n "$redis_pid_" ]] && { log "redis: stopping (pid $redis_pid_)"; leaders+=("$redis_pid_"); }
+  term_sessions "${leaders[@]}"
+  stop_postgres
+  [[ -n "$pg_leader" ]] && leaders+=("$pg_leader")
+  reap_sessions "${leaders[@]}"
+  rm -f "$PID_DIR/localstack.pid" "$PID_DIR/redis.pid" "$PID_DIR/postgres.pid"
+  [[ -z "$(pg_pid)$(redis_pid)$(localstack_pid)" ]] || die "a service is still alive"
+  log "stopped (data dir $DATA_DIR)"
+}
+
+status_line() {
+  local name=$1 pid=$2 addr=$3 probe=$4 state=down
+  if [[ -n "$pid" ]] && $probe >/dev/null 2>&1; then state=up; fi
+  printf '%-11s %-5s pid=%-8s %s\n' "$name" "$state" "${pid:--}" "$addr"
+  [[ $state == up ]]
+}
+
+cmd_status() {
+  local rc=0
+  status_line postgres "$(pg_pid)" "127.0.0.1:$PG_PORT" pg_ready || rc=3
+  status_line redis "$(redis_pid)" "127.0.0.1:$REDIS_PORT" redis_ready || rc=3
+  status_line localstack "$(localstack_pid)" "$LOCALSTACK_URL" localstack_ready || rc=3
+  return $rc
+}
+
+# One start/stop at a time per data dir (fd 8; fd 9 is the install lock). The daemons are
+# started with 8>&- so that they do not inherit, and keep holding, the lock.
+lock_data_dir() {
+  mkdir -p "$DATA_DIR"
+  exec 8>"$DATA_DIR/.services.lock"
+  flock 8
+}
+
+case "${1:-}" in
+  install) cmd_install ;;
+  start) lock_data_dir; cmd_start ;;
+  stop) lock_data_dir; cmd_stop ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+esac

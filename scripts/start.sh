@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Starts the whole local stack: installs what is missing, starts PostgreSQL, Redis and LocalStack
+# (with the queues and the demo catalogue), builds and starts the apps, and prints the shop's URL.
+#
+# Everything listens on 127.0.0.1. Data and logs go to .data/dev (CHARGEFLOW_DATA_DIR).
+# Stop it all with scripts/stop.sh; see what runs with scripts/status.sh.
+# PROFILE=release builds optimised binaries (slower to build, faster to run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CHARGEFLOW_DATA_DIR="${CHARGEFLOW_DATA_DIR:-$root/.data/dev}"
+profile="${PROFILE:-debug}"
+apps=(web-server outbox-relay)
+
+scripts/services.sh start
+# shellcheck disable=SC1091
+source "$CHARGEFLOW_DATA_DIR/env.sh"
+export APP__HTTP__ADDR="${APP__HTTP__ADDR:-127.0.0.1:3000}"
+
+echo "== building ${apps[*]} ($profile)"
+build_args=(build --locked)
+[ "$profile" = release ] && build_args+=(--release)
+for app in "${apps[@]}"; do build_args+=(-p "$app"); done
+cargo "${build_args[@]}"
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
+mkdir -p "$CHARGEFLOW_DATA_DIR/pids" "$CHARGEFLOW_DATA_DIR/logs"
+for app in "${apps[@]}"; do
+  pid_file="$CHARGEFLOW_DATA_DIR/pids/$app.pid"
+  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    echo "$app already running (pid $(cat "$pid_file"))"
+    continue
+  fi
+  "$target_dir/$profile/$app" >>"$CHARGEFLOW_DATA_DIR/logs/$app.log" 2>&1 &
+  echo $! >"$pid_file"
+  echo "started $app (pid $!), log: $CHARGEFLOW_DATA_DIR/logs/$app.log"
+done
+
+url="http://$APP__HTTP__ADDR"
+for _ in $(seq 1 100); do
+  if curl -fsS "$url/readyz" >/dev/null 2>&1; then
+    echo
+    echo "ChargeFlow is running. Open $url"
+    echo "  catalogue: $url/api/products   readiness: $url/readyz"
+    echo "  stop everything: scripts/stop.sh"
+    exit 0
+  fi
+  sleep 0.2
+done
+echo "web-server did not become ready; last log lines:" >&2
+tail -n 30 "$CHARGEFLOW_DATA_DIR/logs/web-server.log" >&2
+exit 1

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of the project against real services.
+#
+# Starts a private PostgreSQL, Redis and LocalStack on free loopback ports in a temporary folder
+# (so a running dev stack is never touched), runs the Rust unit, integration and doc tests and
+# the docker-compose check, then stops everything it started by process id. Exits non-zero when
+# any test fails. Extra arguments go to `cargo test` (for instance a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+data_dir=$(mktemp -d -t chargeflow-test.XXXXXX)
+chmod 755 "$data_dir"  # PostgreSQL runs as the postgres user and must reach its data dir
+export CHARGEFLOW_DATA_DIR="$data_dir"
+export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port)
+export SQS_QUEUE_PREFIX=chargeflow-test-
+
+cleanup() {
+  scripts/services.sh stop >/dev/null 2>&1 || scripts/services.sh stop || true
+  rm -rf "$data_dir"
+}
+trap cleanup EXIT INT TERM
+
+started=$(date +%s)
+scripts/services.sh start
+# shellcheck disable=SC1091
+source "$data_dir/env.sh"
+# Tests create a fresh database each; they connect to the server through this one.
+export APP__DATABASE__URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
+export RUST_LOG="${RUST_LOG:-warn}"
+
+status=0
+echo "== cargo test (services up after $(( $(date +%s) - started )) s)"
+[ $# -gt 0 ] || set -- --workspace
+cargo test --no-fail-fast "$@" -- --test-threads="${TEST_THREADS:-4}" || status=1
+
+echo "== docker-compose.yml check"
+"$CHARGEFLOW_VENV/bin/python" scripts/check_compose.py || status=1
+
+echo "== all tests finished in $(( $(date +%s) - started )) s, exit status $status"
+exit "$status"
