@@ -167,6 +167,58 @@ CREATE TABLE inbox (
 );
 
 -- ---------------------------------------------------------------------------------------------
+-- Invoices (invoice-service)
+-- ---------------------------------------------------------------------------------------------
+
+-- One counter per calendar year. A number is taken with an UPDATE … RETURNING inside the
+-- invoice's own transaction: a rolled-back invoice gives its number back, so the sequence has
+-- no gaps. The row lock also serialises numbering, which is what "gap-free" costs.
+CREATE TABLE invoice_counters (
+    year      integer PRIMARY KEY CHECK (year BETWEEN 2000 AND 9999),
+    last_seq  bigint  NOT NULL CHECK (last_seq >= 1)
+);
+
+-- One invoice per order, with its PDF. Amounts are what the order is charged.
+CREATE TABLE invoices (
+    order_id        uuid        PRIMARY KEY REFERENCES orders (id),
+    year            integer     NOT NULL,
+    seq             bigint      NOT NULL CHECK (seq >= 1),
+    number          text        NOT NULL UNIQUE CHECK (number ~ '^INV-[0-9]{4}-[0-9]{6,}$'),
+    issued_on       date        NOT NULL,
+    currency        char(3)     NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    subtotal_minor  bigint      NOT NULL CHECK (subtotal_minor >= 0),
+    shipping_minor  bigint      NOT NULL CHECK (shipping_minor >= 0),
+    tax_rate_bp     integer     NOT NULL CHECK (tax_rate_bp BETWEEN 0 AND 10000),
+    tax_minor       bigint      NOT NULL CHECK (tax_minor >= 0),
+    total_minor     bigint      NOT NULL,
+    pdf             bytea       NOT NULL CHECK (substring(pdf FROM 1 FOR 5) = '\x255044462d'::bytea),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (year, seq),
+    CHECK (total_minor = subtotal_minor + shipping_minor + tax_minor)
+);
+
+-- ---------------------------------------------------------------------------------------------
+-- E-mails (email-service)
+-- ---------------------------------------------------------------------------------------------
+
+-- One row per event an e-mail was sent (or refused) for: at most one e-mail per (order, event).
+-- Written in the same transaction as the inbox row; the Message-ID is derived from the event id,
+-- so even a re-send after a crash between the SMTP reply and the commit carries the same id.
+-- The recipient address is not copied here: it stays with the customer.
+CREATE TABLE sent_emails (
+    event_id       uuid        PRIMARY KEY,
+    order_id       uuid        NOT NULL REFERENCES orders (id),
+    kind           text        NOT NULL CHECK (kind ~ '^[a-z_]+$'),
+    message_id     text        NOT NULL UNIQUE,
+    -- sent: the server accepted it; rejected: the server refused the recipient for good (5xx).
+    status         text        NOT NULL CHECK (status IN ('sent', 'rejected')),
+    smtp_response  text,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX sent_emails_by_order ON sent_emails (order_id);
+
+-- ---------------------------------------------------------------------------------------------
 -- Demo catalogue
 -- ---------------------------------------------------------------------------------------------
 

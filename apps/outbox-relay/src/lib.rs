@@ -13,6 +13,7 @@
 mod publish;
 
 use std::{sync::Arc, time::Duration};
+use telemetry::error_chain;
 
 use outbox::{Backoff, Claimed};
 use secrecy::ExposeSecret;
@@ -223,16 +224,4 @@ impl Relay {
             }
         }
     }
-}
-
-/// An error with its causes, for one log line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

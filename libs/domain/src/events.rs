@@ -175,6 +175,205 @@ pub struct OrderPlacedLine {
     pub line_total_minor: i64,
 }
 
+/// Payload of `invoice.generated` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceGenerated {
+    /// The invoice number, such as `INV-2026-000001`.
+    pub invoice_number: String,
+    /// The currency of every amount.
+    pub currency: Currency,
+    /// Sum of the line totals, in minor units.
+    pub subtotal_minor: i64,
+    /// The shipping fee, in minor units.
+    pub shipping_minor: i64,
+    /// The tax, in minor units.
+    pub tax_minor: i64,
+    /// What the customer pays, in minor units.
+    pub total_minor: i64,
+}
+
+/// Payload of `payment.succeeded` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentSucceeded {
+    /// The Stripe PaymentIntent id.
+    pub payment_intent_id: String,
+    /// The amount captured, in minor units.
+    pub amount_minor: i64,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+/// Payload of `payment.failed` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    /// Why the payment failed, fit to show to the shopper (never card data).
+    pub reason: String,
+    /// The amount that was attempted, in minor units.
+    pub amount_minor: i64,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+/// Payload of `shipment.created` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentCreated {
+    /// The carrier's name.
+    pub carrier: String,
+    /// The tracking number.
+    pub tracking_number: String,
+    /// Where the shopper can follow the parcel, if the partner gave a link.
+    pub tracking_url: Option<String>,
+}
+
+/// Payload of `shipment.failed` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentFailed {
+    /// Why the partner could not ship the order.
+    pub reason: String,
+}
+
+/// Payload of `payment.refunded` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentRefunded {
+    /// The Stripe refund id.
+    pub refund_id: String,
+    /// The amount refunded, in minor units.
+    pub amount_minor: i64,
+    /// Its currency.
+    pub currency: Currency,
+    /// Why it was refunded.
+    pub reason: Option<String>,
+}
+
+/// A decoded event payload: one variant per event type this version understands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventBody {
+    /// `order.placed`.
+    OrderPlaced(OrderPlaced),
+    /// `invoice.generated`.
+    InvoiceGenerated(InvoiceGenerated),
+    /// `payment.succeeded`.
+    PaymentSucceeded(PaymentSucceeded),
+    /// `payment.failed`.
+    PaymentFailed(PaymentFailed),
+    /// `shipment.created`.
+    ShipmentCreated(ShipmentCreated),
+    /// `shipment.failed`.
+    ShipmentFailed(ShipmentFailed),
+    /// `payment.refunded`.
+    PaymentRefunded(PaymentRefunded),
+}
+
+impl EventBody {
+    /// The type of this event.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventBody::OrderPlaced(_) => EventType::OrderPlaced,
+            EventBody::InvoiceGenerated(_) => EventType::InvoiceGenerated,
+            EventBody::PaymentSucceeded(_) => EventType::PaymentSucceeded,
+            EventBody::PaymentFailed(_) => EventType::PaymentFailed,
+            EventBody::ShipmentCreated(_) => EventType::ShipmentCreated,
+            EventBody::ShipmentFailed(_) => EventType::ShipmentFailed,
+            EventBody::PaymentRefunded(_) => EventType::PaymentRefunded,
+        }
+    }
+}
+
+/// An event as a consumer sees it: the envelope's metadata and a typed payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Unique per event: the inbox key.
+    pub id: Uuid,
+    /// The order it belongs to.
+    pub order_id: Uuid,
+    /// When the state change happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The id of the request that started the chain of events.
+    pub correlation_id: String,
+    /// W3C trace context of the request that started the chain.
+    pub traceparent: String,
+    /// The typed payload.
+    pub body: EventBody,
+}
+
+/// Why an envelope cannot become an [`Event`]. Both are permanent: retrying will not help.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The envelope's version of its type is not one this code understands.
+    #[error("unsupported version {version} of `{event_type}`")]
+    UnsupportedVersion {
+        /// The event type.
+        event_type: EventType,
+        /// The version found.
+        version: u16,
+    },
+    /// The payload does not match its type's schema.
+    #[error("invalid `{event_type}` payload")]
+    InvalidPayload {
+        /// The event type.
+        event_type: EventType,
+        /// What serde found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Event {
+    /// Decodes a message body: the JSON envelope with a payload of a known type and version.
+    ///
+    /// # Errors
+    /// [`DecodeError`] when the version is unsupported or the payload invalid; a body that is
+    /// not an envelope (or has an unknown `event_type`) fails as [`serde_json::Error`] first,
+    /// see [`EventEnvelope`].
+    pub fn from_envelope(envelope: EventEnvelope) -> Result<Event, DecodeError> {
+        let event_type = envelope.event_type;
+        if envelope.version != 1 {
+            return Err(DecodeError::UnsupportedVersion {
+                event_type,
+                version: envelope.version,
+            });
+        }
+        let invalid = |source| DecodeError::InvalidPayload { event_type, source };
+        let payload = envelope.payload;
+        let body = match event_type {
+            EventType::OrderPlaced => EventBody::OrderPlaced(decode(payload).map_err(invalid)?),
+            EventType::InvoiceGenerated => {
+                EventBody::InvoiceGenerated(decode(payload).map_err(invalid)?)
+            }
+            EventType::PaymentSucceeded => {
+                EventBody::PaymentSucceeded(decode(payload).map_err(invalid)?)
+            }
+            EventType::PaymentFailed => EventBody::PaymentFailed(decode(payload).map_err(invalid)?),
+            EventType::ShipmentCreated => {
+                EventBody::ShipmentCreated(decode(payload).map_err(invalid)?)
+            }
+            EventType::ShipmentFailed => {
+                EventBody::ShipmentFailed(decode(payload).map_err(invalid)?)
+            }
+            EventType::PaymentRefunded => {
+                EventBody::PaymentRefunded(decode(payload).map_err(invalid)?)
+            }
+        };
+        Ok(Event {
+            id: envelope.event_id,
+            order_id: envelope.order_id,
+            occurred_at: envelope.occurred_at,
+            correlation_id: envelope.correlation_id,
+            traceparent: envelope.traceparent,
+            body,
+        })
+    }
+
+    /// The type of this event.
+    pub fn event_type(&self) -> EventType {
+        self.body.event_type()
+    }
+}
+
+fn decode<P: for<'de> Deserialize<'de>>(payload: serde_json::Value) -> serde_json::Result<P> {
+    serde_json::from_value(payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +414,27 @@ mod tests {
         assert_eq!(json["event_type"], "order.placed");
         let back: EventEnvelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, envelope);
+    }
+
+    #[test]
+    fn an_envelope_decodes_to_its_typed_event_and_bad_ones_are_refused() {
+        let payload = serde_json::json!({"reason": "partner refused"});
+        let mut envelope =
+            EventEnvelope::new(EventType::ShipmentFailed, Uuid::nil(), "r", "", &payload).unwrap();
+        let event = Event::from_envelope(envelope.clone()).unwrap();
+        assert_eq!(event.event_type(), EventType::ShipmentFailed);
+        assert_eq!(event.id, envelope.event_id);
+
+        envelope.version = 2;
+        assert!(matches!(
+            Event::from_envelope(envelope.clone()),
+            Err(DecodeError::UnsupportedVersion { version: 2, .. })
+        ));
+        envelope.version = 1;
+        envelope.payload = serde_json::json!({"no": "reason"});
+        assert!(matches!(
+            Event::from_envelope(envelope),
+            Err(DecodeError::InvalidPayload { .. })
+        ));
     }
 }

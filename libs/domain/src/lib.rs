@@ -3,12 +3,21 @@
 
 pub mod checkout;
 pub mod events;
+pub mod invoice;
 pub mod money;
 pub mod order;
 pub mod routing;
 
 pub use checkout::{Address, CheckoutError, CheckoutLine, Customer, EmailAddress, Quantity};
-pub use events::{EventEnvelope, EventType, OrderPlaced, OrderPlacedLine, UnknownEventType};
+pub use events::{
+    DecodeError, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated, OrderPlaced,
+    OrderPlacedLine, PaymentFailed, PaymentRefunded, PaymentSucceeded, ShipmentCreated,
+    ShipmentFailed, UnknownEventType,
+};
+pub use invoice::{
+    BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, Seller, TaxRate,
+    compute_totals,
+};
 pub use money::{Currency, Money};
 pub use order::{OrderStatus, TransitionError};
 pub use routing::{Consumer, route};

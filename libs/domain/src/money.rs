@@ -88,6 +88,15 @@ impl Money {
     }
 }
 
+impl fmt::Display for Money {
+    /// Two decimal places and the currency code: `1450 EUR` shows as `14.50 EUR`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.amount_minor < 0 { "-" } else { "" };
+        let abs = self.amount_minor.unsigned_abs();
+        write!(f, "{sign}{}.{:02} {}", abs / 100, abs % 100, self.currency)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +120,13 @@ mod tests {
         assert_eq!(Money::new(1, eur).plus(Money::new(1, usd)), None);
         assert_eq!(Money::new(i64::MAX, eur).times(2), None);
         assert_eq!(Money::new(1999, eur).times(3), Some(Money::new(5997, eur)));
+    }
+
+    #[test]
+    fn amounts_show_with_two_decimals_and_their_currency() {
+        let eur = Currency::parse("EUR").unwrap();
+        assert_eq!(Money::new(1450, eur).to_string(), "14.50 EUR");
+        assert_eq!(Money::new(5, eur).to_string(), "0.05 EUR");
+        assert_eq!(Money::new(-1999, eur).to_string(), "-19.99 EUR");
     }
 }

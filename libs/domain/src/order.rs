@@ -27,7 +27,7 @@ pub enum OrderStatus {
 }
 
 /// A transition the state machine does not allow.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 #[error("an order cannot move from `{from}` to `{to}`")]
 pub struct TransitionError {
     /// The current status.

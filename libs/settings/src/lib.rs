@@ -40,6 +40,18 @@ pub struct Settings {
     /// The outbox relay.
     #[serde(default)]
     pub relay: RelaySettings,
+    /// The SQS consumer loop every worker runs.
+    #[serde(default)]
+    pub worker: WorkerSettings,
+    /// What the shop calls itself and where shoppers reach it (links in e-mails).
+    #[serde(default)]
+    pub shop: ShopSettings,
+    /// Invoice contents: seller, tax, shipping fee.
+    #[serde(default)]
+    pub invoice: InvoiceSettings,
+    /// The SMTP server e-mails go through.
+    #[serde(default)]
+    pub smtp: SmtpSettings,
 }
 
 /// PostgreSQL settings.
@@ -110,6 +122,127 @@ pub struct RelaySettings {
     pub purge_interval_s: u64,
     /// Timeout of one SQS call, in milliseconds.
     pub sqs_timeout_ms: u64,
+}
+
+/// Settings of the SQS consumer loop (`APP__WORKER__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// Messages handled at once by one process (`APP__WORKER__IN_FLIGHT`).
+    pub in_flight: usize,
+    /// Long-poll wait of one receive, in seconds (0–20).
+    pub wait_time_s: i32,
+    /// Visibility timeout set (and renewed) while a handler works, in seconds.
+    pub visibility_timeout_s: i32,
+    /// Longest time one handler may run before it is abandoned and retried, in seconds.
+    pub handler_timeout_s: u64,
+    /// Redelivery delay after a first retryable failure, in seconds; grows ×4 per receive.
+    pub retry_base_s: i32,
+    /// Longest redelivery delay, in seconds.
+    pub retry_max_s: i32,
+    /// Timeout of one SQS call, in milliseconds.
+    pub sqs_timeout_ms: u64,
+}
+
+/// Shop identity used in e-mails (`APP__SHOP__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ShopSettings {
+    /// The shop's name.
+    pub name: String,
+    /// The address shoppers open, without a trailing slash; order links start with it.
+    pub public_url: String,
+}
+
+/// Invoice settings (`APP__INVOICE__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct InvoiceSettings {
+    /// The seller's company name.
+    pub seller_name: String,
+    /// The seller's postal address, lines separated by `|`.
+    pub seller_address: String,
+    /// The seller's VAT id; empty for none.
+    pub seller_vat_id: String,
+    /// The seller's contact e-mail.
+    pub seller_email: String,
+    /// Tax rate in basis points (1900 = 19 %), on goods and shipping.
+    pub tax_rate_bp: u32,
+    /// Flat shipping fee per order, in minor units of the order's currency.
+    pub shipping_fee_minor: i64,
+}
+
+/// SMTP settings (`APP__SMTP__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SmtpSettings {
+    /// SMTP host.
+    pub host: String,
+    /// SMTP port.
+    pub port: u16,
+    /// Whether to require STARTTLS (off for the local sink).
+    pub starttls: bool,
+    /// User name; empty for none.
+    pub username: String,
+    /// Password (only with a user name).
+    pub password: SecretString,
+    /// The `From` address of every e-mail.
+    pub from: String,
+    /// Timeout of one SMTP conversation, in milliseconds.
+    pub timeout_ms: u64,
+    /// Folder with the e-mail templates.
+    pub templates_dir: String,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            in_flight: 10,
+            wait_time_s: 20,
+            visibility_timeout_s: 60,
+            handler_timeout_s: 30,
+            retry_base_s: 2,
+            retry_max_s: 300,
+            sqs_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        ShopSettings {
+            name: "ChargeFlow Outdoor Shop".into(),
+            public_url: "http://127.0.0.1:3000".into(),
+        }
+    }
+}
+
+impl Default for InvoiceSettings {
+    fn default() -> Self {
+        InvoiceSettings {
+            seller_name: "ChargeFlow Outdoor GmbH".into(),
+            seller_address: "Example Street 1|10115 Berlin|Germany".into(),
+            seller_vat_id: "DE000000000".into(),
+            seller_email: "billing@chargeflow.example".into(),
+            tax_rate_bp: 1900,
+            shipping_fee_minor: 490,
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 1025,
+            starttls: false,
+            username: String::new(),
+            password: SecretString::from(""),
+            from: "ChargeFlow Outdoor Shop <orders@chargeflow.example>".into(),
+            timeout_ms: 10_000,
+            templates_dir: "apps/email-service/templates".into(),
+        }
+    }
 }
 
 impl Default for DatabaseSettings {
@@ -227,8 +360,41 @@ impl Settings {
                 "must be at least backoff_base_ms, which must be positive",
             );
         }
+        self.validate_worker()?;
+        if self.invoice.tax_rate_bp > 10_000 {
+            return invalid("invoice.tax_rate_bp", "must be at most 10000 (100 %)");
+        }
+        if self.invoice.shipping_fee_minor < 0 {
+            return invalid("invoice.shipping_fee_minor", "must not be negative");
+        }
         if self.sqs.region.is_empty() {
             return invalid("sqs.region", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_worker(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason| Err(SettingsError::Invalid { key, reason });
+        let worker = &self.worker;
+        if worker.in_flight == 0 {
+            return invalid("worker.in_flight", "must be at least 1");
+        }
+        if !(0..=20).contains(&worker.wait_time_s) {
+            return invalid("worker.wait_time_s", "must be between 0 and 20");
+        }
+        if !(2..=43_200).contains(&worker.visibility_timeout_s) {
+            return invalid("worker.visibility_timeout_s", "must be between 2 and 43200");
+        }
+        if worker.retry_base_s < 0 || worker.retry_max_s < worker.retry_base_s {
+            return invalid(
+                "worker.retry_max_s",
+                "must be at least retry_base_s, which must not be negative",
+            );
+        }
+        if worker.handler_timeout_s == 0 {
+            return invalid("worker.handler_timeout_s", "must be at least 1");
         }
         Ok(())
     }

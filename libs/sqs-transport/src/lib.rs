@@ -1,13 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod consume;
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use aws_sdk_sqs::{
     Client,
     config::{BehaviorVersion, Credentials, Region},
     error::DisplayErrorContext,
-    types::{MessageAttributeValue, SendMessageBatchRequestEntry},
+    types::{BatchResultErrorEntry, MessageAttributeValue, SendMessageBatchRequestEntry},
 };
 use tokio::sync::RwLock;
 
@@ -150,17 +152,21 @@ pub async fn send_batch(
         .map_err(|e| TransportError::call("SendMessageBatch", e))?;
     Ok(BatchOutcome {
         sent: out.successful.into_iter().map(|s| s.id).collect(),
-        failed: out
-            .failed
-            .into_iter()
-            .map(|f| {
-                (
-                    f.id,
-                    format!("{}: {}", f.code, f.message.unwrap_or_default()),
-                )
-            })
-            .collect(),
+        failed: refusals(out.failed),
     })
+}
+
+/// The refused entries of a batch call: entry id and SQS's reason.
+fn refusals(failed: Vec<BatchResultErrorEntry>) -> Vec<(String, String)> {
+    failed
+        .into_iter()
+        .map(|f| {
+            (
+                f.id,
+                format!("{}: {}", f.code, f.message.unwrap_or_default()),
+            )
+        })
+        .collect()
 }
 
 fn entry(message: &OutgoingMessage) -> Result<SendMessageBatchRequestEntry, TransportError> {

@@ -62,3 +62,15 @@ pub fn shutdown_token() -> CancellationToken {
     });
     token
 }
+
+/// An error and its sources on one line, `outer: inner: root`, for a log field.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,215 @@
+//! The receiving side: long-poll receive, batched delete, visibility changes, and the queue's
+//! dead-letter queue for parking messages that can never succeed.
+//!
+//! These are thin, typed wrappers over single SQS calls; the consumer loop that decides what to
+//! call when lives in the `worker` library.
+
+use aws_sdk_sqs::{
+    Client,
+    types::{
+        DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+    },
+};
+
+use crate::{BatchOutcome, OutgoingMessage, TransportError, entry, refusals};
+
+/// A message taken from a queue, invisible to other consumers until its visibility ends.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    /// SQS's id of the message (stable across receives).
+    pub message_id: String,
+    /// The handle of this receive, needed to delete it or change its visibility.
+    pub receipt_handle: String,
+    /// The body as sent.
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+    /// The FIFO message group, if any.
+    pub group_id: Option<String>,
+}
+
+/// Receives up to `max` (1–10) messages, waiting up to `wait_s` seconds for the first one, and
+/// makes them invisible for `visibility_s` seconds.
+///
+/// # Errors
+/// [`TransportError::Call`] when the call fails.
+pub async fn receive(
+    client: &Client,
+    queue_url: &str,
+    max: i32,
+    wait_s: i32,
+    visibility_s: i32,
+) -> Result<Vec<ReceivedMessage>, TransportError> {
+    let out = client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .wait_time_seconds(wait_s)
+        .visibility_timeout(visibility_s)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .send()
+        .await
+        .map_err(|e| TransportError::call("ReceiveMessage", e))?;
+    Ok(out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(received)
+        .collect())
+}
+
+fn received(message: Message) -> Option<ReceivedMessage> {
+    let attribute = |name| message.attributes.as_ref()?.get(&name).cloned();
+    let receive_count = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
+    let group_id = attribute(MessageSystemAttributeName::MessageGroupId);
+    Some(ReceivedMessage {
+        message_id: message.message_id?,
+        receipt_handle: message.receipt_handle?,
+        body: message.body.unwrap_or_default(),
+        receive_count,
+        group_id,
+    })
+}
+
+/// Deletes up to [`crate::MAX_BATCH`] received messages with one call.
+///
+/// # Errors
+/// [`TransportError`] when the call fails as a whole; single refusals are in the outcome (entry
+/// ids are the positions in `receipt_handles`).
+pub async fn delete_batch(
+    client: &Client,
+    queue_url: &str,
+    receipt_handles: &[String],
+) -> Result<BatchOutcome, TransportError> {
+    if receipt_handles.is_empty() || receipt_handles.len() > crate::MAX_BATCH {
+        return Err(TransportError::InvalidBatch(format!(
+            "{} receipt handles (1..={} allowed)",
+            receipt_handles.len(),
+            crate::MAX_BATCH
+        )));
+    }
+    let entries = receipt_handles
+        .iter()
+        .enumerate()
+        .map(|(i, handle)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle)
+                .build()
+                .map_err(|e| TransportError::InvalidBatch(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = client
+        .delete_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(|e| TransportError::call("DeleteMessageBatch", e))?;
+    Ok(BatchOutcome {
+        sent: out.successful.into_iter().map(|s| s.id).collect(),
+        failed: refusals(out.failed),
+    })
+}
+
+/// Makes a received message visible again after `seconds` (0 = at once), or keeps it hidden
+/// that much longer while its handler works.
+///
+/// # Errors
+/// [`TransportError::Call`] when the call fails (for instance an expired receipt handle).
+pub async fn change_visibility(
+    client: &Client,
+    queue_url: &str,
+    receipt_handle: &str,
+    seconds: i32,
+) -> Result<(), TransportError> {
+    client
+        .change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(seconds)
+        .send()
+        .await
+        .map_err(|e| TransportError::call("ChangeMessageVisibility", e))?;
+    Ok(())
+}
+
+/// The URL of the dead-letter queue named in `queue_url`'s redrive policy, if it has one.
+///
+/// # Errors
+/// [`TransportError::Call`] when SQS cannot be reached or the DLQ does not exist.
+pub async fn dead_letter_queue_url(
+    client: &Client,
+    queue_url: &str,
+) -> Result<Option<String>, TransportError> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| TransportError::call("GetQueueAttributes", e))?;
+    let Some(policy) = out
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy).cloned())
+    else {
+        return Ok(None);
+    };
+    let Some(name) = dlq_name(&policy) else {
+        return Ok(None);
+    };
+    let url = client
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| TransportError::call("GetQueueUrl", e))?
+        .queue_url;
+    Ok(url)
+}
+
+/// The queue name at the end of the `deadLetterTargetArn` of a redrive policy.
+fn dlq_name(redrive_policy: &str) -> Option<String> {
+    let policy: serde_json::Value = serde_json::from_str(redrive_policy).ok()?;
+    let arn = policy.get("deadLetterTargetArn")?.as_str()?;
+    arn.rsplit(':').next().map(str::to_owned)
+}
+
+/// Sends one message (a parked message to a DLQ, for instance).
+///
+/// # Errors
+/// [`TransportError`] when the call fails or the message is invalid.
+pub async fn send_one(
+    client: &Client,
+    queue_url: &str,
+    message: &OutgoingMessage,
+) -> Result<(), TransportError> {
+    let entry = entry(message)?;
+    client
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(entry.message_body)
+        .set_message_group_id(entry.message_group_id)
+        .set_message_deduplication_id(entry.message_deduplication_id)
+        .set_message_attributes(entry.message_attributes)
+        .send()
+        .await
+        .map_err(|e| TransportError::call("SendMessage", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dlq_name_is_the_last_part_of_the_target_arn() {
+        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:cf-invoice-dlq.fifo","maxReceiveCount":5}"#;
+        assert_eq!(dlq_name(policy).as_deref(), Some("cf-invoice-dlq.fifo"));
+        assert_eq!(dlq_name("{}"), None);
+        assert_eq!(dlq_name("not json"), None);
+    }
+}

@@ -1,0 +1,96 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod orders;
+mod poller;
+mod process;
+
+use std::error::Error as StdError;
+use std::future::Future;
+
+use domain::{Consumer, Event};
+use sqlx::PgConnection;
+
+pub use poller::Poller;
+pub use process::{Disposition, process};
+
+/// The error type of this library.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A database statement or connection failed.
+    #[error("database call failed")]
+    Database(#[from] sqlx::Error),
+    /// Writing an outbox row failed.
+    #[error("outbox write failed")]
+    Outbox(#[from] outbox::OutboxError),
+    /// An SQS call failed.
+    #[error("SQS transport failed")]
+    Transport(#[from] sqs_transport::TransportError),
+}
+
+/// Whether a failure can go away by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Trying again later may succeed (a service down, a timeout, a lock conflict).
+    Retryable,
+    /// Trying again will fail the same way (invalid data, a missing order): park the message.
+    Permanent,
+}
+
+/// Sorts a handler's errors into retryable and permanent.
+pub trait Classify {
+    /// Which kind of failure this is.
+    fn failure(&self) -> Failure;
+}
+
+impl Classify for sqlx::Error {
+    /// Database errors are retryable, except a violated constraint or a bad value, which will
+    /// violate it again.
+    fn failure(&self) -> Failure {
+        match self {
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("23") || c.starts_with("22")) =>
+            {
+                Failure::Permanent
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Failure::Permanent,
+            _ => Failure::Retryable,
+        }
+    }
+}
+
+impl Classify for WorkerError {
+    fn failure(&self) -> Failure {
+        match self {
+            WorkerError::Database(e) => e.failure(),
+            WorkerError::Outbox(outbox::OutboxError::Database(e)) => e.failure(),
+            WorkerError::Outbox(outbox::OutboxError::Encode(_)) => Failure::Permanent,
+            WorkerError::Transport(_) => Failure::Retryable,
+        }
+    }
+}
+
+/// A worker's business logic for the events routed to it.
+///
+/// `handle` runs inside a transaction the runtime opened and already wrote the inbox row in; the
+/// runtime commits when it returns `Ok` and rolls back otherwise. Everything the handler writes
+/// (its state change, its outbox rows) goes through `tx`, so it happens exactly once with the
+/// inbox row or not at all.
+pub trait Handler: Send + Sync + 'static {
+    /// The handler's error, sorted by [`Classify`].
+    type Error: StdError + Classify + Send + Sync + 'static;
+
+    /// The consumer this handler is: its inbox key and its queue.
+    fn consumer(&self) -> Consumer;
+
+    /// Handles one event. Events of a type the handler does not take should fail permanently.
+    fn handle(
+        &self,
+        event: &Event,
+        tx: &mut PgConnection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+pub use telemetry::error_chain;

@@ -1,0 +1,89 @@
+//! The `orders` table as the workers see it: the order's status under a row lock, the state
+//! machine applied to it, and events recorded for the timeline and the outbox — all inside the
+//! handler's transaction.
+
+use domain::{EventEnvelope, OrderStatus, TransitionError};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::WorkerError;
+
+/// The result of asking for a status change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The order moved to the new status.
+    Applied,
+    /// The state machine refused; nothing was written. The handler decides what that means.
+    Rejected(TransitionError),
+}
+
+/// Locks the order's row until the transaction ends and returns its status, or `None` when
+/// there is no such order.
+///
+/// # Errors
+/// [`WorkerError::Database`] when the statement fails or the stored status is unknown.
+pub async fn lock_status(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<OrderStatus>, WorkerError> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_optional(conn)
+            .await?;
+    status
+        .map(|s| {
+            s.parse()
+                .map_err(|e| WorkerError::Database(sqlx::Error::Decode(Box::new(e))))
+        })
+        .transpose()
+}
+
+/// Moves a locked order from `from` to `to` if the state machine allows it; a refused move is
+/// logged and not applied.
+///
+/// # Errors
+/// [`WorkerError::Database`] when the update fails.
+pub async fn transition(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    from: OrderStatus,
+    to: OrderStatus,
+) -> Result<Transition, WorkerError> {
+    if let Err(refused) = from.transition(to) {
+        tracing::warn!(order.id = %order_id, from = %from, to = %to, "transition refused by the order state machine");
+        return Ok(Transition::Rejected(refused));
+    }
+    sqlx::query("UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3")
+        .bind(order_id)
+        .bind(to.as_str())
+        .bind(from.as_str())
+        .execute(conn)
+        .await?;
+    Ok(Transition::Applied)
+}
+
+/// Records an event a handler emits: a timeline entry with `detail` for the order page, and
+/// the outbox row the relay will publish.
+///
+/// # Errors
+/// [`WorkerError`] when a write fails (a duplicate event id, for instance).
+pub async fn record_event(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    detail: serde_json::Value,
+) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event.event_id)
+    .bind(event.order_id)
+    .bind(event.event_type.as_str())
+    .bind(event.occurred_at)
+    .bind(detail)
+    .execute(&mut *conn)
+    .await?;
+    outbox::enqueue(conn, event).await?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! One message through one handler, whatever the transport.
+//!
+//! The decision what to do with a message is made here, once, and expressed as a
+//! [`Disposition`]; the SQS poller and a Lambda adapter only translate it into their own
+//! acknowledgement. Each failure is logged here, where it is handled, and nowhere else.
+
+use std::time::Duration;
+
+use domain::{Event, EventEnvelope};
+use outbox::inbox::{self, Inbox};
+use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::{Classify, Failure, Handler, error_chain};
+
+/// What to do with a message after it was processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Handled and committed: delete the message.
+    Done,
+    /// Already handled before (the inbox row exists): delete the message.
+    Duplicate,
+    /// Failed in a way that may pass: let the message come back later.
+    Retry {
+        /// What failed (for logs; never a message body).
+        reason: String,
+    },
+    /// Can never succeed: move the message to the dead-letter queue now.
+    Park {
+        /// Why (kept with the parked message for the operator).
+        reason: String,
+    },
+}
+
+impl Disposition {
+    /// Whether the message should be deleted from its queue.
+    pub fn is_finished(&self) -> bool {
+        matches!(self, Disposition::Done | Disposition::Duplicate)
+    }
+}
+
+/// Why running a decoded event did not finish.
+#[derive(Debug, thiserror::Error)]
+enum RunError<E> {
+    #[error("the handler failed")]
+    Handler(#[source] E),
+    #[error("the transaction failed")]
+    Database(#[from] sqlx::Error),
+    #[error("the inbox write failed")]
+    Inbox(#[from] outbox::OutboxError),
+    #[error("the handler did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Decodes `body` and runs `handler` on it in one transaction with the inbox row, giving up
+/// after `timeout` (the transaction is then rolled back).
+pub async fn process<H: Handler>(
+    handler: &H,
+    pool: &PgPool,
+    body: &str,
+    timeout: Duration,
+) -> Disposition {
+    let event = match decode(body) {
+        Ok(event) => event,
+        Err(reason) => {
+            tracing::warn!(consumer = %handler.consumer(), reason, "parking a message that cannot be decoded");
+            return Disposition::Park { reason };
+        }
+    };
+    let span = tracing::info_span!(
+        "event",
+        event.id = %event.id,
+        event.r#type = %event.event_type(),
+        order.id = %event.order_id,
+        correlation_id = %event.correlation_id,
+        consumer = %handler.consumer(),
+    );
+    async {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(timeout, run(handler, pool, &event))
+            .await
+            .unwrap_or(Err(RunError::Timeout(timeout)));
+        disposition(result, started.elapsed())
+    }
+    .instrument(span)
+    .await
+}
+
+/// The typed event in `body`, or why there is none (a permanent failure).
+fn decode(body: &str) -> Result<Event, String> {
+    let envelope: EventEnvelope =
+        serde_json::from_str(body).map_err(|e| format!("not an event envelope: {e}"))?;
+    Event::from_envelope(envelope).map_err(|e| error_chain(&e))
+}
+
+async fn run<H: Handler>(
+    handler: &H,
+    pool: &PgPool,
+    event: &Event,
+) -> Result<Disposition, RunError<H::Error>> {
+    let mut tx = pool.begin().await?;
+    let consumer = handler.consumer();
+    if inbox::record(&mut tx, consumer.name(), event.id).await? == Inbox::Duplicate {
+        return Ok(Disposition::Duplicate);
+    }
+    handler
+        .handle(event, &mut tx)
+        .await
+        .map_err(RunError::Handler)?;
+    tx.commit().await?;
+    Ok(Disposition::Done)
+}
+
+fn disposition<E: std::error::Error + Classify + 'static>(
+    result: Result<Disposition, RunError<E>>,
+    elapsed: Duration,
+) -> Disposition {
+    let duration_ms = elapsed.as_millis() as u64;
+    match result {
+        Ok(done) => {
+            tracing::info!(duration_ms, outcome = ?done, "event handled");
+            done
+        }
+        Err(error) => {
+            let reason = error_chain(&error);
+            let failure = match &error {
+                RunError::Handler(e) => e.failure(),
+                RunError::Database(e) => e.failure(),
+                RunError::Inbox(_) | RunError::Timeout(_) => Failure::Retryable,
+            };
+            if failure == Failure::Permanent {
+                tracing::error!(duration_ms, error = %reason, "parking an event that cannot succeed");
+                Disposition::Park { reason }
+            } else {
+                tracing::warn!(duration_ms, error = %reason, "event failed, it will be retried");
+                Disposition::Retry { reason }
+            }
+        }
+    }
+}
