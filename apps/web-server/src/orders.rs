@@ -110,3 +110,40 @@ pub async fn timeline(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<Timelin
     .fetch_all(pool)
     .await
 }
+
+/// An order's invoice as shown with the order.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct InvoiceSummary {
+    /// `INV-2026-000001`.
+    pub number: String,
+    /// Tax in minor units.
+    pub tax_minor: i64,
+    /// Shipping fee in minor units.
+    pub shipping_minor: i64,
+    /// What the customer pays, in minor units.
+    pub total_minor: i64,
+}
+
+/// The order's invoice, if it has one.
+///
+/// # Errors
+/// When the query fails.
+pub async fn invoice(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<InvoiceSummary>> {
+    sqlx::query_as(
+        "SELECT number, tax_minor, shipping_minor, total_minor FROM invoices WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The invoice number and PDF of the order, if it has an invoice.
+///
+/// # Errors
+/// When the query fails.
+pub async fn invoice_pdf(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<(String, Vec<u8>)>> {
+    sqlx::query_as("SELECT number, pdf FROM invoices WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+}

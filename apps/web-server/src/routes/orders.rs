@@ -1,9 +1,9 @@
-//! `POST /api/orders` (checkout), `GET /api/orders`, `GET /api/orders/{id}`.
+//! `POST /api/orders` (checkout), `GET /api/orders`, `GET /api/orders/{id}` and its invoice.
 
 use axum::{
     Extension, Json,
     extract::{Path, State},
-    http::{HeaderMap, HeaderName, HeaderValue},
+    http::{HeaderMap, HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
@@ -83,16 +83,49 @@ pub async fn show(
     let order = orders::find(&state.pool, &session.owner(), order_id)
         .await?
         .ok_or_else(ApiError::order_not_found)?;
-    let (items, timeline) = tokio::try_join!(
+    let (items, timeline, invoice) = tokio::try_join!(
         orders::lines(&state.pool, order_id),
-        orders::timeline(&state.pool, order_id)
+        orders::timeline(&state.pool, order_id),
+        orders::invoice(&state.pool, order_id)
     )?;
     let mut body = serde_json::to_value(&order).map_err(|e| ApiError::Internal(e.into()))?;
     body["items"] = json!(items);
     body["timeline"] = json!(timeline);
     body["tracking_number"] = Value::Null;
-    body["invoice_url"] = Value::Null;
+    body["invoice_url"] = match &invoice {
+        Some(_) => json!(format!("/api/orders/{order_id}/invoice.pdf")),
+        None => Value::Null,
+    };
+    body["invoice"] = json!(invoice);
     Ok(Json(body))
+}
+
+/// The order's invoice PDF, for the session that placed the order. `404 order_not_found` as
+/// for the order itself; `404 invoice_not_ready` while the invoice is still being made.
+pub async fn invoice_pdf(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(order_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
+    orders::find(&state.pool, &session.owner(), order_id)
+        .await?
+        .ok_or_else(ApiError::order_not_found)?;
+    let (number, pdf) = orders::invoice_pdf(&state.pool, order_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            code: "invoice_not_ready",
+            message: "the invoice for this order has not been issued yet".into(),
+        })?;
+    let headers = [
+        (header::CONTENT_TYPE, "application/pdf".to_owned()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{number}.pdf\""),
+        ),
+        (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+    ];
+    Ok((headers, pdf).into_response())
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

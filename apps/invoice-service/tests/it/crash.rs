@@ -1,0 +1,77 @@
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use crate::helpers::{Harness, harness};
+
+fn spawn_worker(h: &Harness) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invoice-service"));
+    command
+        .envs(h.overrides())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    command.spawn().expect("worker process")
+}
+
+/// Backends of the test database waiting for a row lock: the worker, stuck mid-message.
+async fn waiting_on_a_lock(h: &Harness) -> bool {
+    h.count(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .await
+        > 0
+}
+
+#[tokio::test]
+async fn a_worker_killed_in_the_middle_of_a_message_still_invoices_the_order_once() {
+    let h = harness().await;
+    let event = h.place_order().await;
+    // Hold the order's row lock so that the worker stops inside its transaction, after the
+    // inbox row and before anything is committed.
+    let mut blocker = h.pool.begin().await.expect("tx");
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(event.order_id)
+        .execute(&mut *blocker)
+        .await
+        .expect("lock");
+    h.send(&[serde_json::to_string(&event).expect("json")])
+        .await;
+
+    let mut worker = spawn_worker(&h);
+    testkit::eventually(
+        "the worker to be mid-message",
+        Duration::from_secs(20),
+        || waiting_on_a_lock(&h),
+    )
+    .await
+    .expect("worker blocked on the order");
+    worker.kill().expect("kill -9");
+    worker.wait().expect("reaped");
+    blocker.rollback().await.expect("release");
+    assert_eq!(h.status(event.order_id).await, "placed");
+    assert_eq!(
+        h.count("SELECT count(*) FROM inbox").await,
+        0,
+        "nothing of the killed attempt remains"
+    );
+
+    let mut worker = spawn_worker(&h);
+    h.wait_status(event.order_id, "invoiced", Duration::from_secs(30))
+        .await;
+    assert_eq!(h.count("SELECT count(*) FROM invoices").await, 1);
+    assert_eq!(
+        h.count("SELECT count(*) FROM outbox WHERE event_type = 'invoice.generated'")
+            .await,
+        1
+    );
+
+    let pid = worker.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("SIGTERM");
+    let status = worker.wait().expect("exit");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}

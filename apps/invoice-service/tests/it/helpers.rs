@@ -1,0 +1,90 @@
+//! A fresh database and queue set per test, orders written straight into the tables, and
+//! events sent straight to the invoice queue (no web-server, no relay).
+
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use domain::EventEnvelope;
+use sqlx::PgPool;
+use testkit::Queues;
+use uuid::Uuid;
+
+pub struct Harness {
+    pub db_url: String,
+    pub pool: PgPool,
+    pub sqs: Client,
+    pub endpoint: String,
+    pub queues: Queues,
+}
+
+pub async fn harness() -> Harness {
+    let db_url = testkit::fresh_database().await.expect("fresh database");
+    let pool = testkit::pool(&db_url, 5).await.expect("pool");
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    let sqs = testkit::sqs_client(&endpoint).await;
+    let queues = testkit::fresh_queues(&sqs).await.expect("fresh queues");
+    Harness {
+        db_url,
+        pool,
+        sqs,
+        endpoint,
+        queues,
+    }
+}
+
+impl Harness {
+    /// The settings a worker of this harness runs with.
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("APP__DATABASE__URL", self.db_url.clone()),
+            ("APP__SQS__ENDPOINT_URL", self.endpoint.clone()),
+            ("APP__SQS__QUEUE_PREFIX", self.queues.prefix.clone()),
+            ("APP__WORKER__WAIT_TIME_S", "1".into()),
+            ("APP__WORKER__VISIBILITY_TIMEOUT_S", "3".into()),
+            ("APP__WORKER__RETRY_BASE_S", "1".into()),
+        ]
+    }
+
+    pub fn settings(&self) -> settings::Settings {
+        let overrides = self.overrides();
+        let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        testkit::test_settings(&pairs)
+    }
+
+    /// Writes an order (2 × demo product 1) and returns its `order.placed` envelope.
+    pub async fn place_order(&self) -> EventEnvelope {
+        testkit::orders::insert_order(&self.pool)
+            .await
+            .expect("order")
+    }
+
+    /// Sends raw bodies to the invoice queue, each in its own message group.
+    pub async fn send(&self, bodies: &[String]) {
+        testkit::orders::send_bodies(&self.sqs, self.queues.url("invoice"), bodies)
+            .await
+            .expect("send");
+    }
+
+    pub async fn status(&self, order_id: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("status")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    pub async fn wait_status(&self, order_id: Uuid, status: &str, timeout: Duration) {
+        testkit::eventually(&format!("order to be {status}"), timeout, || async {
+            self.status(order_id).await == status
+        })
+        .await
+        .expect("status in time");
+    }
+}
