@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # services.sh — install, start, stop and report ChargeFlow's local services without Docker:
-# PostgreSQL 15 (a throwaway cluster), Redis and LocalStack 4.13.1 (SQS only, host mode),
+# PostgreSQL 15 (a throwaway cluster), Redis, LocalStack 4.13.1 (SQS only, host mode) and an SMTP
+# sink (scripts/smtp_sink.py, aiosmtpd: stores every mail in a Maildir, sends nothing on),
 # all bound to 127.0.0.1 only.
 #
-#   scripts/services.sh install   apt packages if missing + LocalStack venv (cached, fast when done)
+#   scripts/services.sh install   apt packages if missing + Python venv (cached, fast when done)
 #   scripts/services.sh start     install, start what is not running, create queues, write env.sh
 #   scripts/services.sh stop      stop what this data dir started (by recorded pid)
 #   scripts/services.sh status    one line per service; exit 0 if all up, 3 otherwise
 #
 # Settings (environment, with defaults):
-#   CHARGEFLOW_DATA_DIR  <repo>/.data/dev       pids/, logs/, pg/, redis/, localstack/, env.sh
-#   PG_PORT 5432   REDIS_PORT 6379   LOCALSTACK_PORT 4566   SQS_QUEUE_PREFIX chargeflow-
-#   CHARGEFLOW_TOOLS_DIR $HOME/.cache/chargeflow  holds venv-<hash>, shared by every clone
+#   CHARGEFLOW_DATA_DIR  <repo>/.data/dev       pids/, logs/, pg/, redis/, localstack/, mail/, env.sh
+#   PG_PORT 5432   REDIS_PORT 6379   LOCALSTACK_PORT 4566   SMTP_PORT 1025
+#   SQS_QUEUE_PREFIX chargeflow-
+#   CHARGEFLOW_TOOLS_DIR $HOME/.cache/chargeflow  holds venv-<hash> (LocalStack + aiosmtpd, from
+#                        localstack/requirements.lock), shared by every clone
 #   CHARGEFLOW_PYTHON    python3.11 if present, else python3 (the venv's interpreter)
 #   APPLY_SCHEMA         1; 0 = do not apply init.sql to the chargeflow database
 # Several instances can run side by side with different ports and data dirs.
-# Then: `. "$CHARGEFLOW_DATA_DIR/env.sh"` exports APP__DATABASE__URL, APP__REDIS__URL, APP__SQS__*.
+# Then: `. "$CHARGEFLOW_DATA_DIR/env.sh"` exports APP__DATABASE__URL, APP__REDIS__URL, APP__SQS__*,
+# APP__SMTP__HOST/PORT, CHARGEFLOW_MAILDIR (the sink's Maildir: one file per mail in its new/)
+# and CHARGEFLOW_VENV.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +29,7 @@ DATA_DIR="${CHARGEFLOW_DATA_DIR:-$REPO_ROOT/.data/dev}"
 PG_PORT="${PG_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
+SMTP_PORT="${SMTP_PORT:-1025}"
 SQS_QUEUE_PREFIX="${SQS_QUEUE_PREFIX:-chargeflow-}"
 TOOLS_DIR="${CHARGEFLOW_TOOLS_DIR:-${HOME:-/tmp}/.cache/chargeflow}"
 APPLY_SCHEMA="${APPLY_SCHEMA:-1}"
@@ -31,10 +37,12 @@ APPLY_SCHEMA="${APPLY_SCHEMA:-1}"
 LOCK_FILE="$REPO_ROOT/localstack/requirements.lock"
 QUEUES_FILE="$REPO_ROOT/localstack/queues.json"
 CREATE_QUEUES="$REPO_ROOT/localstack/init/ready.d/create_queues.py"
+SMTP_SINK="$REPO_ROOT/scripts/smtp_sink.py"
 PID_DIR="$DATA_DIR/pids"
 LOG_DIR="$DATA_DIR/logs"
 PGDATA="$DATA_DIR/pg/data"
 PGRUN="$DATA_DIR/pg/run"          # unix socket directory
+MAILDIR="$DATA_DIR/mail"          # the SMTP sink's Maildir (it creates it)
 LOCALSTACK_URL="http://127.0.0.1:$LOCALSTACK_PORT"
 STOP_TIMEOUT_S=10
 LOCALSTACK_TIMEOUT_S=60
@@ -77,9 +85,9 @@ set_venv_path() {
 zombie() { [[ "$(ps -o stat= -p "$1" 2>/dev/null)" == Z* ]]; }
 alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null && ! zombie "$1"; }
 
-# Is pid $1 really our $2? Checked by process name (and LocalStack by its `-m` module), never
-# by a substring of the command line: a recycled pid of a shell whose command merely mentions
-# "postgres" must not be taken for the server and killed.
+# Is pid $1 really our $2? Checked by process name (and LocalStack by its `-m` module, the SMTP
+# sink by its script argument), never by a substring of the command line alone: a recycled pid
+# of a shell whose command merely mentions "postgres" must not be taken for the server and killed.
 is_service() {
   local comm args
   comm="$(cat "/proc/$1/comm" 2>/dev/null)" || return 1
@@ -88,6 +96,9 @@ is_service() {
     localstack)
       args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
       [[ "$comm" == python* && "$args" == *" -m localstack.runtime.main "* ]] ;;
+    smtp)
+      args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+      [[ "$comm" == python* && "$args" == *" $SMTP_SINK "* ]] ;;
   esac
 }
 
@@ -102,8 +113,9 @@ live_pid() {
 pg_pid() { live_pid "$PGDATA/postmaster.pid" postgres; }
 redis_pid() { live_pid "$PID_DIR/redis.pid" redis-server; }
 localstack_pid() { live_pid "$PID_DIR/localstack.pid" localstack; }
+smtp_pid() { live_pid "$PID_DIR/smtp.pid" smtp; }
 
-# Every process of the session led by $1 (redis and LocalStack are started with setsid,
+# Every process of the session led by $1 (redis, LocalStack and the SMTP sink are started with setsid,
 # so their children, if any, stay in that session).
 # Zombies are left out: they are dead, only not yet reaped by whatever pid 1 is.
 session_pids() { ps -eo pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }
@@ -147,6 +159,10 @@ http_get() {
 pg_ready() { "$(pg_bin_dir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -t 2; }
 redis_ready() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
 localstack_ready() { http_get "$LOCALSTACK_URL/_localstack/health" | grep -Eq '"sqs": *"running"'; }
+# TCP connect and read the SMTP greeting (bash's /dev/tcp; the sink just sees a dropped client).
+smtp_ready() {
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -c 4 <&3' _ "$SMTP_PORT" 2>/dev/null | grep -q '^220'
+}
 
 psql_pg() { "$(pg_bin_dir)/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 "$@"; }
 
@@ -177,14 +193,14 @@ missing_packages() {
 install_venv() {
   local venv=$VENV python
   python="$(python_cmd)"
-  log "creating LocalStack venv $venv (first time: a minute or two)"
+  log "creating the Python venv $venv (LocalStack, aiosmtpd; first time: a minute or two)"
   rm -rf "$venv"
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
     --no-deps --require-hashes -r "$LOCK_FILE" >"$TOOLS_DIR/pip.log" 2>&1 \
     || { tail -n 30 "$TOOLS_DIR/pip.log" >&2; die "pip install of $LOCK_FILE failed"; }
-  "$venv/bin/python" -c 'import localstack.runtime.main, boto3, yaml' \
-    || die "the LocalStack venv $venv is broken"
+  "$venv/bin/python" -c 'import localstack.runtime.main, boto3, yaml, aiosmtpd' \
+    || die "the Python venv $venv is broken"
   date -u +%FT%TZ >"$venv/.chargeflow-installed"
 }
 
@@ -337,6 +353,31 @@ start_redis() {
   assert_loopback_only redis "$pid"
 }
 
+# ---------------------------------------------------------------- smtp sink
+
+start_smtp() {
+  local pid
+  set_venv_path
+  pid="$(smtp_pid)"
+  if [[ -n "$pid" ]]; then
+    log "smtp: already running (pid $pid)"
+  else
+    ensure_port_free "$SMTP_PORT" SMTP_PORT
+    log "smtp: starting the sink on 127.0.0.1:$SMTP_PORT (Maildir $MAILDIR)"
+    setsid "$VENV/bin/python" "$SMTP_SINK" --host 127.0.0.1 --port "$SMTP_PORT" --maildir "$MAILDIR" \
+      </dev/null >>"$LOG_DIR/smtp.log" 2>&1 8>&- &
+    pid=$!
+    echo "$pid" >"$PID_DIR/smtp.pid"
+  fi
+  if ! wait_until 15 smtp_ready; then
+    tail -n 20 "$LOG_DIR/smtp.log" >&2
+    if alive "$pid"; then kill_session "$pid"; fi
+    rm -f "$PID_DIR/smtp.pid"
+    die "the SMTP sink is not ready on 127.0.0.1:$SMTP_PORT"
+  fi
+  assert_loopback_only smtp "$pid"
+}
+
 # ---------------------------------------------------------------- localstack
 
 start_localstack() {
@@ -426,6 +467,9 @@ export APP__SQS__REGION='us-east-1'
 export APP__SQS__QUEUE_PREFIX='$SQS_QUEUE_PREFIX'
 export AWS_ACCESS_KEY_ID='test'
 export AWS_SECRET_ACCESS_KEY='test'
+export APP__SMTP__HOST='127.0.0.1'
+export APP__SMTP__PORT='$SMTP_PORT'
+export CHARGEFLOW_MAILDIR='$MAILDIR'
 export CHARGEFLOW_VENV='$VENV'
 EOF
   if cmp -s "$tmp" "$DATA_DIR/env.sh"; then rm -f "$tmp"; else mv "$tmp" "$DATA_DIR/env.sh"; fi
@@ -436,6 +480,7 @@ check_ports() {
   [[ -n "$(pg_pid)" ]] || ensure_port_free "$PG_PORT" PG_PORT
   [[ -n "$(redis_pid)" ]] || ensure_port_free "$REDIS_PORT" REDIS_PORT
   [[ -n "$(localstack_pid)" ]] || ensure_port_free "$LOCALSTACK_PORT" LOCALSTACK_PORT
+  [[ -n "$(smtp_pid)" ]] || ensure_port_free "$SMTP_PORT" SMTP_PORT
 }
 
 cmd_start() {
@@ -444,24 +489,26 @@ cmd_start() {
   mkdir -p "$PID_DIR" "$LOG_DIR"
   start_postgres
   start_redis
+  start_smtp
   start_localstack
   write_env
   cmd_status || die "not every service is up"
   log "ready; environment for the apps: . $DATA_DIR/env.sh"
 }
 
-# LocalStack and Redis get SIGTERM together, then postgres is stopped while they exit.
+# LocalStack, Redis and the SMTP sink get SIGTERM together, then postgres is stopped while they exit.
 cmd_stop() {
-  local ls_pid redis_pid_ pg_leader leaders=()
-  ls_pid="$(localstack_pid)"; redis_pid_="$(redis_pid)"; pg_leader="$(pg_pid)"
+  local ls_pid redis_pid_ smtp_pid_ pg_leader leaders=()
+  ls_pid="$(localstack_pid)"; redis_pid_="$(redis_pid)"; smtp_pid_="$(smtp_pid)"; pg_leader="$(pg_pid)"
   [[ -n "$ls_pid" ]] && { log "localstack: stopping (pid $ls_pid)"; leaders+=("$ls_pid"); }
   [[ -n "$redis_pid_" ]] && { log "redis: stopping (pid $redis_pid_)"; leaders+=("$redis_pid_"); }
+  [[ -n "$smtp_pid_" ]] && { log "smtp: stopping (pid $smtp_pid_)"; leaders+=("$smtp_pid_"); }
   term_sessions "${leaders[@]}"
   stop_postgres
   [[ -n "$pg_leader" ]] && leaders+=("$pg_leader")
   reap_sessions "${leaders[@]}"
-  rm -f "$PID_DIR/localstack.pid" "$PID_DIR/redis.pid" "$PID_DIR/postgres.pid"
-  [[ -z "$(pg_pid)$(redis_pid)$(localstack_pid)" ]] || die "a service is still alive"
+  rm -f "$PID_DIR/localstack.pid" "$PID_DIR/redis.pid" "$PID_DIR/smtp.pid" "$PID_DIR/postgres.pid"
+  [[ -z "$(pg_pid)$(redis_pid)$(smtp_pid)$(localstack_pid)" ]] || die "a service is still alive"
   log "stopped (data dir $DATA_DIR)"
 }
 
@@ -477,6 +524,7 @@ cmd_status() {
   status_line postgres "$(pg_pid)" "127.0.0.1:$PG_PORT" pg_ready || rc=3
   status_line redis "$(redis_pid)" "127.0.0.1:$REDIS_PORT" redis_ready || rc=3
   status_line localstack "$(localstack_pid)" "$LOCALSTACK_URL" localstack_ready || rc=3
+  status_line smtp "$(smtp_pid)" "127.0.0.1:$SMTP_PORT" smtp_ready || rc=3
   return $rc
 }
 

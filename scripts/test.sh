@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project against real services.
 #
-# Starts a private PostgreSQL, Redis and LocalStack on free loopback ports in a temporary folder
-# (so a running dev stack is never touched), runs the Rust unit, integration and doc tests and
+# Starts a private PostgreSQL, Redis, LocalStack and SMTP sink on free loopback ports in a temporary
+# folder (so a running dev stack is never touched), runs the Rust unit, integration and doc tests and
 # the docker-compose check, then stops everything it started by process id. Exits non-zero when
 # any test fails. Extra arguments go to `cargo test` (for instance a test name filter).
 set -euo pipefail
@@ -15,7 +15,7 @@ free_port() {
 data_dir=$(mktemp -d -t chargeflow-test.XXXXXX)
 chmod 755 "$data_dir"  # PostgreSQL runs as the postgres user and must reach its data dir
 export CHARGEFLOW_DATA_DIR="$data_dir"
-export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port)
+export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port) SMTP_PORT=$(free_port)
 export SQS_QUEUE_PREFIX=chargeflow-test-
 
 cleanup() {
@@ -28,6 +28,9 @@ started=$(date +%s)
 scripts/services.sh start
 # shellcheck disable=SC1091
 source "$data_dir/env.sh"
+# env.sh exports CHARGEFLOW_VENV (tests start private SMTP sinks with
+# "$CHARGEFLOW_VENV/bin/python" scripts/smtp_sink.py --port P --maildir D), APP__SMTP__HOST/PORT
+# and CHARGEFLOW_MAILDIR (the shared sink's Maildir).
 # Tests create a fresh database each; they connect to the server through this one.
 export APP__DATABASE__URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"

@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod orders;
+pub mod smtp;
+
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
@@ -51,7 +54,7 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> settings::Settings {
     settings::Settings::from_sources(&borrowed).expect("test settings must load")
 }
 
-fn require_env(name: &str) -> String {
+pub(crate) fn require_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with scripts/test.sh, which starts the services")
     })
@@ -418,4 +421,27 @@ where
 /// The admin URL of the test server, for assertions that need no fresh database.
 pub fn server_url() -> String {
     test_settings(&[]).database.url.expose_secret().to_owned()
+}
+
+/// Messages waiting plus in flight (received, not yet deleted) on a queue.
+///
+/// # Errors
+/// When SQS cannot be reached.
+pub async fn queue_depth(client: &Client, queue_url: &str) -> TestResult<i64> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await?;
+    let attributes = out.attributes.unwrap_or_default();
+    let number = |name| {
+        attributes
+            .get(&name)
+            .and_then(|v: &String| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(number(QueueAttributeName::ApproximateNumberOfMessages)
+        + number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
 }

@@ -1,0 +1,14 @@
+//! The email-service: for every event routed to it, renders the matching Handlebars templates
+//! (HTML and plain text) and sends one e-mail to the order's customer with lettre — the invoice
+//! e-mail with the PDF attached. SMTP down or a 4xx reply: retried with backoff. A 5xx for the
+//! recipient: recorded as rejected, not looped. Templates are loaded and test-rendered at
+//! start-up, so a broken template stops start-up instead of a send.
+//!
+//! The handler knows nothing of SQS: `main.rs` runs it under the [`worker::Poller`].
+
+pub mod handler;
+pub mod mailer;
+pub mod store;
+pub mod templates;
+
+pub use handler::{EmailError, EmailHandler};

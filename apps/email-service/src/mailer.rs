@@ -1,0 +1,143 @@
+//! Sending over SMTP with lettre, and sorting the server's answer: accepted, refused for good
+//! (a 5xx for the recipient: record it, do not loop) or worth retrying (server down, 4xx,
+//! timeout).
+
+use std::time::Duration;
+
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType},
+    transport::smtp::authentication::Credentials,
+};
+use secrecy::ExposeSecret;
+use settings::SmtpSettings;
+
+use crate::templates::RenderedEmail;
+
+/// Why an e-mail could not be built or handed over.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// An address does not parse.
+    #[error("invalid e-mail address")]
+    Address(#[from] lettre::address::AddressError),
+    /// The message could not be assembled.
+    #[error("the e-mail could not be built")]
+    Build(#[from] lettre::error::Error),
+    /// The SMTP conversation failed in a way that may pass (server down, 4xx, timeout).
+    #[error("SMTP delivery failed for now")]
+    Transient(#[source] lettre::transport::smtp::Error),
+}
+
+/// The server's final answer to an e-mail it was handed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted (2xx), with the server's reply.
+    Accepted(String),
+    /// Refused for good (5xx), with the server's reply.
+    Rejected(String),
+}
+
+/// An e-mail ready to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    /// The recipient's name.
+    pub to_name: &'a str,
+    /// The recipient's address.
+    pub to_email: &'a str,
+    /// Subject, HTML and text.
+    pub content: RenderedEmail,
+    /// The `Message-ID`, with its angle brackets.
+    pub message_id: String,
+    /// An optional PDF attachment: file name and bytes.
+    pub pdf: Option<(String, Vec<u8>)>,
+}
+
+/// An SMTP client with a connection pool.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.email.to_string())
+            .finish()
+    }
+}
+
+impl Mailer {
+    /// A mailer for the configured server. Nothing is connected until the first send.
+    ///
+    /// # Errors
+    /// [`MailError`] when the `From` address or the TLS set-up is invalid.
+    pub fn new(settings: &SmtpSettings) -> Result<Self, MailError> {
+        let builder = if settings.starttls {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
+                .map_err(MailError::Transient)?
+        } else {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+        };
+        let mut builder = builder
+            .port(settings.port)
+            .timeout(Some(Duration::from_millis(settings.timeout_ms)));
+        if !settings.username.is_empty() {
+            let password = settings.password.expose_secret().to_owned();
+            builder = builder.credentials(Credentials::new(settings.username.clone(), password));
+        }
+        Ok(Mailer {
+            transport: builder.build(),
+            from: settings.from.parse()?,
+        })
+    }
+
+    /// The domain of the `From` address, used to build `Message-ID`s.
+    pub fn domain(&self) -> &str {
+        self.from.email.domain()
+    }
+
+    /// Sends one e-mail and sorts the answer.
+    ///
+    /// # Errors
+    /// [`MailError::Transient`] when it may pass on a later try; [`MailError::Address`] or
+    /// [`MailError::Build`] when the e-mail itself is wrong.
+    pub async fn send(&self, email: Outgoing<'_>) -> Result<Delivery, MailError> {
+        let message = self.build(email)?;
+        match self.transport.send(message).await {
+            Ok(response) => Ok(Delivery::Accepted(reply(
+                response.code().to_string(),
+                response.message(),
+            ))),
+            Err(e) if e.is_permanent() => Ok(Delivery::Rejected(e.to_string())),
+            Err(e) => Err(MailError::Transient(e)),
+        }
+    }
+
+    fn build(&self, email: Outgoing<'_>) -> Result<Message, MailError> {
+        let to = Mailbox::new(Some(email.to_name.to_owned()), email.to_email.parse()?);
+        let body = MultiPart::alternative_plain_html(email.content.text, email.content.html);
+        let body = match email.pdf {
+            None => body,
+            Some((name, bytes)) => MultiPart::mixed()
+                .multipart(body)
+                .singlepart(pdf_part(name, bytes)),
+        };
+        Ok(Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.content.subject)
+            .message_id(Some(email.message_id))
+            .multipart(body)?)
+    }
+}
+
+fn pdf_part(name: String, bytes: Vec<u8>) -> SinglePart {
+    let pdf = ContentType::parse("application/pdf").expect("a valid content type");
+    Attachment::new(name).body(bytes, pdf)
+}
+
+fn reply<'a>(code: String, lines: impl Iterator<Item = &'a str>) -> String {
+    let text: Vec<&str> = lines.collect();
+    format!("{code} {}", text.join(" "))
+}

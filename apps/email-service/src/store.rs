@@ -1,0 +1,120 @@
+//! The email-service's SQL: who the order's e-mails go to, what to show, and the sent-mail
+//! record that makes every e-mail happen at most once per event.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The order as its e-mails show it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct OrderForEmail {
+    /// The customer's e-mail address (never logged).
+    pub email: String,
+    /// The customer's name.
+    pub name: String,
+    /// ISO currency code.
+    pub currency: String,
+    /// Sum of the lines, in minor units.
+    pub subtotal_minor: i64,
+}
+
+/// One line of the order.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LineForEmail {
+    /// SKU.
+    pub sku: String,
+    /// Product name at purchase.
+    pub name: String,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price in minor units.
+    pub unit_price_minor: i64,
+    /// Line total in minor units.
+    pub line_total_minor: i64,
+}
+
+/// The stored invoice of an order.
+#[derive(Debug, sqlx::FromRow)]
+pub struct InvoiceForEmail {
+    /// `INV-…`.
+    pub number: String,
+    /// Total in minor units.
+    pub total_minor: i64,
+    /// The PDF.
+    pub pdf: Vec<u8>,
+}
+
+/// The order with its customer, or `None` when it does not exist.
+pub async fn order(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Option<OrderForEmail>> {
+    sqlx::query_as(
+        "SELECT c.email, c.name, o.currency::text AS currency, o.subtotal_minor
+         FROM orders o JOIN customers c ON c.id = o.customer_id
+         WHERE o.id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The order's lines, in order.
+pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<LineForEmail>> {
+    sqlx::query_as(
+        "SELECT sku, name, quantity, unit_price_minor, line_total_minor
+         FROM order_items WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The order's invoice, if it has one.
+pub async fn invoice(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> sqlx::Result<Option<InvoiceForEmail>> {
+    sqlx::query_as("SELECT number, total_minor, pdf FROM invoices WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Whether an e-mail was already sent (or refused for good) for this event.
+pub async fn already_sent(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sent_emails WHERE event_id = $1)")
+        .bind(event_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// What became of one e-mail.
+#[derive(Debug)]
+pub struct SentEmail<'a> {
+    /// The event it was sent for.
+    pub event_id: Uuid,
+    /// The order.
+    pub order_id: Uuid,
+    /// The template kind.
+    pub kind: &'a str,
+    /// The `Message-ID` header value.
+    pub message_id: &'a str,
+    /// `sent` or `rejected`.
+    pub status: &'a str,
+    /// The server's reply.
+    pub smtp_response: &'a str,
+}
+
+/// Records the e-mail of an event.
+pub async fn record(conn: &mut PgConnection, sent: &SentEmail<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sent_emails (event_id, order_id, kind, message_id, status, smtp_response)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(sent.event_id)
+    .bind(sent.order_id)
+    .bind(sent.kind)
+    .bind(sent.message_id)
+    .bind(sent.status)
+    .bind(sent.smtp_response)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,719 @@
+//! Customer e-mail templates: loading, start-up checks and rendering.
+//!
+//! Each [`EmailKind`] has three Handlebars files in the templates directory:
+//! `<kind>.subject.hbs`, `<kind>.html.hbs` and `<kind>.txt.hbs`, plus shared partials in
+//! `partials/` (`lines` and `footer`, each as `.html.hbs` and `.txt.hbs`).
+//!
+//! Why it is built this way:
+//!
+//! - **Templates live in files**, not in Rust strings, so wording and layout can be changed
+//!   and reviewed without touching code.
+//! - **Everything is compiled and test-rendered at start-up.** [`Templates::load`] compiles
+//!   every file and renders every kind twice, once with [`EmailContext::sample`] (every field
+//!   filled) and once with all optional fields empty. The registries run in strict mode, so a
+//!   misspelt field is an error rather than an empty string. A broken template therefore stops
+//!   the worker at start-up, where it is seen at once, instead of failing (or sending a
+//!   half-empty e-mail) when a customer's order event arrives.
+//! - **Optional fields are guarded with `{{#if}}`** in the templates. The `if` and `unless`
+//!   helpers are replaced by strict versions: the built-ins accept an unknown field even in
+//!   strict mode (it is simply falsy), which would silently hide a block forever.
+//! - **HTML is escaped, text is not.** The HTML registry keeps Handlebars' default HTML
+//!   escaping, so a customer name like `<script>` is shown, never run. The text registry uses
+//!   no escaping, so the plain-text part shows names as typed (`O'Brien`, not `O&#x27;Brien`).
+//!   Subjects are rendered with the text registry, then trimmed and stripped of line breaks
+//!   so no value can inject a mail header.
+//! - **No card data can reach a template:** [`EmailContext`] has no field for it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, HelperResult, JsonTruthy, Output, RenderContext,
+    RenderErrorReason, Renderable,
+};
+use serde::Serialize;
+
+/// The e-mails the worker sends, one per order event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// The order was placed.
+    OrderConfirmation,
+    /// The invoice was issued; its PDF is attached.
+    Invoice,
+    /// The payment succeeded.
+    PaymentReceipt,
+    /// The payment was declined; nothing was charged and the items were released.
+    PaymentFailed,
+    /// The order left the warehouse.
+    Shipped,
+    /// Money was paid back.
+    Refunded,
+}
+
+impl EmailKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [EmailKind; 6] = [
+        EmailKind::OrderConfirmation,
+        EmailKind::Invoice,
+        EmailKind::PaymentReceipt,
+        EmailKind::PaymentFailed,
+        EmailKind::Shipped,
+        EmailKind::Refunded,
+    ];
+
+    /// The kind's snake_case name, which is also the stem of its template files.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmailKind::OrderConfirmation => "order_confirmation",
+            EmailKind::Invoice => "invoice",
+            EmailKind::PaymentReceipt => "payment_receipt",
+            EmailKind::PaymentFailed => "payment_failed",
+            EmailKind::Shipped => "shipped",
+            EmailKind::Refunded => "refunded",
+        }
+    }
+}
+
+/// One line of the order, with money already formatted for display.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailLine {
+    /// The product's stock-keeping unit.
+    pub sku: String,
+    /// The product's display name.
+    pub name: String,
+    /// How many were ordered.
+    pub quantity: u32,
+    /// The price of one item, e.g. `"12.50 EUR"`.
+    pub unit_price: String,
+    /// `quantity` × `unit_price`, e.g. `"25.00 EUR"`.
+    pub line_total: String,
+}
+
+/// Everything a template may show. Holds no payment-method or card data by construction.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailContext {
+    /// The shop's name, shown in the header and footer.
+    pub shop_name: String,
+    /// The customer's name, as entered at checkout.
+    pub customer_name: String,
+    /// The order's full UUID.
+    pub order_id: String,
+    /// The short form of the order id shown to humans, e.g. `"7F3A9C21"`.
+    pub order_reference: String,
+    /// A link to the order page.
+    pub order_url: String,
+    /// The order's lines.
+    pub lines: Vec<EmailLine>,
+    /// The sum of the lines, pre-formatted, e.g. `"38.90 EUR"`.
+    pub subtotal: String,
+    /// The amount due including everything, when known.
+    pub total: Option<String>,
+    /// The invoice number, e.g. `"INV-2026-000123"` (invoice e-mails).
+    pub invoice_number: Option<String>,
+    /// The amount paid (receipt) or refunded (refund).
+    pub amount: Option<String>,
+    /// Why a payment was declined, or why a refund was made; shown as given.
+    pub failure_reason: Option<String>,
+    /// The shipping carrier's name.
+    pub carrier: Option<String>,
+    /// The carrier's tracking number.
+    pub tracking_number: Option<String>,
+    /// A link to the carrier's tracking page.
+    pub tracking_url: Option<String>,
+}
+
+impl EmailContext {
+    /// A context with every field filled, used to check templates at start-up and in tests.
+    pub fn sample() -> Self {
+        let order_id = "7f3a9c21-5b8e-4d2a-9c61-0e4f8a2b7d13";
+        EmailContext {
+            shop_name: "ChargeFlow Coffee".to_owned(),
+            customer_name: "Ada Lovelace".to_owned(),
+            order_id: order_id.to_owned(),
+            order_reference: "7F3A9C21".to_owned(),
+            order_url: format!("https://shop.example.com/orders/{order_id}"),
+            lines: vec![
+                sample_line(
+                    "COF-ETH-250",
+                    "Ethiopia Yirgacheffe, 250 g",
+                    2,
+                    "12.50",
+                    "25.00",
+                ),
+                sample_line("MUG-ENAMEL", "Enamel mug", 1, "13.90", "13.90"),
+            ],
+            subtotal: "38.90 EUR".to_owned(),
+            total: Some("44.80 EUR".to_owned()),
+            invoice_number: Some("INV-2026-000123".to_owned()),
+            amount: Some("44.80 EUR".to_owned()),
+            failure_reason: Some("Insufficient funds".to_owned()),
+            carrier: Some("DHL".to_owned()),
+            tracking_number: Some("1Z999AA10123456784".to_owned()),
+            tracking_url: Some("https://tracking.example.com/1Z999AA10123456784".to_owned()),
+        }
+    }
+
+    /// The same context with every optional field empty.
+    fn without_options(self) -> Self {
+        EmailContext {
+            total: None,
+            invoice_number: None,
+            amount: None,
+            failure_reason: None,
+            carrier: None,
+            tracking_number: None,
+            tracking_url: None,
+            ..self
+        }
+    }
+}
+
+fn sample_line(sku: &str, name: &str, quantity: u32, unit: &str, total: &str) -> EmailLine {
+    EmailLine {
+        sku: sku.to_owned(),
+        name: name.to_owned(),
+        quantity,
+        unit_price: format!("{unit} EUR"),
+        line_total: format!("{total} EUR"),
+    }
+}
+
+/// A rendered e-mail, ready to be put into a multipart/alternative message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    /// The subject: one line, trimmed, without control characters.
+    pub subject: String,
+    /// The HTML part, with every value HTML-escaped.
+    pub html: String,
+    /// The plain-text part, with values as they are.
+    pub text: String,
+}
+
+/// Why templates could not be loaded or an e-mail could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// A template file, or the partials directory, is missing or unreadable.
+    #[error("e-mail template file `{}` cannot be read", .path.display())]
+    Missing {
+        /// The file or directory that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A template does not compile.
+    #[error("e-mail template `{name}` has a syntax error")]
+    Syntax {
+        /// The template's name, e.g. `invoice.html` or `partials/lines.txt`.
+        name: String,
+        /// Handlebars' description, with line, column and the offending snippet.
+        #[source]
+        source: handlebars::TemplateError,
+    },
+    /// A template failed to render, e.g. it names a field the context does not have.
+    #[error("the `{}` e-mail cannot be rendered (template `{template}`)", .kind.name())]
+    Render {
+        /// The e-mail being rendered.
+        kind: EmailKind,
+        /// The template that failed, e.g. `invoice.html`.
+        template: String,
+        /// Handlebars' description of the failure.
+        #[source]
+        source: handlebars::RenderError,
+    },
+}
+
+/// The compiled templates for every [`EmailKind`].
+pub struct Templates {
+    /// HTML bodies and HTML partials, with HTML escaping.
+    html: Handlebars<'static>,
+    /// Subjects, text bodies and text partials, without escaping.
+    text: Handlebars<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    /// Loads `<dir>/<kind>.{subject,html,txt}.hbs` for every kind plus `<dir>/partials/*.hbs`,
+    /// compiles them, and renders each kind with `EmailContext::sample()` and with a sample
+    /// whose Option fields are all None; any failure is an error.
+    ///
+    /// Partials named `*.html.hbs` go to the HTML registry and `*.txt.hbs` to the text
+    /// registry, both under their stem (`partials/lines.html.hbs` is `{{> lines}}` in HTML
+    /// templates); other files in `partials/` are ignored.
+    pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        let mut templates = Templates {
+            html: registry(true),
+            text: registry(false),
+        };
+        templates.register_partials(&dir.join("partials"))?;
+        for kind in EmailKind::ALL {
+            templates.register_kind(dir, kind)?;
+        }
+        templates.check()?;
+        Ok(templates)
+    }
+
+    /// Renders the subject, HTML and text of one e-mail.
+    pub fn render(
+        &self,
+        kind: EmailKind,
+        context: &EmailContext,
+    ) -> Result<RenderedEmail, TemplateError> {
+        Ok(RenderedEmail {
+            subject: one_line(&render_part(&self.text, kind, "subject", context)?),
+            html: render_part(&self.html, kind, "html", context)?,
+            text: render_part(&self.text, kind, "txt", context)?,
+        })
+    }
+
+    fn register_partials(&mut self, partials: &Path) -> Result<(), TemplateError> {
+        for entry in fs::read_dir(partials).map_err(|e| missing(partials, e))? {
+            let path = entry.map_err(|e| missing(partials, e))?.path();
+            let name = path.file_name().and_then(|n| n.to_str());
+            let stem_and_part = name.and_then(|n| n.strip_suffix(".hbs")?.rsplit_once('.'));
+            let Some((stem, part @ ("html" | "txt"))) = stem_and_part else {
+                continue;
+            };
+            let label = format!("partials/{stem}.{part}");
+            register_file(self.registry_for(part), stem, &label, &path)?;
+        }
+        Ok(())
+    }
+
+    fn register_kind(&mut self, dir: &Path, kind: EmailKind) -> Result<(), TemplateError> {
+        for part in ["subject", "html", "txt"] {
+            let name = template_name(kind, part);
+            let path = dir.join(format!("{name}.hbs"));
+            register_file(self.registry_for(part), &name, &name, &path)?;
+        }
+        Ok(())
+    }
+
+    /// The HTML registry for `html` templates, the text registry for the rest.
+    fn registry_for(&mut self, part: &str) -> &mut Handlebars<'static> {
+        if part == "html" {
+            &mut self.html
+        } else {
+            &mut self.text
+        }
+    }
+
+    /// Renders every kind with a full and an empty-options sample, discarding the output.
+    fn check(&self) -> Result<(), TemplateError> {
+        let full = EmailContext::sample();
+        let bare = EmailContext::sample().without_options();
+        for kind in EmailKind::ALL {
+            self.render(kind, &full)?;
+            self.render(kind, &bare)?;
+        }
+        Ok(())
+    }
+}
+
+/// A strict-mode registry; `escape_html` keeps the default HTML escaping, else none.
+fn registry(escape_html: bool) -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    if !escape_html {
+        registry.register_escape_fn(handlebars::no_escape);
+    }
+    registry.register_helper("if", Box::new(StrictIf { positive: true }));
+    registry.register_helper("unless", Box::new(StrictIf { positive: false }));
+    registry
+}
+
+/// Reads `path` and registers it as `name`; `label` names it in errors.
+fn register_file(
+    registry: &mut Handlebars<'static>,
+    name: &str,
+    label: &str,
+    path: &Path,
+) -> Result<(), TemplateError> {
+    let source = fs::read_to_string(path).map_err(|e| missing(path, e))?;
+    registry
+        .register_template_string(name, source)
+        .map_err(|source| TemplateError::Syntax {
+            name: label.to_owned(),
+            source,
+        })
+}
+
+fn render_part(
+    registry: &Handlebars<'static>,
+    kind: EmailKind,
+    part: &str,
+    context: &EmailContext,
+) -> Result<String, TemplateError> {
+    let template = template_name(kind, part);
+    registry
+        .render(&template, context)
+        .map_err(|source| TemplateError::Render {
+            kind,
+            template,
+            source,
+        })
+}
+
+/// `invoice` + `html` → `invoice.html`: the template's name and its file name without `.hbs`.
+fn template_name(kind: EmailKind, part: &str) -> String {
+    format!("{}.{part}", kind.name())
+}
+
+fn missing(path: &Path, source: io::Error) -> TemplateError {
+    TemplateError::Missing {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Trims a rendered subject and turns every control character (CR, LF, tab…) into a space,
+/// so no value can start a new mail header.
+fn one_line(subject: &str) -> String {
+    subject
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `{{#if}}` (positive) and `{{#unless}}` that fail on an unknown field in strict mode.
+///
+/// The built-in helpers treat a field that does not exist as false even in strict mode, so
+/// `{{#if traking_url}}` would hide its block forever without any error. A field that exists
+/// but is `null` (an empty `Option`) is simply false, as with the built-ins.
+#[derive(Clone, Copy)]
+struct StrictIf {
+    positive: bool,
+}
+
+impl HelperDef for StrictIf {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let param = h
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex("if", 0))?;
+        if r.strict_mode() && param.is_value_missing() {
+            let field = param.relative_path().cloned();
+            return Err(RenderErrorReason::MissingVariable(field).into());
+        }
+        let show = param.value().is_truthy(false) == self.positive;
+        match if show { h.template() } else { h.inverse() } {
+            Some(block) => block.render(r, ctx, rc, out),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use tempfile::TempDir;
+
+    use super::*;
+
+    fn real_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
+    }
+
+    fn loaded() -> Templates {
+        Templates::load(&real_dir()).expect("the real templates load")
+    }
+
+    fn render(kind: EmailKind, context: &EmailContext) -> RenderedEmail {
+        loaded().render(kind, context).expect("renders")
+    }
+
+    /// The error and all its sources, one per line.
+    fn chain(error: &dyn Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(&format!("\n  caused by: {cause}"));
+            source = cause.source();
+        }
+        text
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy_dir(&path, &target);
+            } else {
+                fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+
+    /// Loads a copy of the real templates after `breakage` has been applied to it.
+    fn load_broken(breakage: impl FnOnce(&Path)) -> TemplateError {
+        let dir = TempDir::new().unwrap();
+        copy_dir(&real_dir(), dir.path());
+        breakage(dir.path());
+        match Templates::load(dir.path()) {
+            Ok(_) => panic!("the broken templates loaded"),
+            Err(error) => error,
+        }
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut content = fs::read_to_string(path).unwrap();
+        content.push_str(text);
+        fs::write(path, content).unwrap();
+    }
+
+    fn longest_digit_run(text: &str) -> usize {
+        text.split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn every_kind_renders_a_subject_html_and_text_naming_the_order_and_the_customer() {
+        let templates = loaded();
+        let context = EmailContext::sample();
+        for kind in EmailKind::ALL {
+            let email = templates.render(kind, &context).unwrap();
+            assert!(!email.subject.is_empty(), "{kind:?} subject is empty");
+            for (part, body) in [("html", &email.html), ("text", &email.text)] {
+                assert!(
+                    body.contains("7F3A9C21"),
+                    "{kind:?} {part} lacks the reference"
+                );
+                assert!(
+                    body.contains("Ada Lovelace"),
+                    "{kind:?} {part} lacks the name"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_also_renders_when_all_optional_fields_are_empty() {
+        let templates = loaded();
+        let context = EmailContext::sample().without_options();
+        for kind in EmailKind::ALL {
+            let email = templates.render(kind, &context).unwrap();
+            assert!(!email.subject.is_empty(), "{kind:?} subject is empty");
+            for body in [&email.subject, &email.html, &email.text] {
+                assert!(!body.contains("null"), "{kind:?} prints null:\n{body}");
+                assert!(!body.contains("Reason:"), "{kind:?} shows an empty reason");
+                assert!(
+                    !body.contains("Tracking number"),
+                    "{kind:?} shows no tracking"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_invoice_email_names_the_invoice_number_and_the_attached_pdf() {
+        let email = render(EmailKind::Invoice, &EmailContext::sample());
+        assert_eq!(email.subject, "Your invoice INV-2026-000123");
+        for body in [&email.html, &email.text] {
+            assert!(body.contains("INV-2026-000123"));
+            assert!(body.contains("44.80 EUR"));
+            assert!(body.contains("Enamel mug"));
+            assert!(body.contains("PDF is attached"));
+        }
+    }
+
+    #[test]
+    fn the_shipped_email_names_the_carrier_the_tracking_number_and_the_tracking_link() {
+        let email = render(EmailKind::Shipped, &EmailContext::sample());
+        for body in [&email.html, &email.text] {
+            assert!(body.contains("DHL"));
+            assert!(body.contains("1Z999AA10123456784"));
+            assert!(body.contains("https://tracking.example.com/1Z999AA10123456784"));
+        }
+    }
+
+    #[test]
+    fn the_payment_failed_email_gives_the_reason_and_says_nothing_was_charged() {
+        let email = render(EmailKind::PaymentFailed, &EmailContext::sample());
+        for body in [&email.html, &email.text] {
+            assert!(body.contains("declined"));
+            assert!(body.contains("Insufficient funds"));
+            assert!(body.contains("nothing was charged"));
+            assert!(body.contains("released"));
+        }
+    }
+
+    #[test]
+    fn html_escapes_a_hostile_customer_name_while_text_keeps_it_literal() {
+        let context = EmailContext {
+            customer_name: "<script>alert(1)</script>".to_owned(),
+            ..EmailContext::sample()
+        };
+        for kind in EmailKind::ALL {
+            let email = render(kind, &context);
+            assert!(
+                !email.html.contains("<script>"),
+                "{kind:?} html runs the script"
+            );
+            assert!(email.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+            assert!(email.text.contains("<script>alert(1)</script>"));
+        }
+    }
+
+    #[test]
+    fn a_line_break_in_a_value_never_reaches_the_subject() {
+        let context = EmailContext {
+            order_reference: "7F3A9C21\r\nBcc: victim@example.com\n".to_owned(),
+            ..EmailContext::sample()
+        };
+        for kind in EmailKind::ALL {
+            let subject = render(kind, &context).subject;
+            assert!(!subject.contains(['\r', '\n']), "{kind:?}: {subject:?}");
+            assert_eq!(subject, subject.trim());
+        }
+    }
+
+    #[test]
+    fn the_html_parts_load_nothing_external_and_run_no_scripts() {
+        let templates = loaded();
+        for kind in EmailKind::ALL {
+            let html = templates
+                .render(kind, &EmailContext::sample())
+                .unwrap()
+                .html;
+            for banned in [
+                "<script", "<link", "<img", "src=", "url(", "@import", "<style",
+            ] {
+                assert!(!html.contains(banned), "{kind:?} html contains {banned}");
+            }
+        }
+    }
+
+    #[test]
+    fn rendered_emails_never_contain_payment_method_ids_or_card_numbers() {
+        let templates = loaded();
+        let contexts = [
+            EmailContext::sample(),
+            EmailContext::sample().without_options(),
+        ];
+        for kind in EmailKind::ALL {
+            for context in &contexts {
+                let email = templates.render(kind, context).unwrap();
+                for body in [&email.subject, &email.html, &email.text] {
+                    assert!(!body.contains("pm_"), "{kind:?} shows a payment method id");
+                    assert!(longest_digit_run(body) < 16, "{kind:?} shows a card number");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_template_file_makes_load_fail_naming_the_file() {
+        let error = load_broken(|dir| fs::remove_file(dir.join("invoice.txt.hbs")).unwrap());
+        let missing_path = match &error {
+            TemplateError::Missing { path, .. } => path.clone(),
+            other => panic!("not a missing file: {}", chain(other)),
+        };
+        assert!(missing_path.ends_with("invoice.txt.hbs"));
+        assert!(error.to_string().contains("invoice.txt.hbs"));
+    }
+
+    #[test]
+    fn a_missing_partials_directory_makes_load_fail() {
+        let error = load_broken(|dir| fs::remove_dir_all(dir.join("partials")).unwrap());
+        assert!(
+            matches!(&error, TemplateError::Missing { path, .. } if path.ends_with("partials"))
+        );
+    }
+
+    #[test]
+    fn an_unclosed_if_makes_load_fail_with_a_syntax_error_naming_the_template() {
+        let error = load_broken(|dir| append(&dir.join("shipped.html.hbs"), "{{#if x}}\n"));
+        assert!(
+            matches!(&error, TemplateError::Syntax { name, .. } if name == "shipped.html"),
+            "{}",
+            chain(&error)
+        );
+        assert!(error.to_string().contains("shipped.html"));
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_partial_makes_load_fail_naming_the_partial() {
+        let error = load_broken(|dir| append(&dir.join("partials/lines.txt.hbs"), "{{#if x}}"));
+        assert!(
+            matches!(&error, TemplateError::Syntax { name, .. } if name == "partials/lines.txt"),
+            "{}",
+            chain(&error)
+        );
+    }
+
+    #[test]
+    fn an_unknown_variable_makes_load_fail_naming_the_kind_and_the_variable() {
+        let error = load_broken(|dir| append(&dir.join("refunded.txt.hbs"), "{{no_such_field}}"));
+        assert!(
+            matches!(&error, TemplateError::Render { kind: EmailKind::Refunded, template, .. }
+                if template == "refunded.txt"),
+            "{}",
+            chain(&error)
+        );
+        assert!(chain(&error).contains("no_such_field"), "{}", chain(&error));
+    }
+
+    #[test]
+    fn an_if_on_an_unknown_field_makes_load_fail_instead_of_hiding_its_block() {
+        let error =
+            load_broken(|dir| append(&dir.join("shipped.html.hbs"), "{{#if traking_url}}x{{/if}}"));
+        assert!(
+            matches!(
+                &error,
+                TemplateError::Render {
+                    kind: EmailKind::Shipped,
+                    ..
+                }
+            ),
+            "{}",
+            chain(&error)
+        );
+        assert!(chain(&error).contains("traking_url"), "{}", chain(&error));
+    }
+
+    #[test]
+    fn a_missing_partial_makes_load_fail() {
+        let error =
+            load_broken(|dir| fs::remove_file(dir.join("partials/footer.html.hbs")).unwrap());
+        assert!(
+            matches!(&error, TemplateError::Render { .. }),
+            "{}",
+            chain(&error)
+        );
+        assert!(chain(&error).contains("footer"), "{}", chain(&error));
+    }
+
+    #[test]
+    fn kind_names_are_distinct_snake_case_file_stems() {
+        let names: std::collections::HashSet<_> = EmailKind::ALL.map(EmailKind::name).into();
+        assert_eq!(names.len(), EmailKind::ALL.len());
+        for name in names {
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert!(
+                real_dir().join(format!("{name}.subject.hbs")).is_file(),
+                "{name}"
+            );
+        }
+    }
+}

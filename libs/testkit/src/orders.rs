@@ -1,0 +1,95 @@
+//! Orders written straight into the tables, as checkout would have written them, for tests and
+//! benchmarks of the workers that need no web-server.
+
+use domain::{EventEnvelope, EventType};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::TestResult;
+
+/// Writes an order of two units of demo product 1 for a new customer with a unique address at
+/// `example.com`, and returns its `order.placed` envelope.
+///
+/// # Errors
+/// When a statement fails (the schema's demo catalogue must be loaded).
+pub async fn insert_order(pool: &PgPool) -> TestResult<EventEnvelope> {
+    let order_id = Uuid::now_v7();
+    let customer_id = Uuid::new_v4();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO customers (id, email, name) VALUES ($1, $2, 'Ada Lovelace')")
+        .bind(customer_id)
+        .bind(format!("{}@example.com", customer_id.simple()))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, owner_session, currency, subtotal_minor, payment_method,
+                             ship_name, ship_line1, ship_city, ship_postal_code, ship_country, correlation_id)
+         SELECT $1, $2, repeat('a', 64), currency, price_minor * 2, 'pm_card_visa',
+                'Ada Lovelace', '12 Analytical Row', 'London', 'N1 7AA', 'GB', 'test'
+         FROM products WHERE id = 1",
+    )
+    .bind(order_id)
+    .bind(customer_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_minor, quantity)
+         SELECT $1, 1, id, sku, name, price_minor, 2 FROM products WHERE id = 1",
+    )
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    // The workers read the order from the database; the payload is what checkout sends.
+    let payload = serde_json::json!({
+        "customer_name": "Ada Lovelace",
+        "customer_email": "ada@example.com",
+        "shipping_address": {"line1": "12 Analytical Row", "city": "London", "postal_code": "N1 7AA", "country": "GB"},
+        "lines": [],
+        "currency": "EUR",
+        "subtotal_minor": 0,
+        "payment_method": "pm_card_visa"
+    });
+    Ok(EventEnvelope::new(
+        EventType::OrderPlaced,
+        order_id,
+        "test",
+        "",
+        &payload,
+    )?)
+}
+
+/// Sends raw bodies to `queue_url`, ten per call, each body in its own message group.
+///
+/// # Errors
+/// When SQS refuses a call or an entry.
+pub async fn send_bodies(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    bodies: &[String],
+) -> TestResult<()> {
+    for chunk in bodies.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(body)
+                    .message_group_id(Uuid::new_v4().to_string())
+                    .message_deduplication_id(Uuid::new_v4().to_string())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = client
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        if !out.failed.is_empty() {
+            return Err(format!("SQS refused entries: {:?}", out.failed).into());
+        }
+    }
+    Ok(())
+}

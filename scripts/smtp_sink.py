@@ -1,0 +1,158 @@
+"""A local SMTP sink for ChargeFlow: accepts mail and stores it in a Maildir, sends nothing on.
+
+    python scripts/smtp_sink.py --port 1025 --maildir .data/dev/mail [--host 127.0.0.1]
+
+Run it with the venv that scripts/services.sh installs (aiosmtpd is in localstack/requirements.lock):
+services.sh starts one on 127.0.0.1:$SMTP_PORT (default 1025) with the Maildir $DATA_DIR/mail, and
+tests may start private ones with `"$CHARGEFLOW_VENV/bin/python" scripts/smtp_sink.py --port P
+--maildir D`. It is ready as soon as the port accepts connections.
+
+- Every accepted message is one file in MAILDIR/new (Python's mailbox.Maildir): the bytes exactly
+  as received after DATA (CRLF line endings, dot-unstuffed), preceded by one added header line
+  `X-Sink-Rcpt-To: <envelope recipients, comma separated>` (Bcc recipients appear only there).
+- Recipient switches, to test failure paths (by the local part, case-insensitive):
+    bounce*@...    550 5.1.1 mailbox unavailable, at RCPT, every time
+    greylist*@...  451 4.7.1 try again later the first time this process sees that exact
+                   address, accepted afterwards
+  Everything else is accepted. A message with some refused recipients is stored for the others.
+- Logs one line per stored message to stdout (Message-ID, recipient count, size), never the body.
+- Listens on a loopback address only; --host 0.0.0.0 (or any other) needs --allow-any-host, which
+  is meant for the docker-compose container only. --port 0 picks a free port (printed at start).
+- Exits with status 0 on SIGTERM or SIGINT.
+"""
+
+import argparse
+import asyncio
+import ipaddress
+import mailbox
+import os
+import signal
+import sys
+import weakref
+from email.parser import BytesHeaderParser
+
+from aiosmtpd.smtp import SMTP
+
+HOSTNAME = "chargeflow-smtp-sink"  # what the sink calls itself (avoids a DNS lookup of the fqdn)
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_part(address):
+    local = address.rpartition("@")[0] if "@" in address else address
+    return local.strip('"').lower()
+
+
+def open_maildir(path):
+    # mailbox.Maildir(create=True) only creates the folder when it does not exist at all: an
+    # existing empty folder (e.g. made by mktemp -d) would lack cur/, new/ and tmp/.
+    if os.path.isdir(path):
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(path, sub), mode=0o700, exist_ok=True)
+    return mailbox.Maildir(path, factory=None, create=True)
+
+
+class SinkHandler:
+    def __init__(self, maildir):
+        self.maildir = maildir
+        self.greylist_seen = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = local_part(address)
+        if local.startswith("bounce"):
+            return "550 5.1.1 mailbox unavailable"
+        if local.startswith("greylist") and address not in self.greylist_seen:
+            self.greylist_seen.add(address)
+            return "451 4.7.1 try again later"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        content = envelope.original_content
+        eol = b"\r\n" if b"\r\n" in content else b"\n"
+        rcpt = ", ".join(envelope.rcpt_tos).encode("utf-8", "surrogateescape")
+        stored = b"X-Sink-Rcpt-To: " + rcpt + eol + content
+        try:
+            key = self.maildir.add(stored)
+        except OSError as err:
+            print(f"smtp-sink: cannot store a message: {err}", file=sys.stderr, flush=True)
+            return "451 4.3.0 cannot store the message"
+        headers = BytesHeaderParser().parsebytes(content)
+        message_id = " ".join(str(headers.get("Message-ID", "-")).split()) or "-"
+        print(
+            f"smtp-sink: stored message-id={message_id} rcpt={len(envelope.rcpt_tos)} "
+            f"size={len(content)} file=new/{key}",
+            flush=True,
+        )
+        return "250 2.0.0 OK: queued"
+
+
+async def serve(args):
+    loop = asyncio.get_running_loop()
+    handler = SinkHandler(open_maildir(args.maildir))
+    sessions = weakref.WeakSet()  # open SMTP sessions, closed at shutdown
+
+    def factory():
+        protocol = SMTP(
+            handler,
+            hostname=HOSTNAME,
+            ident="ChargeFlow SMTP sink",
+            enable_SMTPUTF8=True,
+            loop=loop,
+        )
+        sessions.add(protocol)
+        return protocol
+
+    server = await loop.create_server(factory, host=args.host, port=args.port)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    addresses = ", ".join(
+        f"[{s.getsockname()[0]}]:{s.getsockname()[1]}" if ":" in s.getsockname()[0]
+        else f"{s.getsockname()[0]}:{s.getsockname()[1]}"
+        for s in server.sockets
+    )
+    print(f"smtp-sink: listening on {addresses}, maildir {os.path.abspath(args.maildir)}", flush=True)
+    await stop.wait()
+    server.close()
+    for protocol in list(sessions):
+        if protocol.transport is not None:
+            protocol.transport.close()
+    await server.wait_closed()
+    await asyncio.sleep(0)  # let the closed sessions run their connection_lost
+    print("smtp-sink: stopped", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only)")
+    parser.add_argument("--port", type=int, default=1025, help="port to listen on (0: any free one)")
+    parser.add_argument("--maildir", required=True, help="Maildir folder for the received mail")
+    parser.add_argument(
+        "--allow-any-host",
+        action="store_true",
+        help="allow a non-loopback --host such as 0.0.0.0 (inside a container only)",
+    )
+    args = parser.parse_args()
+    if not is_loopback(args.host) and not args.allow_any_host:
+        parser.error(f"--host {args.host} is not a loopback address (add --allow-any-host to allow it)")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is out of range")
+    try:
+        asyncio.run(serve(args))
+    except OSError as err:
+        print(f"smtp-sink: error: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
