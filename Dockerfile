@@ -12,7 +12,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p "$APP" \
-    && install -D "target/release/$APP" /out/app
+    && install -D "target/release/$APP" /out/app \
+    && mkdir -p /out/share && cp -r "apps/$APP/." /out/share/ \
+    && rm -rf /out/share/src /out/share/tests /out/share/Cargo.toml
 
 FROM debian:bookworm-slim AS runtime
 ARG APP
@@ -21,6 +23,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home chargeflow
 COPY --from=builder /out/app /usr/local/bin/app
+# The app's data files (the e-mail templates, for instance), under /usr/share/chargeflow.
+COPY --from=builder /out/share /usr/share/chargeflow
 USER chargeflow
 ENV APP_NAME=$APP
 ENTRYPOINT ["/usr/local/bin/app"]

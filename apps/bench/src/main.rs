@@ -1,12 +1,14 @@
 //! Benchmarks against the local services (never run as tests): checkout versus a plain SQL
 //! transaction writing the same rows, and the outbox relay versus a plain `SendMessageBatch`
-//! loop, each pair measured in the same run so that the ratio means something on a noisy machine.
+//! loop, and the workers versus a plain receive-and-delete loop, each pair measured in the same
+//! run so that the ratio means something on a noisy machine.
 //!
 //! Reads the usual `APP__…` variables (`scripts/bench.sh` starts private services and sets them).
 
 mod checkout;
 mod relay;
 mod stats;
+mod workers;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +27,9 @@ enum Command {
     Checkout(checkout::Args),
     /// Outbox relay publish rate and commit-to-SQS lag versus a plain SendMessageBatch loop.
     Relay(relay::Args),
+    /// Invoices/s and e-mails/s of one worker versus a plain receive-and-delete loop, and the
+    /// time from checkout to the invoice e-mail.
+    Workers(workers::Args),
 }
 
 #[tokio::main]
@@ -32,5 +37,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Checkout(args) => checkout::run(args).await,
         Command::Relay(args) => relay::run(args).await,
+        Command::Workers(args) => workers::run(args).await,
     }
 }

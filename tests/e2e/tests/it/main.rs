@@ -1,0 +1,8 @@
+//! End-to-end: a shopper checks out over HTTP, and the relay, the invoice worker and the e-mail
+//! worker take it from there on the real PostgreSQL, LocalStack and SMTP sink.
+
+mod helpers;
+mod invoice_and_emails;
+mod load;
+mod redelivery;
+mod smtp_outage;
