@@ -149,9 +149,10 @@ async fn next_batch<H: Handler>(
         if messages.is_empty() {
             continue;
         }
+        // Only this loop takes slots, so the ones counted before the receive are still free.
         let mut permits = vec![first];
         while permits.len() < messages.len() {
-            permits.push(Arc::clone(slots).try_acquire_owned().ok()?);
+            permits.push(Arc::clone(slots).acquire_owned().await.ok()?);
         }
         return Some(messages.into_iter().zip(permits).collect());
     }
