@@ -213,7 +213,8 @@ CREATE TABLE sent_emails (
     -- sent: the server accepted it; rejected: the server refused the recipient for good (5xx).
     status         text        NOT NULL CHECK (status IN ('sent', 'rejected')),
     smtp_response  text,
-    created_at     timestamptz NOT NULL DEFAULT now()
+    -- When the server answered (the row is written right after the SMTP conversation).
+    created_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE INDEX sent_emails_by_order ON sent_emails (order_id);

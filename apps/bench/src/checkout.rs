@@ -94,6 +94,12 @@ async fn plain_checkout(
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO idempotency_keys (owner_session, idempotency_key, request_hash) VALUES ($1, $2, 'x')")
         .bind(&owner).bind(order_id.to_string()).execute(&mut *tx).await?;
+    // Lock the products in id order, as checkout does: two transactions taking the same rows in
+    // different orders would deadlock.
+    sqlx::query("SELECT id FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&ids[..])
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE products SET stock = stock - 1 WHERE id = ANY($1)")
         .bind(&ids[..])
         .execute(&mut *tx)

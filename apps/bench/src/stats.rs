@@ -30,13 +30,17 @@ impl Phase {
     }
 
     pub fn row(&self) -> String {
+        let ms = |p| match self.latencies.is_empty() {
+            true => "-".to_owned(),
+            false => format!("{:.2}", self.percentile_ms(p)),
+        };
         format!(
-            "| {:<34} | {:>7} | {:>9.1} | {:>8.2} | {:>8.2} |",
+            "| {:<34} | {:>7} | {:>9.1} | {:>8} | {:>8} |",
             self.name,
             self.count,
             self.per_second(),
-            self.percentile_ms(50.0),
-            self.percentile_ms(99.0)
+            ms(50.0),
+            ms(99.0)
         )
     }
 }
