@@ -51,11 +51,11 @@ pub async fn place_order(
 ) -> Result<Placed, ApiError> {
     let fingerprint = request.fingerprint();
     let mut tx = pool.begin().await?;
-    if let Some(key) = ctx.idempotency_key {
-        if !store::claim_idempotency_key(&mut tx, ctx.owner, key, &fingerprint).await? {
-            tx.rollback().await?;
-            return replay(pool, ctx.owner, key, &fingerprint).await;
-        }
+    if let Some(key) = ctx.idempotency_key
+        && !store::claim_idempotency_key(&mut tx, ctx.owner, key, &fingerprint).await?
+    {
+        tx.rollback().await?;
+        return replay(pool, ctx.owner, key, &fingerprint).await;
     }
     let body = write_order(&mut tx, request, ctx).await?;
     if let Some(key) = ctx.idempotency_key {
