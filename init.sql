@@ -220,6 +220,52 @@ CREATE TABLE sent_emails (
 CREATE INDEX sent_emails_by_order ON sent_emails (order_id);
 
 -- ---------------------------------------------------------------------------------------------
+-- Payments (billing-service, Stripe webhooks)
+-- ---------------------------------------------------------------------------------------------
+
+-- One payment per order. The row (and the PaymentIntent id, as soon as Stripe returns it) is
+-- committed before the intent is confirmed, so a retry after a crash finds the intent and
+-- confirms or reads that one instead of creating a second: one charge per order, also against a
+-- Stripe stand-in that ignores Idempotency-Key.
+CREATE TABLE payments (
+    order_id           uuid        PRIMARY KEY REFERENCES orders (id),
+    payment_intent_id  text        UNIQUE CHECK (payment_intent_id ~ '^pi_'),
+    amount_minor       bigint      NOT NULL CHECK (amount_minor > 0),
+    currency           char(3)     NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    -- pending: intent being created or confirmed; then succeeded, failed or refunded.
+    status             text        NOT NULL DEFAULT 'pending'
+                                   CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded')),
+    failure_reason     text,
+    refund_id          text        UNIQUE CHECK (refund_id ~ '^re_'),
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    CHECK (status <> 'refunded' OR refund_id IS NOT NULL)
+);
+
+-- Stripe webhook events already handled, by Stripe's event id: a replay changes nothing.
+CREATE TABLE stripe_events (
+    event_id     text        PRIMARY KEY CHECK (event_id ~ '^evt_'),
+    event_type   text        NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- ---------------------------------------------------------------------------------------------
+-- Shipments (shipping-service)
+-- ---------------------------------------------------------------------------------------------
+
+-- One shipment per order, as the partner created it. The partner's idempotency key is derived
+-- from the payment.succeeded event id, so a retry after a crash gets the same shipment back.
+-- The tracking number is the partner's: never made up here.
+CREATE TABLE shipments (
+    order_id             uuid        PRIMARY KEY REFERENCES orders (id),
+    partner_shipment_id  text        NOT NULL UNIQUE,
+    carrier              text        NOT NULL CHECK (length(carrier) BETWEEN 1 AND 100),
+    tracking_number      text        NOT NULL CHECK (length(tracking_number) BETWEEN 1 AND 100),
+    tracking_url         text,
+    created_at           timestamptz NOT NULL DEFAULT now()
+);
+
+-- ---------------------------------------------------------------------------------------------
 -- Demo catalogue
 -- ---------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ mod json;
 mod orders;
 mod routes;
 pub mod session;
+pub mod stripe;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

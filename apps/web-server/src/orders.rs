@@ -147,3 +147,27 @@ pub async fn invoice_pdf(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<(
         .fetch_optional(pool)
         .await
 }
+
+/// An order's shipment as shown with the order.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct ShipmentSummary {
+    /// The carrier.
+    pub carrier: String,
+    /// The partner's tracking number.
+    pub tracking_number: String,
+    /// Where to follow the parcel.
+    pub tracking_url: Option<String>,
+}
+
+/// The order's shipment, if it has one.
+///
+/// # Errors
+/// When the query fails.
+pub async fn shipment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<ShipmentSummary>> {
+    sqlx::query_as(
+        "SELECT carrier, tracking_number, tracking_url FROM shipments WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await
+}

@@ -52,6 +52,12 @@ pub struct Settings {
     /// The SMTP server e-mails go through.
     #[serde(default)]
     pub smtp: SmtpSettings,
+    /// The shipping partner's API.
+    #[serde(default)]
+    pub shipping: ShippingSettings,
+    /// Stripe (localstripe locally).
+    #[serde(default)]
+    pub stripe: StripeSettings,
 }
 
 /// PostgreSQL settings.
@@ -192,6 +198,62 @@ pub struct SmtpSettings {
     pub timeout_ms: u64,
     /// Folder with the e-mail templates.
     pub templates_dir: String,
+}
+
+/// Stripe settings (`APP__STRIPE__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StripeSettings {
+    /// The API's base URL (`APP__STRIPE__API_BASE`): localstripe locally, `https://api.stripe.com` in production.
+    pub api_base: String,
+    /// The secret API key.
+    pub secret_key: SecretString,
+    /// The webhook endpoint's signing secret (`whsec_…`).
+    pub webhook_secret: SecretString,
+    /// How old a webhook's signature timestamp may be, in seconds.
+    pub webhook_tolerance_s: i64,
+    /// Timeout of one Stripe call, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        StripeSettings {
+            api_base: "http://127.0.0.1:8420".into(),
+            secret_key: SecretString::from("sk_test_local"),
+            webhook_secret: SecretString::from("whsec_local"),
+            webhook_tolerance_s: 300,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Shipping partner settings (`APP__SHIPPING__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ShippingSettings {
+    /// The partner API's base URL, without a trailing slash (`APP__SHIPPING__PARTNER_URL`).
+    pub partner_url: String,
+    /// Timeout of one call to the partner, in milliseconds.
+    pub attempt_timeout_ms: u64,
+    /// Longest time spent on one shipment, retries included, in milliseconds; then it fails.
+    pub deadline_ms: u64,
+    /// Delay before the first retry, in milliseconds; doubles per attempt, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest delay between attempts, in milliseconds (a longer `Retry-After` is honoured).
+    pub backoff_max_ms: u64,
+}
+
+impl Default for ShippingSettings {
+    fn default() -> Self {
+        ShippingSettings {
+            partner_url: "http://127.0.0.1:8430".into(),
+            attempt_timeout_ms: 5_000,
+            deadline_ms: 20_000,
+            backoff_base_ms: 200,
+            backoff_max_ms: 5_000,
+        }
+    }
 }
 
 impl Default for WorkerSettings {

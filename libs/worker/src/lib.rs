@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod orders;
+pub mod payments;
 mod poller;
 mod process;
 

@@ -18,7 +18,8 @@ pub enum Transition {
 }
 
 /// Locks the order's row until the transaction ends and returns its status, or `None` when
-/// there is no such order.
+/// there is no such order. The lock (`FOR NO KEY UPDATE`) serialises everything that changes the
+/// order's status, but still lets other transactions insert rows that reference the order.
 ///
 /// # Errors
 /// [`WorkerError::Database`] when the statement fails or the stored status is unknown.
@@ -27,7 +28,7 @@ pub async fn lock_status(
     order_id: Uuid,
 ) -> Result<Option<OrderStatus>, WorkerError> {
     let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR NO KEY UPDATE")
             .bind(order_id)
             .fetch_optional(conn)
             .await?;
@@ -86,4 +87,22 @@ pub async fn record_event(
     .await?;
     outbox::enqueue(conn, event).await?;
     Ok(())
+}
+
+/// Puts the order's reserved units back on the shelf (payment failed, refunded, cancelled).
+/// Call it in the same transaction as the transition to that end state, which can happen only
+/// once, so stock is released at most once.
+///
+/// # Errors
+/// [`WorkerError::Database`] when the update fails.
+pub async fn release_stock(conn: &mut PgConnection, order_id: Uuid) -> Result<u64, WorkerError> {
+    let released = sqlx::query(
+        "UPDATE products p SET stock = p.stock + i.quantity, updated_at = now()
+         FROM order_items i
+         WHERE i.order_id = $1 AND p.id = i.product_id",
+    )
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(released.rows_affected())
 }

@@ -10,7 +10,7 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{HeaderName, Request},
     middleware,
-    routing::{get, put},
+    routing::{get, post, put},
 };
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let api = Router::new()
         .route("/products", get(products::list))
+        .route("/stripe/webhook", post(crate::stripe::webhook))
         .merge(shopper)
         .fallback(|| async { not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });

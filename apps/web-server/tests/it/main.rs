@@ -7,3 +7,4 @@ mod health;
 mod helpers;
 mod orders;
 mod products;
+mod stripe_webhook;

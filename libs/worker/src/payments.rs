@@ -1,0 +1,197 @@
+//! A payment's outcome applied to the order — by the billing worker after it confirmed the
+//! PaymentIntent, or by the Stripe webhook when Stripe's word arrives first. Both go through
+//! [`apply_outcome`]: the order's row lock serialises them, the state machine lets only the
+//! first one move the order, and the second finds nothing to do.
+
+use domain::{Currency, EventEnvelope, EventType, OrderStatus, PaymentFailed, PaymentSucceeded};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    WorkerError,
+    orders::{self, Transition},
+};
+
+/// What Stripe said about an order's PaymentIntent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// The amount was captured.
+    Succeeded {
+        /// The PaymentIntent.
+        payment_intent_id: String,
+        /// The amount captured, in minor units.
+        amount_minor: i64,
+        /// Its currency.
+        currency: Currency,
+    },
+    /// The card was declined; nothing was charged.
+    Failed {
+        /// The PaymentIntent.
+        payment_intent_id: String,
+        /// Why, fit to show the shopper (never card data).
+        reason: String,
+        /// The amount attempted, in minor units.
+        amount_minor: i64,
+        /// Its currency.
+        currency: Currency,
+    },
+}
+
+/// What [`apply_outcome`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The order moved and the event was emitted.
+    Moved(OrderStatus),
+    /// The order was already past this point (the other path got there first): nothing written.
+    AlreadyDone(OrderStatus),
+}
+
+/// Why an outcome could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// No such order.
+    #[error("order {0} does not exist")]
+    OrderNotFound(Uuid),
+    /// A write failed.
+    #[error("the payment outcome could not be recorded")]
+    Store(#[from] WorkerError),
+    /// The event could not be encoded.
+    #[error("the payment event could not be encoded")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Applies `outcome` to the order inside the caller's transaction: payment row, status
+/// (`invoiced → paid` or `invoiced → payment_failed` with the stock released), timeline entry
+/// and outbox event. An order no longer `invoiced` is left alone.
+///
+/// # Errors
+/// [`ApplyError`] when the order does not exist or a write fails.
+pub async fn apply_outcome(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    outcome: &PaymentOutcome,
+    correlation_id: &str,
+    traceparent: &str,
+) -> Result<Applied, ApplyError> {
+    let status = orders::lock_status(conn, order_id)
+        .await?
+        .ok_or(ApplyError::OrderNotFound(order_id))?;
+    let to = match outcome {
+        PaymentOutcome::Succeeded { .. } => OrderStatus::Paid,
+        PaymentOutcome::Failed { .. } => OrderStatus::PaymentFailed,
+    };
+    if status.transition(to).is_err() {
+        return Ok(Applied::AlreadyDone(status));
+    }
+    record_payment(conn, order_id, outcome).await?;
+    if let Transition::Rejected(_) = orders::transition(conn, order_id, status, to).await? {
+        return Ok(Applied::AlreadyDone(status));
+    }
+    if to == OrderStatus::PaymentFailed {
+        orders::release_stock(conn, order_id).await?;
+    }
+    let envelope = envelope(order_id, outcome, correlation_id, traceparent)?;
+    let detail = match outcome {
+        PaymentOutcome::Succeeded {
+            payment_intent_id,
+            amount_minor,
+            ..
+        } => {
+            serde_json::json!({"payment_intent_id": payment_intent_id, "amount_minor": amount_minor})
+        }
+        PaymentOutcome::Failed { reason, .. } => serde_json::json!({"reason": reason}),
+    };
+    orders::record_event(conn, &envelope, detail).await?;
+    Ok(Applied::Moved(to))
+}
+
+fn envelope(
+    order_id: Uuid,
+    outcome: &PaymentOutcome,
+    correlation_id: &str,
+    traceparent: &str,
+) -> Result<EventEnvelope, serde_json::Error> {
+    match outcome {
+        PaymentOutcome::Succeeded {
+            payment_intent_id,
+            amount_minor,
+            currency,
+        } => {
+            let payload = PaymentSucceeded {
+                payment_intent_id: payment_intent_id.clone(),
+                amount_minor: *amount_minor,
+                currency: *currency,
+            };
+            EventEnvelope::new(
+                EventType::PaymentSucceeded,
+                order_id,
+                correlation_id,
+                traceparent,
+                &payload,
+            )
+        }
+        PaymentOutcome::Failed {
+            reason,
+            amount_minor,
+            currency,
+            ..
+        } => {
+            let payload = PaymentFailed {
+                reason: reason.clone(),
+                amount_minor: *amount_minor,
+                currency: *currency,
+            };
+            EventEnvelope::new(
+                EventType::PaymentFailed,
+                order_id,
+                correlation_id,
+                traceparent,
+                &payload,
+            )
+        }
+    }
+}
+
+/// Writes the payment row's final state (inserting it if the worker never got to).
+async fn record_payment(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    outcome: &PaymentOutcome,
+) -> Result<(), WorkerError> {
+    let (intent, status, reason, amount, currency) = match outcome {
+        PaymentOutcome::Succeeded {
+            payment_intent_id,
+            amount_minor,
+            currency,
+        } => (payment_intent_id, "succeeded", None, amount_minor, currency),
+        PaymentOutcome::Failed {
+            payment_intent_id,
+            reason,
+            amount_minor,
+            currency,
+        } => (
+            payment_intent_id,
+            "failed",
+            Some(reason),
+            amount_minor,
+            currency,
+        ),
+    };
+    sqlx::query(
+        "INSERT INTO payments (order_id, payment_intent_id, amount_minor, currency, status, failure_reason)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (order_id) DO UPDATE SET
+             payment_intent_id = EXCLUDED.payment_intent_id, status = EXCLUDED.status,
+             failure_reason = EXCLUDED.failure_reason, updated_at = now()",
+    )
+    .bind(order_id)
+    .bind(intent)
+    .bind(amount)
+    .bind(currency.as_str())
+    .bind(status)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(WorkerError::Database)?;
+    Ok(())
+}
