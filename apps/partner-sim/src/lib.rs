@@ -1,0 +1,79 @@
+//! A **simulator** of the shipping partner's HTTP API — not the partner itself.
+//!
+//! It speaks the partner API documented in this app's `README.md` (create a shipment under an
+//! `Idempotency-Key`, fetch it) so that the shipping-service can be run and tested on one
+//! machine, and it misbehaves on request: added latency, `503`s, `429` with `Retry-After`, and
+//! requests that never get an answer ([`Faults`]). Simulator-only endpoints under `/v1/_sim/`
+//! change the faults and count what the partner was asked to do.
+//!
+//! Everything lives in memory: restarting the process forgets every shipment, key and counter.
+//!
+//! [`Application::new`] wraps a bound listener (port 0 in tests); `main.rs` only parses the
+//! [`Config`], sets up telemetry and runs the application until a shutdown signal.
+
+mod config;
+mod error;
+mod faults;
+mod json;
+mod rng;
+mod routes;
+mod shipment;
+mod state;
+mod store;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+pub use config::{Config, ConfigError, DEFAULT_ADDR};
+pub use error::ApiError;
+pub use faults::{Faults, FaultsError};
+
+use state::AppState;
+
+/// A bound, not yet serving, partner simulator.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Wraps `listener`, starting with `faults` in force.
+    ///
+    /// # Errors
+    /// [`FaultsError`] when `faults` are out of range.
+    pub fn new(listener: TcpListener, faults: Faults) -> Result<Self, FaultsError> {
+        faults.check()?;
+        Ok(Application {
+            listener,
+            state: AppState::new(faults),
+        })
+    }
+
+    /// The address actually bound.
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves. Requests that are hanging or delayed on purpose are cut
+    /// short then; the others finish first.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stopping = self.state.stopping();
+        let signal = async move {
+            shutdown.await;
+            stopping.cancel();
+        };
+        axum::serve(self.listener, routes::router(self.state))
+            .with_graceful_shutdown(signal)
+            .await
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the partner simulator, each against its own in-process server on a free
+//! port of 127.0.0.1.
+
+mod config;
+mod faults;
+mod helpers;
+mod idempotency;
+mod shipments;
