@@ -1,0 +1,154 @@
+//! A fresh database and queues, a partner simulator with the given faults, and a shipping
+//! worker pointed at it, running until the harness is dropped.
+
+use std::time::Duration;
+
+use domain::{Currency, EventEnvelope, EventType, PaymentSucceeded};
+use partner_sim::{Application, Faults};
+use shipping_service::{ShippingHandler, partner::PartnerClient};
+use sqlx::PgPool;
+use testkit::Queues;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use worker::Poller;
+
+pub struct Harness {
+    pub pool: PgPool,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queues: Queues,
+    pub partner: String,
+    stop: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn harness(faults: Faults) -> Harness {
+    let db_url = testkit::fresh_database().await.expect("database");
+    let pool = testkit::pool(&db_url, 5).await.expect("pool");
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    let sqs = testkit::sqs_client(&endpoint).await;
+    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
+    let stop = CancellationToken::new();
+    let partner = spawn_partner(faults, &stop).await;
+    let settings = testkit::test_settings(&[
+        ("APP__DATABASE__URL", &db_url),
+        ("APP__SQS__QUEUE_PREFIX", &queues.prefix),
+        ("APP__WORKER__WAIT_TIME_S", "1"),
+        ("APP__WORKER__HANDLER_TIMEOUT_S", "90"),
+        ("APP__SHIPPING__PARTNER_URL", &partner),
+        ("APP__SHIPPING__ATTEMPT_TIMEOUT_MS", "500"),
+        ("APP__SHIPPING__DEADLINE_MS", "60000"),
+        ("APP__SHIPPING__BACKOFF_BASE_MS", "50"),
+        ("APP__SHIPPING__BACKOFF_MAX_MS", "500"),
+    ]);
+    let client = PartnerClient::new(&settings.shipping).expect("partner client");
+    let poller = Poller::connect(&settings, ShippingHandler::new(client))
+        .await
+        .expect("worker");
+    tokio::spawn(poller.run(stop.clone()));
+    Harness {
+        pool,
+        sqs,
+        queues,
+        partner,
+        stop,
+    }
+}
+
+async fn spawn_partner(faults: Faults, stop: &CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = Application::new(listener, faults).expect("faults");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    let stop = stop.clone();
+    tokio::spawn(app.run(async move { stop.cancelled().await }));
+    address
+}
+
+impl Harness {
+    /// A paid order (2 × demo product 1) and its `payment.succeeded` envelope.
+    pub async fn paid_order(&self) -> EventEnvelope {
+        let placed = testkit::orders::insert_order(&self.pool)
+            .await
+            .expect("order");
+        sqlx::query("UPDATE orders SET status = 'paid' WHERE id = $1")
+            .bind(placed.order_id)
+            .execute(&self.pool)
+            .await
+            .expect("paid");
+        let payload = PaymentSucceeded {
+            payment_intent_id: "pi_test".into(),
+            amount_minor: 3390,
+            currency: Currency::parse("EUR").expect("currency"),
+        };
+        EventEnvelope::new(
+            EventType::PaymentSucceeded,
+            placed.order_id,
+            "test",
+            "",
+            &payload,
+        )
+        .expect("envelope")
+    }
+
+    pub async fn send(&self, events: &[&EventEnvelope]) {
+        let bodies: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("json"))
+            .collect();
+        testkit::orders::send_bodies(&self.sqs, self.queues.url("shipping"), &bodies)
+            .await
+            .expect("send");
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    pub async fn status(&self, order_id: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("status")
+    }
+
+    /// Shipments the partner created for the order.
+    pub async fn partner_shipments(&self, order_id: Uuid) -> i64 {
+        let stats: serde_json::Value = reqwest::get(format!(
+            "{}/v1/_sim/stats?reference={order_id}",
+            self.partner
+        ))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+        stats["shipments_created"].as_i64().expect("count")
+    }
+
+    pub async fn wait_for(&self, what: &str, sql: &str, n: i64, timeout: Duration) {
+        testkit::eventually(what, timeout, || async { self.count(sql).await >= n })
+            .await
+            .expect("in time");
+    }
+
+    pub async fn wait_idle(&self) {
+        let url = self.queues.url("shipping").to_owned();
+        testkit::eventually(
+            "the shipping queue to drain",
+            Duration::from_secs(60),
+            || async { testkit::queue_depth(&self.sqs, &url).await.unwrap_or(1) == 0 },
+        )
+        .await
+        .expect("drained");
+    }
+}
