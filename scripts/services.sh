@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # services.sh — install, start, stop and report ChargeFlow's local services without Docker:
-# PostgreSQL 15 (a throwaway cluster), Redis, LocalStack 4.13.1 (SQS only, host mode) and an SMTP
-# sink (scripts/smtp_sink.py, aiosmtpd: stores every mail in a Maildir, sends nothing on),
+# PostgreSQL 15 (a throwaway cluster), Redis, LocalStack 4.13.1 (SQS only, host mode), an SMTP
+# sink (scripts/smtp_sink.py, aiosmtpd: stores every mail in a Maildir, sends nothing on) and a
+# fake Stripe (scripts/stripe_fake.py, localstripe: in-memory, test cards, signed webhooks),
 # all bound to 127.0.0.1 only.
 #
 #   scripts/services.sh install   apt packages if missing + Python venv (cached, fast when done)
@@ -11,15 +12,16 @@
 #
 # Settings (environment, with defaults):
 #   CHARGEFLOW_DATA_DIR  <repo>/.data/dev       pids/, logs/, pg/, redis/, localstack/, mail/, env.sh
-#   PG_PORT 5432   REDIS_PORT 6379   LOCALSTACK_PORT 4566   SMTP_PORT 1025
+#   PG_PORT 5432   REDIS_PORT 6379   LOCALSTACK_PORT 4566   SMTP_PORT 1025   STRIPE_PORT 8420
 #   SQS_QUEUE_PREFIX chargeflow-
-#   CHARGEFLOW_TOOLS_DIR $HOME/.cache/chargeflow  holds venv-<hash> (LocalStack + aiosmtpd, from
-#                        localstack/requirements.lock), shared by every clone
+#   CHARGEFLOW_TOOLS_DIR $HOME/.cache/chargeflow  holds venv-<hash> (LocalStack, aiosmtpd and
+#                        localstripe, from localstack/requirements.lock), shared by every clone
 #   CHARGEFLOW_PYTHON    python3.11 if present, else python3 (the venv's interpreter)
 #   APPLY_SCHEMA         1; 0 = do not apply init.sql to the chargeflow database
 # Several instances can run side by side with different ports and data dirs.
 # Then: `. "$CHARGEFLOW_DATA_DIR/env.sh"` exports APP__DATABASE__URL, APP__REDIS__URL, APP__SQS__*,
-# APP__SMTP__HOST/PORT, CHARGEFLOW_MAILDIR (the sink's Maildir: one file per mail in its new/)
+# APP__SMTP__HOST/PORT, CHARGEFLOW_MAILDIR (the sink's Maildir: one file per mail in its new/),
+# APP__STRIPE__API_BASE/SECRET_KEY/WEBHOOK_SECRET (the fake Stripe, any sk_test_ key works)
 # and CHARGEFLOW_VENV.
 set -euo pipefail
 
@@ -30,6 +32,7 @@ PG_PORT="${PG_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
 SMTP_PORT="${SMTP_PORT:-1025}"
+STRIPE_PORT="${STRIPE_PORT:-8420}"
 SQS_QUEUE_PREFIX="${SQS_QUEUE_PREFIX:-chargeflow-}"
 TOOLS_DIR="${CHARGEFLOW_TOOLS_DIR:-${HOME:-/tmp}/.cache/chargeflow}"
 APPLY_SCHEMA="${APPLY_SCHEMA:-1}"
@@ -38,12 +41,14 @@ LOCK_FILE="$REPO_ROOT/localstack/requirements.lock"
 QUEUES_FILE="$REPO_ROOT/localstack/queues.json"
 CREATE_QUEUES="$REPO_ROOT/localstack/init/ready.d/create_queues.py"
 SMTP_SINK="$REPO_ROOT/scripts/smtp_sink.py"
+STRIPE_FAKE="$REPO_ROOT/scripts/stripe_fake.py"
 PID_DIR="$DATA_DIR/pids"
 LOG_DIR="$DATA_DIR/logs"
 PGDATA="$DATA_DIR/pg/data"
 PGRUN="$DATA_DIR/pg/run"          # unix socket directory
 MAILDIR="$DATA_DIR/mail"          # the SMTP sink's Maildir (it creates it)
 LOCALSTACK_URL="http://127.0.0.1:$LOCALSTACK_PORT"
+STRIPE_URL="http://127.0.0.1:$STRIPE_PORT"
 STOP_TIMEOUT_S=10
 LOCALSTACK_TIMEOUT_S=60
 
@@ -86,8 +91,9 @@ zombie() { [[ "$(ps -o stat= -p "$1" 2>/dev/null)" == Z* ]]; }
 alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null && ! zombie "$1"; }
 
 # Is pid $1 really our $2? Checked by process name (and LocalStack by its `-m` module, the SMTP
-# sink by its script argument), never by a substring of the command line alone: a recycled pid
-# of a shell whose command merely mentions "postgres" must not be taken for the server and killed.
+# sink and the fake Stripe by their script argument), never by a substring of the command line
+# alone: a recycled pid of a shell whose command merely mentions "postgres" must not be taken for
+# the server and killed.
 is_service() {
   local comm args
   comm="$(cat "/proc/$1/comm" 2>/dev/null)" || return 1
@@ -99,6 +105,9 @@ is_service() {
     smtp)
       args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
       [[ "$comm" == python* && "$args" == *" $SMTP_SINK "* ]] ;;
+    stripe)
+      args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+      [[ "$comm" == python* && "$args" == *" $STRIPE_FAKE "* ]] ;;
   esac
 }
 
@@ -114,9 +123,10 @@ pg_pid() { live_pid "$PGDATA/postmaster.pid" postgres; }
 redis_pid() { live_pid "$PID_DIR/redis.pid" redis-server; }
 localstack_pid() { live_pid "$PID_DIR/localstack.pid" localstack; }
 smtp_pid() { live_pid "$PID_DIR/smtp.pid" smtp; }
+stripe_pid() { live_pid "$PID_DIR/stripe.pid" stripe; }
 
-# Every process of the session led by $1 (redis, LocalStack and the SMTP sink are started with setsid,
-# so their children, if any, stay in that session).
+# Every process of the session led by $1 (redis, LocalStack, the SMTP sink and the fake Stripe are
+# started with setsid, so their children, if any, stay in that session).
 # Zombies are left out: they are dead, only not yet reaped by whatever pid 1 is.
 session_pids() { ps -eo pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }
 
@@ -163,6 +173,16 @@ localstack_ready() { http_get "$LOCALSTACK_URL/_localstack/health" | grep -Eq '"
 smtp_ready() {
   timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -c 4 <&3' _ "$SMTP_PORT" 2>/dev/null | grep -q '^220'
 }
+# An HTTP answer from the fake Stripe: the list of PaymentIntents (any sk_test_ key, basic auth).
+stripe_ready() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time 2 -u sk_test_local: "$STRIPE_URL/v1/payment_intents?limit=1" | grep -q '"object"'
+  else
+    "$(python_cmd)" -c 'import base64, sys, urllib.request
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Basic " + base64.b64encode(b"sk_test_local:").decode()})
+sys.exit(0 if b"\"object\"" in urllib.request.urlopen(req, timeout=2).read() else 1)' "$STRIPE_URL/v1/payment_intents?limit=1"
+  fi
+}
 
 psql_pg() { "$(pg_bin_dir)/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 "$@"; }
 
@@ -193,13 +213,13 @@ missing_packages() {
 install_venv() {
   local venv=$VENV python
   python="$(python_cmd)"
-  log "creating the Python venv $venv (LocalStack, aiosmtpd; first time: a minute or two)"
+  log "creating the Python venv $venv (LocalStack, aiosmtpd, localstripe; first time: a minute or two)"
   rm -rf "$venv"
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
     --no-deps --require-hashes -r "$LOCK_FILE" >"$TOOLS_DIR/pip.log" 2>&1 \
     || { tail -n 30 "$TOOLS_DIR/pip.log" >&2; die "pip install of $LOCK_FILE failed"; }
-  "$venv/bin/python" -c 'import localstack.runtime.main, boto3, yaml, aiosmtpd' \
+  "$venv/bin/python" -c 'import localstack.runtime.main, boto3, yaml, aiosmtpd, localstripe.server' \
     || die "the Python venv $venv is broken"
   date -u +%FT%TZ >"$venv/.chargeflow-installed"
 }
@@ -378,6 +398,31 @@ start_smtp() {
   assert_loopback_only smtp "$pid"
 }
 
+# ---------------------------------------------------------------- fake stripe
+
+start_stripe() {
+  local pid
+  set_venv_path
+  pid="$(stripe_pid)"
+  if [[ -n "$pid" ]]; then
+    log "stripe: already running (pid $pid)"
+  else
+    ensure_port_free "$STRIPE_PORT" STRIPE_PORT
+    log "stripe: starting the fake (localstripe) on 127.0.0.1:$STRIPE_PORT"
+    setsid "$VENV/bin/python" "$STRIPE_FAKE" --host 127.0.0.1 --port "$STRIPE_PORT" \
+      </dev/null >>"$LOG_DIR/stripe.log" 2>&1 8>&- &
+    pid=$!
+    echo "$pid" >"$PID_DIR/stripe.pid"
+  fi
+  if ! wait_until 15 stripe_ready; then
+    tail -n 20 "$LOG_DIR/stripe.log" >&2
+    if alive "$pid"; then kill_session "$pid"; fi
+    rm -f "$PID_DIR/stripe.pid"
+    die "the fake Stripe is not ready on $STRIPE_URL"
+  fi
+  assert_loopback_only stripe "$pid"
+}
+
 # ---------------------------------------------------------------- localstack
 
 start_localstack() {
@@ -470,6 +515,9 @@ export AWS_SECRET_ACCESS_KEY='test'
 export APP__SMTP__HOST='127.0.0.1'
 export APP__SMTP__PORT='$SMTP_PORT'
 export CHARGEFLOW_MAILDIR='$MAILDIR'
+export APP__STRIPE__API_BASE='$STRIPE_URL'
+export APP__STRIPE__SECRET_KEY='sk_test_local'
+export APP__STRIPE__WEBHOOK_SECRET='whsec_local'
 export CHARGEFLOW_VENV='$VENV'
 EOF
   if cmp -s "$tmp" "$DATA_DIR/env.sh"; then rm -f "$tmp"; else mv "$tmp" "$DATA_DIR/env.sh"; fi
@@ -481,6 +529,7 @@ check_ports() {
   [[ -n "$(redis_pid)" ]] || ensure_port_free "$REDIS_PORT" REDIS_PORT
   [[ -n "$(localstack_pid)" ]] || ensure_port_free "$LOCALSTACK_PORT" LOCALSTACK_PORT
   [[ -n "$(smtp_pid)" ]] || ensure_port_free "$SMTP_PORT" SMTP_PORT
+  [[ -n "$(stripe_pid)" ]] || ensure_port_free "$STRIPE_PORT" STRIPE_PORT
 }
 
 cmd_start() {
@@ -490,25 +539,30 @@ cmd_start() {
   start_postgres
   start_redis
   start_smtp
+  start_stripe
   start_localstack
   write_env
   cmd_status || die "not every service is up"
   log "ready; environment for the apps: . $DATA_DIR/env.sh"
 }
 
-# LocalStack, Redis and the SMTP sink get SIGTERM together, then postgres is stopped while they exit.
+# LocalStack, Redis, the SMTP sink and the fake Stripe get SIGTERM together, then postgres is
+# stopped while they exit.
 cmd_stop() {
-  local ls_pid redis_pid_ smtp_pid_ pg_leader leaders=()
-  ls_pid="$(localstack_pid)"; redis_pid_="$(redis_pid)"; smtp_pid_="$(smtp_pid)"; pg_leader="$(pg_pid)"
+  local ls_pid redis_pid_ smtp_pid_ stripe_pid_ pg_leader leaders=()
+  ls_pid="$(localstack_pid)"; redis_pid_="$(redis_pid)"; smtp_pid_="$(smtp_pid)"
+  stripe_pid_="$(stripe_pid)"; pg_leader="$(pg_pid)"
   [[ -n "$ls_pid" ]] && { log "localstack: stopping (pid $ls_pid)"; leaders+=("$ls_pid"); }
   [[ -n "$redis_pid_" ]] && { log "redis: stopping (pid $redis_pid_)"; leaders+=("$redis_pid_"); }
   [[ -n "$smtp_pid_" ]] && { log "smtp: stopping (pid $smtp_pid_)"; leaders+=("$smtp_pid_"); }
+  [[ -n "$stripe_pid_" ]] && { log "stripe: stopping (pid $stripe_pid_)"; leaders+=("$stripe_pid_"); }
   term_sessions "${leaders[@]}"
   stop_postgres
   [[ -n "$pg_leader" ]] && leaders+=("$pg_leader")
   reap_sessions "${leaders[@]}"
-  rm -f "$PID_DIR/localstack.pid" "$PID_DIR/redis.pid" "$PID_DIR/smtp.pid" "$PID_DIR/postgres.pid"
-  [[ -z "$(pg_pid)$(redis_pid)$(smtp_pid)$(localstack_pid)" ]] || die "a service is still alive"
+  rm -f "$PID_DIR/localstack.pid" "$PID_DIR/redis.pid" "$PID_DIR/smtp.pid" "$PID_DIR/stripe.pid" \
+    "$PID_DIR/postgres.pid"
+  [[ -z "$(pg_pid)$(redis_pid)$(smtp_pid)$(stripe_pid)$(localstack_pid)" ]] || die "a service is still alive"
   log "stopped (data dir $DATA_DIR)"
 }
 
@@ -525,6 +579,7 @@ cmd_status() {
   status_line redis "$(redis_pid)" "127.0.0.1:$REDIS_PORT" redis_ready || rc=3
   status_line localstack "$(localstack_pid)" "$LOCALSTACK_URL" localstack_ready || rc=3
   status_line smtp "$(smtp_pid)" "127.0.0.1:$SMTP_PORT" smtp_ready || rc=3
+  status_line stripe "$(stripe_pid)" "$STRIPE_URL" stripe_ready || rc=3
   return $rc
 }
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project against real services.
 #
-# Starts a private PostgreSQL, Redis, LocalStack and SMTP sink on free loopback ports in a temporary
-# folder (so a running dev stack is never touched), runs the Rust unit, integration and doc tests and
-# the docker-compose check, then stops everything it started by process id. Exits non-zero when
-# any test fails. Extra arguments go to `cargo test` (for instance a test name filter).
+# Starts a private PostgreSQL, Redis, LocalStack, SMTP sink and fake Stripe on free loopback ports in
+# a temporary folder (so a running dev stack is never touched), runs the Rust unit, integration and
+# doc tests and the docker-compose check, then stops everything it started by process id. Exits
+# non-zero when any test fails. Extra arguments go to `cargo test` (for instance a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,7 @@ data_dir=$(mktemp -d -t chargeflow-test.XXXXXX)
 chmod 755 "$data_dir"  # PostgreSQL runs as the postgres user and must reach its data dir
 export CHARGEFLOW_DATA_DIR="$data_dir"
 export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port) SMTP_PORT=$(free_port)
+export STRIPE_PORT=$(free_port)
 export SQS_QUEUE_PREFIX=chargeflow-test-
 
 cleanup() {
@@ -30,7 +31,9 @@ scripts/services.sh start
 source "$data_dir/env.sh"
 # env.sh exports CHARGEFLOW_VENV (tests start private SMTP sinks with
 # "$CHARGEFLOW_VENV/bin/python" scripts/smtp_sink.py --port P --maildir D), APP__SMTP__HOST/PORT
-# and CHARGEFLOW_MAILDIR (the shared sink's Maildir).
+# and CHARGEFLOW_MAILDIR (the shared sink's Maildir), and APP__STRIPE__API_BASE/SECRET_KEY/
+# WEBHOOK_SECRET for the shared fake Stripe (tests start private ones with
+# "$CHARGEFLOW_VENV/bin/python" scripts/stripe_fake.py --port P: testkit::stripe::FakeStripe).
 # Tests create a fresh database each; they connect to the server through this one.
 export APP__DATABASE__URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"

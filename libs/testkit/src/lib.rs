@@ -3,6 +3,7 @@
 
 pub mod orders;
 pub mod smtp;
+pub mod stripe;
 
 use std::{
     net::TcpListener,

@@ -1,0 +1,391 @@
+"""A local fake Stripe for ChargeFlow: localstripe's stateful API, bound to a loopback address.
+
+    python scripts/stripe_fake.py --port 8420 [--host 127.0.0.1]
+
+Run it with the venv that scripts/services.sh installs (localstripe is in
+localstack/requirements.lock): services.sh starts one on 127.0.0.1:$STRIPE_PORT (default 8420),
+and tests may start private ones with `"$CHARGEFLOW_VENV/bin/python" scripts/stripe_fake.py
+--port P`. It is ready as soon as `GET /v1/payment_intents` answers (401 without a key).
+
+- The API is localstripe's (https://github.com/adrienverge/localstripe): /v1/payment_intents
+  (create with confirm=true, retrieve, list with limit/starting_after only, confirm, cancel,
+  capture), /v1/refunds (create with payment_intent or charge, list with payment_intent or charge),
+  /v1/charges, /v1/payment_methods, /v1/events, and more. Any `sk_test_...` key works, as HTTP basic
+  auth (`sk_test_local:`) or a bearer token. State lives in memory only and is gone on exit.
+- Idempotency-Key headers are ignored (localstripe does not implement them): a repeated create
+  makes a second object.
+- Lists come oldest first (real Stripe: newest first); page with `starting_after`, default limit 10.
+- Webhooks: `POST /_config/webhooks/<any id>` with `url=...&secret=whsec_...` registers an endpoint;
+  events are then POSTed to it about 1 s later, signed like Stripe's
+  (`Stripe-Signature: t=<event.created>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`).
+  `DELETE /_config/data` empties the store.
+
+What this script changes in localstripe (in memory, at start-up; localstripe itself is untouched):
+
+1. It binds the address asked for. localstripe's own CLI (`python -m localstripe`) binds `::`,
+   i.e. every interface; here its aiohttp `app` is imported and served on --host/--port only.
+2. No pickle file. localstripe pickles its whole store to /tmp/localstripe.pickle after every
+   write and reloads it at start: one file shared by every instance on the machine (parallel tests
+   would overwrite each other's) and a cost that grows with the store. Both are turned off.
+3. Stripe's test PaymentMethod ids. localstripe knows only `pm_card_visa` (4242 4242 4242 4242,
+   succeeds), `pm_card_visa_chargeDeclined` (4000 0000 0000 0002) and `pm_card_chargeCustomerFail`
+   (4000 0000 0000 0341), and turns those ids into a new pm_... object at each lookup. The ids in
+   TEST_PAYMENT_METHODS below (`pm_card_chargeDeclined`, which Stripe declines on confirm, and
+   `pm_card_mastercard`) are unknown to it: a PaymentIntent naming them gets 404. They are created
+   here at start-up, and again after `DELETE /_config/data`, and stored under exactly those ids
+   (so they can also be retrieved).
+4. Stripe's declining test cards decline when charged. localstripe declines 4000 0000 0000 0002
+   (generic decline), ...9995 (insufficient funds) and the other decline cards only when they are
+   *attached to a customer*, and charges them successfully: a PaymentIntent with
+   `pm_card_visa_chargeDeclined` would succeed. Here every number in CHARGE_DECLINE_CODES also
+   declines when charged (4000 0000 0000 0341 already did), as with Stripe.
+5. Card declines look like Stripe's. localstripe answers a declined confirm (or a create with
+   confirm=true) with HTTP 402 and `{"error": {"type": "invalid_request_error", "code":
+   "card_declined", "charge": "ch_...", "message": "Your card was declined."}}`. Stripe's error is
+   a `card_error` with a `decline_code` and the whole PaymentIntent; here the error gets `"type":
+   "card_error"`, the card's `"decline_code"` (CHARGE_DECLINE_CODES, else "generic_decline") and
+   `"payment_intent": {...}` (the PaymentIntent as GET returns it). The PaymentIntent stays stored
+   with status `requires_payment_method` and `last_payment_error` set (the same fields).
+   "code" stays "card_declined" for every card (Stripe says expired_card, incorrect_cvc, ... for
+   some).
+6. Objects have the fields Stripe's typed clients require. async-stripe 1.0 (and other generated
+   clients) refuse an object that lacks a required field, and localstripe leaves some out. Added
+   when missing: PaymentIntent amount_capturable, amount_received, confirmation_method
+   ("automatic"), payment_method_types (["card"]), and `latest_charge` becomes the charge's id as
+   in Stripe (the object with expand[]=latest_charge); last_payment_error gets type and
+   decline_code. Charge: amount_captured, billing_details, disputed. Event: pending_webhooks (0)
+   and request ({"id": null, "idempotency_key": null}).
+7. PaymentIntent create takes the parameters of INTENT_EXTRA_PARAMS too. localstripe answers 400
+   "Unexpected <name>" to any parameter it does not model, among them the ones a server-side
+   confirm with Stripe's current API needs (automatic_payment_methods[enabled]=true with
+   [allow_redirects]=never, or allowed_payment_method_types[]=card) and description. They are
+   checked for their type, stored and returned as Stripe does (return_url, error_on_requires_action
+   and use_stripe_sdk are accepted and dropped); they change nothing else.
+8. Refunds stay within the charge. localstripe refunds the whole charge amount again for every
+   refund without an amount, and accepts refunds beyond what is left. Here a refund without amount
+   takes what is left, one more than what is left gets 400 `amount_too_large`, and one of a fully
+   refunded charge gets 400 `charge_already_refunded`. Listing the refunds of a PaymentIntent that
+   was never charged gives an empty list (localstripe: HTTP 500).
+
+Not modelled (localstripe's limits): Idempotency-Key (ignored), list filters other than those
+named above (`GET /v1/payment_intents?customer=...` etc. gets 400 "Unexpected ..."), search.
+
+Listens on a loopback address only; --host 0.0.0.0 (or any other) needs --allow-any-host, which is
+meant for the docker-compose container only. --port 0 picks a free port (printed at start).
+Logs one line per request to stdout. Exits with status 0 on SIGTERM or SIGINT.
+"""
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+
+from aiohttp import web
+from localstripe import resources, server
+from localstripe.errors import UserError
+
+# Test PaymentMethod ids that localstripe does not know: id -> (card number, brand). Numbers must
+# be 16 digits (localstripe checks); the decline behaviour comes from localstripe's number lists.
+TEST_PAYMENT_METHODS = {
+    "pm_card_chargeDeclined": ("4000000000000341", "visa"),
+    "pm_card_mastercard": ("5555555555554444", "mastercard"),
+}
+
+
+# Stripe's declining test card numbers and their decline codes (docs.stripe.com/testing). Every
+# one declines when charged; localstripe itself declines most of them only when attaching.
+CHARGE_DECLINE_CODES = {
+    "4000000000000002": "generic_decline",  # pm_card_visa_chargeDeclined
+    "4000000000000341": "generic_decline",  # pm_card_chargeCustomerFail; pm_card_chargeDeclined
+    "4000000000009995": "insufficient_funds",
+    "4000000000009987": "lost_card",
+    "4000000000009979": "stolen_card",
+    "4000000000000069": "expired_card",
+    "4000000000000127": "incorrect_cvc",
+    "4000000000000119": "processing_error",
+    "4242424242424241": "incorrect_number",
+}
+
+
+# PaymentIntent create parameters that localstripe rejects and that are accepted here (see 7.):
+# name -> kind ("str", "bool", "list" of str, "automatic" for automatic_payment_methods) and
+# whether the PaymentIntent object shows it.
+INTENT_EXTRA_PARAMS = {
+    "description": ("str", True),
+    "receipt_email": ("str", True),
+    "statement_descriptor": ("str", True),
+    "statement_descriptor_suffix": ("str", True),
+    "automatic_payment_methods": ("automatic", True),
+    "allowed_payment_method_types": ("list", True),
+    "excluded_payment_method_types": ("list", True),
+    "return_url": ("str", False),
+    "error_on_requires_action": ("bool", False),
+    "use_stripe_sdk": ("bool", False),
+}
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def disable_persistence():
+    """No /tmp/localstripe.pickle: neither written after each request nor read at start."""
+    resources.Store.dump_to_disk = lambda self: None
+    resources.Store.try_load_from_disk = lambda self: None
+
+
+def register_test_payment_methods():
+    """Creates the TEST_PAYMENT_METHODS and re-keys each under its fixed id."""
+    store = resources.store
+    for pm_id, (number, brand) in TEST_PAYMENT_METHODS.items():
+        pm = resources.PaymentMethod(
+            type="card",
+            card={"number": number, "exp_month": "12", "exp_year": "2034", "cvc": "123"},
+        )
+        del store[f"payment_method:{pm.id}"]
+        pm.id = pm_id
+        pm.card["brand"] = brand
+        store[f"payment_method:{pm_id}"] = pm
+
+
+def keep_test_payment_methods_on_flush():
+    """`DELETE /_config/data` (store.clear()) keeps the TEST_PAYMENT_METHODS."""
+
+    def clear(store):
+        dict.clear(store)
+        register_test_payment_methods()
+
+    resources.Store.clear = clear
+
+
+def decline_cards_when_charged():
+    """Every card of CHARGE_DECLINE_CODES declines when charged, not only when attached."""
+    original = resources.PaymentMethod._charging_is_declined
+
+    def charging_is_declined(self):
+        return original(self) or getattr(self, "_card_number", None) in CHARGE_DECLINE_CODES
+
+    # Card and Source call PaymentMethod._charging_is_declined(self): they get this one too.
+    resources.PaymentMethod._charging_is_declined = charging_is_declined
+
+
+def card_decline_code(charge):
+    try:
+        method = resources.PaymentMethod._api_retrieve(charge.payment_method)
+    except UserError:
+        return "generic_decline"
+    return CHARGE_DECLINE_CODES.get(getattr(method, "_card_number", None), "generic_decline")
+
+
+def stripe_like_card_errors():
+    """Card declines as Stripe reports them: a card_error with decline_code and payment_intent."""
+    original = resources.Charge._raise_failure
+
+    def raise_failure(charge):
+        try:
+            original(charge)
+        except UserError as err:
+            error = err.body["error"]
+            if error.get("code") == "card_declined":
+                error["type"] = "card_error"
+                error["decline_code"] = card_decline_code(charge)
+                if charge.payment_intent:
+                    intent = resources.PaymentIntent._api_retrieve(charge.payment_intent)
+                    error["payment_intent"] = intent._export()
+            raise
+
+    resources.Charge._raise_failure = raise_failure
+
+
+def checked_param(name, kind, value):
+    """The value of an INTENT_EXTRA_PARAMS parameter in Stripe's form, or UserError 400."""
+    if kind == "str" and isinstance(value, str):
+        return value
+    if kind == "bool":
+        value = resources.try_convert_to_bool(value)
+        if isinstance(value, bool):
+            return value
+    if kind == "list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    automatic_keys = {"enabled", "allow_redirects"}
+    if kind == "automatic" and isinstance(value, dict) and set(value) <= automatic_keys:
+        enabled = resources.try_convert_to_bool(value.get("enabled"))
+        redirects = value.get("allow_redirects")
+        if isinstance(enabled, bool) and redirects in (None, "always", "never"):
+            return {"enabled": enabled, "allow_redirects": redirects}
+    raise UserError(400, f"Invalid {name}", {"param": name})
+
+
+def accept_intent_extra_params():
+    """PaymentIntent(...) takes INTENT_EXTRA_PARAMS as well (see 7.)."""
+    original = resources.PaymentIntent.__init__
+
+    def init(self, **data):
+        extra = {}
+        for name, (kind, shown) in INTENT_EXTRA_PARAMS.items():
+            if name in data:
+                value = checked_param(name, kind, data.pop(name))
+                if shown:
+                    extra[name] = value
+        original(self, **data)  # stores the object: every check must come before
+        for name, (_, shown) in INTENT_EXTRA_PARAMS.items():
+            if shown:
+                setattr(self, name, extra.get(name))
+
+    resources.PaymentIntent.__init__ = init
+
+
+def refunds_within_the_charge():
+    """Refund amounts default to, and are limited by, what is left of the charge (see 8.)."""
+    create = resources.Refund._api_create.__func__
+    list_all = resources.Refund._api_list_all.__func__
+
+    def refunded_charge(data):
+        try:
+            if isinstance(data.get("charge"), str):
+                return resources.Charge._api_retrieve(data["charge"])
+            if isinstance(data.get("payment_intent"), str):
+                return resources.PaymentIntent._api_retrieve(data["payment_intent"]).latest_charge
+        except UserError:
+            pass
+        return None  # localstripe's own checks answer
+
+    def api_create(cls, **data):
+        charge = refunded_charge(data)
+        if charge is not None and charge.status == "succeeded":
+            left = charge.amount - charge.amount_refunded
+            amount = resources.try_convert_to_int(data.get("amount"))
+            if left <= 0:
+                raise UserError(400, f"Charge {charge.id} has already been refunded.",
+                                {"code": "charge_already_refunded"})
+            if amount is None:
+                data["amount"] = left
+            elif isinstance(amount, int) and amount > left:
+                raise UserError(
+                    400,
+                    f"Refund amount ({amount}) is greater than unrefunded amount on charge"
+                    f" ({left})",
+                    {"code": "amount_too_large", "param": "amount"})
+        return create(cls, **data)
+
+    def api_list_all(cls, url, charge=None, payment_intent=None, limit=None, starting_after=None):
+        if charge is None and isinstance(payment_intent, str) and payment_intent.startswith("pi_"):
+            if resources.PaymentIntent._api_retrieve(payment_intent).latest_charge is None:
+                return resources.List(url, limit=limit, starting_after=starting_after)
+        return list_all(cls, url, charge=charge, payment_intent=payment_intent, limit=limit,
+                        starting_after=starting_after)
+
+    resources.Refund._api_create = classmethod(api_create)
+    resources.Refund._api_list_all = classmethod(api_list_all)
+
+
+def patch_export(cls, fill):
+    """Wraps cls._export so that fill(obj, exported, expand) completes what it returns."""
+    original = cls._export
+
+    def export(self, expand=None):
+        exported = original(self, expand=expand)
+        fill(self, exported, expand or [])
+        return exported
+
+    cls._export = export
+
+
+def fill_payment_intent(intent, out, expand):
+    status = out.get("status")
+    out.setdefault("amount_capturable", intent.amount if status == "requires_capture" else 0)
+    out.setdefault("amount_received", intent.amount if status == "succeeded" else 0)
+    out.setdefault("confirmation_method", "automatic")
+    out.setdefault("payment_method_types", out.get("allowed_payment_method_types") or ["card"])
+    if isinstance(out.get("latest_charge"), dict) and "latest_charge" not in expand:
+        out["latest_charge"] = out["latest_charge"]["id"]
+    error = out.get("last_payment_error")
+    if isinstance(error, dict) and "type" not in error:
+        if error.get("code") == "card_declined" and intent.latest_charge is not None:
+            error["type"] = "card_error"
+            error["decline_code"] = card_decline_code(intent.latest_charge)
+        else:
+            error["type"] = "invalid_request_error"
+
+
+def fill_charge(charge, out, expand):
+    captured = out.get("captured") and out.get("status") == "succeeded"
+    out.setdefault("amount_captured", charge.amount if captured else 0)
+    out.setdefault("billing_details", {"address": None, "email": None, "name": None, "phone": None})
+    out.setdefault("disputed", False)
+
+
+def fill_event(event, out, expand):
+    out.setdefault("pending_webhooks", 0)
+    out.setdefault("request", {"id": None, "idempotency_key": None})
+
+
+def stripe_shaped_objects():
+    """The required fields typed Stripe clients expect (see 6. above)."""
+    patch_export(resources.PaymentIntent, fill_payment_intent)
+    patch_export(resources.Charge, fill_charge)
+    patch_export(resources.Event, fill_event)
+
+
+async def serve(args):
+    runner = web.AppRunner(server.app, access_log=logging.getLogger("aiohttp.access"))
+    await runner.setup()
+    site = web.TCPSite(runner, host=args.host, port=args.port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    addresses = ", ".join(
+        f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}" for a in runner.addresses
+    )
+    print(f"stripe-fake: listening on {addresses}", flush=True)
+    await stop.wait()
+    await runner.cleanup()
+    print("stripe-fake: stopped", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only)")
+    parser.add_argument("--port", type=int, default=8420, help="port to listen on (0: any free one)")
+    parser.add_argument(
+        "--allow-any-host",
+        action="store_true",
+        help="allow a non-loopback --host such as 0.0.0.0 (inside a container only)",
+    )
+    args = parser.parse_args()
+    if not is_loopback(args.host) and not args.allow_any_host:
+        parser.error(f"--host {args.host} is not a loopback address (add --allow-any-host to allow it)")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is out of range")
+    access = logging.getLogger("aiohttp.access")
+    access.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("stripe-fake: %(message)s"))
+    access.addHandler(handler)
+    disable_persistence()
+    register_test_payment_methods()
+    keep_test_payment_methods_on_flush()
+    decline_cards_when_charged()
+    stripe_like_card_errors()
+    stripe_shaped_objects()
+    accept_intent_extra_params()
+    refunds_within_the_charge()
+    try:
+        asyncio.run(serve(args))
+    except OSError as err:
+        print(f"stripe-fake: error: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
