@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export CHARGEFLOW_DATA_DIR="${CHARGEFLOW_DATA_DIR:-$root/.data/dev}"
 profile="${PROFILE:-debug}"
-apps=(web-server outbox-relay invoice-service email-service shipping-service partner-sim)
+apps=(web-server outbox-relay invoice-service billing-service shipping-service email-service partner-sim)
 
 scripts/services.sh start
 # shellcheck disable=SC1091

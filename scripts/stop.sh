@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHARGEFLOW_DATA_DIR="${CHARGEFLOW_DATA_DIR:-$PWD/.data/dev}"
 
-for pid_file in "$CHARGEFLOW_DATA_DIR"/pids/{web-server,outbox-relay,invoice-service,email-service,shipping-service,partner-sim}.pid; do
+for pid_file in "$CHARGEFLOW_DATA_DIR"/pids/{web-server,outbox-relay,invoice-service,billing-service,shipping-service,email-service,partner-sim}.pid; do
   [ -f "$pid_file" ] || continue
   pid=$(cat "$pid_file")
   name=$(basename "$pid_file" .pid)

@@ -1,0 +1,188 @@
+//! A fresh database, queues and fake Stripe per test; invoiced orders written straight into the
+//! tables with their `invoice.generated` events; the billing worker in-process or as a process.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use billing_service::{BillingHandler, gateway::Gateway};
+use domain::{Currency, EventEnvelope, EventType, InvoiceGenerated, ShipmentFailed};
+use sqlx::PgPool;
+use testkit::{Queues, stripe::FakeStripe};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use worker::Poller;
+
+pub const TOTAL: i64 = 3_900;
+
+pub struct Harness {
+    pub db_url: String,
+    pub pool: PgPool,
+    pub sqs: aws_sdk_sqs::Client,
+    pub endpoint: String,
+    pub queues: Queues,
+    pub stripe: FakeStripe,
+    stop: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn harness() -> Harness {
+    let db_url = testkit::fresh_database().await.expect("database");
+    let pool = testkit::pool(&db_url, 5).await.expect("pool");
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    let sqs = testkit::sqs_client(&endpoint).await;
+    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
+    let stripe = FakeStripe::start().await.expect("fake stripe");
+    Harness {
+        db_url,
+        pool,
+        sqs,
+        endpoint,
+        queues,
+        stripe,
+        stop: CancellationToken::new(),
+    }
+}
+
+impl Harness {
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("APP__DATABASE__URL", self.db_url.clone()),
+            ("APP__SQS__ENDPOINT_URL", self.endpoint.clone()),
+            ("APP__SQS__QUEUE_PREFIX", self.queues.prefix.clone()),
+            ("APP__WORKER__WAIT_TIME_S", "1".into()),
+            ("APP__WORKER__VISIBILITY_TIMEOUT_S", "3".into()),
+            ("APP__WORKER__RETRY_BASE_S", "1".into()),
+            ("APP__STRIPE__API_BASE", self.stripe.api_base()),
+            ("APP__STRIPE__SECRET_KEY", self.stripe.secret_key().into()),
+        ]
+    }
+
+    /// The billing worker, in this process, until the harness is dropped.
+    pub async fn start_worker(&self) {
+        let overrides = self.overrides();
+        let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let settings = testkit::test_settings(&pairs);
+        let gateway = Gateway::new(&settings.stripe).expect("gateway");
+        let poller = Poller::connect(&settings, BillingHandler::new(gateway, self.pool.clone()))
+            .await
+            .expect("worker");
+        tokio::spawn(poller.run(self.stop.clone()));
+    }
+
+    /// The billing worker as a process of its own (to be killed).
+    pub fn spawn_worker_process(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_billing-service"))
+            .envs(self.overrides())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("worker process")
+    }
+
+    /// An invoiced order paying with `payment_method`, its 2 units taken from demo product 1's
+    /// stock, and its `invoice.generated` event.
+    pub async fn invoiced_order(&self, payment_method: &str) -> EventEnvelope {
+        let placed = testkit::orders::insert_order(&self.pool)
+            .await
+            .expect("order");
+        sqlx::query("UPDATE orders SET status = 'invoiced', payment_method = $2 WHERE id = $1")
+            .bind(placed.order_id)
+            .bind(payment_method)
+            .execute(&self.pool)
+            .await
+            .expect("invoiced");
+        sqlx::query("UPDATE products SET stock = stock - 2 WHERE id = 1")
+            .execute(&self.pool)
+            .await
+            .expect("reserve");
+        let currency = Currency::parse("EUR").expect("EUR");
+        let payload = InvoiceGenerated {
+            invoice_number: "INV-2026-000001".into(),
+            currency,
+            subtotal_minor: 2_900,
+            shipping_minor: 490,
+            tax_minor: TOTAL - 2_900 - 490,
+            total_minor: TOTAL,
+        };
+        EventEnvelope::new(
+            EventType::InvoiceGenerated,
+            placed.order_id,
+            "test",
+            "",
+            &payload,
+        )
+        .expect("envelope")
+    }
+
+    pub fn shipment_failed(&self, order_id: Uuid) -> EventEnvelope {
+        let payload = ShipmentFailed {
+            reason: "undeliverable address".into(),
+        };
+        EventEnvelope::new(EventType::ShipmentFailed, order_id, "test", "", &payload)
+            .expect("envelope")
+    }
+
+    pub async fn send(&self, event: &EventEnvelope) {
+        let body = serde_json::to_string(event).expect("json");
+        testkit::orders::send_bodies(&self.sqs, self.queues.url("billing"), &[body])
+            .await
+            .expect("send");
+    }
+
+    pub async fn status(&self, order_id: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("status")
+    }
+
+    pub async fn wait_status(&self, order_id: Uuid, status: &str) {
+        testkit::eventually(
+            &format!("order to be {status}"),
+            Duration::from_secs(30),
+            || async { self.status(order_id).await == status },
+        )
+        .await
+        .expect("status in time");
+    }
+
+    pub async fn stock(&self) -> i32 {
+        sqlx::query_scalar("SELECT stock FROM products WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .expect("stock")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    pub async fn intents(&self, order_id: Uuid) -> Vec<serde_json::Value> {
+        self.stripe
+            .payment_intents_for(&order_id.to_string())
+            .await
+            .expect("intents")
+    }
+
+    pub async fn wait_idle(&self) {
+        let url = self.queues.url("billing").to_owned();
+        testkit::eventually(
+            "the billing queue to drain",
+            Duration::from_secs(30),
+            || async { testkit::queue_depth(&self.sqs, &url).await.unwrap_or(1) == 0 },
+        )
+        .await
+        .expect("drained");
+    }
+}
