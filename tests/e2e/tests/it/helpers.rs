@@ -6,11 +6,12 @@ use std::time::Duration;
 use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
 use invoice_service::InvoiceHandler;
 use outbox_relay::Relay;
+use partner_sim::Faults;
 use reqwest::Client;
 use serde_json::{Value, json};
 use settings::Settings;
 use sqlx::PgPool;
-use testkit::{Queues, smtp::SmtpSink};
+use testkit::{Queues, smtp::SmtpSink, stripe::FakeStripe};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use web_server::Application;
@@ -27,7 +28,22 @@ pub struct Pipeline {
     pub sqs: aws_sdk_sqs::Client,
     pub queues: Queues,
     pub sink: SmtpSink,
+    /// The fake Stripe and the partner simulator, when the whole lifecycle runs.
+    pub stripe: Option<FakeStripe>,
+    pub partner: Option<String>,
+    settings: Settings,
     stop: CancellationToken,
+}
+
+/// Which workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// Invoice and e-mail only: orders stop at `invoiced`.
+    InvoiceAndEmail,
+    /// All four, with a fake Stripe and the partner simulator (with `Faults`).
+    All,
+    /// All but billing (start it with [`Pipeline::start_billing`]).
+    AllButBilling,
 }
 
 impl Drop for Pipeline {
@@ -38,6 +54,10 @@ impl Drop for Pipeline {
 
 impl Pipeline {
     pub async fn start() -> Pipeline {
+        Self::start_with(Workers::InvoiceAndEmail, Faults::default()).await
+    }
+
+    pub async fn start_with(workers: Workers, faults: Faults) -> Pipeline {
         let db_url = testkit::fresh_database().await.expect("fresh database");
         let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
         let sqs = testkit::sqs_client(&endpoint).await;
@@ -45,9 +65,23 @@ impl Pipeline {
         let sink = SmtpSink::start().await.expect("SMTP sink");
         let smtp_port = sink.port().to_string();
         let redis_prefix = format!("t{}:", Uuid::new_v4().simple());
+        let stop = CancellationToken::new();
+        let (stripe, partner) = match workers {
+            Workers::InvoiceAndEmail => (None, None),
+            Workers::All | Workers::AllButBilling => (
+                Some(FakeStripe::start().await.expect("fake Stripe")),
+                Some(spawn_partner(faults, &stop).await),
+            ),
+        };
+        let stripe_base = stripe
+            .as_ref()
+            .map(FakeStripe::api_base)
+            .unwrap_or_default();
+        let partner_url = partner.clone().unwrap_or_default();
         let settings = testkit::test_settings(&[
             ("APP__DATABASE__URL", &db_url),
             ("APP__DATABASE__MAX_CONNECTIONS", "20"),
+            ("APP__DATABASE__ACQUIRE_TIMEOUT_MS", "30000"),
             ("APP__REDIS__KEY_PREFIX", &redis_prefix),
             ("APP__HTTP__ADDR", "127.0.0.1:0"),
             ("APP__HTTP__STATIC_DIR", "no-front-end-in-tests"),
@@ -57,19 +91,31 @@ impl Pipeline {
             ("APP__WORKER__RETRY_BASE_S", "1"),
             ("APP__SMTP__PORT", &smtp_port),
             ("APP__SMTP__TEMPLATES_DIR", TEMPLATES),
+            ("APP__STRIPE__API_BASE", &stripe_base),
+            ("APP__SHIPPING__PARTNER_URL", &partner_url),
+            ("APP__SHIPPING__ATTEMPT_TIMEOUT_MS", "500"),
+            ("APP__SHIPPING__BACKOFF_MAX_MS", "500"),
         ]);
-        let stop = CancellationToken::new();
         let address = spawn_web(&settings).await;
         spawn_relay(&settings, &stop).await;
         spawn_invoice_worker(&settings, &stop).await;
         spawn_email_worker(&settings, &stop).await;
         let pool = testkit::pool(&db_url, 5).await.expect("test pool");
+        if workers != Workers::InvoiceAndEmail {
+            spawn_shipping_worker(&settings, &stop).await;
+        }
+        if workers == Workers::All {
+            spawn_billing_worker(&settings, &pool, &stop).await;
+        }
         Pipeline {
             address,
             pool,
             sqs,
             queues,
             sink,
+            stripe,
+            partner,
+            settings,
             stop,
         }
     }
@@ -98,6 +144,19 @@ impl Pipeline {
 
     /// Checks out `items` (`(product_id, quantity)`) as `shopper`; returns the order id.
     pub async fn checkout(&self, shopper: &Client, email: &str, items: &[(i64, u32)]) -> Uuid {
+        self.checkout_as(shopper, email, items, "pm_card_visa", "GB")
+            .await
+    }
+
+    /// Checks out paying with `payment_method`, shipping to `country`.
+    pub async fn checkout_as(
+        &self,
+        shopper: &Client,
+        email: &str,
+        items: &[(i64, u32)],
+        payment_method: &str,
+        country: &str,
+    ) -> Uuid {
         let items: Vec<Value> = items
             .iter()
             .map(|(id, quantity)| json!({"product_id": id, "quantity": quantity}))
@@ -106,10 +165,10 @@ impl Pipeline {
             "customer": {
                 "name": "Ada Lovelace",
                 "email": email,
-                "address": {"line1": "12 Analytical Row", "city": "London", "postal_code": "N1 7AA", "country": "GB"}
+                "address": {"line1": "12 Analytical Row", "city": "London", "postal_code": "N1 7AA", "country": country}
             },
             "items": items,
-            "payment_method": "pm_card_visa",
+            "payment_method": payment_method,
         });
         let response = shopper
             .post(format!("{}/api/orders", self.address))
@@ -146,6 +205,33 @@ impl Pipeline {
             .expect("count")
     }
 
+    /// Starts the billing worker (for [`Workers::AllButBilling`]).
+    pub async fn start_billing(&self) {
+        spawn_billing_worker(&self.settings, &self.pool, &self.stop).await;
+    }
+
+    /// Waits until `n` orders are in `status`.
+    pub async fn wait_status(&self, status: &str, n: i64, timeout: Duration) {
+        let sql = format!("SELECT count(*) FROM orders WHERE status = '{status}'");
+        testkit::eventually(&format!("{n} orders to be {status}"), timeout, || async {
+            self.count(&sql).await >= n
+        })
+        .await
+        .expect("status in time");
+    }
+
+    /// Shipments the partner simulator created for the order.
+    pub async fn partner_shipments(&self, order_id: Uuid) -> i64 {
+        let partner = self.partner.as_ref().expect("the partner simulator runs");
+        let stats: Value = reqwest::get(format!("{partner}/v1/_sim/stats?reference={order_id}"))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        stats["shipments_created"].as_i64().expect("count")
+    }
+
     /// Waits until `n` orders are invoiced.
     pub async fn wait_invoiced(&self, n: i64, timeout: Duration) {
         testkit::eventually("orders to be invoiced", timeout, || async {
@@ -168,7 +254,12 @@ impl Pipeline {
 
     /// Waits until no message is waiting or in flight on the invoice and e-mail queues.
     pub async fn wait_queues_idle(&self) {
-        for consumer in ["invoice", "email"] {
+        let consumers: &[&str] = if self.stripe.is_some() {
+            &["invoice", "billing", "shipping", "email"]
+        } else {
+            &["invoice", "email"]
+        };
+        for consumer in consumers.iter().copied() {
             let url = self.queues.url(consumer).to_owned();
             testkit::eventually("the queue to be empty", Duration::from_secs(30), || async {
                 testkit::queue_depth(&self.sqs, &url).await.unwrap_or(1) == 0
@@ -209,6 +300,35 @@ async fn spawn_email_worker(settings: &Settings, stop: &CancellationToken) {
         .await
         .expect("email worker starts");
     tokio::spawn(poller.run(stop.clone()));
+}
+
+async fn spawn_billing_worker(settings: &Settings, pool: &PgPool, stop: &CancellationToken) {
+    let gateway = billing_service::gateway::Gateway::new(&settings.stripe).expect("gateway");
+    let handler = billing_service::BillingHandler::new(gateway, pool.clone());
+    let poller = Poller::connect(settings, handler)
+        .await
+        .expect("billing worker starts");
+    tokio::spawn(poller.run(stop.clone()));
+}
+
+async fn spawn_shipping_worker(settings: &Settings, stop: &CancellationToken) {
+    let partner =
+        shipping_service::partner::PartnerClient::new(&settings.shipping).expect("partner");
+    let poller = Poller::connect(settings, shipping_service::ShippingHandler::new(partner))
+        .await
+        .expect("shipping worker starts");
+    tokio::spawn(poller.run(stop.clone()));
+}
+
+async fn spawn_partner(faults: Faults, stop: &CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = partner_sim::Application::new(listener, faults).expect("faults");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    let stop = stop.clone();
+    tokio::spawn(app.run(async move { stop.cancelled().await }));
+    address
 }
 
 /// The text of a PDF, page after page.

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod invoice_and_emails;
+mod lifecycle;
 mod load;
 mod redelivery;
 mod smtp_outage;
