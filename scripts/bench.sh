@@ -16,7 +16,7 @@ free_port() {
 data_dir=$(mktemp -d -t chargeflow-bench.XXXXXX)
 chmod 755 "$data_dir"  # PostgreSQL runs as the postgres user and must reach its data dir
 export CHARGEFLOW_DATA_DIR="$data_dir"
-export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port) SMTP_PORT=$(free_port)
+export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port) SMTP_PORT=$(free_port) STRIPE_PORT=$(free_port)
 export SQS_QUEUE_PREFIX=chargeflow-bench-
 trap 'scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$data_dir"' EXIT INT TERM
 
@@ -33,6 +33,7 @@ if [ $# -eq 0 ]; then
   "$target_dir/release/bench" checkout
   "$target_dir/release/bench" relay
   "$target_dir/release/bench" workers
+  "$target_dir/release/bench" pipeline
 else
   "$target_dir/release/bench" "$@"
 fi

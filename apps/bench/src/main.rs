@@ -6,6 +6,7 @@
 //! Reads the usual `APP__…` variables (`scripts/bench.sh` starts private services and sets them).
 
 mod checkout;
+mod pipeline;
 mod relay;
 mod stats;
 mod workers;
@@ -30,6 +31,8 @@ enum Command {
     /// Invoices/s and e-mails/s of one worker versus a plain receive-and-delete loop, and the
     /// time from checkout to the invoice e-mail.
     Workers(workers::Args),
+    /// The whole pipeline: orders/s and the time from checkout to `shipped`.
+    Pipeline(pipeline::Args),
 }
 
 #[tokio::main]
@@ -38,5 +41,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Checkout(args) => checkout::run(args).await,
         Command::Relay(args) => relay::run(args).await,
         Command::Workers(args) => workers::run(args).await,
+        Command::Pipeline(args) => pipeline::run(args).await,
     }
 }

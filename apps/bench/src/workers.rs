@@ -38,16 +38,16 @@ pub struct Args {
     seconds: u32,
 }
 
-struct Setup {
-    pool: PgPool,
-    sqs: aws_sdk_sqs::Client,
-    queues: Queues,
-    settings: Settings,
+pub(crate) struct Setup {
+    pub(crate) pool: PgPool,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) queues: Queues,
+    pub(crate) settings: Settings,
     _sink: SmtpSink,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let setup = setup().await?;
+    let setup = setup_with(&[]).await?;
     let bodies = orders(&setup.pool, args.orders).await?;
     let invoice_url = setup.queues.url("invoice").to_owned();
     let email_url = setup.queues.url("email").to_owned();
@@ -92,7 +92,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn setup() -> anyhow::Result<Setup> {
+/// A fresh database and queues, a private SMTP sink, and settings pointing at them; `extra`
+/// settings on top.
+pub(crate) async fn setup_with(extra: &[(&str, &str)]) -> anyhow::Result<Setup> {
     let boxed = |e| anyhow::anyhow!("{e}");
     let db_url = testkit::fresh_database().await.map_err(boxed)?;
     let pool = testkit::pool(&db_url, 10).await.map_err(boxed)?;
@@ -102,7 +104,7 @@ async fn setup() -> anyhow::Result<Setup> {
     let sink = SmtpSink::start().await.map_err(boxed)?;
     let port = sink.port().to_string();
     let prefix = format!("b{}:", Uuid::new_v4().simple());
-    let settings = testkit::test_settings(&[
+    let base: [(&str, &str); 8] = [
         ("APP__DATABASE__URL", &db_url),
         ("APP__REDIS__KEY_PREFIX", &prefix),
         ("APP__HTTP__ADDR", "127.0.0.1:0"),
@@ -111,7 +113,9 @@ async fn setup() -> anyhow::Result<Setup> {
         ("APP__WORKER__WAIT_TIME_S", "1"),
         ("APP__SMTP__PORT", &port),
         ("APP__SMTP__TEMPLATES_DIR", TEMPLATES),
-    ]);
+    ];
+    let pairs: Vec<(&str, &str)> = base.into_iter().chain(extra.iter().copied()).collect();
+    let settings = testkit::test_settings(&pairs);
     Ok(Setup {
         pool,
         sqs,
@@ -202,11 +206,11 @@ fn throughput(name: &str, count: usize, elapsed: Duration) -> Phase {
     phase
 }
 
-fn invoice_handler(settings: &Settings) -> anyhow::Result<InvoiceHandler> {
+pub(crate) fn invoice_handler(settings: &Settings) -> anyhow::Result<InvoiceHandler> {
     Ok(InvoiceHandler::new(&settings.invoice)?)
 }
 
-fn email_handler(settings: &Settings) -> anyhow::Result<EmailHandler> {
+pub(crate) fn email_handler(settings: &Settings) -> anyhow::Result<EmailHandler> {
     let templates = Templates::load(Path::new(TEMPLATES))?;
     let mailer = Mailer::new(&settings.smtp)?;
     Ok(EmailHandler::new(templates, mailer, settings.shop.clone()))
@@ -240,7 +244,7 @@ async fn pipeline_phase(setup: &Setup, args: &Args) -> anyhow::Result<Phase> {
         .execute(&setup.pool)
         .await?;
     let started = Instant::now();
-    let placed = place_at_rate(&address, args).await?;
+    let placed = place_at_rate(&address, args.rate, args.seconds).await?;
     let latencies = wait_for_invoice_emails(&setup.pool, placed).await?;
     stop.cancel();
     Ok(Phase::new(
@@ -250,11 +254,16 @@ async fn pipeline_phase(setup: &Setup, args: &Args) -> anyhow::Result<Phase> {
     ))
 }
 
-async fn place_at_rate(address: &str, args: &Args) -> anyhow::Result<HashMap<Uuid, SystemTime>> {
+/// Checkouts of demo product 8 at `rate` per second for `seconds`; each order's request time.
+pub(crate) async fn place_at_rate(
+    address: &str,
+    rate: u32,
+    seconds: u32,
+) -> anyhow::Result<HashMap<Uuid, SystemTime>> {
     let client = reqwest::Client::new();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1) / args.rate);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
     let mut requests = Vec::new();
-    for i in 0..args.rate * args.seconds {
+    for i in 0..rate * seconds {
         ticker.tick().await;
         let (client, address) = (client.clone(), address.to_owned());
         requests.push(tokio::spawn(async move {

@@ -171,3 +171,25 @@ pub async fn shipment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Ship
     .fetch_optional(pool)
     .await
 }
+
+/// An order's payment as shown with the order.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct PaymentSummary {
+    /// `pending`, `succeeded`, `failed` or `refunded`.
+    pub status: String,
+    /// The amount charged or attempted, in minor units.
+    pub amount_minor: i64,
+    /// Why it failed, if it did.
+    pub failure_reason: Option<String>,
+}
+
+/// The order's payment, if billing has started it.
+///
+/// # Errors
+/// When the query fails.
+pub async fn payment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<PaymentSummary>> {
+    sqlx::query_as("SELECT status, amount_minor, failure_reason FROM payments WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+}

@@ -83,17 +83,19 @@ pub async fn show(
     let order = orders::find(&state.pool, &session.owner(), order_id)
         .await?
         .ok_or_else(ApiError::order_not_found)?;
-    let (items, timeline, invoice, shipment) = tokio::try_join!(
+    let (items, timeline, invoice, shipment, payment) = tokio::try_join!(
         orders::lines(&state.pool, order_id),
         orders::timeline(&state.pool, order_id),
         orders::invoice(&state.pool, order_id),
-        orders::shipment(&state.pool, order_id)
+        orders::shipment(&state.pool, order_id),
+        orders::payment(&state.pool, order_id)
     )?;
     let mut body = serde_json::to_value(&order).map_err(|e| ApiError::Internal(e.into()))?;
     body["items"] = json!(items);
     body["timeline"] = json!(timeline);
     body["tracking_number"] = json!(shipment.as_ref().map(|s| &s.tracking_number));
     body["shipment"] = json!(shipment);
+    body["payment"] = json!(payment);
     body["invoice_url"] = match &invoice {
         Some(_) => json!(format!("/api/orders/{order_id}/invoice.pdf")),
         None => Value::Null,

@@ -67,6 +67,8 @@ async fn a_visa_checkout_ends_shipped_with_one_charge_one_shipment_and_four_emai
 
     let order = timeline(&app, &shopper, order_id).await;
     assert_eq!(order["status"], "shipped");
+    assert_eq!(order["payment"]["status"], "succeeded");
+    assert_eq!(order["payment"]["amount_minor"], total);
     assert!(
         order["tracking_number"]
             .as_str()
