@@ -324,22 +324,36 @@ start_postgres() {
   ensure_database
 }
 
+# The local database holds demo data only, so there are no migrations: the database remembers the
+# SHA-256 of the init.sql it was built from (as its comment), and when init.sql changes it is
+# dropped and built again from the new one.
 ensure_database() {
-  if [[ "$(psql_pg -d postgres -tAc "select 1 from pg_database where datname = 'chargeflow'")" != 1 ]]; then
-    log "postgres: creating database chargeflow"
-    psql_pg -d postgres -c 'create database chargeflow owner postgres'
-  fi
-  [[ "$APPLY_SCHEMA" == 0 ]] && return 0
-  if [[ "$(psql_pg -d chargeflow -tAc "select to_regclass('public.outbox') is not null")" == t ]]; then
-    return 0
-  fi
+  [[ "$APPLY_SCHEMA" == 0 ]] && { create_database; return 0; }
   if [[ ! -f "$REPO_ROOT/init.sql" ]]; then
+    create_database
     log "postgres: no init.sql in the repository yet, schema not applied"
     return 0
   fi
+  local want have
+  want="init.sql sha256 $(sha256sum "$REPO_ROOT/init.sql" | cut -c1-64)"
+  have="$(psql_pg -d postgres -tAc "select shobj_description(oid, 'pg_database') from pg_database where datname = 'chargeflow'")"
+  [[ "$have" == "$want" ]] && return 0
+  if [[ -n "$(psql_pg -d postgres -tAc "select 1 from pg_database where datname = 'chargeflow'")" ]]; then
+    log "postgres: init.sql changed since the database was built: rebuilding it (demo data only)"
+    psql_pg -d postgres -c 'drop database chargeflow with (force)' >/dev/null
+  fi
+  create_database
   log "postgres: applying init.sql"
   psql_pg -d chargeflow --single-transaction -f "$REPO_ROOT/init.sql" >"$LOG_DIR/schema.log" 2>&1 \
     || { cat "$LOG_DIR/schema.log" >&2; die "init.sql failed (nothing of it was applied)"; }
+  psql_pg -d postgres -c "comment on database chargeflow is '$want'" >/dev/null
+}
+
+create_database() {
+  if [[ "$(psql_pg -d postgres -tAc "select 1 from pg_database where datname = 'chargeflow'")" != 1 ]]; then
+    log "postgres: creating database chargeflow"
+    psql_pg -d postgres -c 'create database chargeflow owner postgres' >/dev/null
+  fi
 }
 
 stop_postgres() {
