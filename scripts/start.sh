@@ -39,6 +39,11 @@ done
 url="http://$APP__HTTP__ADDR"
 for _ in $(seq 1 100); do
   if curl -fsS "$url/readyz" >/dev/null 2>&1; then
+    # Let the fake Stripe deliver its PaymentIntent events to the webhook, as Stripe would.
+    curl -fsS -o /dev/null -X POST "$APP__STRIPE__API_BASE/_config/webhooks/chargeflow" \
+      --data-urlencode "url=$url/api/stripe/webhook" --data-urlencode "secret=$APP__STRIPE__WEBHOOK_SECRET" \
+      --data-urlencode "events[]=payment_intent.succeeded" --data-urlencode "events[]=payment_intent.payment_failed" \
+      || echo "warning: could not register the Stripe webhook with the fake Stripe" >&2
     echo
     echo "ChargeFlow is running. Open $url"
     echo "  catalogue: $url/api/products   readiness: $url/readyz"
