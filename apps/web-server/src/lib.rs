@@ -22,6 +22,7 @@ use secrecy::ExposeSecret;
 use settings::Settings;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -36,12 +37,15 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Prefix of every Redis key.
     pub key_prefix: Arc<str>,
+    /// Cancelled when the server shuts down: long-lived responses (event streams) end on it.
+    pub shutdown: CancellationToken,
 }
 
 /// A bound, not yet serving, web-server.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    shutdown: CancellationToken,
 }
 
 impl Application {
@@ -71,9 +75,11 @@ impl Application {
             sqs,
             key_prefix: settings.redis.key_prefix.as_str().into(),
             settings: Arc::new(settings),
+            shutdown: CancellationToken::new(),
         };
         Ok(Application {
             listener,
+            shutdown: state.shutdown.clone(),
             router: routes::router(state),
         })
     }
@@ -94,8 +100,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let token = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            token.cancel();
+        });
         axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await
     }
 }

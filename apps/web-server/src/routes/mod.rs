@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", get(orders::list).post(orders::checkout))
         .route("/orders/{order_id}", get(orders::show))
         .route("/orders/{order_id}/invoice.pdf", get(orders::invoice_pdf))
+        .route("/orders/{order_id}/events", get(orders::events))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::layer,

@@ -1,11 +1,18 @@
-//! `POST /api/orders` (checkout), `GET /api/orders`, `GET /api/orders/{id}` and its invoice.
+//! `POST /api/orders` (checkout), `GET /api/orders`, `GET /api/orders/{id}`, its live event
+//! stream and its invoice.
+
+use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Extension, Json,
     extract::{Path, State},
     http::{HeaderMap, HeaderName, HeaderValue, header},
-    response::{IntoResponse, Response},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
 };
+use futures::Stream;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -80,7 +87,13 @@ pub async fn show(
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
-    let order = orders::find(&state.pool, &session.owner(), order_id)
+    Ok(Json(order_view(&state, &session.owner(), order_id).await?))
+}
+
+/// The order page's data: the order with its lines, timeline, invoice, payment and shipment.
+/// `404 order_not_found` unless `owner` placed it.
+async fn order_view(state: &AppState, owner: &str, order_id: Uuid) -> Result<Value, ApiError> {
+    let order = orders::find(&state.pool, owner, order_id)
         .await?
         .ok_or_else(ApiError::order_not_found)?;
     let (items, timeline, invoice, shipment, payment) = tokio::try_join!(
@@ -101,7 +114,59 @@ pub async fn show(
         None => Value::Null,
     };
     body["invoice"] = json!(invoice);
-    Ok(Json(body))
+    Ok(body)
+}
+
+/// How often an open event stream looks for changes.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// The order page as a live Server-Sent Events stream: an `order` event with the whole order
+/// (the shape of `GET /api/orders/{id}`) at once and after every change, keep-alive comments in
+/// between. It ends when the server shuts down; browsers' `EventSource` reconnects by itself.
+pub async fn events(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(order_id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
+    let owner = session.owner();
+    let first = order_view(&state, &owner, order_id).await?;
+    let watch = Watch {
+        state,
+        owner,
+        order_id,
+        last: None,
+        next: Some(first),
+    };
+    Ok(Sse::new(futures::stream::unfold(watch, next_change)).keep_alive(KeepAlive::default()))
+}
+
+/// What an open event stream remembers.
+struct Watch {
+    state: AppState,
+    owner: String,
+    order_id: Uuid,
+    last: Option<Value>,
+    next: Option<Value>,
+}
+
+/// The next `order` event: when the order differs from the last one sent; `None` at shutdown.
+async fn next_change(mut watch: Watch) -> Option<(Result<Event, Infallible>, Watch)> {
+    loop {
+        if let Some(view) = watch.next.take().filter(|v| Some(v) != watch.last.as_ref()) {
+            let event = Event::default().event("order").data(view.to_string());
+            watch.last = Some(view);
+            return Some((Ok(event), watch));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WATCH_EVERY) => {}
+            () = watch.state.shutdown.cancelled() => return None,
+        }
+        // A failed read (database briefly away) is skipped: the next tick tries again.
+        watch.next = order_view(&watch.state, &watch.owner, watch.order_id)
+            .await
+            .ok();
+    }
 }
 
 /// The order's invoice PDF, for the session that placed the order. `404 order_not_found` as

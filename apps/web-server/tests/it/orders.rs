@@ -74,3 +74,81 @@ async fn a_malformed_or_unknown_order_id_is_not_found() {
     )
     .await;
 }
+
+/// Reads one Server-Sent Event (`event:` and `data:` lines up to a blank line), skipping
+/// keep-alive comments.
+async fn next_sse(response: &mut reqwest::Response, buffer: &mut String) -> (String, Value) {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                return (event, serde_json::from_str(&data).expect("JSON data"));
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .expect("an event within 10 s")
+            .expect("stream")
+            .expect("stream open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_the_order_and_then_each_change() {
+    let app = spawn_app().await;
+    let mug = app.add_product(1450, 5).await;
+    let shopper = app.shopper();
+    let placed: Value = shopper
+        .checkout(&order_body(&[(mug, 1)]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id: uuid::Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+
+    let mut stream = shopper.get(&format!("/api/orders/{order_id}/events")).await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+    let (event, first) = next_sse(&mut stream, &mut buffer).await;
+    assert_eq!(
+        (event.as_str(), first["status"].as_str()),
+        ("order", Some("placed"))
+    );
+
+    sqlx::query("UPDATE orders SET status = 'invoiced' WHERE id = $1")
+        .bind(order_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, changed) = next_sse(&mut stream, &mut buffer).await;
+    assert_eq!(changed["status"], "invoiced");
+    assert_eq!(changed["order_id"], order_id.to_string());
+}
+
+#[tokio::test]
+async fn another_session_cannot_open_the_event_stream() {
+    let app = spawn_app().await;
+    let mug = app.add_product(1450, 5).await;
+    let placed: Value = app
+        .shopper()
+        .checkout(&order_body(&[(mug, 1)]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id = placed["order_id"].as_str().unwrap();
+
+    let response = app
+        .shopper()
+        .get(&format!("/api/orders/{order_id}/events"))
+        .await;
+    assert_error(response, 404, "order_not_found").await;
+}
