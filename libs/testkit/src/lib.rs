@@ -446,3 +446,37 @@ pub async fn queue_depth(client: &Client, queue_url: &str) -> TestResult<i64> {
     Ok(number(QueueAttributeName::ApproximateNumberOfMessages)
         + number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
 }
+
+/// The single `bigint` a query returns (a `count(*)`, say).
+///
+/// # Panics
+/// When the query fails: the test is wrong.
+pub async fn scalar(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The status of an order.
+///
+/// # Panics
+/// When the order does not exist.
+pub async fn order_status(pool: &PgPool, order_id: uuid::Uuid) -> String {
+    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("status of order {order_id}: {e}"))
+}
+
+/// Waits until no message waits or is in flight on the queue.
+///
+/// # Errors
+/// When that does not happen within `timeout`.
+pub async fn wait_drained(client: &Client, queue_url: &str, timeout: Duration) -> TestResult<()> {
+    eventually("the queue to drain", timeout, || async {
+        queue_depth(client, queue_url).await.unwrap_or(1) == 0
+    })
+    .await
+}

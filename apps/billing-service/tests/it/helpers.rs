@@ -137,11 +137,7 @@ impl Harness {
     }
 
     pub async fn status(&self, order_id: Uuid) -> String {
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("status")
+        testkit::order_status(&self.pool, order_id).await
     }
 
     pub async fn wait_status(&self, order_id: Uuid, status: &str) {
@@ -162,10 +158,7 @@ impl Harness {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        testkit::scalar(&self.pool, sql).await
     }
 
     pub async fn intents(&self, order_id: Uuid) -> Vec<serde_json::Value> {
@@ -176,13 +169,9 @@ impl Harness {
     }
 
     pub async fn wait_idle(&self) {
-        let url = self.queues.url("billing").to_owned();
-        testkit::eventually(
-            "the billing queue to drain",
-            Duration::from_secs(30),
-            || async { testkit::queue_depth(&self.sqs, &url).await.unwrap_or(1) == 0 },
-        )
-        .await
-        .expect("drained");
+        let url = self.queues.url("billing");
+        testkit::wait_drained(&self.sqs, url, Duration::from_secs(30))
+            .await
+            .expect("drained");
     }
 }

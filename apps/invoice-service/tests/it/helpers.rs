@@ -66,18 +66,11 @@ impl Harness {
     }
 
     pub async fn status(&self, order_id: Uuid) -> String {
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("status")
+        testkit::order_status(&self.pool, order_id).await
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        testkit::scalar(&self.pool, sql).await
     }
 
     pub async fn wait_status(&self, order_id: Uuid, status: &str, timeout: Duration) {

@@ -107,18 +107,11 @@ impl Harness {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        testkit::scalar(&self.pool, sql).await
     }
 
     pub async fn status(&self, order_id: Uuid) -> String {
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("status")
+        testkit::order_status(&self.pool, order_id).await
     }
 
     /// Shipments the partner created for the order.
@@ -142,13 +135,9 @@ impl Harness {
     }
 
     pub async fn wait_idle(&self) {
-        let url = self.queues.url("shipping").to_owned();
-        testkit::eventually(
-            "the shipping queue to drain",
-            Duration::from_secs(60),
-            || async { testkit::queue_depth(&self.sqs, &url).await.unwrap_or(1) == 0 },
-        )
-        .await
-        .expect("drained");
+        let url = self.queues.url("shipping");
+        testkit::wait_drained(&self.sqs, url, Duration::from_secs(60))
+            .await
+            .expect("drained");
     }
 }

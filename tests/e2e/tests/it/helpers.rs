@@ -191,18 +191,11 @@ impl Pipeline {
     }
 
     pub async fn status(&self, order_id: Uuid) -> String {
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("status")
+        testkit::order_status(&self.pool, order_id).await
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        testkit::scalar(&self.pool, sql).await
     }
 
     /// Starts the billing worker (for [`Workers::AllButBilling`]).
@@ -260,12 +253,10 @@ impl Pipeline {
             &["invoice", "email"]
         };
         for consumer in consumers.iter().copied() {
-            let url = self.queues.url(consumer).to_owned();
-            testkit::eventually("the queue to be empty", Duration::from_secs(30), || async {
-                testkit::queue_depth(&self.sqs, &url).await.unwrap_or(1) == 0
-            })
-            .await
-            .expect("queue drained");
+            let url = self.queues.url(consumer);
+            testkit::wait_drained(&self.sqs, url, Duration::from_secs(30))
+                .await
+                .expect("queue drained");
         }
     }
 }
