@@ -16,6 +16,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && mkdir -p /out/share && cp -r "apps/$APP/." /out/share/ \
     && rm -rf /out/share/src /out/share/tests /out/share/Cargo.toml
 
+# The shop's front end, served by the web-server (APP__HTTP__STATIC_DIR); small, so every image has it.
+FROM node:20-bookworm-slim AS frontend
+WORKDIR /src/apps/frontend
+COPY apps/frontend/package.json apps/frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY apps/frontend/ ./
+RUN npm run build
+
 FROM debian:bookworm-slim AS runtime
 ARG APP
 RUN apt-get update \
@@ -25,6 +33,7 @@ RUN apt-get update \
 COPY --from=builder /out/app /usr/local/bin/app
 # The app's data files (the e-mail templates, for instance), under /usr/share/chargeflow.
 COPY --from=builder /out/share /usr/share/chargeflow
+COPY --from=frontend /src/apps/frontend/dist /usr/share/chargeflow/frontend
 USER chargeflow
 ENV APP_NAME=$APP
 ENTRYPOINT ["/usr/local/bin/app"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole local stack: installs what is missing, starts PostgreSQL, Redis and LocalStack
-# (with the queues and the demo catalogue), builds and starts the apps, and prints the shop's URL.
+# (with the queues and the demo catalogue), builds the front end and the apps, starts the apps,
+# and prints the shop's URL.
 #
 # Everything listens on 127.0.0.1. Data and logs go to .data/dev (CHARGEFLOW_DATA_DIR).
 # Stop it all with scripts/stop.sh; see what runs with scripts/status.sh.
@@ -23,6 +24,12 @@ build_args=(build --locked)
 for app in "${apps[@]}"; do build_args+=(-p "$app"); done
 cargo "${build_args[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
+if [ -f apps/frontend/package.json ]; then
+  echo "== building the front end"
+  scripts/frontend.sh build
+  export APP__HTTP__STATIC_DIR="${APP__HTTP__STATIC_DIR:-$root/apps/frontend/dist}"
+fi
 
 mkdir -p "$CHARGEFLOW_DATA_DIR/pids" "$CHARGEFLOW_DATA_DIR/logs"
 for app in "${apps[@]}"; do

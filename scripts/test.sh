@@ -3,8 +3,10 @@
 #
 # Starts a private PostgreSQL, Redis, LocalStack, SMTP sink and fake Stripe on free loopback ports in
 # a temporary folder (so a running dev stack is never touched), runs the Rust unit, integration and
-# doc tests and the docker-compose check, then stops everything it started by process id. Exits
-# non-zero when any test fails. Extra arguments go to `cargo test` (for instance a test name filter).
+# doc tests, the front end's component tests, the browser tests against the whole stack (started by
+# scripts/start.sh on private ports), and the docker-compose check, then stops everything it
+# started by process id. Exits non-zero when any test fails. Extra arguments go to `cargo test`
+# (for instance a test name filter) and skip the front end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,8 @@ export STRIPE_PORT=$(free_port)
 export SQS_QUEUE_PREFIX=chargeflow-test-
 
 cleanup() {
-  scripts/services.sh stop >/dev/null 2>&1 || scripts/services.sh stop || true
+  # stop.sh stops the apps the browser tests started, then the services.
+  scripts/stop.sh >/dev/null 2>&1 || scripts/services.sh stop || true
   rm -rf "$data_dir"
 }
 trap cleanup EXIT INT TERM
@@ -42,6 +45,26 @@ status=0
 echo "== cargo test (services up after $(( $(date +%s) - started )) s)"
 [ $# -gt 0 ] || set -- --workspace
 cargo test --no-fail-fast "$@" -- --test-threads="${TEST_THREADS:-4}" || status=1
+
+# The front end's tests run with the whole test run only (not when cargo arguments narrow it).
+if [ "$*" = "--workspace" ] && [ -f apps/frontend/package.json ]; then
+  echo "== front end: component tests (Vitest)"
+  scripts/frontend.sh test || status=1
+  echo "== front end: browser tests (headless Chromium) against the whole stack"
+  sim_port=$(free_port)
+  if APP__HTTP__ADDR="127.0.0.1:$(free_port)" SIM_ADDR="127.0.0.1:$sim_port" \
+     APP__SHIPPING__PARTNER_URL="http://127.0.0.1:$sim_port" APP__WORKER__WAIT_TIME_S=2 \
+     scripts/start.sh >"$data_dir/start.log" 2>&1; then
+    shop_url=$(grep -o 'Open http://[0-9.:]*' "$data_dir/start.log" | cut -d' ' -f2)
+    browser_started=$(date +%s)
+    SHOP_URL="$shop_url" scripts/frontend.sh e2e || status=1
+    echo "browser tests took $(( $(date +%s) - browser_started )) s; screenshots in apps/frontend/test-results/"
+  else
+    tail -n 40 "$data_dir/start.log" >&2
+    echo "the stack for the browser tests did not start" >&2
+    status=1
+  fi
+fi
 
 echo "== docker-compose.yml check"
 "$CHARGEFLOW_VENV/bin/python" scripts/check_compose.py || status=1

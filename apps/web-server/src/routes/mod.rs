@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let static_dir = &state.settings.http.static_dir;
     let front_end = ServeDir::new(static_dir)
-        .not_found_service(ServeFile::new(format!("{static_dir}/index.html")));
+        .fallback(ServeFile::new(format!("{static_dir}/index.html")));
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(health::live))

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the browser tests against a throwaway ChargeFlow stack: picks free ports, builds the front
+# end, starts everything with scripts/start.sh (which builds the Rust apps), runs `npm run e2e`
+# and stops the stack again, whatever happened. Usage: apps/frontend/e2e/run-with-stack.sh
+set -euo pipefail
+frontend="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$(cd "$frontend/../.." && pwd)"
+
+data="$(mktemp -d "${TMPDIR:-/tmp}/chargeflow-fe-e2e.XXXXXX")"
+chmod 755 "$data" # PostgreSQL runs as its own user and must reach its data dir
+read -r pg redis localstack smtp stripe http sim < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(7)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+for s in socks: s.close()')
+
+stop() {
+  status=$?
+  if [ "$status" -ne 0 ] && [ -f "$data/logs/web-server.log" ]; then
+    echo "--- last lines of the web-server log" >&2
+    tail -n 20 "$data/logs/web-server.log" >&2 || true
+  fi
+  CHARGEFLOW_DATA_DIR="$data" "$repo/scripts/stop.sh" >/dev/null 2>&1 || true
+  rm -rf "$data"
+  exit "$status"
+}
+trap stop EXIT
+
+cd "$frontend"
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npm run build
+
+export CHARGEFLOW_DATA_DIR="$data" PG_PORT="$pg" REDIS_PORT="$redis" LOCALSTACK_PORT="$localstack" \
+  SMTP_PORT="$smtp" STRIPE_PORT="$stripe" APP__HTTP__ADDR="127.0.0.1:$http" \
+  APP__HTTP__STATIC_DIR="$frontend/dist" SIM_ADDR="127.0.0.1:$sim" \
+  APP__SHIPPING__PARTNER_URL="http://127.0.0.1:$sim"
+"$repo/scripts/start.sh"
+
+SHOP_URL="http://127.0.0.1:$http" npm run e2e

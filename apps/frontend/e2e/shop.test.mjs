@@ -1,0 +1,199 @@
+// Browser tests against the whole running stack (web-server serving dist/, workers, fake Stripe,
+// partner simulator). SHOP_URL says where the shop is (default http://127.0.0.1:3000).
+// Run with `npm run e2e` after `npm run build` and with the stack started.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const SHOP_URL = (process.env.SHOP_URL || 'http://127.0.0.1:3000').replace(/\/$/, '');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test-results');
+/** How long the pipeline may take from checkout to a terminal state. */
+const PIPELINE_MS = Number(process.env.E2E_PIPELINE_TIMEOUT_MS || 60_000);
+const TEST_MS = PIPELINE_MS + 60_000;
+
+let browser;
+
+before(async () => {
+  await mkdir(RESULTS, { recursive: true });
+  // /api/products answers through the Vite dev server's proxy too, unlike /readyz.
+  const ready = await fetch(`${SHOP_URL}/api/products`).catch((e) => e);
+  if (!(ready instanceof Response) || !ready.ok) {
+    throw new Error(`the shop at ${SHOP_URL} is not up (GET /api/products: ${ready instanceof Response ? ready.status : ready})`);
+  }
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Runs `body` with a fresh page in its own browser context (its own session cookie) and saves
+ * a screenshot of the final page to test-results/<name>.png, also when the test fails. */
+async function withPage(name, body) {
+  const context = await browser.newContext({ baseURL: SHOP_URL, viewport: { width: 1200, height: 900 }, acceptDownloads: true });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  try {
+    await body({ page, context });
+    assert.deepEqual(errors.map(String), [], 'no uncaught errors in the page');
+  } finally {
+    await page.screenshot({ path: path.join(RESULTS, `${name}.png`), fullPage: true }).catch(() => {});
+    await context.close();
+  }
+}
+
+async function products(context) {
+  const res = await context.request.get('/api/products');
+  assert.equal(res.status(), 200);
+  return (await res.json()).products;
+}
+
+/** The products with the most stock (these tests buy them), never `except`. */
+async function plentiful(context, count, except = []) {
+  const list = (await products(context)).filter((p) => p.stock >= 5 && !except.includes(p.sku));
+  list.sort((a, b) => b.stock - a.stock);
+  assert.ok(list.length >= count, `need ${count} products with stock`);
+  return list.slice(0, count);
+}
+
+async function addToCart(page, product, expectedCount) {
+  await page.getByRole('button', { name: `Add ${product.name} to cart` }).click();
+  await page.getByTestId('cart-count').filter({ hasText: new RegExp(`^${expectedCount}$`) }).waitFor();
+}
+
+async function fillCheckout(page, card) {
+  await page.getByLabel('Full name').fill('Ada Lovelace');
+  await page.getByLabel('E-mail').fill('ada@example.com');
+  await page.getByLabel('Address').fill('12 Analytical Row');
+  await page.getByLabel('Postal code').fill('N1 9GU');
+  await page.getByLabel('City').fill('London');
+  await page.getByLabel('Country').selectOption('GB');
+  await page.getByLabel(card).check();
+}
+
+async function orderCount(context) {
+  const res = await context.request.get('/api/orders');
+  assert.equal(res.status(), 200);
+  return (await res.json()).orders.length;
+}
+
+describe('shop', () => {
+  test('checkout with the succeeding card ships and the invoice is a PDF', { timeout: TEST_MS }, async () => {
+    await withPage('checkout-ships', async ({ page, context }) => {
+      const [a, b] = await plentiful(context, 2, ['TARP-3X3']);
+      await page.goto('/');
+      await addToCart(page, a, 1);
+      await addToCart(page, b, 2);
+
+      // The cart lives in the session: it survives a reload.
+      await page.reload();
+      await page.getByTestId('cart-count').filter({ hasText: /^2$/ }).waitFor();
+      await page.getByRole('link', { name: /^Cart/ }).click();
+      await page.getByRole('heading', { name: a.name }).waitFor();
+      await page.getByRole('heading', { name: b.name }).waitFor();
+
+      await page.getByRole('button', { name: 'Go to checkout' }).click();
+      await page.waitForURL('**/checkout');
+      await fillCheckout(page, 'Visa — succeeds');
+      await page.getByRole('button', { name: 'Place order' }).click();
+      await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+
+      // Mark the document: if the page were reloaded the mark would be gone.
+      await page.evaluate(() => {
+        window.__stillSamePage = true;
+      });
+      await page.locator('.timeline-entry[data-event="shipment.created"]').waitFor({ timeout: PIPELINE_MS });
+      assert.equal(await page.evaluate(() => window.__stillSamePage), true, 'the timeline updated without a reload');
+      assert.match(await page.locator('.timeline-entry[data-event="shipment.created"]').innerText(), /Shipped/);
+      assert.match(await page.getByTestId('order-status').innerText(), /Shipped/);
+      for (const label of ['Order placed', 'Invoice issued', 'Payment received']) {
+        await page.locator('.timeline-label', { hasText: label }).first().waitFor();
+      }
+      assert.match(await page.getByTestId('tracking-number').innerText(), /\S+/);
+
+      // The invoice link downloads a PDF.
+      const link = page.getByTestId('invoice-link');
+      const href = await link.getAttribute('href');
+      const res = await context.request.get(href);
+      assert.equal(res.status(), 200);
+      assert.match(res.headers()['content-type'], /^application\/pdf/);
+      const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+      const bytes = await readFile(await download.path());
+      assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-');
+    });
+  });
+
+  test('checkout with the declined card says the payment failed', { timeout: TEST_MS }, async () => {
+    await withPage('declined-card', async ({ page, context }) => {
+      const [a] = await plentiful(context, 1, ['TARP-3X3']);
+      await page.goto('/');
+      await addToCart(page, a, 1);
+      await page.goto('/checkout');
+      await fillCheckout(page, 'Visa — declined');
+      await page.getByRole('button', { name: 'Place order' }).click();
+      await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+      await page.getByText('The payment failed.').waitFor({ timeout: PIPELINE_MS });
+      assert.match(await page.getByTestId('order-status').innerText(), /Payment failed/);
+      await page.locator('.timeline-entry[data-event="payment.failed"]').waitFor();
+      assert.match(await page.getByTestId('payment-status').innerText(), /Failed/);
+    });
+  });
+
+  test('asking for more than the stock is refused and places no order', { timeout: TEST_MS }, async () => {
+    await withPage('out-of-stock', async ({ page, context }) => {
+      const all = await products(context);
+      const low =
+        all.find((p) => p.sku === 'TARP-3X3' && p.stock >= 1 && p.stock < 100) ??
+        all.filter((p) => p.stock >= 1 && p.stock < 100).sort((x, y) => x.stock - y.stock)[0];
+      assert.ok(low, 'a product with a small stock');
+      const want = low.stock + 1;
+
+      await page.goto('/');
+      await addToCart(page, low, 1);
+      await page.goto('/cart');
+      const qty = page.getByLabel(`Quantity of ${low.name}`);
+      await qty.fill(String(want));
+      await qty.press('Enter');
+      await page.getByTestId(`line-total-${low.id}`).filter({ hasText: /\d/ }).waitFor();
+      await page.getByTestId('cart-count').filter({ hasText: new RegExp(`^${want}$`) }).waitFor();
+      await page.getByText(`Only ${low.stock} in stock.`).waitFor();
+
+      await page.getByRole('button', { name: 'Go to checkout' }).click();
+      await page.waitForURL('**/checkout');
+      await page.getByText(`${want} × ${low.name}`).waitFor();
+      await fillCheckout(page, 'Visa — succeeds');
+      await page.getByRole('button', { name: 'Place order' }).click();
+
+      const lineError = page.locator(`.summary-lines li[data-product-id="${low.id}"] .line-error`);
+      await lineError.waitFor();
+      assert.match(await lineError.innerText(), new RegExp(`only (have )?${low.stock} of .* left`, "i"));
+      await page.getByText('Nothing was ordered.', { exact: false }).first().waitFor();
+      assert.match(page.url(), /\/checkout$/);
+      assert.equal(await orderCount(context), 0, 'no order was placed');
+    });
+  });
+
+  test('double-clicking "Place order" places one order', { timeout: TEST_MS }, async () => {
+    await withPage('double-click', async ({ page, context }) => {
+      const [a] = await plentiful(context, 1, ['TARP-3X3']);
+      await page.goto('/');
+      await addToCart(page, a, 1);
+      await page.goto('/checkout');
+      await fillCheckout(page, 'Visa — succeeds');
+      await page.getByRole('button', { name: 'Place order' }).dblclick();
+      await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+
+      await page.getByRole('link', { name: 'My orders' }).click();
+      await page.waitForURL('**/orders');
+      await page.getByTestId('orders-list').waitFor();
+      assert.equal(await page.locator('[data-testid="orders-list"] > li').count(), 1, 'one order in My orders');
+      assert.equal(await orderCount(context), 1, 'one order in the session');
+    });
+  });
+});

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { render, screen } from '@testing-library/react';
+import { Timeline } from './Timeline';
+import type { TimelineEntry } from '../lib/api';
+import { formatMoney } from '../lib/format';
+
+const at = '2026-11-23T10:00:00Z';
+const entry = (event_type: string, detail: Record<string, unknown> = {}): TimelineEntry => ({
+  event_id: event_type,
+  event_type,
+  occurred_at: at,
+  detail,
+});
+
+function item(type: string): HTMLElement {
+  const el = document.querySelector(`[data-event="${type}"]`);
+  expect(el, `timeline entry ${type}`).not.toBeNull();
+  return el as HTMLElement;
+}
+
+describe('timeline', () => {
+  it('labels the steps of a shipped order', () => {
+    render(
+      <Timeline
+        status="shipped"
+        currency="EUR"
+        timeline={[
+          entry('order.placed'),
+          entry('invoice.generated', { invoice_number: 'INV-2026-000001', total_minor: 4379 }),
+          entry('payment.succeeded', { payment_intent_id: 'pi_1', amount_minor: 4379 }),
+          entry('shipment.created', { carrier: 'ParcelNet', tracking_number: 'PN123456' }),
+        ]}
+      />,
+    );
+    const labels = [...document.querySelectorAll('.timeline-label')].map((e) => e.textContent);
+    expect(labels).toEqual(['Order placed', 'Invoice issued', 'Payment received', 'Shipped']);
+    expect(item('invoice.generated').textContent).toContain(`Invoice INV-2026-000001, total ${formatMoney(4379, 'EUR')}`);
+    expect(item('payment.succeeded').textContent).toContain(`${formatMoney(4379, 'EUR')} charged to your card`);
+    expect(item('shipment.created').textContent).toContain('Tracking number PN123456 (ParcelNet)');
+    expect(item('order.placed').querySelector('time')?.getAttribute('dateTime')).toBe(at);
+    // Nothing is pending once the order has shipped.
+    expect(document.querySelector('.timeline-pending')).toBeNull();
+  });
+
+  it('shows why a payment failed', () => {
+    render(
+      <Timeline
+        status="payment_failed"
+        currency="EUR"
+        timeline={[entry('order.placed'), entry('invoice.generated', { invoice_number: 'INV-1' }), entry('payment.failed', { reason: 'Your card was declined.' })]}
+      />,
+    );
+    const failed = item('payment.failed');
+    expect(failed.querySelector('.timeline-label')?.textContent).toBe('Payment failed');
+    expect(failed.textContent).toContain('Reason: Your card was declined.');
+    expect(failed.className).toContain('tone-bad');
+    expect(document.querySelector('.timeline-pending')).toBeNull();
+  });
+
+  it('shows a failed shipment and the refund', () => {
+    render(
+      <Timeline
+        status="refunded"
+        currency="EUR"
+        timeline={[
+          entry('order.placed'),
+          entry('invoice.generated'),
+          entry('payment.succeeded', { amount_minor: 1000 }),
+          entry('shipment.failed', { reason: 'address rejected by the carrier' }),
+          entry('payment.refunded', { refund_id: 're_1', amount_minor: 1000, reason: 'shipment failed' }),
+        ]}
+      />,
+    );
+    expect(item('shipment.failed').querySelector('.timeline-label')?.textContent).toBe('Shipment failed');
+    expect(item('shipment.failed').textContent).toContain('Reason: address rejected by the carrier');
+    expect(item('payment.refunded').querySelector('.timeline-label')?.textContent).toBe('Refunded');
+    expect(item('payment.refunded').textContent).toContain(`${formatMoney(1000, 'EUR')} returned to your card`);
+  });
+
+  it('copes with missing details and unknown events, and shows the next step', () => {
+    render(<Timeline status="invoiced" currency="EUR" timeline={[entry('order.placed'), entry('invoice.generated', {}), { ...entry('payment.failed'), detail: null }, entry('order.gift_wrapped')]} />);
+    expect(item('invoice.generated').querySelector('.timeline-detail')).toBeNull();
+    expect(item('payment.failed').textContent).toContain('Your card was not charged.');
+    expect(item('order.gift_wrapped').querySelector('.timeline-label')?.textContent).toBe('Order gift wrapped');
+    expect(screen.getByText('Taking payment…')).toBeTruthy();
+  });
+});

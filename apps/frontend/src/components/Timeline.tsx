@@ -1,0 +1,48 @@
+import type { TimelineEntry } from '../lib/api';
+import { formatDateTime, formatMoney } from '../lib/format';
+import { eventDetail, eventLabel, eventTone, isTerminal } from '../lib/status';
+
+const NEXT_STEP: Record<string, string> = {
+  placed: 'Preparing your invoice…',
+  invoiced: 'Taking payment…',
+  paid: 'Handing your parcel to the carrier…',
+};
+
+interface Props {
+  timeline: TimelineEntry[];
+  currency: string;
+  status: string;
+}
+
+/** What happened to an order, oldest first, with the next step while it is under way. */
+export function Timeline({ timeline, currency, status }: Props) {
+  const money = (minor: number) => formatMoney(minor, currency);
+  const next = isTerminal(status) ? null : NEXT_STEP[status];
+  return (
+    <ol className="timeline" aria-label="Order timeline">
+      {timeline.map((entry, i) => {
+        const detail = eventDetail(entry, money);
+        return (
+          <li key={entry.event_id ?? `${entry.event_type}-${i}`} className={`timeline-entry tone-${eventTone(entry.event_type)}`} data-event={entry.event_type}>
+            <span className="timeline-dot" aria-hidden="true" />
+            <div>
+              <p className="timeline-label">{eventLabel(entry.event_type)}</p>
+              {detail && <p className="timeline-detail">{detail}</p>}
+              <p className="timeline-time">
+                <time dateTime={entry.occurred_at}>{formatDateTime(entry.occurred_at)}</time>
+              </p>
+            </div>
+          </li>
+        );
+      })}
+      {next && (
+        <li className="timeline-entry timeline-pending">
+          <span className="timeline-dot" aria-hidden="true" />
+          <div>
+            <p className="timeline-label">{next}</p>
+          </div>
+        </li>
+      )}
+    </ol>
+  );
+}

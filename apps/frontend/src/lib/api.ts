@@ -1,0 +1,179 @@
+// A small typed client for the web-server's JSON API (see docs/API.md).
+
+export interface Product {
+  id: number;
+  sku: string;
+  name: string;
+  description: string;
+  price_minor: number;
+  currency: string;
+  stock: number;
+  image_url: string;
+}
+
+export interface CartItem {
+  product_id: number;
+  sku: string;
+  name: string;
+  image_url: string;
+  unit_price_minor: number;
+  quantity: number;
+  line_total_minor: number;
+  stock: number;
+}
+
+export interface Cart {
+  items: CartItem[];
+  subtotal_minor: number;
+  currency: string | null;
+}
+
+export interface Address {
+  line1: string;
+  city: string;
+  postal_code: string;
+  country: string;
+}
+
+export interface Customer {
+  name: string;
+  email: string;
+  address: Address;
+}
+
+export interface CheckoutRequest {
+  customer: Customer;
+  payment_method: string;
+}
+
+export interface PlacedOrder {
+  order_id: string;
+  status: string;
+  currency: string;
+  subtotal_minor: number;
+}
+
+export interface OrderSummary {
+  order_id: string;
+  status: OrderStatus | string;
+  currency: string;
+  subtotal_minor: number;
+  created_at: string;
+}
+
+export type OrderStatus =
+  | 'placed'
+  | 'invoiced'
+  | 'paid'
+  | 'shipped'
+  | 'payment_failed'
+  | 'refunded'
+  | 'cancelled';
+
+export interface OrderLine {
+  product_id: number;
+  sku: string;
+  name: string;
+  unit_price_minor: number;
+  quantity: number;
+  line_total_minor: number;
+}
+
+export interface TimelineEntry {
+  event_id?: string;
+  event_type: string;
+  occurred_at: string;
+  detail: Record<string, unknown> | null;
+}
+
+export interface Order extends OrderSummary {
+  items: OrderLine[];
+  timeline: TimelineEntry[];
+  invoice: { number: string; tax_minor: number; shipping_minor: number; total_minor: number } | null;
+  invoice_url: string | null;
+  payment: { status: string; amount_minor: number; failure_reason: string | null } | null;
+  shipment: { carrier: string; tracking_number: string; tracking_url: string | null } | null;
+  tracking_number: string | null;
+}
+
+/** An error answer of the API (`{"error": {"code", "message", ...}}`) or a network failure. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly field?: string;
+  readonly productId?: number;
+
+  constructor(status: number, code: string, message: string, extra: { field?: string; product_id?: number } = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.field = extra.field;
+    this.productId = extra.product_id;
+  }
+}
+
+/** `status` 0 and this code mean the request never got an answer. */
+export const NETWORK_ERROR = 'network_error';
+
+async function request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const init: RequestInit = {
+    method,
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json', ...headers },
+  };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    (init.headers as Record<string, string>)['Content-Type'] = 'application/json';
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, NETWORK_ERROR, 'The shop could not be reached.');
+  }
+  let payload: unknown = null;
+  const text = await response.text().catch(() => '');
+  if (text) {
+    try {
+      payload = JSON.parse(text);
+    } catch {
+      payload = null;
+    }
+  }
+  if (!response.ok) {
+    const error = (payload as { error?: { code?: string; message?: string; field?: string; product_id?: number } } | null)?.error;
+    throw new ApiError(
+      response.status,
+      error?.code ?? (response.status >= 500 ? 'internal' : 'http_' + response.status),
+      error?.message ?? `The shop answered ${response.status}.`,
+      { field: error?.field, product_id: error?.product_id },
+    );
+  }
+  return payload as T;
+}
+
+export const api = {
+  products: () => request<{ products: Product[] }>('GET', '/api/products').then((r) => r.products),
+  cart: () => request<Cart>('GET', '/api/cart'),
+  setQuantity: (productId: number, quantity: number) =>
+    request<Cart>('PUT', `/api/cart/items/${productId}`, { quantity }),
+  removeItem: (productId: number) => request<Cart>('DELETE', `/api/cart/items/${productId}`),
+  placeOrder: (body: CheckoutRequest, idempotencyKey: string) =>
+    request<PlacedOrder>('POST', '/api/orders', body, { 'Idempotency-Key': idempotencyKey }),
+  orders: () => request<{ orders: OrderSummary[] }>('GET', '/api/orders').then((r) => r.orders),
+  order: (id: string) => request<Order>('GET', `/api/orders/${encodeURIComponent(id)}`),
+  orderEventsUrl: (id: string) => `/api/orders/${encodeURIComponent(id)}/events`,
+};
+
+/** A fresh idempotency key (a UUID); falls back to getRandomValues outside secure contexts. */
+export function newIdempotencyKey(): string {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+  const bytes = new Uint8Array(16);
+  c.getRandomValues(bytes);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

@@ -1,0 +1,92 @@
+import type { TimelineEntry } from './api';
+
+export const STATUS_LABELS: Record<string, string> = {
+  placed: 'Placed',
+  invoiced: 'Invoiced',
+  paid: 'Paid',
+  shipped: 'Shipped',
+  payment_failed: 'Payment failed',
+  refunded: 'Refunded',
+  cancelled: 'Cancelled',
+};
+
+export function statusLabel(status: string): string {
+  return STATUS_LABELS[status] ?? humanize(status);
+}
+
+/** The states after which nothing more happens to an order. */
+export const TERMINAL_STATUSES = new Set(['shipped', 'payment_failed', 'refunded', 'cancelled']);
+
+export function isTerminal(status: string): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
+
+export function statusTone(status: string): 'good' | 'bad' | 'neutral' {
+  if (status === 'shipped' || status === 'paid') return 'good';
+  if (status === 'payment_failed' || status === 'refunded' || status === 'cancelled') return 'bad';
+  return 'neutral';
+}
+
+export const EVENT_LABELS: Record<string, string> = {
+  'order.placed': 'Order placed',
+  'invoice.generated': 'Invoice issued',
+  'payment.succeeded': 'Payment received',
+  'payment.failed': 'Payment failed',
+  'shipment.created': 'Shipped',
+  'shipment.failed': 'Shipment failed',
+  'payment.refunded': 'Refunded',
+};
+
+export function eventLabel(type: string): string {
+  return EVENT_LABELS[type] ?? humanize(type);
+}
+
+export function eventTone(type: string): 'good' | 'bad' | 'neutral' {
+  if (type === 'payment.failed' || type === 'shipment.failed' || type === 'payment.refunded') return 'bad';
+  if (type === 'payment.succeeded' || type === 'shipment.created') return 'good';
+  return 'neutral';
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' && v.trim() !== '' ? v : typeof v === 'number' ? String(v) : null;
+}
+
+/** A sentence with the facts of a timeline entry worth showing, or null. */
+export function eventDetail(entry: TimelineEntry, money: (minor: number) => string): string | null {
+  const d = entry.detail ?? {};
+  switch (entry.event_type) {
+    case 'invoice.generated': {
+      const number = str(d.invoice_number);
+      const total = typeof d.total_minor === 'number' ? money(d.total_minor) : null;
+      if (number && total) return `Invoice ${number}, total ${total}`;
+      return number ? `Invoice ${number}` : null;
+    }
+    case 'payment.succeeded':
+      return typeof d.amount_minor === 'number' ? `${money(d.amount_minor)} charged to your card` : null;
+    case 'payment.failed': {
+      const reason = str(d.reason);
+      return reason ? `Reason: ${reason}` : 'Your card was not charged.';
+    }
+    case 'shipment.created': {
+      const tracking = str(d.tracking_number);
+      const carrier = str(d.carrier);
+      if (tracking) return `Tracking number ${tracking}${carrier ? ` (${carrier})` : ''}`;
+      return carrier ? `With ${carrier}` : null;
+    }
+    case 'shipment.failed': {
+      const reason = str(d.reason);
+      return reason ? `Reason: ${reason}. Your payment will be refunded.` : 'Your payment will be refunded.';
+    }
+    case 'payment.refunded': {
+      const amount = typeof d.amount_minor === 'number' ? money(d.amount_minor) : null;
+      return amount ? `${amount} returned to your card` : null;
+    }
+    default:
+      return null;
+  }
+}
+
+function humanize(s: string): string {
+  const t = s.replace(/[._]/g, ' ').trim();
+  return t.charAt(0).toUpperCase() + t.slice(1);
+}

@@ -1,0 +1,301 @@
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { Link, useNavigate } from 'react-router-dom';
+import { api, newIdempotencyKey } from '../lib/api';
+import { useCart } from '../lib/cart';
+import {
+  COUNTRIES,
+  FIELD_LABELS,
+  PAYMENT_CHOICES,
+  mapCheckoutError,
+  validate,
+  type CheckoutForm,
+  type FieldErrors,
+  type FieldKey,
+  type MappedError,
+} from '../lib/checkout';
+import { formatMoney } from '../lib/format';
+import { LoadError, Loading } from '../components/Status';
+
+const EMPTY_FORM: CheckoutForm = {
+  name: '',
+  email: '',
+  line1: '',
+  city: '',
+  postal_code: '',
+  country: '',
+  payment_method: 'pm_card_visa',
+};
+
+const FIELD_ORDER: FieldKey[] = ['name', 'email', 'line1', 'city', 'postal_code', 'country', 'payment_method'];
+
+export function CheckoutPage() {
+  const { cart, loading, loadError, reload } = useCart();
+  const navigate = useNavigate();
+  const [form, setForm] = useState<CheckoutForm>(EMPTY_FORM);
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [lineErrors, setLineErrors] = useState<Record<number, string>>({});
+  const [formError, setFormError] = useState<string | null>(null);
+  const [submitting, setSubmitting] = useState(false);
+  const [touched, setTouched] = useState<Partial<Record<FieldKey, boolean>>>({});
+  // One key per checkout attempt: every click of "Place order" on this page reuses it, so a
+  // double click or a retry after a lost answer can never place a second order.
+  const idempotencyKey = useRef<string>(newIdempotencyKey());
+  const inFlight = useRef(false);
+  const fieldRefs = useRef<Partial<Record<FieldKey, HTMLElement | null>>>({});
+  const summaryRef = useRef<HTMLDivElement>(null);
+
+  useEffect(() => {
+    document.title = 'Checkout — ChargeFlow Outdoor';
+    // The cart may have changed in another tab: read it fresh.
+    void reload();
+  }, [reload]);
+
+  const set = (key: FieldKey, value: string) => {
+    const next = { ...form, [key]: value };
+    setForm(next);
+    if (touched[key] || errors[key]) {
+      setErrors((prev) => ({ ...prev, [key]: validate(next)[key] }));
+    }
+  };
+  const blur = (key: FieldKey) => {
+    setTouched((t) => ({ ...t, [key]: true }));
+    if (form[key].trim() !== '' || errors[key]) setErrors((prev) => ({ ...prev, [key]: validate(form)[key] }));
+  };
+
+  const focusFirst = (fieldErrors: FieldErrors) => {
+    const first = FIELD_ORDER.find((k) => fieldErrors[k]);
+    if (first) fieldRefs.current[first]?.focus();
+    else summaryRef.current?.focus();
+  };
+
+  const showMapped = (mapped: MappedError) => {
+    setErrors(mapped.fields);
+    setLineErrors(mapped.lines);
+    setFormError(mapped.form);
+    focusFirst(mapped.fields);
+  };
+
+  const onSubmit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (inFlight.current) return;
+    const found = validate(form);
+    if (Object.keys(found).length > 0) {
+      setErrors(found);
+      setFormError('Please fix the highlighted fields.');
+      focusFirst(found);
+      return;
+    }
+    if (!cart || cart.items.length === 0) {
+      showMapped({ fields: {}, lines: {}, form: 'Your cart is empty. Add something from the shop before checking out.' });
+      return;
+    }
+    inFlight.current = true;
+    setSubmitting(true);
+    setErrors({});
+    setLineErrors({});
+    setFormError(null);
+    try {
+      const placed = await api.placeOrder(
+        {
+          customer: {
+            name: form.name.trim(),
+            email: form.email.trim(),
+            address: {
+              line1: form.line1.trim(),
+              city: form.city.trim(),
+              postal_code: form.postal_code.trim(),
+              country: form.country,
+            },
+          },
+          payment_method: form.payment_method,
+        },
+        idempotencyKey.current,
+      );
+      void reload();
+      navigate(`/orders/${placed.order_id}`, { state: { justPlaced: true } });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'idempotency_key_reused') idempotencyKey.current = newIdempotencyKey();
+      if (code === 'out_of_stock') void reload();
+      showMapped(mapCheckoutError(e, cart.items));
+    } finally {
+      inFlight.current = false;
+      setSubmitting(false);
+    }
+  };
+
+  if (loadError && !cart) {
+    return (
+      <section>
+        <h1>Checkout</h1>
+        <LoadError what="your cart" error={loadError} onRetry={() => void reload()} />
+      </section>
+    );
+  }
+  if (!cart) {
+    return (
+      <section>
+        <h1>Checkout</h1>
+        {loading && <Loading label="Loading your cart…" />}
+      </section>
+    );
+  }
+
+  const currency = cart.currency ?? 'EUR';
+  const field = (key: Exclude<FieldKey, 'country' | 'payment_method'>, props: { type?: string; autoComplete: string; inputMode?: 'email' | 'text' }) => {
+    const id = `checkout-${key}`;
+    const errorId = `${id}-error`;
+    return (
+      <div className={`field${errors[key] ? ' field-invalid' : ''}`}>
+        <label htmlFor={id}>{FIELD_LABELS[key]}</label>
+        <input
+          id={id}
+          name={key}
+          type={props.type ?? 'text'}
+          autoComplete={props.autoComplete}
+          inputMode={props.inputMode}
+          value={form[key]}
+          maxLength={250}
+          ref={(el) => {
+            fieldRefs.current[key] = el;
+          }}
+          aria-invalid={errors[key] ? true : undefined}
+          aria-describedby={errors[key] ? errorId : undefined}
+          required
+          onChange={(e) => set(key, e.target.value)}
+          onBlur={() => blur(key)}
+        />
+        {errors[key] && (
+          <p id={errorId} className="error-text field-error">
+            {errors[key]}
+          </p>
+        )}
+      </div>
+    );
+  };
+
+  return (
+    <section aria-labelledby="checkout-title" className="checkout">
+      <h1 id="checkout-title">Checkout</h1>
+      <div className="checkout-grid">
+        <form className="card checkout-form" onSubmit={(e) => void onSubmit(e)} noValidate aria-describedby={formError ? 'checkout-form-error' : undefined}>
+          <fieldset>
+            <legend>Delivery</legend>
+            {field('name', { autoComplete: 'name' })}
+            {field('email', { type: 'email', autoComplete: 'email', inputMode: 'email' })}
+            {field('line1', { autoComplete: 'address-line1' })}
+            <div className="field-row">
+              {field('postal_code', { autoComplete: 'postal-code' })}
+              {field('city', { autoComplete: 'address-level2' })}
+            </div>
+            <div className={`field${errors.country ? ' field-invalid' : ''}`}>
+              <label htmlFor="checkout-country">{FIELD_LABELS.country}</label>
+              <select
+                id="checkout-country"
+                name="country"
+                autoComplete="country"
+                value={form.country}
+                ref={(el) => {
+                  fieldRefs.current.country = el;
+                }}
+                aria-invalid={errors.country ? true : undefined}
+                aria-describedby={errors.country ? 'checkout-country-error' : undefined}
+                required
+                onChange={(e) => set('country', e.target.value)}
+                onBlur={() => blur('country')}
+              >
+                <option value="">Choose a country…</option>
+                {COUNTRIES.map((c) => (
+                  <option key={c.code} value={c.code}>
+                    {c.name}
+                  </option>
+                ))}
+              </select>
+              {errors.country && (
+                <p id="checkout-country-error" className="error-text field-error">
+                  {errors.country}
+                </p>
+              )}
+            </div>
+          </fieldset>
+          <fieldset
+            className={`payment${errors.payment_method ? ' field-invalid' : ''}`}
+            aria-describedby={errors.payment_method ? 'checkout-payment-error' : undefined}
+          >
+            <legend>Payment (test cards)</legend>
+            {PAYMENT_CHOICES.map((choice, i) => (
+              <label key={choice.id} className="radio">
+                <input
+                  type="radio"
+                  name="payment_method"
+                  value={choice.id}
+                  checked={form.payment_method === choice.id}
+                  ref={
+                    i === 0
+                      ? (el) => {
+                          fieldRefs.current.payment_method = el;
+                        }
+                      : undefined
+                  }
+                  onChange={() => set('payment_method', choice.id)}
+                />
+                <span>
+                  <span className="radio-label">{choice.label}</span>
+                  <span className="radio-hint">{choice.hint}</span>
+                </span>
+              </label>
+            ))}
+            {errors.payment_method && (
+              <p id="checkout-payment-error" className="error-text field-error">
+                {errors.payment_method}
+              </p>
+            )}
+          </fieldset>
+          <div ref={summaryRef} tabIndex={-1} className="form-error-slot">
+            {formError && (
+              <p id="checkout-form-error" className="notice notice-error" role="alert">
+                {formError}
+              </p>
+            )}
+          </div>
+          <button type="submit" className="button button-wide button-primary" disabled={submitting} aria-busy={submitting}>
+            {submitting ? 'Placing order…' : 'Place order'}
+          </button>
+        </form>
+
+        <aside className="card order-summary" aria-labelledby="summary-title">
+          <h2 id="summary-title">Your order</h2>
+          {cart.items.length === 0 ? (
+            <p>
+              Your cart is empty. <Link to="/">Browse the shop</Link>
+            </p>
+          ) : (
+            <ul className="summary-lines">
+              {cart.items.map((item) => (
+                <li key={item.product_id} className={lineErrors[item.product_id] ? 'line-invalid' : undefined} data-product-id={item.product_id}>
+                  <div className="summary-row">
+                    <span>
+                      {item.quantity} × {item.name}
+                    </span>
+                    <span>{formatMoney(item.line_total_minor, currency)}</span>
+                  </div>
+                  {lineErrors[item.product_id] && (
+                    <p className="error-text line-error" role="alert">
+                      {lineErrors[item.product_id]}
+                    </p>
+                  )}
+                </li>
+              ))}
+            </ul>
+          )}
+          <p className="summary-row summary-total">
+            <span>Subtotal</span>
+            <strong>{formatMoney(cart.subtotal_minor, currency)}</strong>
+          </p>
+          <p className="muted">Shipping and tax are added on the invoice.</p>
+          <Link to="/cart">Edit cart</Link>
+        </aside>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,179 @@
+// An in-memory stand-in for the web-server's API, installed as `fetch` in component tests.
+import { vi } from 'vitest';
+import type { Cart, Order, Product } from '../lib/api';
+
+export interface Call {
+  method: string;
+  url: string;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+type Answer = { status: number; body: unknown };
+
+export const PRODUCTS: Product[] = [
+  { id: 1, sku: 'MUG-ENAMEL', name: 'Enamel camp mug', description: 'A mug.', price_minor: 1450, currency: 'EUR', stock: 40, image_url: '/images/mug-enamel.svg' },
+  { id: 9, sku: 'TARP-3X3', name: 'Ultralight tarp 3 × 3 m', description: 'A tarp.', price_minor: 8900, currency: 'EUR', stock: 8, image_url: '/images/tarp-3x3.svg' },
+  { id: 12, sku: 'FIRST-AID', name: 'First-aid kit', description: 'A kit.', price_minor: 1990, currency: 'EUR', stock: 3, image_url: '/images/first-aid.svg' },
+  { id: 13, sku: 'GONE', name: 'Sold-out thing', description: 'Gone.', price_minor: 500, currency: 'EUR', stock: 0, image_url: '/images/gone.svg' },
+];
+
+export function apiError(status: number, code: string, message: string, extra: Record<string, unknown> = {}): Answer {
+  return { status, body: { error: { code, message, ...extra } } };
+}
+
+export class FakeApi {
+  calls: Call[] = [];
+  lines = new Map<number, number>();
+  /** Answers for `POST /api/orders`, used in turn (the last one repeats). */
+  checkoutAnswers: Answer[] = [{ status: 201, body: { order_id: '0190c1d2-0000-7000-8000-00000000abcd', status: 'placed', currency: 'EUR', subtotal_minor: 0 } }];
+  /** Answers for `GET /api/orders/{id}`, used in turn (the last one repeats). */
+  orderAnswers: Answer[] = [];
+  /** Set to make `GET /api/cart` fail this many times. */
+  cartFailures = 0;
+  fetch = vi.fn((input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init));
+
+  constructor(lines: [number, number][] = []) {
+    for (const [id, q] of lines) this.lines.set(id, q);
+  }
+
+  install(): this {
+    vi.stubGlobal('fetch', this.fetch);
+    return this;
+  }
+
+  cart(): Cart {
+    const items = [...this.lines].map(([id, quantity]) => {
+      const p = PRODUCTS.find((x) => x.id === id)!;
+      return {
+        product_id: id,
+        sku: p.sku,
+        name: p.name,
+        image_url: p.image_url,
+        unit_price_minor: p.price_minor,
+        quantity,
+        line_total_minor: p.price_minor * quantity,
+        stock: p.stock,
+      };
+    });
+    return { items, subtotal_minor: items.reduce((n, i) => n + i.line_total_minor, 0), currency: items.length ? 'EUR' : null };
+  }
+
+  callsTo(method: string, prefix: string): Call[] {
+    return this.calls.filter((c) => c.method === method && c.url.startsWith(prefix));
+  }
+
+  private async handle(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.pathname : input.url;
+    const method = (init?.method ?? 'GET').toUpperCase();
+    const body = typeof init?.body === 'string' ? JSON.parse(init.body) : undefined;
+    const headers = (init?.headers ?? {}) as Record<string, string>;
+    this.calls.push({ method, url, body, headers });
+    const answer = this.route(method, url, body);
+    await Promise.resolve();
+    return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { 'Content-Type': 'application/json' } });
+  }
+
+  private route(method: string, url: string, body: any): Answer {
+    if (method === 'GET' && url === '/api/products') return { status: 200, body: { products: PRODUCTS } };
+    if (method === 'GET' && url === '/api/cart') {
+      if (this.cartFailures > 0) {
+        this.cartFailures -= 1;
+        return apiError(503, 'service_unavailable', 'service unavailable');
+      }
+      return { status: 200, body: this.cart() };
+    }
+    const item = url.match(/^\/api\/cart\/items\/(\d+)$/);
+    if (item) {
+      const id = Number(item[1]);
+      if (method === 'PUT') {
+        if (!(body.quantity >= 1 && body.quantity <= 100)) return apiError(422, 'invalid_quantity', 'bad quantity');
+        this.lines.set(id, body.quantity);
+      } else if (method === 'DELETE') {
+        this.lines.delete(id);
+      }
+      return { status: 200, body: this.cart() };
+    }
+    if (method === 'POST' && url === '/api/orders') {
+      const answer = this.checkoutAnswers.length > 1 ? this.checkoutAnswers.shift()! : this.checkoutAnswers[0];
+      if (answer.status === 201) this.lines.clear();
+      return answer;
+    }
+    if (method === 'GET' && url.startsWith('/api/orders/')) {
+      if (this.orderAnswers.length === 0) return apiError(404, 'order_not_found', 'no such order');
+      return this.orderAnswers.length > 1 ? this.orderAnswers.shift()! : this.orderAnswers[0];
+    }
+    if (method === 'GET' && url === '/api/orders') return { status: 200, body: { orders: [] } };
+    return apiError(404, 'not_found', 'no such resource');
+  }
+}
+
+export const ORDER_ID = '0190c1d2-0000-7000-8000-00000000abcd';
+
+export function order(overrides: Partial<Order> = {}): Order {
+  return {
+    order_id: ORDER_ID,
+    status: 'placed',
+    currency: 'EUR',
+    subtotal_minor: 2900,
+    created_at: '2026-11-23T10:00:00Z',
+    items: [{ product_id: 1, sku: 'MUG-ENAMEL', name: 'Enamel camp mug', unit_price_minor: 1450, quantity: 2, line_total_minor: 2900 }],
+    timeline: [{ event_id: 'e1', event_type: 'order.placed', occurred_at: '2026-11-23T10:00:00Z', detail: {} }],
+    invoice: null,
+    invoice_url: null,
+    payment: null,
+    shipment: null,
+    tracking_number: null,
+    ...overrides,
+  };
+}
+
+/** A stand-in for the browser's EventSource that tests drive by hand. */
+export class FakeEventSource {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSED = 2;
+  static instances: FakeEventSource[] = [];
+  readonly url: string;
+  readyState = FakeEventSource.CONNECTING;
+  onerror: ((e: Event) => void) | null = null;
+  onopen: ((e: Event) => void) | null = null;
+  private listeners = new Map<string, ((e: MessageEvent) => void)[]>();
+
+  constructor(url: string) {
+    this.url = url;
+    FakeEventSource.instances.push(this);
+  }
+
+  addEventListener(type: string, fn: (e: MessageEvent) => void) {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), fn]);
+  }
+
+  removeEventListener() {}
+
+  close() {
+    this.readyState = FakeEventSource.CLOSED;
+  }
+
+  /** Delivers a named message, as the server's `event: order` lines would. */
+  emit(type: string, data: unknown) {
+    this.readyState = FakeEventSource.OPEN;
+    const event = new MessageEvent(type, { data: JSON.stringify(data) });
+    for (const fn of this.listeners.get(type) ?? []) fn(event);
+  }
+
+  /** A dropped connection: the browser goes on trying (CONNECTING) unless `closed`. */
+  fail(closed = false) {
+    this.readyState = closed ? FakeEventSource.CLOSED : FakeEventSource.CONNECTING;
+    this.onerror?.(new Event('error'));
+  }
+
+  static install() {
+    FakeEventSource.instances = [];
+    vi.stubGlobal('EventSource', FakeEventSource);
+  }
+
+  static latest(): FakeEventSource {
+    return FakeEventSource.instances[FakeEventSource.instances.length - 1];
+  }
+}
