@@ -108,6 +108,7 @@ impl EmailHandler {
             smtp_response: &reply,
         };
         store::record(tx, &sent).await?;
+        store::record_on_timeline(tx, &sent).await?;
         tracing::info!(email.kind = kind.name(), status, "e-mail handled");
         Ok(())
     }

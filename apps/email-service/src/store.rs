@@ -118,3 +118,23 @@ pub async fn record(conn: &mut PgConnection, sent: &SentEmail<'_>) -> sqlx::Resu
     .await?;
     Ok(())
 }
+
+/// Adds the e-mail to the order's timeline (`email.sent` or `email.rejected`), so the order page
+/// shows it.
+pub async fn record_on_timeline(conn: &mut PgConnection, sent: &SentEmail<'_>) -> sqlx::Result<()> {
+    let event_type = if sent.status == "sent" {
+        "email.sent"
+    } else {
+        "email.rejected"
+    };
+    sqlx::query(
+        "INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
+         VALUES (gen_random_uuid(), $1, $2, clock_timestamp(), jsonb_build_object('kind', $3::text))",
+    )
+    .bind(sent.order_id)
+    .bind(event_type)
+    .bind(sent.kind)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

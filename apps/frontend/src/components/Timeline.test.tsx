@@ -84,4 +84,17 @@ describe('timeline', () => {
     expect(item('order.gift_wrapped').querySelector('.timeline-label')?.textContent).toBe('Order gift wrapped');
     expect(screen.getByText('Taking payment…')).toBeTruthy();
   });
+
+  it('shows the e-mails sent, by kind', () => {
+    render(
+      <Timeline
+        status="invoiced"
+        currency="EUR"
+        timeline={[entry('order.placed'), entry('email.sent', { kind: 'order_confirmation' }), entry('email.rejected', { kind: 'invoice' })]}
+      />,
+    );
+    expect(item('email.sent').textContent).toContain('E-mail sent');
+    expect(item('email.sent').textContent).toContain('Order confirmation');
+    expect(item('email.rejected').textContent).toContain('E-mail not delivered');
+  });
 });

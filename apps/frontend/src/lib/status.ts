@@ -35,6 +35,17 @@ export const EVENT_LABELS: Record<string, string> = {
   'shipment.created': 'Shipped',
   'shipment.failed': 'Shipment failed',
   'payment.refunded': 'Refunded',
+  'email.sent': 'E-mail sent',
+  'email.rejected': 'E-mail not delivered',
+};
+
+const EMAIL_KINDS: Record<string, string> = {
+  order_confirmation: 'Order confirmation',
+  invoice: 'Invoice with the PDF attached',
+  payment_receipt: 'Payment receipt',
+  payment_failed: 'Payment failed notice',
+  shipped: 'Shipping confirmation',
+  refunded: 'Refund confirmation',
 };
 
 export function eventLabel(type: string): string {
@@ -80,6 +91,11 @@ export function eventDetail(entry: TimelineEntry, money: (minor: number) => stri
     case 'payment.refunded': {
       const amount = typeof d.amount_minor === 'number' ? money(d.amount_minor) : null;
       return amount ? `${amount} returned to your card` : null;
+    }
+    case 'email.sent':
+    case 'email.rejected': {
+      const kind = str(d.kind);
+      return kind ? EMAIL_KINDS[kind] ?? humanize(kind) : null;
     }
     default:
       return null;

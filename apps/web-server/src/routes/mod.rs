@@ -49,8 +49,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let static_dir = &state.settings.http.static_dir;
-    let front_end = ServeDir::new(static_dir)
-        .fallback(ServeFile::new(format!("{static_dir}/index.html")));
+    let front_end =
+        ServeDir::new(static_dir).fallback(ServeFile::new(format!("{static_dir}/index.html")));
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(health::live))
