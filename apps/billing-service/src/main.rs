@@ -1,11 +1,11 @@
-//! The billing-service process: wiring only. See the library for what it does.
+//! The billing-service process: wiring only. See the library for what it does. Runs as the SQS
+//! poller, or under AWS Lambda when started by the Lambda runtime.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use billing_service::{BillingHandler, gateway::Gateway};
 use secrecy::ExposeSecret;
-use worker::Poller;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,9 +18,13 @@ async fn main() -> anyhow::Result<()> {
         .connect(settings.database.url.expose_secret())
         .await
         .context("Failed to connect to PostgreSQL")?;
-    let poller = Poller::connect(&settings, BillingHandler::new(gateway, pool))
-        .await
-        .context("Failed to start the billing worker")?;
-    poller.run(telemetry::shutdown_token()).await;
+    worker::serve(
+        &settings,
+        BillingHandler::new(gateway, pool),
+        telemetry::shutdown_token(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+    .context("The billing worker failed")?;
     Ok(())
 }

@@ -1,10 +1,10 @@
-//! The email-service process: wiring only. See the library for what it does.
+//! The email-service process: wiring only. See the library for what it does. Runs as the SQS
+//! poller, or under AWS Lambda when started by the Lambda runtime.
 
 use std::path::Path;
 
 use anyhow::Context;
 use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
-use worker::Poller;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,9 +14,9 @@ async fn main() -> anyhow::Result<()> {
         .context("Failed to load the e-mail templates")?;
     let mailer = Mailer::new(&settings.smtp).context("Invalid SMTP settings")?;
     let handler = EmailHandler::new(templates, mailer, settings.shop.clone());
-    let poller = Poller::connect(&settings, handler)
+    worker::serve(&settings, handler, telemetry::shutdown_token())
         .await
-        .context("Failed to start the e-mail worker")?;
-    poller.run(telemetry::shutdown_token()).await;
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("The e-mail worker failed")?;
     Ok(())
 }

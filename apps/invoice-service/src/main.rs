@@ -1,17 +1,17 @@
-//! The invoice-service process: wiring only. See the library for what it does.
+//! The invoice-service process: wiring only. See the library for what it does. Runs as the SQS
+//! poller, or under AWS Lambda when started by the Lambda runtime.
 
 use anyhow::Context;
 use invoice_service::InvoiceHandler;
-use worker::Poller;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("invoice-service");
     let settings = settings::Settings::load().context("Failed to load settings")?;
     let handler = InvoiceHandler::new(&settings.invoice).context("Invalid invoice settings")?;
-    let poller = Poller::connect(&settings, handler)
+    worker::serve(&settings, handler, telemetry::shutdown_token())
         .await
-        .context("Failed to start the invoice worker")?;
-    poller.run(telemetry::shutdown_token()).await;
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("The invoice worker failed")?;
     Ok(())
 }

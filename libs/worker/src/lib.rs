@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod dlq;
+pub mod lambda;
 pub mod orders;
 pub mod payments;
 mod poller;
@@ -95,3 +97,23 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 pub use telemetry::error_chain;
+
+/// Runs `handler` the way this process was started: under the Lambda runtime when
+/// `AWS_LAMBDA_RUNTIME_API` is set, otherwise as the long-polling SQS consumer until `shutdown`.
+///
+/// # Errors
+/// When the shared state cannot be built (database, queues) or the Lambda runtime fails.
+pub async fn serve<H: Handler>(
+    settings: &settings::Settings,
+    handler: H,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), lambda_runtime::Error> {
+    // Boxed: the handlers' futures (Stripe's above all) are deep types; boxing keeps the
+    // binaries' `main` futures within the compiler's layout recursion limit.
+    if lambda::in_lambda() {
+        return Box::pin(lambda::run(settings, handler)).await;
+    }
+    let poller = Poller::connect(settings, handler).await?;
+    Box::pin(poller.run(shutdown)).await;
+    Ok(())
+}

@@ -13,7 +13,7 @@ use aws_sdk_sqs::Client;
 use settings::{Settings, WorkerSettings};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use sqs_transport::{
-    OutgoingMessage, QueueDirectory,
+    QueueDirectory,
     consume::{self, ReceivedMessage},
 };
 use tokio::{
@@ -22,7 +22,11 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{Disposition, Handler, WorkerError, error_chain, process};
+use crate::{
+    Disposition, Handler, WorkerError,
+    dlq::{self, Parked},
+    error_chain, process,
+};
 
 /// How long the deleter waits for more finished messages before sending a partial batch.
 const DELETE_LINGER: Duration = Duration::from_millis(20);
@@ -250,37 +254,20 @@ async fn park<H: Handler>(shared: &Shared<H>, message: &ReceivedMessage, reason:
         retry_later(shared, message).await;
         return false;
     };
-    let parked = OutgoingMessage {
-        entry_id: "parked".into(),
-        body: message.body.clone(),
-        group_id: message.group_id.clone().unwrap_or_else(|| "parked".into()),
-        dedup_id: message.message_id.clone(),
-        attributes: vec![
-            ("parked_reason", truncate(reason, 1000)),
-            ("parked_from", shared.queue_url.clone()),
-        ],
+    let parked = Parked {
+        message_id: &message.message_id,
+        group_id: message.group_id.as_deref(),
+        body: &message.body,
+        reason,
+        from: &shared.queue_url,
     };
-    match consume::send_one(&shared.client, dlq_url, &parked).await {
-        Ok(()) => {
-            tracing::warn!(
-                message.id = message.message_id,
-                reason,
-                "message parked in the dead-letter queue"
-            );
-            true
-        }
+    match dlq::park(&shared.client, dlq_url, &parked).await {
+        Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %error_chain(&e), "could not park a message; it will come back");
             retry_later(shared, message).await;
             false
         }
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => text[..cut].to_owned(),
-        None => text.to_owned(),
     }
 }
 
@@ -327,11 +314,5 @@ mod tests {
         assert_eq!(delays, [2, 8, 32, 128, 300, 300]);
         assert_eq!(retry_delay(&settings, 0), 2);
         assert_eq!(retry_delay(&settings, u32::MAX), 300);
-    }
-
-    #[test]
-    fn parked_reasons_are_cut_on_a_character_boundary() {
-        assert_eq!(truncate("ééé", 2), "éé");
-        assert_eq!(truncate("ab", 5), "ab");
     }
 }

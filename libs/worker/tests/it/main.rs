@@ -1,6 +1,8 @@
 //! The worker runtime against the real PostgreSQL and LocalStack, with a scripted handler: the
 //! message life cycle the invoice and e-mail workers rely on.
 
+mod lambda;
+
 use std::{
     sync::{
         Arc, Mutex,
