@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod lambda_api;
 pub mod orders;
 pub mod smtp;
 pub mod stripe;

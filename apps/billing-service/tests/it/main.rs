@@ -3,3 +3,4 @@
 
 mod billing;
 mod helpers;
+mod lambda;
