@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export CHARGEFLOW_DATA_DIR="${CHARGEFLOW_DATA_DIR:-$root/.data/dev}"
 profile="${PROFILE:-debug}"
-apps=(web-server outbox-relay invoice-service billing-service shipping-service email-service partner-sim)
+# shellcheck source=scripts/apps.sh
+. scripts/apps.sh
+apps=("${APPS[@]}")
 
 scripts/services.sh start
 # shellcheck disable=SC1091

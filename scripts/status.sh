@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 export CHARGEFLOW_DATA_DIR="${CHARGEFLOW_DATA_DIR:-$PWD/.data/dev}"
 
 status=0
-for name in web-server outbox-relay invoice-service billing-service shipping-service email-service partner-sim; do
+# shellcheck source=scripts/apps.sh
+. scripts/apps.sh
+for name in "${APPS[@]}"; do
   pid_file="$CHARGEFLOW_DATA_DIR/pids/$name.pid"
   if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
     printf '%-14s up    pid %s\n' "$name" "$(cat "$pid_file")"

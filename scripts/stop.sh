@@ -4,10 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHARGEFLOW_DATA_DIR="${CHARGEFLOW_DATA_DIR:-$PWD/.data/dev}"
 
-for pid_file in "$CHARGEFLOW_DATA_DIR"/pids/{web-server,outbox-relay,invoice-service,billing-service,shipping-service,email-service,partner-sim}.pid; do
+# shellcheck source=scripts/apps.sh
+. scripts/apps.sh
+for name in "${APPS[@]}"; do
+  pid_file="$CHARGEFLOW_DATA_DIR/pids/$name.pid"
   [ -f "$pid_file" ] || continue
   pid=$(cat "$pid_file")
-  name=$(basename "$pid_file" .pid)
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

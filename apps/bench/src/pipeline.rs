@@ -76,12 +76,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn spawn_partner(stop: &CancellationToken) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let app = partner_sim::Application::new(listener, partner_sim::Faults::default())?;
-    let address = format!("http://{}", app.local_addr()?);
-    let stop = stop.clone();
-    tokio::spawn(app.run(async move { stop.cancelled().await }));
-    Ok(address)
+    partner_sim::Application::spawn_on_loopback(partner_sim::Faults::default(), stop.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 async fn spawn_all(

@@ -11,6 +11,16 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// A phase that counted messages without timing each one (percentiles print as `-`).
+    pub fn throughput(name: impl Into<String>, count: usize, elapsed: Duration) -> Self {
+        Phase {
+            name: name.into(),
+            count,
+            elapsed,
+            latencies: Vec::new(),
+        }
+    }
+
     pub fn new(name: impl Into<String>, elapsed: Duration, mut latencies: Vec<Duration>) -> Self {
         latencies.sort_unstable();
         Phase {

@@ -163,7 +163,7 @@ async fn drain_phase(setup: &Setup, url: &str, bodies: &[String]) -> anyhow::Res
     for result in join_all(loops).await {
         result?;
     }
-    Ok(throughput(
+    Ok(Phase::throughput(
         "plain receive + delete loop",
         bodies.len(),
         started.elapsed(),
@@ -197,13 +197,7 @@ async fn worker_phase<H: Handler>(
     let elapsed = started.elapsed();
     stop.cancel();
     running.await?;
-    Ok(throughput(&name, bodies.len(), elapsed))
-}
-
-fn throughput(name: &str, count: usize, elapsed: Duration) -> Phase {
-    let mut phase = Phase::new(name, elapsed, Vec::new());
-    phase.count = count;
-    phase
+    Ok(Phase::throughput(&name, bodies.len(), elapsed))
 }
 
 pub(crate) fn invoice_handler(settings: &Settings) -> anyhow::Result<InvoiceHandler> {

@@ -75,9 +75,6 @@ impl EmailHandler {
         kind: EmailKind,
         tx: &mut PgConnection,
     ) -> Result<(), EmailError> {
-        if store::already_sent(tx, event.id).await? {
-            return Ok(());
-        }
         let order = store::order(tx, event.order_id)
             .await?
             .ok_or(EmailError::OrderNotFound(event.order_id))?;

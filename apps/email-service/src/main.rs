@@ -14,7 +14,12 @@ async fn main() -> anyhow::Result<()> {
         .context("Failed to load the e-mail templates")?;
     let mailer = Mailer::new(&settings.smtp).context("Invalid SMTP settings")?;
     let handler = EmailHandler::new(templates, mailer, settings.shop.clone());
-    worker::serve(&settings, handler, telemetry::shutdown_token())
+    let pool = settings
+        .database
+        .connect()
+        .await
+        .context("Failed to connect to PostgreSQL")?;
+    worker::serve(&settings, pool, handler, telemetry::shutdown_token())
         .await
         .map_err(|e| anyhow::anyhow!(e))
         .context("The e-mail worker failed")?;

@@ -77,14 +77,6 @@ pub async fn invoice(
         .await
 }
 
-/// Whether an e-mail was already sent (or refused for good) for this event.
-pub async fn already_sent(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sent_emails WHERE event_id = $1)")
-        .bind(event_id)
-        .fetch_one(conn)
-        .await
-}
-
 /// What became of one e-mail.
 #[derive(Debug)]
 pub struct SentEmail<'a> {

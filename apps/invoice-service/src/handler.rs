@@ -95,10 +95,8 @@ impl InvoiceHandler {
         let status = orders::lock_status(tx, order_id)
             .await?
             .ok_or(InvoiceError::OrderNotFound(order_id))?;
-        if store::exists(tx, order_id).await? {
-            tracing::warn!("the order already has an invoice; nothing to do");
-            return Ok(());
-        }
+        // An invoice is written only by the transaction that moves the order past `placed`, so
+        // this also keeps an order from getting a second one.
         if let Err(refused) = status.transition(OrderStatus::Invoiced) {
             tracing::warn!(error = %refused, "not invoicing an order in this state");
             return Ok(());

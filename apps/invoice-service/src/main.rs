@@ -9,7 +9,12 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init("invoice-service");
     let settings = settings::Settings::load().context("Failed to load settings")?;
     let handler = InvoiceHandler::new(&settings.invoice).context("Invalid invoice settings")?;
-    worker::serve(&settings, handler, telemetry::shutdown_token())
+    let pool = settings
+        .database
+        .connect()
+        .await
+        .context("Failed to connect to PostgreSQL")?;
+    worker::serve(&settings, pool, handler, telemetry::shutdown_token())
         .await
         .map_err(|e| anyhow::anyhow!(e))
         .context("The invoice worker failed")?;

@@ -73,14 +73,6 @@ pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<
         .collect())
 }
 
-/// Whether the order already has an invoice.
-pub async fn exists(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM invoices WHERE order_id = $1)")
-        .bind(order_id)
-        .fetch_one(conn)
-        .await
-}
-
 /// Takes the next number of `year`'s sequence. The counter row stays locked until the
 /// transaction ends, and a rollback gives the number back: no gaps.
 pub async fn next_number(conn: &mut PgConnection, year: i32) -> sqlx::Result<InvoiceNumber> {

@@ -76,4 +76,20 @@ impl Application {
             .with_graceful_shutdown(signal)
             .await
     }
+
+    /// Starts a simulator on a free loopback port in the background, serving until `shutdown`
+    /// is cancelled (tests and benchmarks); returns its base URL.
+    ///
+    /// # Errors
+    /// When no port can be bound or `faults` are out of range.
+    pub async fn spawn_on_loopback(
+        faults: Faults,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let app = Application::new(listener, faults)?;
+        let address = format!("http://{}", app.local_addr()?);
+        tokio::spawn(app.run(async move { shutdown.cancelled().await }));
+        Ok(address)
+    }
 }

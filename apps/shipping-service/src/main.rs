@@ -9,8 +9,14 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init("shipping-service");
     let settings = settings::Settings::load().context("Failed to load settings")?;
     let partner = PartnerClient::new(&settings.shipping).context("Invalid shipping settings")?;
+    let pool = settings
+        .database
+        .connect()
+        .await
+        .context("Failed to connect to PostgreSQL")?;
     worker::serve(
         &settings,
+        pool,
         ShippingHandler::new(partner),
         telemetry::shutdown_token(),
     )

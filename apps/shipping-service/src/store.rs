@@ -25,14 +25,6 @@ pub async fn recipient(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<
     )
 }
 
-/// Whether the order already has a shipment.
-pub async fn exists(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM shipments WHERE order_id = $1)")
-        .bind(order_id)
-        .fetch_one(conn)
-        .await
-}
-
 /// Stores the partner's shipment for the order.
 pub async fn insert(
     conn: &mut PgConnection,

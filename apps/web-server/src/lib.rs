@@ -20,7 +20,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use settings::Settings;
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -54,10 +54,9 @@ impl Application {
     /// # Errors
     /// When PostgreSQL or Redis cannot be reached, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.database.max_connections)
-            .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
-            .connect(settings.database.url.expose_secret())
+        let pool = settings
+            .database
+            .connect()
             .await
             .context("Failed to connect to PostgreSQL")?;
         let redis = redis::Client::open(settings.redis.url.expose_secret())

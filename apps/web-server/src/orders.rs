@@ -193,3 +193,22 @@ pub async fn payment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Payme
         .fetch_optional(pool)
         .await
 }
+
+/// A string that changes whenever anything the order page shows changes: the status (with
+/// `updated_at`), the number of timeline entries (every invoice, payment outcome, shipment and
+/// e-mail adds one) and the payment row's `updated_at`. One cheap query, for the event stream
+/// to poll instead of the whole page.
+///
+/// # Errors
+/// When the query fails.
+pub async fn version(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT concat_ws('|', o.status, o.updated_at,
+                    (SELECT count(*) FROM order_timeline t WHERE t.order_id = o.id),
+                    (SELECT p.updated_at FROM payments p WHERE p.order_id = o.id))
+         FROM orders o WHERE o.id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await
+}

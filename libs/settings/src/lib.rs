@@ -462,6 +462,28 @@ impl Settings {
     }
 }
 
+impl DatabaseSettings {
+    /// A pool of at most `max_connections` connections to the database.
+    ///
+    /// # Errors
+    /// When PostgreSQL cannot be reached.
+    pub async fn connect(&self) -> Result<sqlx::PgPool, sqlx::Error> {
+        use secrecy::ExposeSecret;
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
+            .connect(self.url.expose_secret())
+            .await
+    }
+}
+
+impl SqsSettings {
+    /// The queue of consumer `consumer` (`invoice`, …): `<queue_prefix><consumer>.fifo`.
+    pub fn queue_name(&self, consumer: &str) -> String {
+        format!("{}{consumer}.fifo", self.queue_prefix)
+    }
+}
+
 impl RelaySettings {
     /// [`RelaySettings::poll_interval_ms`] as a duration.
     pub fn poll_interval(&self) -> Duration {

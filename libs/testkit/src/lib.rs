@@ -481,3 +481,29 @@ pub async fn wait_drained(client: &Client, queue_url: &str, timeout: Duration) -
     })
     .await
 }
+
+/// The settings a worker process of a test runs with: its database, SQS endpoint and queue
+/// prefix, and short waits (1 s long polls, 3 s visibility, 1 s first retry) so tests move fast.
+pub fn worker_overrides(
+    db_url: &str,
+    sqs_endpoint: &str,
+    queues: &Queues,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("APP__DATABASE__URL", db_url.to_owned()),
+        ("APP__SQS__ENDPOINT_URL", sqs_endpoint.to_owned()),
+        ("APP__SQS__QUEUE_PREFIX", queues.prefix.clone()),
+        ("APP__WORKER__WAIT_TIME_S", "1".into()),
+        ("APP__WORKER__VISIBILITY_TIMEOUT_S", "3".into()),
+        ("APP__WORKER__RETRY_BASE_S", "1".into()),
+    ]
+}
+
+/// [`test_settings`] for owned override values (as [`worker_overrides`] returns them).
+///
+/// # Panics
+/// When the settings do not load.
+pub fn test_settings_from(overrides: &[(&'static str, String)]) -> settings::Settings {
+    let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    test_settings(&pairs)
+}

@@ -11,7 +11,7 @@
 //!   group in the batch is listed too without being run, so an order's events keep their order.
 //!
 //! The pool, the SQS client, the dead-letter queue's URL and the handler are built once per cold
-//! start ([`LambdaAdapter::connect`]) and shared by every invocation.
+//! start ([`LambdaAdapter::connect_on`]) and shared by every invocation.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -19,7 +19,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use settings::Settings;
 use sqlx::PgPool;
-use sqs_transport::{QueueDirectory, consume};
+use sqs_transport::consume;
 use tracing::Instrument;
 
 use crate::{
@@ -44,28 +44,16 @@ pub struct LambdaAdapter<H> {
 }
 
 impl<H: Handler> LambdaAdapter<H> {
-    /// Builds the shared state once: pool, SQS client, queue and dead-letter queue URLs.
+    /// Builds the shared state once, over `pool`: SQS client, queue and dead-letter queue URLs.
     ///
     /// # Errors
-    /// [`WorkerError`] when PostgreSQL or SQS cannot be reached.
-    pub async fn connect(settings: &Settings, handler: H) -> Result<Self, WorkerError> {
-        use secrecy::ExposeSecret;
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(settings.database.max_connections)
-            .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
-            .connect(settings.database.url.expose_secret())
-            .await?;
-        let client = sqs_transport::connect(
-            &settings.sqs,
-            Duration::from_millis(settings.worker.sqs_timeout_ms),
-        )
-        .await;
-        let name = format!(
-            "{}{}.fifo",
-            settings.sqs.queue_prefix,
-            handler.consumer().name()
-        );
-        let queue_url = QueueDirectory::new(client.clone()).url(&name).await?;
+    /// [`WorkerError`] when SQS cannot be reached or the queue does not exist.
+    pub async fn connect_on(
+        settings: &Settings,
+        pool: PgPool,
+        handler: H,
+    ) -> Result<Self, WorkerError> {
+        let (client, queue_url) = crate::consumer_queue(settings, handler.consumer()).await?;
         let timeout = Duration::from_secs(settings.worker.handler_timeout_s);
         Self::new(handler, pool, client, queue_url, timeout).await
     }
@@ -156,8 +144,12 @@ impl<H: Handler> LambdaAdapter<H> {
 ///
 /// # Errors
 /// When the shared state cannot be built or the runtime fails.
-pub async fn run<H: Handler>(settings: &Settings, handler: H) -> Result<(), lambda_runtime::Error> {
-    let adapter = LambdaAdapter::connect(settings, handler).await?;
+pub async fn run<H: Handler>(
+    settings: &Settings,
+    pool: PgPool,
+    handler: H,
+) -> Result<(), lambda_runtime::Error> {
+    let adapter = LambdaAdapter::connect_on(settings, pool, handler).await?;
     let adapter = &adapter;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {

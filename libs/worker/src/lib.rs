@@ -100,20 +100,36 @@ pub use telemetry::error_chain;
 
 /// Runs `handler` the way this process was started: under the Lambda runtime when
 /// `AWS_LAMBDA_RUNTIME_API` is set, otherwise as the long-polling SQS consumer until `shutdown`.
+/// `pool` is the process's one database pool (the handler may hold a clone of it).
 ///
 /// # Errors
-/// When the shared state cannot be built (database, queues) or the Lambda runtime fails.
+/// When the queues cannot be reached or the Lambda runtime fails.
 pub async fn serve<H: Handler>(
     settings: &settings::Settings,
+    pool: sqlx::PgPool,
     handler: H,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), lambda_runtime::Error> {
     // Boxed: the handlers' futures (Stripe's above all) are deep types; boxing keeps the
     // binaries' `main` futures within the compiler's layout recursion limit.
     if lambda::in_lambda() {
-        return Box::pin(lambda::run(settings, handler)).await;
+        return Box::pin(lambda::run(settings, pool, handler)).await;
     }
-    let poller = Poller::connect(settings, handler).await?;
+    let poller = Poller::connect_on(settings, pool, handler).await?;
     Box::pin(poller.run(shutdown)).await;
     Ok(())
+}
+
+/// The SQS client and the URL of `consumer`'s queue.
+async fn consumer_queue(
+    settings: &settings::Settings,
+    consumer: Consumer,
+) -> Result<(aws_sdk_sqs::Client, String), WorkerError> {
+    let timeout = std::time::Duration::from_millis(settings.worker.sqs_timeout_ms);
+    let client = sqs_transport::connect(&settings.sqs, timeout).await;
+    let name = settings.sqs.queue_name(consumer.name());
+    let url = sqs_transport::QueueDirectory::new(client.clone())
+        .url(&name)
+        .await?;
+    Ok((client, url))
 }

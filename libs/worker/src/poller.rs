@@ -11,11 +11,8 @@ use std::{sync::Arc, time::Duration};
 
 use aws_sdk_sqs::Client;
 use settings::{Settings, WorkerSettings};
-use sqlx::{PgPool, postgres::PgPoolOptions};
-use sqs_transport::{
-    QueueDirectory,
-    consume::{self, ReceivedMessage},
-};
+use sqlx::PgPool;
+use sqs_transport::consume::{self, ReceivedMessage};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
     task::JoinSet,
@@ -54,20 +51,20 @@ impl<H: Handler> Poller<H> {
     /// # Errors
     /// [`WorkerError`] when PostgreSQL or SQS cannot be reached or the queue does not exist.
     pub async fn connect(settings: &Settings, handler: H) -> Result<Self, WorkerError> {
-        use secrecy::ExposeSecret;
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.database.max_connections)
-            .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
-            .connect(settings.database.url.expose_secret())
-            .await?;
-        let timeout = Duration::from_millis(settings.worker.sqs_timeout_ms);
-        let client = sqs_transport::connect(&settings.sqs, timeout).await;
-        let name = format!(
-            "{}{}.fifo",
-            settings.sqs.queue_prefix,
-            handler.consumer().name()
-        );
-        let queue_url = QueueDirectory::new(client.clone()).url(&name).await?;
+        let pool = settings.database.connect().await?;
+        Self::connect_on(settings, pool, handler).await
+    }
+
+    /// Like [`Poller::connect`], over a pool the caller already has (and shares with the handler).
+    ///
+    /// # Errors
+    /// [`WorkerError`] when SQS cannot be reached or the queue does not exist.
+    pub async fn connect_on(
+        settings: &Settings,
+        pool: PgPool,
+        handler: H,
+    ) -> Result<Self, WorkerError> {
+        let (client, queue_url) = crate::consumer_queue(settings, handler.consumer()).await?;
         Self::new(handler, pool, client, queue_url, settings.worker.clone()).await
     }
 

@@ -32,13 +32,6 @@ pub enum Disposition {
     },
 }
 
-impl Disposition {
-    /// Whether the message should be deleted from its queue.
-    pub fn is_finished(&self) -> bool {
-        matches!(self, Disposition::Done | Disposition::Duplicate)
-    }
-}
-
 /// Why running a decoded event did not finish.
 #[derive(Debug, thiserror::Error)]
 enum RunError<E> {

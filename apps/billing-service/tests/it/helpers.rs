@@ -52,23 +52,15 @@ pub async fn harness() -> Harness {
 
 impl Harness {
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("APP__DATABASE__URL", self.db_url.clone()),
-            ("APP__SQS__ENDPOINT_URL", self.endpoint.clone()),
-            ("APP__SQS__QUEUE_PREFIX", self.queues.prefix.clone()),
-            ("APP__WORKER__WAIT_TIME_S", "1".into()),
-            ("APP__WORKER__VISIBILITY_TIMEOUT_S", "3".into()),
-            ("APP__WORKER__RETRY_BASE_S", "1".into()),
-            ("APP__STRIPE__API_BASE", self.stripe.api_base()),
-            ("APP__STRIPE__SECRET_KEY", self.stripe.secret_key().into()),
-        ]
+        let mut overrides = testkit::worker_overrides(&self.db_url, &self.endpoint, &self.queues);
+        overrides.push(("APP__STRIPE__API_BASE", self.stripe.api_base()));
+        overrides.push(("APP__STRIPE__SECRET_KEY", self.stripe.secret_key().into()));
+        overrides
     }
 
     /// The billing worker, in this process, until the harness is dropped.
     pub async fn start_worker(&self) {
-        let overrides = self.overrides();
-        let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let settings = testkit::test_settings(&pairs);
+        let settings = testkit::test_settings_from(&self.overrides());
         let gateway = Gateway::new(&settings.stripe).expect("gateway");
         let poller = Poller::connect(&settings, BillingHandler::new(gateway, self.pool.clone()))
             .await

@@ -35,20 +35,11 @@ pub async fn harness() -> Harness {
 impl Harness {
     /// The settings a worker of this harness runs with.
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("APP__DATABASE__URL", self.db_url.clone()),
-            ("APP__SQS__ENDPOINT_URL", self.endpoint.clone()),
-            ("APP__SQS__QUEUE_PREFIX", self.queues.prefix.clone()),
-            ("APP__WORKER__WAIT_TIME_S", "1".into()),
-            ("APP__WORKER__VISIBILITY_TIMEOUT_S", "3".into()),
-            ("APP__WORKER__RETRY_BASE_S", "1".into()),
-        ]
+        testkit::worker_overrides(&self.db_url, &self.endpoint, &self.queues)
     }
 
     pub fn settings(&self) -> settings::Settings {
-        let overrides = self.overrides();
-        let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        testkit::test_settings(&pairs)
+        testkit::test_settings_from(&self.overrides())
     }
 
     /// Writes an order (2 × demo product 1) and returns its `order.placed` envelope.

@@ -60,14 +60,9 @@ pub async fn harness(faults: Faults) -> Harness {
 }
 
 async fn spawn_partner(faults: Faults, stop: &CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    Application::spawn_on_loopback(faults, stop.clone())
         .await
-        .expect("bind");
-    let app = Application::new(listener, faults).expect("faults");
-    let address = format!("http://{}", app.local_addr().expect("bound"));
-    let stop = stop.clone();
-    tokio::spawn(app.run(async move { stop.cancelled().await }));
-    address
+        .expect("partner simulator")
 }
 
 impl Harness {

@@ -121,7 +121,8 @@ async fn order_view(state: &AppState, owner: &str, order_id: Uuid) -> Result<Val
 const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// The order page as a live Server-Sent Events stream: an `order` event with the whole order
-/// (the shape of `GET /api/orders/{id}`) at once and after every change, keep-alive comments in
+/// (the shape of `GET /api/orders/{id}`) at once and after every change (watched through one
+/// cheap query per tick, [`orders::version`]), keep-alive comments in
 /// between. It ends when the server shuts down; browsers' `EventSource` reconnects by itself.
 pub async fn events(
     State(state): State<AppState>,
@@ -130,11 +131,13 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
     let owner = session.owner();
+    let version = orders::version(&state.pool, order_id).await?;
     let first = order_view(&state, &owner, order_id).await?;
     let watch = Watch {
         state,
         owner,
         order_id,
+        version,
         last: None,
         next: Some(first),
     };
@@ -146,6 +149,8 @@ struct Watch {
     state: AppState,
     owner: String,
     order_id: Uuid,
+    /// [`orders::version`] when the page was last read: the page is read again only when it moves.
+    version: Option<String>,
     last: Option<Value>,
     next: Option<Value>,
 }
@@ -163,9 +168,18 @@ async fn next_change(mut watch: Watch) -> Option<(Result<Event, Infallible>, Wat
             () = watch.state.shutdown.cancelled() => return None,
         }
         // A failed read (database briefly away) is skipped: the next tick tries again.
+        let Ok(version) = orders::version(&watch.state.pool, watch.order_id).await else {
+            continue;
+        };
+        if version == watch.version {
+            continue;
+        }
         watch.next = order_view(&watch.state, &watch.owner, watch.order_id)
             .await
             .ok();
+        if watch.next.is_some() {
+            watch.version = version;
+        }
     }
 }
 

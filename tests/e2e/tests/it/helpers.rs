@@ -312,14 +312,9 @@ async fn spawn_shipping_worker(settings: &Settings, stop: &CancellationToken) {
 }
 
 async fn spawn_partner(faults: Faults, stop: &CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    partner_sim::Application::spawn_on_loopback(faults, stop.clone())
         .await
-        .expect("bind");
-    let app = partner_sim::Application::new(listener, faults).expect("faults");
-    let address = format!("http://{}", app.local_addr().expect("bound"));
-    let stop = stop.clone();
-    tokio::spawn(app.run(async move { stop.cancelled().await }));
-    address
+        .expect("partner simulator")
 }
 
 /// The text of a PDF, page after page.
