@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # services.sh — install, start, stop and report ChargeFlow's local services without Docker:
-# PostgreSQL 15 (a throwaway cluster), Redis, LocalStack 4.13.1 (SQS only, host mode), an SMTP
+# PostgreSQL 15 (a throwaway cluster), Redis, LocalStack 4.13.1 (SQS and Secrets Manager, host mode), an SMTP
 # sink (scripts/smtp_sink.py, aiosmtpd: stores every mail in a Maildir, sends nothing on) and a
 # fake Stripe (scripts/stripe_fake.py, localstripe: in-memory, test cards, signed webhooks),
 # all bound to 127.0.0.1 only.
@@ -457,7 +457,7 @@ start_localstack() {
   # OVERRIDE_IN_DOCKER=0: when the machine itself is a container, LocalStack otherwise believes
   # it runs in its own image: it ignores FILESYSTEM_ROOT (writes /var/lib/localstack,
   # /tmp/localstack, shared by all instances) and pings the Docker bridge IPs at import.
-  env GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" GATEWAY_SERVER=hypercorn SERVICES=sqs \
+  env GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" GATEWAY_SERVER=hypercorn SERVICES=sqs,secretsmanager \
     EAGER_SERVICE_LOADING=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
     SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="127.0.0.1:$LOCALSTACK_PORT" \
     FILESYSTEM_ROOT="$DATA_DIR/localstack" OVERRIDE_IN_DOCKER=0 \

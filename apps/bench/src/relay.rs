@@ -238,7 +238,10 @@ async fn start_relay(
     sqs: &Client,
     prefix: &str,
     concurrency: usize,
-) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<outbox_relay::RunSummary>,
+) {
     let mut settings = testkit::test_settings(&[]).relay;
     settings.concurrency = concurrency;
     let relay = Relay::new(

@@ -136,15 +136,15 @@ impl BillingHandler {
         if let Some(id) = row.as_ref().and_then(|r| r.payment_intent_id.clone()) {
             return Ok(self.gateway.retrieve(&id).await?);
         }
-        if row.is_some() {
-            if let Some(found) = self.gateway.find_for_order(charge.order_id).await? {
-                tracing::warn!(
-                    payment_intent.id = found.id,
-                    "found the intent an interrupted attempt created"
-                );
-                store::record_intent(&self.pool, order_id, &found.id).await?;
-                return Ok(found);
-            }
+        if row.is_some()
+            && let Some(found) = self.gateway.find_for_order(charge.order_id).await?
+        {
+            tracing::warn!(
+                payment_intent.id = found.id,
+                "found the intent an interrupted attempt created"
+            );
+            store::record_intent(&self.pool, order_id, &found.id).await?;
+            return Ok(found);
         }
         store::start_attempt(&self.pool, order_id, charge.amount_minor, charge.currency).await?;
         let created = self

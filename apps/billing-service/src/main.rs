@@ -7,7 +7,9 @@ use billing_service::{BillingHandler, gateway::Gateway};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("billing-service");
-    let settings = settings::Settings::load().context("Failed to load settings")?;
+    let settings = secrets::load_settings()
+        .await
+        .context("Failed to load settings")?;
     let gateway = Gateway::new(&settings.stripe).context("Invalid Stripe settings")?;
     // One pool: the handler commits its attempt records through it, the runtime its transactions.
     let pool = settings

@@ -9,7 +9,9 @@ use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("email-service");
-    let settings = settings::Settings::load().context("Failed to load settings")?;
+    let settings = secrets::load_settings()
+        .await
+        .context("Failed to load settings")?;
     let templates = Templates::load(Path::new(&settings.smtp.templates_dir))
         .context("Failed to load the e-mail templates")?;
     let mailer = Mailer::new(&settings.smtp).context("Invalid SMTP settings")?;

@@ -7,7 +7,9 @@ use invoice_service::InvoiceHandler;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("invoice-service");
-    let settings = settings::Settings::load().context("Failed to load settings")?;
+    let settings = secrets::load_settings()
+        .await
+        .context("Failed to load settings")?;
     let handler = InvoiceHandler::new(&settings.invoice).context("Invalid invoice settings")?;
     let pool = settings
         .database

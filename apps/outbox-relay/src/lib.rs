@@ -10,6 +10,7 @@
 //! A crash between the SQS call and the commit leaves the rows unpublished; they are sent again
 //! and FIFO deduplication (by event id, five minutes) drops the repeat.
 
+pub mod lambda;
 mod publish;
 
 use std::{sync::Arc, time::Duration};
@@ -47,6 +48,15 @@ pub enum Pass {
     },
     /// Nothing was publishable.
     Empty,
+}
+
+/// What a [`Relay::run`] did before it stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunSummary {
+    /// Rows marked published.
+    pub published: usize,
+    /// Failed publish attempts recorded on rows (each will be retried).
+    pub failed: usize,
 }
 
 /// A relay over one database and one SQS endpoint.
@@ -89,7 +99,7 @@ impl Relay {
 
     /// Runs the claim loops, the `LISTEN` wake-up and the purge until `shutdown` is cancelled;
     /// batches in flight finish first.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken) -> RunSummary {
         tracing::info!(concurrency = self.settings.concurrency, "relay started");
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.clone().listen(shutdown.clone()));
@@ -97,8 +107,19 @@ impl Relay {
         for _ in 0..self.settings.concurrency {
             tasks.spawn(self.clone().claim_loop(shutdown.clone()));
         }
-        while tasks.join_next().await.is_some() {}
-        tracing::info!("relay stopped");
+        let mut summary = RunSummary::default();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(loop_summary) = done {
+                summary.published += loop_summary.published;
+                summary.failed += loop_summary.failed;
+            }
+        }
+        tracing::info!(
+            published = summary.published,
+            failed = summary.failed,
+            "relay stopped"
+        );
+        summary
     }
 
     /// Claims one batch, publishes it, and records the outcome in one transaction.
@@ -145,7 +166,8 @@ impl Relay {
         }
     }
 
-    async fn claim_loop(self, shutdown: CancellationToken) {
+    async fn claim_loop(self, shutdown: CancellationToken) -> RunSummary {
+        let mut summary = RunSummary::default();
         while !shutdown.is_cancelled() {
             // Register for a wake-up before looking, so a notification that arrives while
             // claiming is not lost.
@@ -153,7 +175,11 @@ impl Relay {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let idle = match self.relay_once().await {
-                Ok(Pass::Worked { .. }) => continue,
+                Ok(Pass::Worked { published, failed }) => {
+                    summary.published += published;
+                    summary.failed += failed;
+                    continue;
+                }
                 Ok(Pass::Empty) => self.settings.poll_interval(),
                 Err(error) => {
                     tracing::error!(error = %error_chain(&error), "relay pass failed");
@@ -166,9 +192,10 @@ impl Relay {
                 () = shutdown.cancelled() => {}
             }
         }
+        summary
     }
 
-    async fn listen(self, shutdown: CancellationToken) {
+    async fn listen(self, shutdown: CancellationToken) -> RunSummary {
         while !shutdown.is_cancelled() {
             if let Err(error) = self.listen_once(&shutdown).await {
                 tracing::warn!(error = %error_chain(&error), "outbox listener lost, polling until it is back");
@@ -178,6 +205,7 @@ impl Relay {
                 }
             }
         }
+        RunSummary::default()
     }
 
     async fn listen_once(&self, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
@@ -196,13 +224,13 @@ impl Relay {
         }
     }
 
-    async fn purge_loop(self, shutdown: CancellationToken) {
+    async fn purge_loop(self, shutdown: CancellationToken) -> RunSummary {
         let retention = Duration::from_secs(self.settings.retention_s);
         let every = Duration::from_secs(self.settings.purge_interval_s.max(1));
         loop {
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return RunSummary::default(),
             }
             match self.purge(retention).await {
                 Ok(0) => {}

@@ -1,4 +1,10 @@
 //! The outbox relay process: wiring only. See the library for how it works.
+//!
+//! Started by the AWS Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set), it serves scheduled
+//! invocations that each relay for a bounded time ([`outbox_relay::lambda`]); otherwise it runs
+//! until SIGTERM / Ctrl-C.
+
+use std::time::Duration;
 
 use anyhow::Context;
 use outbox_relay::Relay;
@@ -6,10 +12,18 @@ use outbox_relay::Relay;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("outbox-relay");
-    let settings = settings::Settings::load().context("Failed to load settings")?;
+    let settings = secrets::load_settings()
+        .await
+        .context("Failed to load settings")?;
     let relay = Relay::connect(&settings)
         .await
         .context("Failed to start the relay")?;
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        let run_for = Duration::from_secs(settings.relay.lambda_run_s);
+        return outbox_relay::lambda::serve(relay, run_for)
+            .await
+            .map_err(|e| anyhow::anyhow!(e));
+    }
     relay.run(telemetry::shutdown_token()).await;
     Ok(())
 }

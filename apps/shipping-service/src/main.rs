@@ -7,7 +7,9 @@ use shipping_service::{ShippingHandler, partner::PartnerClient};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("shipping-service");
-    let settings = settings::Settings::load().context("Failed to load settings")?;
+    let settings = secrets::load_settings()
+        .await
+        .context("Failed to load settings")?;
     let partner = PartnerClient::new(&settings.shipping).context("Invalid shipping settings")?;
     let pool = settings
         .database

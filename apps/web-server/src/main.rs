@@ -6,7 +6,9 @@ use web_server::Application;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("web-server");
-    let settings = settings::Settings::load().context("Failed to load settings")?;
+    let settings = secrets::load_settings()
+        .await
+        .context("Failed to load settings")?;
     let app = Application::build(settings).await?;
     tracing::info!(addr = %app.local_addr()?, "web-server listening");
     app.run(telemetry::shutdown_signal())

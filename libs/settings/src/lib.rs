@@ -128,6 +128,9 @@ pub struct RelaySettings {
     pub purge_interval_s: u64,
     /// Timeout of one SQS call, in milliseconds.
     pub sqs_timeout_ms: u64,
+    /// Under AWS Lambda: how long one (scheduled) invocation keeps relaying, in seconds
+    /// (`APP__RELAY__LAMBDA_RUN_S`); it stops earlier when the invocation's deadline is near.
+    pub lambda_run_s: u64,
 }
 
 /// Settings of the SQS consumer loop (`APP__WORKER__…`).
@@ -214,6 +217,15 @@ pub struct StripeSettings {
     pub webhook_tolerance_s: i64,
     /// Timeout of one Stripe call, in milliseconds.
     pub timeout_ms: u64,
+}
+
+/// `APP__SECTION__KEY` variables: the process environment, or the given pairs instead.
+fn app_environment(pairs: Option<config::Map<String, String>>) -> config::Environment {
+    config::Environment::with_prefix("APP")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(pairs)
 }
 
 impl Default for StripeSettings {
@@ -358,6 +370,7 @@ impl Default for RelaySettings {
             retention_s: 7 * 24 * 3600,
             purge_interval_s: 300,
             sqs_timeout_ms: 10_000,
+            lambda_run_s: 50,
         }
     }
 }
@@ -368,15 +381,25 @@ impl Settings {
     /// # Errors
     /// [`SettingsError`] naming the first bad setting.
     pub fn load() -> Result<Self, SettingsError> {
+        Self::load_with(&[])
+    }
+
+    /// Loads the settings like [`Settings::load`], then lays `overrides` (`APP__…` pairs, for
+    /// instance read from a secret store at start-up) over them: they win over the environment.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the first bad setting.
+    pub fn load_with(overrides: &[(String, String)]) -> Result<Self, SettingsError> {
         let mut builder = config::Config::builder();
         if let Ok(file) = std::env::var("APP_CONFIG_FILE") {
             builder = builder.add_source(config::File::with_name(&file));
         }
-        let env = config::Environment::with_prefix("APP")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true);
-        Self::build(builder.add_source(env))
+        builder = builder.add_source(app_environment(None));
+        if !overrides.is_empty() {
+            builder =
+                builder.add_source(app_environment(Some(overrides.iter().cloned().collect())));
+        }
+        Self::build(builder)
     }
 
     /// Loads the settings from the defaults and the given `APP__…` pairs only (tests, tools).
@@ -388,12 +411,7 @@ impl Settings {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let env = config::Environment::with_prefix("APP")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .source(Some(map));
-        Self::build(config::Config::builder().add_source(env))
+        Self::build(config::Config::builder().add_source(app_environment(Some(map))))
     }
 
     fn build(
@@ -494,6 +512,20 @@ impl RelaySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_endpoint_means_the_aws_endpoint() {
+        let settings = Settings::from_sources(&[("APP__SQS__ENDPOINT_URL", "")]).unwrap();
+        assert_eq!(settings.sqs.endpoint_url, "");
+    }
+
+    #[test]
+    fn overrides_win_over_the_environment() {
+        // The process environment of a test run has no APP__SHOP__NAME; the override sets it.
+        let overrides = [("APP__SHOP__NAME".to_owned(), "From the secret".to_owned())];
+        let settings = Settings::load_with(&overrides).unwrap();
+        assert_eq!(settings.shop.name, "From the secret");
+    }
 
     #[test]
     fn defaults_point_at_the_local_stack() {

@@ -4,20 +4,30 @@
 //! answer is a partial batch response (the event source mapping needs
 //! `FunctionResponseTypes: [ReportBatchItemFailures]`):
 //! - handled, or already handled (inbox): success, not listed;
-//! - retryable failure: listed in `batchItemFailures`, so Lambda makes it visible again;
+//! - retryable failure: listed in `batchItemFailures`, and its visibility set to the same
+//!   growing delay the poller uses (`retry_base_s × 4^(receives−1)`, capped), so it comes back
+//!   after that delay rather than after the queue's whole visibility timeout;
 //! - permanent failure: copied to the queue's dead-letter queue and not listed (so it is
 //!   deleted); listed only if the copy could not be made;
 //! - on a FIFO queue, once a record of a message group is listed, every later record of that
-//!   group in the batch is listed too without being run, so an order's events keep their order.
+//!   group in the batch is listed too without being run (with the same delay), so an order's
+//!   events keep their order.
+//!
+//! - a record that could not finish before the invocation's deadline (less the handler timeout
+//!   and [`DEADLINE_MARGIN`]) is listed without being run, so a slow batch answers in time
+//!   instead of being cut off by Lambda (which would send the whole batch back).
 //!
 //! The pool, the SQS client, the dead-letter queue's URL and the handler are built once per cold
 //! start ([`LambdaAdapter::connect_on`]) and shared by every invocation.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
-use settings::Settings;
+use settings::{Settings, WorkerSettings};
 use sqlx::PgPool;
 use sqs_transport::consume;
 use tracing::Instrument;
@@ -27,6 +37,9 @@ use crate::{
     dlq::{self, Parked},
     error_chain, process,
 };
+
+/// Time kept free before the invocation's deadline to set retry delays and answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Whether this process was started by the Lambda runtime.
 pub fn in_lambda() -> bool {
@@ -41,6 +54,7 @@ pub struct LambdaAdapter<H> {
     queue_url: String,
     dlq_url: Option<String>,
     timeout: Duration,
+    settings: WorkerSettings,
 }
 
 impl<H: Handler> LambdaAdapter<H> {
@@ -54,11 +68,11 @@ impl<H: Handler> LambdaAdapter<H> {
         handler: H,
     ) -> Result<Self, WorkerError> {
         let (client, queue_url) = crate::consumer_queue(settings, handler.consumer()).await?;
-        let timeout = Duration::from_secs(settings.worker.handler_timeout_s);
-        Self::new(handler, pool, client, queue_url, timeout).await
+        Self::new(handler, pool, client, queue_url, settings.worker.clone()).await
     }
 
-    /// An adapter over the given pool, client and queue; looks up the queue's DLQ.
+    /// An adapter over the given pool, client and queue, with the handler timeout and retry
+    /// delays of `settings`; looks up the queue's DLQ.
     ///
     /// # Errors
     /// [`WorkerError::Transport`] when the queue's attributes cannot be read.
@@ -67,7 +81,7 @@ impl<H: Handler> LambdaAdapter<H> {
         pool: PgPool,
         client: Client,
         queue_url: String,
-        timeout: Duration,
+        settings: WorkerSettings,
     ) -> Result<Self, WorkerError> {
         let dlq_url = consume::dead_letter_queue_url(&client, &queue_url).await?;
         Ok(LambdaAdapter {
@@ -76,22 +90,38 @@ impl<H: Handler> LambdaAdapter<H> {
             client,
             queue_url,
             dlq_url,
-            timeout,
+            timeout: Duration::from_secs(settings.handler_timeout_s),
+            settings,
         })
     }
 
-    /// Handles one batch and says which records to retry.
+    /// Handles one batch with no deadline and says which records to retry.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.handle_until(event, None).await
+    }
+
+    /// Handles one batch, starting a record only while it can finish before `deadline` (less
+    /// [`DEADLINE_MARGIN`]), and says which records to retry.
+    pub async fn handle_until(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Instant>,
+    ) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         let mut failed_groups = HashSet::new();
         for record in event.records {
             let message_id = record.message_id.clone().unwrap_or_default();
             let group = record.attributes.get("MessageGroupId").cloned();
             let blocked = group.as_ref().is_some_and(|g| failed_groups.contains(g));
+            let late =
+                deadline.is_some_and(|d| Instant::now() + self.timeout + DEADLINE_MARGIN > d);
             let span =
                 tracing::info_span!("sqs.record", message.id = %message_id, message.group = ?group);
             let succeeded = if blocked {
                 tracing::info!(parent: &span, "an earlier record of this group failed: retrying this one after it");
+                false
+            } else if late {
+                tracing::warn!(parent: &span, "the invocation's deadline is near: retrying this record later");
                 false
             } else {
                 self.handle_record(&record).instrument(span).await
@@ -100,6 +130,7 @@ impl<H: Handler> LambdaAdapter<H> {
                 if let Some(group) = group {
                     failed_groups.insert(group);
                 }
+                self.retry_later(&record).await;
                 response.add_failure(message_id);
             }
         }
@@ -113,6 +144,31 @@ impl<H: Handler> LambdaAdapter<H> {
             Disposition::Done | Disposition::Duplicate => true,
             Disposition::Retry { .. } => false,
             Disposition::Park { reason } => self.park(record, body, &reason).await,
+        }
+    }
+
+    /// Sets when a listed record comes back; without it, it would wait out the queue's whole
+    /// visibility timeout (six times the function's timeout).
+    async fn retry_later(&self, record: &SqsMessage) {
+        let Some(receipt_handle) = record.receipt_handle.as_deref() else {
+            return;
+        };
+        let receives = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let delay = crate::poller::retry_delay(&self.settings, receives);
+        match consume::change_visibility(&self.client, &self.queue_url, receipt_handle, delay).await
+        {
+            Ok(()) => tracing::info!(
+                receive_count = receives,
+                delay_s = delay,
+                "record will be redelivered"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not set the redelivery delay; the visibility timeout applies")
+            }
         }
     }
 
@@ -153,8 +209,17 @@ pub async fn run<H: Handler>(
     let adapter = &adapter;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            Ok::<_, lambda_runtime::Error>(adapter.handle(event.payload).await)
+            let deadline = deadline_instant(event.context.deadline, SystemTime::now());
+            Ok::<_, lambda_runtime::Error>(
+                adapter.handle_until(event.payload, Some(deadline)).await,
+            )
         },
     ))
     .await
+}
+
+/// The invocation's deadline (milliseconds since the epoch, as Lambda gives it) as an instant.
+fn deadline_instant(deadline_ms: u64, now: SystemTime) -> Instant {
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    Instant::now() + deadline.duration_since(now).unwrap_or_default()
 }

@@ -3,6 +3,7 @@
 
 mod crash;
 mod helpers;
+mod lambda;
 mod lifecycle;
 mod ordering;
 mod outage;

@@ -76,7 +76,10 @@ async fn adapter(h: &Harness, handler: Selective) -> LambdaAdapter<Selective> {
         h.pool.clone(),
         h.sqs.clone(),
         h.queue_url.clone(),
-        Duration::from_secs(10),
+        settings::WorkerSettings {
+            handler_timeout_s: 10,
+            ..settings::WorkerSettings::default()
+        },
     )
     .await
     .expect("adapter")
@@ -164,5 +167,35 @@ async fn in_a_fifo_group_the_records_after_a_failed_one_are_retried_with_it() {
         *ran.lock().expect("lock"),
         [first.event_id, second.event_id, other.event_id],
         "the third was not run out of order"
+    );
+}
+
+#[tokio::test]
+async fn records_that_cannot_finish_before_the_deadline_are_listed_without_running() {
+    let h = harness().await;
+    let (first, second) = (event(), event());
+    let handler = Selective::default();
+    let ran = Arc::clone(&handler.ran);
+    let adapter = adapter(&h, handler).await;
+    let json = |e: &EventEnvelope| serde_json::to_string(e).expect("json");
+    let batch = || {
+        sqs_event(&[
+            ("m1", "order-a", json(&first)),
+            ("m2", "order-b", json(&second)),
+        ])
+    };
+
+    // The handler may take 10 s: with 5 s left, no record can start.
+    let soon = std::time::Instant::now() + Duration::from_secs(5);
+    let response = adapter.handle_until(batch(), Some(soon)).await;
+    assert_eq!(failures(&response), ["m1", "m2"]);
+    assert!(ran.lock().expect("lock").is_empty(), "nothing ran");
+
+    let later = std::time::Instant::now() + Duration::from_secs(60);
+    let response = adapter.handle_until(batch(), Some(later)).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        *ran.lock().expect("lock"),
+        [first.event_id, second.event_id]
     );
 }
