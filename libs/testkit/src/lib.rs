@@ -178,6 +178,19 @@ impl Queues {
             .expect("known consumer")
             .1
     }
+
+    /// The dead-letter queue URL of `consumer`.
+    ///
+    /// # Panics
+    /// When the consumer is not in `queues.json`.
+    pub fn dlq(&self, consumer: &str) -> &str {
+        &self
+            .urls
+            .iter()
+            .find(|(c, _, _)| c == consumer)
+            .expect("known consumer")
+            .2
+    }
 }
 
 /// An SQS client for `endpoint` with test credentials.

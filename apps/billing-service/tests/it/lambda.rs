@@ -1,48 +1,8 @@
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use serde_json::{Value, json};
-use testkit::lambda_api::FakeRuntimeApi;
+use testkit::lambda_api::{self, FakeRuntimeApi};
 
 use crate::helpers::harness;
-
-/// The messages on the billing queue, received (not deleted) and shaped as Lambda's SQS event.
-async fn sqs_event_from_queue(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Value {
-    let mut records = Vec::new();
-    for _ in 0..20 {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .visibility_timeout(300)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("receive");
-        for message in out.messages.unwrap_or_default() {
-            let group = message
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                .cloned();
-            records.push(json!({
-                "messageId": message.message_id, "receiptHandle": message.receipt_handle, "body": message.body,
-                "attributes": {"MessageGroupId": group, "ApproximateReceiveCount": "1"},
-                "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:billing.fifo"
-            }));
-        }
-        if records.len() >= expected {
-            break;
-        }
-    }
-    assert_eq!(records.len(), expected);
-    json!({ "Records": records })
-}
 
 #[tokio::test]
 async fn the_billing_binary_under_a_lambda_runtime_answers_a_batch_with_the_right_failures() {
@@ -64,19 +24,12 @@ async fn the_billing_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
     testkit::orders::send_bodies(&h.sqs, h.queues.url("billing"), &bodies)
         .await
         .expect("send");
-    let event = sqs_event_from_queue(&h.sqs, h.queues.url("billing"), 4).await;
-    let stuck_message = event["Records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .find(|r| {
-            r["body"]
-                .as_str()
-                .is_some_and(|b| b.contains(&stuck.event_id.to_string()))
-        })
-        .and_then(|r| r["messageId"].as_str())
-        .expect("stuck record")
-        .to_owned();
+    let event =
+        lambda_api::sqs_event_from_queue(&h.sqs, h.queues.url("billing"), 4, "billing.fifo")
+            .await
+            .expect("SQS event");
+    let stuck_record = lambda_api::record_containing(&event, &stuck.event_id.to_string());
+    let stuck_message = stuck_record["messageId"].as_str().expect("id").to_owned();
     // A transient failure: the order's row is locked, so the handler times out (2 s) and retries.
     let mut blocker = h.pool.begin().await.expect("tx");
     sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
@@ -85,36 +38,27 @@ async fn the_billing_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
         .await
         .expect("lock");
 
-    let runtime = FakeRuntimeApi::start(vec![event])
+    let runtime = FakeRuntimeApi::start(vec![event.clone()])
         .await
         .expect("runtime API");
-    let mut function = Command::new(env!("CARGO_BIN_EXE_billing-service"))
-        .envs(h.overrides())
-        .envs(runtime.env())
-        .env("APP__WORKER__HANDLER_TIMEOUT_S", "2")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
+    let binary =
+        lambda_api::function_binary("billing-service", env!("CARGO_BIN_EXE_billing-service"));
+    let mut env = h.overrides();
+    env.push(("APP__WORKER__HANDLER_TIMEOUT_S", "2".into()));
+    env.push(("RUST_LOG", "warn".into()));
+    let mut function = runtime
+        .spawn_function(&binary, &env)
         .expect("function process");
-    testkit::eventually("the function's answer", Duration::from_secs(60), || async {
-        !runtime.answers().is_empty()
-    })
-    .await
-    .expect("answered");
-    function.kill().expect("stop the function");
-    function.wait().expect("reaped");
+    let answers = runtime
+        .wait_answers(1, Duration::from_secs(60))
+        .await
+        .expect("answered");
     blocker.rollback().await.expect("release");
 
-    let (kind, answer) = runtime.answers().remove(0);
+    let (kind, answer) = &answers[0];
     assert_eq!(kind, "response", "{answer}");
-    let failures: Vec<&str> = answer["batchItemFailures"]
-        .as_array()
-        .expect("failures")
-        .iter()
-        .filter_map(|f| f["itemIdentifier"].as_str())
-        .collect();
     assert_eq!(
-        failures,
+        lambda_api::batch_item_failures(answer),
         [stuck_message.as_str()],
         "only the transient failure is retried"
     );
@@ -128,16 +72,28 @@ async fn the_billing_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
     assert!(h.intents(duplicate.order_id).await.is_empty());
     assert_eq!(h.status(stuck.order_id).await, "invoiced");
     assert!(h.intents(stuck.order_id).await.is_empty());
-    let dlq = &h
-        .queues
-        .urls
-        .iter()
-        .find(|(c, _, _)| c == "billing")
-        .expect("billing")
-        .2;
-    let parked = testkit::receive_all(&h.sqs, dlq, 1, Duration::from_secs(10))
+    lambda_api::assert_parked_alone(&h.sqs, h.queues.dlq("billing"), "{not json").await;
+
+    // The lock is gone: Lambda hands the same warm function the retried record alone.
+    runtime.push(lambda_api::redelivery(&[stuck_record]));
+    let answers = runtime
+        .wait_answers(2, Duration::from_secs(60))
         .await
-        .expect("dlq");
-    assert_eq!(parked.len(), 1);
-    assert_eq!(parked[0].body.as_deref(), Some("{not json"));
+        .expect("answered again");
+    function.stop();
+    let (kind, answer) = &answers[1];
+    assert_eq!(kind, "response", "{answer}");
+    assert!(
+        lambda_api::batch_item_failures(answer).is_empty(),
+        "{answer}"
+    );
+    assert_eq!(h.status(stuck.order_id).await, "paid");
+    assert_eq!(h.intents(stuck.order_id).await.len(), 1, "one charge");
+    assert_eq!(h.intents(good.order_id).await.len(), 1);
+    assert_eq!(
+        h.count("SELECT count(*) FROM outbox WHERE event_type = 'payment.succeeded'")
+            .await,
+        2,
+        "one payment.succeeded per charged order"
+    );
 }

@@ -32,13 +32,7 @@ async fn poison_messages_are_parked_in_the_dlq_and_their_batch_mates_are_process
 
     h.wait_status(good.order_id, "invoiced", Duration::from_secs(20))
         .await;
-    let dlq = &h
-        .queues
-        .urls
-        .iter()
-        .find(|(c, _, _)| c == "invoice")
-        .expect("invoice")
-        .2;
+    let dlq = h.queues.dlq("invoice");
     let parked = testkit::receive_all(&h.sqs, dlq, 3, Duration::from_secs(20))
         .await
         .expect("dlq");

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use worker::Poller;
 
 pub struct Harness {
+    pub db_url: String,
     pub pool: PgPool,
     pub sqs: aws_sdk_sqs::Client,
     pub queues: Queues,
@@ -27,6 +28,19 @@ impl Drop for Harness {
 }
 
 pub async fn harness(faults: Faults) -> Harness {
+    let h = harness_without_worker(faults).await;
+    let settings = testkit::test_settings_from(&h.overrides());
+    let client = PartnerClient::new(&settings.shipping).expect("partner client");
+    let poller = Poller::connect(&settings, ShippingHandler::new(client))
+        .await
+        .expect("worker");
+    tokio::spawn(poller.run(h.stop.clone()));
+    h
+}
+
+/// The database, queues and partner simulator of [`harness`], with no worker consuming the
+/// queue (a test runs the binary itself).
+pub async fn harness_without_worker(faults: Faults) -> Harness {
     let db_url = testkit::fresh_database().await.expect("database");
     let pool = testkit::pool(&db_url, 5).await.expect("pool");
     let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
@@ -34,23 +48,8 @@ pub async fn harness(faults: Faults) -> Harness {
     let queues = testkit::fresh_queues(&sqs).await.expect("queues");
     let stop = CancellationToken::new();
     let partner = spawn_partner(faults, &stop).await;
-    let settings = testkit::test_settings(&[
-        ("APP__DATABASE__URL", &db_url),
-        ("APP__SQS__QUEUE_PREFIX", &queues.prefix),
-        ("APP__WORKER__WAIT_TIME_S", "1"),
-        ("APP__WORKER__HANDLER_TIMEOUT_S", "90"),
-        ("APP__SHIPPING__PARTNER_URL", &partner),
-        ("APP__SHIPPING__ATTEMPT_TIMEOUT_MS", "500"),
-        ("APP__SHIPPING__DEADLINE_MS", "60000"),
-        ("APP__SHIPPING__BACKOFF_BASE_MS", "50"),
-        ("APP__SHIPPING__BACKOFF_MAX_MS", "500"),
-    ]);
-    let client = PartnerClient::new(&settings.shipping).expect("partner client");
-    let poller = Poller::connect(&settings, ShippingHandler::new(client))
-        .await
-        .expect("worker");
-    tokio::spawn(poller.run(stop.clone()));
     Harness {
+        db_url,
         pool,
         sqs,
         queues,
@@ -66,6 +65,22 @@ async fn spawn_partner(faults: Faults, stop: &CancellationToken) -> String {
 }
 
 impl Harness {
+    /// The settings a shipping worker of this harness runs with: a patient worker (90 s per
+    /// message) and a partner client with short timeouts and backoff and a 60 s deadline.
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("APP__DATABASE__URL", self.db_url.clone()),
+            ("APP__SQS__QUEUE_PREFIX", self.queues.prefix.clone()),
+            ("APP__WORKER__WAIT_TIME_S", "1".into()),
+            ("APP__WORKER__HANDLER_TIMEOUT_S", "90".into()),
+            ("APP__SHIPPING__PARTNER_URL", self.partner.clone()),
+            ("APP__SHIPPING__ATTEMPT_TIMEOUT_MS", "500".into()),
+            ("APP__SHIPPING__DEADLINE_MS", "60000".into()),
+            ("APP__SHIPPING__BACKOFF_BASE_MS", "50".into()),
+            ("APP__SHIPPING__BACKOFF_MAX_MS", "500".into()),
+        ]
+    }
+
     /// A paid order (2 × demo product 1) and its `payment.succeeded` envelope.
     pub async fn paid_order(&self) -> EventEnvelope {
         let placed = testkit::orders::insert_order(&self.pool)

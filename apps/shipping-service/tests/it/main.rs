@@ -1,5 +1,7 @@
 //! The shipping worker against the real PostgreSQL and LocalStack and the partner simulator
-//! (in-process, with its fault switches).
+//! (in-process, with its fault switches), in-process and as its binary under a stand-in Lambda
+//! Runtime API.
 
 mod helpers;
+mod lambda;
 mod shipping;

@@ -102,7 +102,6 @@ async fn with_a_flaky_partner_every_one_of_100_orders_is_shipped_exactly_once() 
         hang_ms: 2_000,
         latency_ms: 20,
         seed: Some(7),
-        ..Faults::default()
     };
     let h = harness(faults).await;
     let mut events = Vec::new();

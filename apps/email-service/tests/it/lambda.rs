@@ -1,0 +1,195 @@
+//! The email binary under a stand-in Lambda Runtime API. The transient failure is the SMTP
+//! server's `451 4.7.1` for one recipient: the sink greylists a local part starting with
+//! `greylist` the first time it sees the address and accepts it afterwards.
+
+use std::time::Duration;
+
+use testkit::{
+    Queues,
+    lambda_api::{self, FakeRuntimeApi},
+    smtp::SmtpSink,
+};
+use uuid::Uuid;
+
+const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+
+struct Harness {
+    db_url: String,
+    pool: sqlx::PgPool,
+    endpoint: String,
+    queues: Queues,
+    sink: SmtpSink,
+}
+
+async fn harness() -> Harness {
+    let db_url = testkit::fresh_database().await.expect("database");
+    let pool = testkit::pool(&db_url, 5).await.expect("pool");
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    let sqs = testkit::sqs_client(&endpoint).await;
+    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    Harness {
+        db_url,
+        pool,
+        endpoint,
+        queues,
+        sink,
+    }
+}
+
+impl Harness {
+    fn overrides(&self) -> Vec<(&'static str, String)> {
+        let mut overrides = testkit::worker_overrides(&self.db_url, &self.endpoint, &self.queues);
+        overrides.extend([
+            ("APP__SMTP__HOST", "127.0.0.1".to_owned()),
+            ("APP__SMTP__PORT", self.sink.port().to_string()),
+            ("APP__SMTP__TEMPLATES_DIR", TEMPLATES.to_owned()),
+        ]);
+        overrides
+    }
+
+    /// The customer's address of an order.
+    async fn email_of(&self, order_id: Uuid) -> String {
+        sqlx::query_scalar(
+            "SELECT c.email FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = $1",
+        )
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await
+        .expect("customer")
+    }
+
+    /// Mails the sink received for `address`.
+    fn mails_to(&self, address: &str) -> usize {
+        let mails = self.sink.messages().expect("mails");
+        mails.iter().filter(|m| m.to == address).count()
+    }
+
+    async fn sent_rows(&self, event_id: Uuid) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM sent_emails WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("sent_emails")
+    }
+}
+
+#[tokio::test]
+async fn the_email_binary_under_a_lambda_runtime_answers_a_batch_with_the_right_failures() {
+    let h = harness().await;
+    let sqs = testkit::sqs_client(&h.endpoint).await;
+    let good = testkit::orders::insert_order(&h.pool).await.expect("order");
+    let duplicate = testkit::orders::insert_order(&h.pool).await.expect("order");
+    let greylisted = testkit::orders::insert_order(&h.pool).await.expect("order");
+    sqlx::query(
+        "UPDATE customers SET email = 'greylist-' || email
+         WHERE id = (SELECT customer_id FROM orders WHERE id = $1)",
+    )
+    .bind(greylisted.order_id)
+    .execute(&h.pool)
+    .await
+    .expect("greylisted customer");
+    sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ('email', $1)")
+        .bind(duplicate.event_id)
+        .execute(&h.pool)
+        .await
+        .expect("already processed");
+    let (good_to, duplicate_to, greylisted_to) = (
+        h.email_of(good.order_id).await,
+        h.email_of(duplicate.order_id).await,
+        h.email_of(greylisted.order_id).await,
+    );
+    let bodies = [
+        serde_json::to_string(&good).expect("json"),
+        serde_json::to_string(&duplicate).expect("json"),
+        "{not json".to_owned(),
+        serde_json::to_string(&greylisted).expect("json"),
+    ];
+    testkit::orders::send_bodies(&sqs, h.queues.url("email"), &bodies)
+        .await
+        .expect("send");
+    let event = lambda_api::sqs_event_from_queue(&sqs, h.queues.url("email"), 4, "email.fifo")
+        .await
+        .expect("SQS event");
+    let greylisted_record = lambda_api::record_containing(&event, &greylisted.event_id.to_string());
+    let greylisted_message = greylisted_record["messageId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let runtime = FakeRuntimeApi::start(vec![event.clone()])
+        .await
+        .expect("runtime API");
+    let binary = lambda_api::function_binary("email-service", env!("CARGO_BIN_EXE_email-service"));
+    let mut env = h.overrides();
+    env.push(("RUST_LOG", "warn".into()));
+    let mut function = runtime
+        .spawn_function(&binary, &env)
+        .expect("function process");
+    let answers = runtime
+        .wait_answers(1, Duration::from_secs(60))
+        .await
+        .expect("answered");
+
+    let (kind, answer) = &answers[0];
+    assert_eq!(kind, "response", "{answer}");
+    assert_eq!(
+        lambda_api::batch_item_failures(answer),
+        [greylisted_message.as_str()],
+        "only the transient failure (451) is retried"
+    );
+    assert_eq!(h.mails_to(&good_to), 1, "one e-mail for the good record");
+    assert_eq!(h.sent_rows(good.event_id).await, 1);
+    assert_eq!(
+        h.mails_to(&duplicate_to),
+        0,
+        "the already processed event sent nothing"
+    );
+    assert_eq!(h.sent_rows(duplicate.event_id).await, 0);
+    assert_eq!(h.mails_to(&greylisted_to), 0);
+    assert_eq!(h.sent_rows(greylisted.event_id).await, 0);
+    assert_eq!(h.sink.messages().expect("mails").len(), 1);
+    lambda_api::assert_parked_alone(&sqs, h.queues.dlq("email"), "{not json").await;
+
+    // The sink has seen the address now and accepts it: Lambda hands the same warm function the
+    // retried record alone.
+    runtime.push(lambda_api::redelivery(&[greylisted_record]));
+    let answers = runtime
+        .wait_answers(2, Duration::from_secs(60))
+        .await
+        .expect("answered again");
+    function.stop();
+    let (kind, answer) = &answers[1];
+    assert_eq!(kind, "response", "{answer}");
+    assert!(
+        lambda_api::batch_item_failures(answer).is_empty(),
+        "{answer}"
+    );
+    assert_eq!(h.mails_to(&greylisted_to), 1, "one e-mail once accepted");
+    assert_eq!(h.mails_to(&good_to), 1);
+    assert_eq!(h.mails_to(&duplicate_to), 0);
+    assert_eq!(h.sink.messages().expect("mails").len(), 2);
+    let message_ids: std::collections::HashSet<String> = h
+        .sink
+        .messages()
+        .expect("mails")
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(
+        message_ids,
+        [good.event_id, greylisted.event_id]
+            .iter()
+            .map(|id| format!("{id}@chargeflow.example"))
+            .collect(),
+        "each e-mail carries its event's Message-ID"
+    );
+    assert_eq!(
+        testkit::scalar(
+            &h.pool,
+            "SELECT count(*) FROM sent_emails WHERE status = 'sent'"
+        )
+        .await,
+        2
+    );
+}

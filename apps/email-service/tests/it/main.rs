@@ -1,0 +1,5 @@
+//! The e-mail worker's binary against the real PostgreSQL and LocalStack and a private SMTP sink,
+//! under a stand-in Lambda Runtime API. The worker in the whole pipeline (checkout → invoice →
+//! e-mails, SMTP outages) is tested in `tests/e2e`.
+
+mod lambda;
