@@ -394,6 +394,8 @@ pub fn batch_item_failures(answer: &Value) -> Vec<String> {
 
 /// Deletes the records of `event` that `answer` did not list as failures, as Lambda's SQS event
 /// source does after a partial batch response; the listed ones stay for their redelivery.
+/// LocalStack 4.13.1 needs it too: on a FIFO queue it does not hand out a record whose
+/// visibility was shortened while a message sent before it (any group) is still in flight.
 ///
 /// # Errors
 /// When SQS refuses a delete.
