@@ -4,7 +4,8 @@
 # Starts a private PostgreSQL, Redis, LocalStack, SMTP sink and fake Stripe on free loopback ports in
 # a temporary folder (so a running dev stack is never touched), runs the Rust unit, integration and
 # doc tests, the front end's component tests, the browser tests against the whole stack (started by
-# scripts/start.sh on private ports), and the docker-compose check, then stops everything it
+# scripts/start.sh on private ports), the docker-compose check and cfn-lint on the AWS template,
+# then stops everything it
 # started by process id. Exits non-zero when any test fails. Extra arguments go to `cargo test`
 # (for instance a test name filter) and skip the front end.
 set -euo pipefail
@@ -68,6 +69,9 @@ fi
 
 echo "== docker-compose.yml check"
 "$CHARGEFLOW_VENV/bin/python" scripts/check_compose.py || status=1
+
+echo "== deploy/template.yaml: cfn-lint"
+if "$CHARGEFLOW_VENV/bin/cfn-lint" deploy/template.yaml; then echo "cfn-lint: no findings"; else status=1; fi
 
 echo "== all tests finished in $(( $(date +%s) - started )) s, exit status $status"
 exit "$status"

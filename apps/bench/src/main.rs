@@ -6,6 +6,7 @@
 //! Reads the usual `APP__…` variables (`scripts/bench.sh` starts private services and sets them).
 
 mod checkout;
+mod cold_start;
 mod pipeline;
 mod relay;
 mod stats;
@@ -33,6 +34,8 @@ enum Command {
     Workers(workers::Args),
     /// The whole pipeline: orders/s and the time from checkout to `shipped`.
     Pipeline(pipeline::Args),
+    /// Cold start of the packaged Lambda functions (`scripts/lambda.sh build` first).
+    ColdStart(cold_start::Args),
 }
 
 #[tokio::main]
@@ -42,5 +45,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Relay(args) => relay::run(args).await,
         Command::Workers(args) => workers::run(args).await,
         Command::Pipeline(args) => pipeline::run(args).await,
+        Command::ColdStart(args) => cold_start::run(args).await,
     }
 }

@@ -7,3 +7,4 @@ mod lifecycle;
 mod load;
 mod redelivery;
 mod smtp_outage;
+mod template;
