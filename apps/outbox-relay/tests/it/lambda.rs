@@ -10,7 +10,7 @@ use std::{
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use domain::{Consumer, EventType};
 use serde_json::json;
-use testkit::lambda_api::FakeRuntimeApi;
+use testkit::lambda_api::{self, FakeRuntimeApi};
 use uuid::Uuid;
 
 use crate::helpers::harness;
@@ -49,7 +49,8 @@ async fn a_scheduled_invocation_relays_for_its_bounded_time_with_settings_from_t
     let runtime = FakeRuntimeApi::start(vec![scheduled])
         .await
         .expect("runtime API");
-    let mut function = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+    let binary = lambda_api::function_binary("outbox-relay", env!("CARGO_BIN_EXE_outbox-relay"));
+    let mut function = Command::new(binary)
         .envs(h.relay_env())
         // The environment's URL is wrong on purpose: the secret's value must win.
         .env(
