@@ -6,6 +6,7 @@
 #   scripts/bench.sh                          # both, with defaults
 #   scripts/bench.sh checkout --concurrency 20 --requests 4000
 #   scripts/bench.sh relay --events 8000 --rate 200 --seconds 20
+#   scripts/bench.sh report --orders 3000 --rate 50 --out bench-results   # the pipeline report
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +21,15 @@ export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port)
 export SQS_QUEUE_PREFIX=chargeflow-bench-
 trap 'scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$data_dir"' EXIT INT TERM
 
-cargo build --release --locked -p bench
+# Every binary: `bench report` runs the real ones as separate processes.
+cargo build --release --locked --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 scripts/services.sh start
 # shellcheck disable=SC1091
 source "$data_dir/env.sh"
 export APP__DATABASE__URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 export RUST_LOG="${RUST_LOG:-error}"
+export APP__METRICS__ADDR=""  # no metrics ports: a running dev stack keeps its own
 
 echo "# ChargeFlow benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
 if [ $# -eq 0 ]; then

@@ -41,6 +41,9 @@ source "$data_dir/env.sh"
 # Tests create a fresh database each; they connect to the server through this one.
 export APP__DATABASE__URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"
+# No metrics ports by default (the relay and the workers would take 9101-9105, a running dev
+# stack's): tests that read metrics pick free ports; the browser tests' stack serves none.
+export APP__METRICS__ADDR=""
 
 status=0
 echo "== cargo test (services up after $(( $(date +%s) - started )) s)"

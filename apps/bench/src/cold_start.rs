@@ -13,7 +13,7 @@ use std::{
 use serde_json::json;
 use testkit::lambda_api::FakeRuntimeApi;
 
-use crate::stats::percentile_ms;
+use crate::{report::peak_rss_kib, stats::percentile_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -123,19 +123,6 @@ async fn start_once(
         first_answer: answered.saturating_duration_since(started),
         peak_rss_kib,
     })
-}
-
-/// `VmHWM` of a running process, in KiB (0 when unreadable).
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn report(function: &str, bootstrap: &Path, starts: &[Start]) -> anyhow::Result<()> {

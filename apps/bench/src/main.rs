@@ -9,6 +9,7 @@ mod checkout;
 mod cold_start;
 mod pipeline;
 mod relay;
+mod report;
 mod stats;
 mod workers;
 
@@ -36,6 +37,8 @@ enum Command {
     Pipeline(pipeline::Args),
     /// Cold start of the packaged Lambda functions (`scripts/lambda.sh build` first).
     ColdStart(cold_start::Args),
+    /// The whole pipeline as separate processes under load: writes report.md and latency.svg.
+    Report(report::Args),
 }
 
 #[tokio::main]
@@ -46,5 +49,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Workers(args) => workers::run(args).await,
         Command::Pipeline(args) => pipeline::run(args).await,
         Command::ColdStart(args) => cold_start::run(args).await,
+        Command::Report(args) => report::run(args).await,
     }
 }

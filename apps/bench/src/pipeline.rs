@@ -75,7 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn spawn_partner(stop: &CancellationToken) -> anyhow::Result<String> {
+pub(crate) async fn spawn_partner(stop: &CancellationToken) -> anyhow::Result<String> {
     partner_sim::Application::spawn_on_loopback(partner_sim::Faults::default(), stop.clone())
         .await
         .map_err(|e| anyhow::anyhow!(e))

@@ -73,7 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn make_events(count: usize) -> anyhow::Result<Vec<EventEnvelope>> {
+pub(crate) fn make_events(count: usize) -> anyhow::Result<Vec<EventEnvelope>> {
     let mut events = Vec::with_capacity(count);
     for n in 0..count {
         let order_id = if n % 2 == 0 {
@@ -115,7 +115,7 @@ fn messages_of(events: &[EventEnvelope]) -> Vec<(Consumer, OutgoingMessage)> {
         .collect()
 }
 
-async fn plain_loop(
+pub(crate) async fn plain_loop(
     sqs: &Client,
     prefix: &str,
     events: &[EventEnvelope],
@@ -161,7 +161,7 @@ async fn plain_loop(
     ))
 }
 
-async fn relay_throughput(
+pub(crate) async fn relay_throughput(
     pool: &PgPool,
     sqs: &Client,
     prefix: &str,

@@ -9,8 +9,11 @@
 //!
 //! A crash between the SQS call and the commit leaves the rows unpublished; they are sent again
 //! and FIFO deduplication (by event id, five minutes) drops the repeat.
+//!
+//! Each committed pass is counted in [`metrics`]; a side loop keeps the backlog gauges current.
 
 pub mod lambda;
+pub mod metrics;
 mod publish;
 
 use std::{sync::Arc, time::Duration};
@@ -76,8 +79,8 @@ impl Relay {
     /// [`RelayError::Database`] when PostgreSQL cannot be reached.
     pub async fn connect(settings: &Settings) -> Result<Self, RelayError> {
         let pool = PgPoolOptions::new()
-            // One connection per loop, one for the listener, one for the purge.
-            .max_connections(u32::try_from(settings.relay.concurrency + 2).unwrap_or(u32::MAX))
+            // One connection per loop, one each for the listener, the purge and the backlog gauge.
+            .max_connections(u32::try_from(settings.relay.concurrency + 3).unwrap_or(u32::MAX))
             .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
             .connect(settings.database.url.expose_secret())
             .await?;
@@ -97,13 +100,15 @@ impl Relay {
         }
     }
 
-    /// Runs the claim loops, the `LISTEN` wake-up and the purge until `shutdown` is cancelled;
-    /// batches in flight finish first.
+    /// Runs the claim loops, the `LISTEN` wake-up, the purge and the backlog gauge until
+    /// `shutdown` is cancelled; batches in flight finish first.
     pub async fn run(self, shutdown: CancellationToken) -> RunSummary {
         tracing::info!(concurrency = self.settings.concurrency, "relay started");
+        metrics::describe();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.clone().listen(shutdown.clone()));
         tasks.spawn(self.clone().purge_loop(shutdown.clone()));
+        tasks.spawn(self.clone().backlog_loop(shutdown.clone()));
         for _ in 0..self.settings.concurrency {
             tasks.spawn(self.clone().claim_loop(shutdown.clone()));
         }
@@ -133,6 +138,7 @@ impl Relay {
             Claimed::Batch(batch) => batch,
         };
         let outcome = self.publisher.publish(&batch).await;
+        let accepted_at = chrono::Utc::now();
         if !outcome.published.is_empty() {
             outbox::mark_published(&mut tx, &outcome.published).await?;
         }
@@ -140,6 +146,7 @@ impl Relay {
             outbox::record_failure(&mut tx, ids, error, self.backoff()).await?;
         }
         tx.commit().await?;
+        metrics::record_pass(&batch, &outcome, accepted_at);
         let failed = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
         Ok(Pass::Worked {
             published: outcome.published.len(),
@@ -236,6 +243,22 @@ impl Relay {
                 Ok(0) => {}
                 Ok(rows) => tracing::info!(rows, "purged published outbox rows"),
                 Err(error) => tracing::warn!(error = %error_chain(&error), "outbox purge failed"),
+            }
+        }
+    }
+
+    /// Reads the backlog now and every [`metrics::BACKLOG_EVERY`] into its gauges.
+    async fn backlog_loop(self, shutdown: CancellationToken) -> RunSummary {
+        loop {
+            match metrics::backlog(&self.pool).await {
+                Ok(backlog) => metrics::set_backlog(backlog),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "could not read the outbox backlog")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(metrics::BACKLOG_EVERY) => {}
+                () = shutdown.cancelled() => return RunSummary::default(),
             }
         }
     }

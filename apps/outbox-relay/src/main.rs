@@ -2,7 +2,7 @@
 //!
 //! Started by the AWS Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set), it serves scheduled
 //! invocations that each relay for a bounded time ([`outbox_relay::lambda`]); otherwise it runs
-//! until SIGTERM / Ctrl-C.
+//! until SIGTERM / Ctrl-C, with its metrics port (`APP__METRICS__ADDR`, default 127.0.0.1:9101).
 
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(e));
     }
-    relay.run(telemetry::shutdown_token()).await;
+    let shutdown = telemetry::shutdown_token();
+    if let Some(addr) = settings.metrics.listen_addr("relay") {
+        telemetry::metrics::spawn_server(&addr, shutdown.clone()).await;
+    }
+    relay.run(shutdown).await;
     Ok(())
 }

@@ -9,6 +9,11 @@ use axum::{
 };
 use serde_json::json;
 
+/// The stable `code` of an error answer, also kept in the response's extensions so that
+/// middleware (the checkout metrics) can read it without parsing the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -156,6 +161,8 @@ impl IntoResponse for ApiError {
             } => error["product_id"] = json!(id),
             _ => {}
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
+        response
     }
 }

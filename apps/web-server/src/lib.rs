@@ -3,14 +3,15 @@
 //! [`Application::build`] wires the routes over PostgreSQL, Redis and SQS; `main.rs` only loads
 //! settings and runs it until a shutdown signal. Handlers parse their input into domain types,
 //! call one function of [`checkout`] or a repository, and map the result; every error is an
-//! [`error::ApiError`].
+//! [`error::ApiError`]. `GET /metrics` serves the Prometheus series of [`metrics`].
 
 mod cart;
 mod catalogue;
 pub mod checkout;
 pub mod error;
 mod json;
-mod orders;
+pub mod metrics;
+pub mod orders;
 mod routes;
 pub mod session;
 pub mod stripe;
@@ -54,6 +55,8 @@ impl Application {
     /// # Errors
     /// When PostgreSQL or Redis cannot be reached, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        telemetry::metrics::install();
+        metrics::describe();
         let pool = settings
             .database
             .connect()

@@ -1,4 +1,5 @@
-//! Read side of orders: what a session may see of its own orders.
+//! Read side of orders: what a session may see of its own orders. The queries take a pool and
+//! return plain rows, so operator tools (`apps/admin`'s `order show`) read an order the same way.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -79,6 +80,20 @@ pub async fn find(
     )
     .bind(order_id)
     .bind(owner)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The order, whoever placed it: for operator tools, never for a shopper's request.
+///
+/// # Errors
+/// When the query fails.
+pub async fn find_by_id(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<OrderSummary>> {
+    sqlx::query_as(
+        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at
+         FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
     .fetch_optional(pool)
     .await
 }
@@ -211,4 +226,15 @@ pub async fn version(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Strin
     .bind(order_id)
     .fetch_optional(pool)
     .await
+}
+
+/// How many orders are in each status (statuses without orders are left out), for the
+/// `chargeflow_orders` gauge.
+///
+/// # Errors
+/// When the query fails.
+pub async fn count_by_status(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY status")
+        .fetch_all(pool)
+        .await
 }

@@ -196,6 +196,8 @@ pub struct Backlog {
     pub failing: i64,
     /// Age of the oldest unpublished row in seconds (0 when there is none).
     pub oldest_age_s: f64,
+    /// The most failed attempts of any unpublished row (0 when none failed).
+    pub max_attempts: i32,
 }
 
 /// Measures the backlog.
@@ -206,10 +208,88 @@ pub async fn backlog(conn: &mut PgConnection) -> Result<Backlog, OutboxError> {
     let backlog = sqlx::query_as(
         "SELECT count(*) AS pending,
                 count(*) FILTER (WHERE attempts > 0) AS failing,
-                coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) AS oldest_age_s
+                coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) AS oldest_age_s,
+                coalesce(max(attempts), 0) AS max_attempts
          FROM outbox WHERE published_at IS NULL",
     )
     .fetch_one(conn)
     .await?;
     Ok(backlog)
+}
+
+/// An unpublished row whose publishing failed at least once.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FailedRow {
+    /// The row id.
+    pub id: i64,
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The event type's wire name.
+    pub event_type: String,
+    /// The order the event belongs to.
+    pub aggregate_id: Uuid,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+    /// When the next attempt may start.
+    pub next_attempt_at: DateTime<Utc>,
+    /// What the last attempt failed with.
+    pub last_error: Option<String>,
+}
+
+/// Unpublished rows with failed attempts, oldest first, at most `limit`; only the row `id` when
+/// given.
+///
+/// # Errors
+/// [`OutboxError::Database`] when the statement fails.
+pub async fn failed(
+    conn: &mut PgConnection,
+    id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<FailedRow>, OutboxError> {
+    let rows = sqlx::query_as(
+        "SELECT id, event_id, event_type, aggregate_id, attempts, created_at,
+                greatest(next_attempt_at, created_at) AS next_attempt_at, last_error
+         FROM outbox
+         WHERE published_at IS NULL AND attempts > 0 AND ($1::bigint IS NULL OR id = $1)
+         ORDER BY id
+         LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
+/// Makes unpublished rows with failed attempts due now (all of them, or only the row `id`) and
+/// wakes the relays; returns the ids of the rows it changed, in id order.
+///
+/// `attempts` and `last_error` stay as they are: they are the row's history, and a row that
+/// fails again backs off from where it was. Per-order order is unaffected: the claim still takes
+/// an order's rows one at a time, oldest first.
+///
+/// # Errors
+/// [`OutboxError::Database`] when a statement fails.
+pub async fn retry_failed(
+    conn: &mut PgConnection,
+    id: Option<i64>,
+) -> Result<Vec<i64>, OutboxError> {
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE outbox SET next_attempt_at = now()
+         WHERE published_at IS NULL AND attempts > 0 AND ($1::bigint IS NULL OR id = $1)
+         RETURNING id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    ids.sort_unstable();
+    if !ids.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
+    }
+    Ok(ids)
 }

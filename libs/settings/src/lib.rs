@@ -58,6 +58,9 @@ pub struct Settings {
     /// Stripe (localstripe locally).
     #[serde(default)]
     pub stripe: StripeSettings,
+    /// The Prometheus metrics port of the relay and the workers.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 /// PostgreSQL settings.
@@ -217,6 +220,45 @@ pub struct StripeSettings {
     pub webhook_tolerance_s: i64,
     /// Timeout of one Stripe call, in milliseconds.
     pub timeout_ms: u64,
+}
+
+/// Metrics port settings (`APP__METRICS__…`).
+///
+/// The web-server serves `GET /metrics` on its own listener; the relay and each long-running
+/// worker serve it on a small port of their own, by default on 127.0.0.1 at
+/// [`MetricsSettings::default_port`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// `ip:port` of the process's metrics port (`APP__METRICS__ADDR`). Unset: the process's
+    /// default port on 127.0.0.1; empty: no metrics port.
+    pub addr: Option<String>,
+}
+
+impl MetricsSettings {
+    /// The default metrics port of a process: `relay` 9101, `invoice` 9102, `billing` 9103,
+    /// `shipping` 9104, `email` 9105; `None` for any other name.
+    pub fn default_port(process: &str) -> Option<u16> {
+        match process {
+            "relay" => Some(9101),
+            "invoice" => Some(9102),
+            "billing" => Some(9103),
+            "shipping" => Some(9104),
+            "email" => Some(9105),
+            _ => None,
+        }
+    }
+
+    /// Where `process` (a name of [`MetricsSettings::default_port`]) serves its metrics: the
+    /// configured address, else its default port on 127.0.0.1; `None` when switched off (empty
+    /// address) or when the process has no default and none is configured.
+    pub fn listen_addr(&self, process: &str) -> Option<String> {
+        match self.addr.as_deref() {
+            Some("") => None,
+            Some(addr) => Some(addr.to_owned()),
+            None => Self::default_port(process).map(|port| format!("127.0.0.1:{port}")),
+        }
+    }
 }
 
 /// `APP__SECTION__KEY` variables: the process environment, or the given pairs instead.
@@ -450,6 +492,11 @@ impl Settings {
         if self.sqs.region.is_empty() {
             return invalid("sqs.region", "must not be empty");
         }
+        if let Some(addr) = self.metrics.addr.as_deref().filter(|a| !a.is_empty())
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid("metrics.addr", "must be empty or an `ip:port` address");
+        }
         Ok(())
     }
 }
@@ -544,6 +591,33 @@ mod tests {
         .unwrap();
         assert_eq!(settings.relay.batch_size, 10);
         assert_eq!(settings.redis.key_prefix, "t1:");
+    }
+
+    #[test]
+    fn each_process_has_its_own_default_metrics_port_and_an_empty_address_switches_it_off() {
+        let defaults = Settings::from_sources(&[]).unwrap();
+        assert_eq!(
+            defaults.metrics.listen_addr("relay").as_deref(),
+            Some("127.0.0.1:9101")
+        );
+        assert_eq!(
+            defaults.metrics.listen_addr("email").as_deref(),
+            Some("127.0.0.1:9105")
+        );
+        assert_eq!(defaults.metrics.listen_addr("web-server"), None);
+        let off = Settings::from_sources(&[("APP__METRICS__ADDR", "")]).unwrap();
+        assert_eq!(off.metrics.listen_addr("relay"), None);
+        let set = Settings::from_sources(&[("APP__METRICS__ADDR", "127.0.0.1:0")]).unwrap();
+        assert_eq!(
+            set.metrics.listen_addr("billing").as_deref(),
+            Some("127.0.0.1:0")
+        );
+    }
+
+    #[test]
+    fn a_metrics_address_that_is_not_ip_and_port_is_refused() {
+        let err = Settings::from_sources(&[("APP__METRICS__ADDR", "nowhere")]).unwrap_err();
+        assert!(err.to_string().contains("metrics.addr"), "{err}");
     }
 
     #[test]

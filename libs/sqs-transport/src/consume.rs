@@ -74,6 +74,91 @@ fn received(message: Message) -> Option<ReceivedMessage> {
     })
 }
 
+/// A message read for inspection (by an operator tool), with its attributes.
+#[derive(Debug, Clone)]
+pub struct InspectedMessage {
+    /// SQS's id of the message in this queue.
+    pub message_id: String,
+    /// The handle of this receive, needed to delete it or change its visibility.
+    pub receipt_handle: String,
+    /// The body as sent.
+    pub body: String,
+    /// How many times it has been received from this queue, this time included.
+    pub receive_count: u32,
+    /// The FIFO message group, if any.
+    pub group_id: Option<String>,
+    /// When it was sent to this queue, in milliseconds since the Unix epoch.
+    pub sent_at_ms: Option<i64>,
+    /// Its string message attributes, by name (`event_type`, `parked_reason`, …), sorted.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl InspectedMessage {
+    /// The string message attribute `name`, if the message has it.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Like [`receive`], but with every system and message attribute, for tools that show or move
+/// messages (the admin command's dead-letter queue listing and redrive).
+///
+/// # Errors
+/// [`TransportError::Call`] when the call fails.
+pub async fn receive_inspect(
+    client: &Client,
+    queue_url: &str,
+    max: i32,
+    wait_s: i32,
+    visibility_s: i32,
+) -> Result<Vec<InspectedMessage>, TransportError> {
+    let out = client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .wait_time_seconds(wait_s)
+        .visibility_timeout(visibility_s)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(|e| TransportError::call("ReceiveMessage", e))?;
+    Ok(out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(inspected)
+        .collect())
+}
+
+fn inspected(message: Message) -> Option<InspectedMessage> {
+    let system = |name| message.attributes.as_ref()?.get(&name).cloned();
+    let receive_count = system(MessageSystemAttributeName::ApproximateReceiveCount)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
+    let group_id = system(MessageSystemAttributeName::MessageGroupId);
+    let sent_at_ms = system(MessageSystemAttributeName::SentTimestamp).and_then(|t| t.parse().ok());
+    let mut attributes: Vec<(String, String)> = message
+        .message_attributes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.string_value?)))
+        .collect();
+    attributes.sort();
+    Some(InspectedMessage {
+        message_id: message.message_id?,
+        receipt_handle: message.receipt_handle?,
+        body: message.body.unwrap_or_default(),
+        receive_count,
+        group_id,
+        sent_at_ms,
+        attributes,
+    })
+}
+
 /// Deletes up to [`crate::MAX_BATCH`] received messages with one call.
 ///
 /// # Errors

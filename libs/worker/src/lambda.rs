@@ -84,6 +84,7 @@ impl<H: Handler> LambdaAdapter<H> {
         settings: WorkerSettings,
     ) -> Result<Self, WorkerError> {
         let dlq_url = consume::dead_letter_queue_url(&client, &queue_url).await?;
+        crate::metrics::describe();
         Ok(LambdaAdapter {
             handler,
             pool,

@@ -3,6 +3,7 @@
 
 mod dlq;
 pub mod lambda;
+pub mod metrics;
 pub mod orders;
 pub mod payments;
 mod poller;
@@ -99,8 +100,10 @@ pub trait Handler: Send + Sync + 'static {
 pub use telemetry::error_chain;
 
 /// Runs `handler` the way this process was started: under the Lambda runtime when
-/// `AWS_LAMBDA_RUNTIME_API` is set, otherwise as the long-polling SQS consumer until `shutdown`.
-/// `pool` is the process's one database pool (the handler may hold a clone of it).
+/// `AWS_LAMBDA_RUNTIME_API` is set, otherwise as the long-polling SQS consumer until `shutdown`,
+/// with its metrics port (`APP__METRICS__ADDR`, by default the consumer's port of
+/// [`settings::MetricsSettings::default_port`]). `pool` is the process's one database pool (the
+/// handler may hold a clone of it).
 ///
 /// # Errors
 /// When the queues cannot be reached or the Lambda runtime fails.
@@ -114,6 +117,9 @@ pub async fn serve<H: Handler>(
     // binaries' `main` futures within the compiler's layout recursion limit.
     if lambda::in_lambda() {
         return Box::pin(lambda::run(settings, pool, handler)).await;
+    }
+    if let Some(addr) = settings.metrics.listen_addr(handler.consumer().name()) {
+        telemetry::metrics::spawn_server(&addr, shutdown.clone()).await;
     }
     let poller = Poller::connect_on(settings, pool, handler).await?;
     Box::pin(poller.run(shutdown)).await;

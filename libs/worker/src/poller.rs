@@ -5,7 +5,8 @@
 //! deletes finished messages in batches. Retryable failures come back after a delay that grows
 //! with the receive count; permanent ones are copied to the dead-letter queue and deleted at
 //! once, so one poison message never holds back its batch-mates. On shutdown the loop stops
-//! receiving, in-flight messages finish, and the last deletes are flushed.
+//! receiving, in-flight messages finish, and the last deletes are flushed. A side task keeps
+//! the dead-letter queue's depth metric current.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,13 +23,15 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Disposition, Handler, WorkerError,
     dlq::{self, Parked},
-    error_chain, process,
+    error_chain, metrics, process,
 };
 
 /// How long the deleter waits for more finished messages before sending a partial batch.
 const DELETE_LINGER: Duration = Duration::from_millis(20);
 /// Pause after a failed receive before the next one.
 const RECEIVE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// How often the dead-letter queue's depth is read (and after every message parked).
+const DLQ_DEPTH_EVERY: Duration = Duration::from_secs(15);
 
 /// Runs a [`Handler`] over its SQS queue until cancelled.
 pub struct Poller<H> {
@@ -86,6 +89,7 @@ impl<H: Handler> Poller<H> {
                 "the queue has no dead-letter queue: poison messages will be retried until they expire"
             );
         }
+        metrics::describe();
         let shared = Shared {
             handler,
             pool,
@@ -107,6 +111,7 @@ impl<H: Handler> Poller<H> {
         let slots = Arc::new(Semaphore::new(shared.settings.in_flight));
         let (finished_tx, finished_rx) = mpsc::channel(shared.settings.in_flight * 2 + 10);
         let deleter = tokio::spawn(delete_finished(Arc::clone(&shared), finished_rx));
+        let depth_watch = tokio::spawn(watch_dlq_depth(Arc::clone(&shared), cancel.clone()));
         let mut tasks = JoinSet::new();
         while let Some(batch) = next_batch(&shared, &slots, &cancel).await {
             for (message, slot) in batch {
@@ -119,6 +124,7 @@ impl<H: Handler> Poller<H> {
         while tasks.join_next().await.is_some() {}
         drop(finished_tx);
         let _ = deleter.await;
+        let _ = depth_watch.await;
         tracing::info!(%consumer, "worker stopped");
     }
 }
@@ -259,11 +265,37 @@ async fn park<H: Handler>(shared: &Shared<H>, message: &ReceivedMessage, reason:
         from: &shared.queue_url,
     };
     match dlq::park(&shared.client, dlq_url, &parked).await {
-        Ok(()) => true,
+        Ok(()) => {
+            refresh_dlq_depth(shared).await;
+            true
+        }
         Err(e) => {
             tracing::error!(error = %error_chain(&e), "could not park a message; it will come back");
             retry_later(shared, message).await;
             false
+        }
+    }
+}
+
+/// Reads the dead-letter queue's depth now and every [`DLQ_DEPTH_EVERY`] until cancelled.
+async fn watch_dlq_depth<H: Handler>(shared: Arc<Shared<H>>, cancel: CancellationToken) {
+    loop {
+        refresh_dlq_depth(&shared).await;
+        tokio::select! {
+            () = tokio::time::sleep(DLQ_DEPTH_EVERY) => {}
+            () = cancel.cancelled() => return,
+        }
+    }
+}
+
+async fn refresh_dlq_depth<H: Handler>(shared: &Shared<H>) {
+    let Some(dlq_url) = &shared.dlq_url else {
+        return;
+    };
+    match dlq::depth(&shared.client, dlq_url).await {
+        Ok(depth) => metrics::set_dlq_depth(dlq_url, depth),
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "could not read the dead-letter queue's depth")
         }
     }
 }

@@ -11,7 +11,7 @@ use outbox::inbox::{self, Inbox};
 use sqlx::PgPool;
 use tracing::Instrument;
 
-use crate::{Classify, Failure, Handler, error_chain};
+use crate::{Classify, Failure, Handler, error_chain, metrics};
 
 /// What to do with a message after it was processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,8 @@ enum RunError<E> {
 }
 
 /// Decodes `body` and runs `handler` on it in one transaction with the inbox row, giving up
-/// after `timeout` (the transaction is then rolled back).
+/// after `timeout` (the transaction is then rolled back). The decision is counted in
+/// [`metrics::MESSAGES_TOTAL`](crate::metrics::MESSAGES_TOTAL), here and nowhere else.
 pub async fn process<H: Handler>(
     handler: &H,
     pool: &PgPool,
@@ -57,7 +58,9 @@ pub async fn process<H: Handler>(
         Ok(event) => event,
         Err(reason) => {
             tracing::warn!(consumer = %handler.consumer(), reason, "parking a message that cannot be decoded");
-            return Disposition::Park { reason };
+            let parked = Disposition::Park { reason };
+            metrics::record(handler.consumer(), &parked, None);
+            return parked;
         }
     };
     let span = tracing::info_span!(
@@ -73,7 +76,10 @@ pub async fn process<H: Handler>(
         let result = tokio::time::timeout(timeout, run(handler, pool, &event))
             .await
             .unwrap_or(Err(RunError::Timeout(timeout)));
-        disposition(result, started.elapsed())
+        let elapsed = started.elapsed();
+        let decided = disposition(result, elapsed);
+        metrics::record(handler.consumer(), &decided, Some(elapsed));
+        decided
     }
     .instrument(span)
     .await

@@ -5,6 +5,7 @@ mod crash;
 mod helpers;
 mod lambda;
 mod lifecycle;
+mod metrics;
 mod ordering;
 mod outage;
 mod routing;

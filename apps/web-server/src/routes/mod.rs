@@ -18,13 +18,16 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{AppState, error::ApiError, session};
+use crate::{AppState, error::ApiError, metrics, session};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The request id header; its value becomes the events' `correlation_id`.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Set (`true`) on a checkout answer replayed for a repeated `Idempotency-Key`.
+pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Every route of the web-server.
 pub fn router(state: AppState) -> Router {
@@ -55,8 +58,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
         .fallback_service(front_end)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(metrics::track_checkout))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request

@@ -22,12 +22,11 @@ use crate::{
     error::ApiError,
     json::ApiJson,
     orders,
-    routes::REQUEST_ID,
+    routes::{REPLAYED, REQUEST_ID},
     session::Session,
 };
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Checkout.
 pub async fn checkout(

@@ -5,6 +5,7 @@ mod cart;
 mod checkout;
 mod health;
 mod helpers;
+mod metrics;
 mod orders;
 mod products;
 mod stripe_webhook;

@@ -2,6 +2,7 @@
 //! message life cycle the invoice and e-mail workers rely on.
 
 mod lambda;
+mod metrics;
 
 use std::{
     sync::{

@@ -1,0 +1,168 @@
+//! The command line: arguments (clap) and the dispatch from a command to its report.
+
+use clap::{Parser, Subcommand};
+use settings::Settings;
+use uuid::Uuid;
+
+use crate::{
+    AdminError, connect_database, connect_sqs,
+    dlq::{self, RedrivePlan},
+    order, outbox,
+    render::output,
+};
+
+/// The operator's command for ChargeFlow: the outbox, the workers' dead-letter queues, orders.
+///
+/// Reads the same settings as every ChargeFlow process (`APP__DATABASE__URL`,
+/// `APP__SQS__ENDPOINT_URL`, `APP__SQS__QUEUE_PREFIX`, …; `APP_SECRETS_ARN` in AWS). Commands
+/// that change something only say what they would do unless given `--yes`.
+#[derive(Debug, Parser)]
+#[command(name = "chargeflow-admin", version)]
+pub struct Cli {
+    /// Print the report as JSON (for scripts) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The transactional outbox: backlog and rows that failed to publish.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// The workers' dead-letter queues: parked messages.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Orders.
+    #[command(subcommand)]
+    Order(OrderCommand),
+}
+
+/// `outbox …`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Unpublished rows, the age of the oldest, and the rows whose publishing failed.
+    Status {
+        /// Show at most this many failing rows.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Make failed rows due now, so the relay tries them again at once (dry run without --yes).
+    Retry {
+        /// Only this outbox row (its id, as `outbox status` shows it).
+        #[arg(long)]
+        id: Option<i64>,
+        /// Really do it; without it, only say what would be done.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show the messages parked in a worker's dead-letter queue, with why (they stay parked).
+    List {
+        /// The worker: invoice, billing, shipping or email.
+        queue: String,
+        /// Show at most this many messages.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Move parked messages back to the worker's queue (dry run without --yes).
+    Redrive {
+        /// The worker: invoice, billing, shipping or email.
+        queue: String,
+        /// Only this message (its id as `dlq list` shows it).
+        #[arg(long)]
+        message_id: Option<String>,
+        /// Move at most this many messages.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Really move them; without it, only say what would be moved.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `order …`
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// State, timeline, payment, shipment, e-mails and invoice of one order.
+    Show {
+        /// The order id.
+        id: Uuid,
+    },
+}
+
+/// Runs the command and returns what to print.
+///
+/// # Errors
+/// [`AdminError`], one variant per way a command fails (unknown order or queue, PostgreSQL or
+/// SQS unreachable, …).
+pub async fn run(cli: Cli, settings: &Settings) -> Result<String, AdminError> {
+    let json = cli.json;
+    match cli.command {
+        Command::Outbox(command) => run_outbox(command, settings, json).await,
+        Command::Dlq(command) => run_dlq(command, settings, json).await,
+        Command::Order(OrderCommand::Show { id }) => {
+            let pool = connect_database(&settings.database).await?;
+            output(json, &order::show(&pool, id).await?, order::render)
+        }
+    }
+}
+
+async fn run_outbox(
+    command: OutboxCommand,
+    settings: &Settings,
+    json: bool,
+) -> Result<String, AdminError> {
+    let pool = connect_database(&settings.database).await?;
+    match command {
+        OutboxCommand::Status { limit } => {
+            let status = outbox::status(&pool, limit).await?;
+            output(json, &status, outbox::render_status)
+        }
+        OutboxCommand::Retry { id, yes } => {
+            let report = outbox::retry(&pool, id, !yes).await?;
+            output(json, &report, outbox::render_retry)
+        }
+    }
+}
+
+async fn run_dlq(
+    command: DlqCommand,
+    settings: &Settings,
+    json: bool,
+) -> Result<String, AdminError> {
+    let queue = match &command {
+        DlqCommand::List { queue, .. } | DlqCommand::Redrive { queue, .. } => queue,
+    };
+    // Refuse a bad name before any network call.
+    dlq::consumer(queue)?;
+    let client = connect_sqs(&settings.sqs).await;
+    let pair = dlq::resolve(&client, &settings.sqs, queue).await?;
+    match command {
+        DlqCommand::List { limit, .. } => {
+            let listing = dlq::list(&client, pair, limit).await?;
+            output(json, &listing, dlq::render_list)
+        }
+        DlqCommand::Redrive {
+            message_id,
+            limit,
+            yes,
+            ..
+        } => {
+            let plan = RedrivePlan {
+                message_id,
+                limit,
+                dry_run: !yes,
+            };
+            let report = dlq::redrive(&client, pair, &plan).await?;
+            output(json, &report, dlq::render_redrive)
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! A fresh database and queue set per test, the admin binary run with that test's settings,
+//! orders written straight into the tables, and the invoice worker run in-process.
+
+use std::{process::Output, time::Duration};
+
+use aws_sdk_sqs::Client;
+use domain::{EventEnvelope, EventType};
+use invoice_service::InvoiceHandler;
+use sqlx::PgPool;
+use testkit::Queues;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use worker::Poller;
+
+pub struct Harness {
+    pub db_url: String,
+    pub pool: PgPool,
+    pub sqs: Client,
+    pub endpoint: String,
+    pub queues: Queues,
+}
+
+pub async fn harness() -> Harness {
+    let db_url = testkit::fresh_database().await.expect("fresh database");
+    let pool = testkit::pool(&db_url, 5).await.expect("pool");
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    let sqs = testkit::sqs_client(&endpoint).await;
+    let queues = testkit::fresh_queues(&sqs).await.expect("fresh queues");
+    Harness {
+        db_url,
+        pool,
+        sqs,
+        endpoint,
+        queues,
+    }
+}
+
+/// What one run of the binary printed, and how it ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The stdout of a run that must have succeeded.
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "the command failed: {}{}",
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// The stdout of a successful `--json` run, parsed.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).expect("JSON output")
+    }
+
+    /// The one-line error of a run that must have failed with exit code 1.
+    pub fn error(&self) -> &str {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "the command should fail: {}",
+            self.stdout
+        );
+        assert!(self.stdout.is_empty(), "nothing on stdout when failing");
+        assert_eq!(self.stderr.lines().count(), 1, "one line: {}", self.stderr);
+        self.stderr.trim_end()
+    }
+}
+
+/// Runs `chargeflow-admin args…` with the given settings (over the test run's environment).
+pub async fn admin(env: &[(&str, String)], args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = tokio::process::Command::new(env!("CARGO_BIN_EXE_chargeflow-admin"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .expect("the admin binary runs");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8(stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// An `order.placed` envelope for `order_id` (whether or not the order exists).
+pub fn order_placed(order_id: Uuid) -> EventEnvelope {
+    let payload = serde_json::json!({
+        "customer_name": "Ada Lovelace",
+        "customer_email": "ada@example.com",
+        "shipping_address": {"line1": "12 Analytical Row", "city": "London", "postal_code": "N1 7AA", "country": "GB"},
+        "lines": [],
+        "currency": "EUR",
+        "subtotal_minor": 2900,
+        "payment_method": "pm_card_visa"
+    });
+    EventEnvelope::new(EventType::OrderPlaced, order_id, "test", "", &payload).expect("envelope")
+}
+
+/// Writes order `order_id`: two units of demo product 1 (`MUG-ENAMEL`, 14.50 EUR) for a new
+/// customer, as checkout would have.
+pub async fn insert_order(pool: &PgPool, order_id: Uuid) {
+    let customer_id = Uuid::new_v4();
+    let mut tx = pool.begin().await.expect("tx");
+    sqlx::query("INSERT INTO customers (id, email, name) VALUES ($1, $2, 'Ada Lovelace')")
+        .bind(customer_id)
+        .bind(format!("{}@example.com", customer_id.simple()))
+        .execute(&mut *tx)
+        .await
+        .expect("customer");
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, owner_session, currency, subtotal_minor, payment_method,
+                             ship_name, ship_line1, ship_city, ship_postal_code, ship_country, correlation_id)
+         SELECT $1, $2, repeat('a', 64), currency, price_minor * 2, 'pm_card_visa',
+                'Ada Lovelace', '12 Analytical Row', 'London', 'N1 7AA', 'GB', 'test'
+         FROM products WHERE id = 1",
+    )
+    .bind(order_id)
+    .bind(customer_id)
+    .execute(&mut *tx)
+    .await
+    .expect("order");
+    sqlx::query(
+        "INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_minor, quantity)
+         SELECT $1, 1, id, sku, name, price_minor, 2 FROM products WHERE id = 1",
+    )
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await
+    .expect("line");
+    tx.commit().await.expect("commit");
+}
+
+/// The invoice worker, polling in this process until cancelled.
+pub struct RunningWorker {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningWorker {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("the worker stops cleanly");
+    }
+}
+
+impl Harness {
+    /// The settings of this test: its database, SQS endpoint and queue prefix.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        testkit::worker_overrides(&self.db_url, &self.endpoint, &self.queues)
+    }
+
+    /// Runs the admin binary with this test's settings.
+    pub async fn admin(&self, args: &[&str]) -> Run {
+        admin(&self.env(), args).await
+    }
+
+    pub async fn start_invoice_worker(&self) -> RunningWorker {
+        let settings = testkit::test_settings_from(&self.env());
+        let handler = InvoiceHandler::new(&settings.invoice).expect("handler");
+        let poller = Poller::connect(&settings, handler).await.expect("poller");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(poller.run(stop.clone()));
+        RunningWorker { stop, task }
+    }
+
+    /// Sends `event` to `consumer`'s queue the way the relay does.
+    pub async fn publish(&self, consumer: &str, event: &EventEnvelope) {
+        let message = sqs_transport::OutgoingMessage {
+            entry_id: "e".into(),
+            body: serde_json::to_string(event).expect("json"),
+            group_id: event.order_id.to_string(),
+            dedup_id: event.event_id.to_string(),
+            attributes: vec![("event_type", event.event_type.as_str().to_owned())],
+        };
+        sqs_transport::consume::send_one(&self.sqs, self.queues.url(consumer), &message)
+            .await
+            .expect("sent");
+    }
+
+    /// Sends a message straight to `consumer`'s dead-letter queue, as if it had been parked.
+    pub async fn park(&self, consumer: &str, group: &str, body: &str, reason: Option<&str>) {
+        let mut attributes = vec![("event_type", "order.placed".to_owned())];
+        if let Some(reason) = reason {
+            attributes.push(("parked_reason", reason.to_owned()));
+        }
+        let message = sqs_transport::OutgoingMessage {
+            entry_id: "p".into(),
+            body: body.to_owned(),
+            group_id: group.to_owned(),
+            dedup_id: Uuid::new_v4().to_string(),
+            attributes,
+        };
+        sqs_transport::consume::send_one(&self.sqs, self.queues.dlq(consumer), &message)
+            .await
+            .expect("parked");
+    }
+
+    pub async fn depth(&self, queue_url: &str) -> i64 {
+        testkit::queue_depth(&self.sqs, queue_url)
+            .await
+            .expect("depth")
+    }
+
+    pub async fn wait_depth(&self, queue_url: &str, depth: i64) {
+        testkit::eventually(
+            &format!("{depth} message(s) on {queue_url}"),
+            Duration::from_secs(20),
+            || async { self.depth(queue_url).await == depth },
+        )
+        .await
+        .expect("queue depth in time");
+    }
+
+    pub async fn count(&self, sql: &str, id: Uuid) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}

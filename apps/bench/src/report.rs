@@ -1,0 +1,561 @@
+//! `bench report`: the whole pipeline as the separate processes it runs as — web-server, relay and
+//! the four workers, the real binaries — under a load of N checkouts at a given rate, against the
+//! local services, a private fake Stripe and the partner simulator. Writes `report.md` and
+//! `latency.svg` (checkout → shipped per order over the run) into the output folder and prints
+//! the report.
+//!
+//! In the same run, on a queue set of its own, the relay drains a backlog next to a plain
+//! `SendMessageBatch` loop sending the same messages: their ratio is the relay's publish rate.
+//! Each process's peak RSS is its `VmHWM` just before it is stopped.
+
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use testkit::stripe::FakeStripe;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    pipeline::spawn_partner,
+    relay::{make_events, plain_loop, relay_throughput},
+    stats::{Phase, percentile_ms},
+    workers::setup_with,
+};
+
+/// The processes of the pipeline, in start order.
+const PROCESSES: [&str; 6] = [
+    "web-server",
+    "outbox-relay",
+    "invoice-service",
+    "billing-service",
+    "shipping-service",
+    "email-service",
+];
+
+/// The order's steps, as timeline events, in order: the stage between two is named by the later.
+const STEPS: [(&str, &str); 4] = [
+    ("order.placed", "checkout"),
+    ("invoice.generated", "relay + invoice"),
+    ("payment.succeeded", "relay + billing"),
+    ("shipment.created", "relay + shipping"),
+];
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Orders to place.
+    #[arg(long, default_value_t = 1000)]
+    orders: u32,
+    /// Checkouts per second.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Events in the relay-versus-baseline phase.
+    #[arg(long, default_value_t = 4000)]
+    relay_events: usize,
+    /// Folder for report.md and latency.svg.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// Folder with the binaries (default: next to this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+/// One order's journey: when its checkout was sent, how long it took, when each step happened.
+struct Journey {
+    sent: SystemTime,
+    checkout: Duration,
+    steps: HashMap<String, DateTime<Utc>>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (relay, baseline) = relay_versus_baseline(args.relay_events).await?;
+    let stripe = FakeStripe::start()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stop = CancellationToken::new();
+    let partner = spawn_partner(&stop).await?;
+    let http = format!("127.0.0.1:{}", free_port()?);
+    let base = stripe.api_base();
+    let setup = setup_with(&[
+        ("APP__STRIPE__API_BASE", base.as_str()),
+        ("APP__SHIPPING__PARTNER_URL", partner.as_str()),
+        ("APP__HTTP__ADDR", http.as_str()),
+    ])
+    .await?;
+    sqlx::query("UPDATE products SET stock = 100000000 WHERE id = 8")
+        .execute(&setup.pool)
+        .await?;
+    let bin_dir = args.bin_dir.clone().unwrap_or_else(binaries_next_to_me);
+    let mut processes = Processes::start(&bin_dir, &child_env(&setup.settings, &base, &partner))?;
+    let address = format!("http://{http}");
+    wait_healthy(&address).await?;
+
+    let started = Instant::now();
+    let placed = place(&address, args.rate, args.orders).await?;
+    let load = started.elapsed();
+    let journeys = wait_shipped(&setup.pool, placed).await?;
+    let total = started.elapsed();
+    let rss = processes.stop();
+    stop.cancel();
+
+    let report = Report {
+        args: &args,
+        load,
+        total,
+        journeys: &journeys,
+        relay: &relay,
+        baseline: &baseline,
+        lag: lags(&setup.pool).await?,
+        workers: worker_rates(&setup.pool).await?,
+        rss: &rss,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let markdown = report.markdown();
+    std::fs::write(args.out.join("report.md"), &markdown)?;
+    chart(&journeys, &args.out.join("latency.svg"))?;
+    println!("{markdown}");
+    println!("(written to {})", args.out.display());
+    Ok(())
+}
+
+/// The relay draining a backlog, and the plain loop sending the same messages, on fresh queues.
+async fn relay_versus_baseline(events: usize) -> anyhow::Result<(Phase, Phase)> {
+    let boxed = |e| anyhow::anyhow!("{e}");
+    let db_url = testkit::fresh_database().await.map_err(boxed)?;
+    let pool = testkit::pool(&db_url, 10).await.map_err(boxed)?;
+    let sqs = testkit::sqs_client(&testkit::test_settings(&[]).sqs.endpoint_url).await;
+    let events = make_events(events)?;
+    let plain = testkit::fresh_queues(&sqs).await.map_err(boxed)?;
+    let baseline = plain_loop(&sqs, &plain.prefix, &events, 16).await?;
+    let queues = testkit::fresh_queues(&sqs).await.map_err(boxed)?;
+    let relay = relay_throughput(&pool, &sqs, &queues.prefix, &events, 4).await?;
+    Ok((relay, baseline))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The folder of this executable (`target/<profile>/`; a test binary's `deps/` counts as its
+/// parent), where cargo puts the workspace's other binaries.
+fn binaries_next_to_me() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+    } else {
+        dir
+    }
+}
+
+/// The `APP__…` settings every process of the run gets (on top of the inherited environment).
+fn child_env(settings: &settings::Settings, stripe: &str, partner: &str) -> Vec<(String, String)> {
+    use secrecy::ExposeSecret;
+    [
+        (
+            "APP__DATABASE__URL",
+            settings.database.url.expose_secret().to_owned(),
+        ),
+        ("APP__REDIS__KEY_PREFIX", settings.redis.key_prefix.clone()),
+        ("APP__HTTP__ADDR", settings.http.addr.clone()),
+        ("APP__HTTP__STATIC_DIR", "none".to_owned()),
+        ("APP__SQS__QUEUE_PREFIX", settings.sqs.queue_prefix.clone()),
+        ("APP__WORKER__WAIT_TIME_S", "1".to_owned()),
+        ("APP__SMTP__PORT", settings.smtp.port.to_string()),
+        (
+            "APP__SMTP__TEMPLATES_DIR",
+            settings.smtp.templates_dir.clone(),
+        ),
+        ("APP__STRIPE__API_BASE", stripe.to_owned()),
+        ("APP__SHIPPING__PARTNER_URL", partner.to_owned()),
+        ("APP__METRICS__ADDR", String::new()),
+        ("RUST_LOG", "error".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The pipeline's processes, stopped (SIGTERM, then SIGKILL) by process id when dropped.
+struct Processes {
+    children: Vec<(&'static str, Child)>,
+}
+
+impl Processes {
+    fn start(bin_dir: &Path, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let mut processes = Processes {
+            children: Vec::new(),
+        };
+        for name in PROCESSES {
+            let path = bin_dir.join(name);
+            anyhow::ensure!(
+                path.exists(),
+                "{} is missing: build the binaries first (cargo build --release --bins)",
+                path.display()
+            );
+            let child = Command::new(&path)
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null())
+                .spawn()?;
+            processes.children.push((name, child));
+        }
+        Ok(processes)
+    }
+
+    /// Reads each process's peak RSS (KiB), then stops them all.
+    fn stop(&mut self) -> Vec<(&'static str, u64)> {
+        let rss = self
+            .children
+            .iter()
+            .map(|(name, child)| (*name, peak_rss_kib(child.id())))
+            .collect();
+        for (_, child) in &mut self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        for (_, child) in &mut self.children {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+        rss
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `VmHWM` of a running process, in KiB (0 when unreadable).
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn wait_healthy(address: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{address}/readyz")).await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the web-server at {address} did not become ready within 60 s")
+}
+
+/// Places `orders` checkouts at `rate` per second; each order's send time and request latency.
+async fn place(
+    address: &str,
+    rate: u32,
+    orders: u32,
+) -> anyhow::Result<HashMap<Uuid, (SystemTime, Duration)>> {
+    let client = reqwest::Client::new();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    let mut requests = Vec::new();
+    for i in 0..orders {
+        ticker.tick().await;
+        let (client, url) = (client.clone(), format!("{address}/api/orders"));
+        requests.push(tokio::spawn(async move {
+            let body = serde_json::json!({
+                "customer": {"name": "Bench Shopper", "email": format!("report{i}@example.com"),
+                             "address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}},
+                "items": [{"product_id": 8, "quantity": 1}],
+                "payment_method": "pm_card_visa",
+            });
+            let sent = SystemTime::now();
+            let started = Instant::now();
+            let response: serde_json::Value = client
+                .post(url)
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let latency = started.elapsed();
+            let order_id: Uuid = response["order_id"].as_str().unwrap_or_default().parse()?;
+            anyhow::Ok((order_id, (sent, latency)))
+        }));
+    }
+    let mut placed = HashMap::new();
+    for request in requests {
+        let (order_id, timing) = request.await??;
+        placed.insert(order_id, timing);
+    }
+    Ok(placed)
+}
+
+/// Waits until every order has its `shipment.created` (at most 5 minutes), then reads each
+/// order's steps from its timeline.
+async fn wait_shipped(
+    pool: &PgPool,
+    placed: HashMap<Uuid, (SystemTime, Duration)>,
+) -> anyhow::Result<Vec<Journey>> {
+    let ids: Vec<Uuid> = placed.keys().copied().collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let shipped: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM order_timeline WHERE event_type = 'shipment.created' AND order_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_one(pool)
+        .await?;
+        if shipped as usize == ids.len() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {shipped} of {} orders shipped within 5 minutes",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT order_id, event_type, occurred_at FROM order_timeline WHERE order_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let mut steps: HashMap<Uuid, HashMap<String, DateTime<Utc>>> = HashMap::new();
+    for (order_id, event_type, at) in rows {
+        steps.entry(order_id).or_default().insert(event_type, at);
+    }
+    Ok(placed
+        .into_iter()
+        .map(|(id, (sent, checkout))| Journey {
+            sent,
+            checkout,
+            steps: steps.remove(&id).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Commit-to-SQS lag of every outbox row of the run (`published_at − created_at`).
+async fn lags(pool: &PgPool) -> anyhow::Result<Vec<Duration>> {
+    let lags: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM published_at - created_at)::float8 FROM outbox WHERE published_at IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut lags: Vec<Duration> = lags
+        .into_iter()
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+        .collect();
+    lags.sort();
+    Ok(lags)
+}
+
+/// Messages each consumer processed and over how long (first to last inbox row).
+async fn worker_rates(pool: &PgPool) -> anyhow::Result<Vec<(String, i64, f64)>> {
+    Ok(sqlx::query_as(
+        "SELECT consumer, count(*), extract(epoch FROM max(processed_at) - min(processed_at))::float8 \
+         FROM inbox GROUP BY consumer ORDER BY consumer",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Time from `from` to `to` in each journey that has both.
+fn stage(journeys: &[Journey], from: &str, to: &str) -> Vec<Duration> {
+    let mut times: Vec<Duration> = journeys
+        .iter()
+        .filter_map(|j| {
+            let (a, b) = (j.steps.get(from)?, j.steps.get(to)?);
+            (*b - *a).to_std().ok()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+/// Checkout request sent → `shipment.created`, per journey, sorted.
+fn end_to_end(journeys: &[Journey]) -> Vec<Duration> {
+    let mut times: Vec<Duration> = journeys.iter().filter_map(shipped_after).collect();
+    times.sort();
+    times
+}
+
+fn shipped_after(journey: &Journey) -> Option<Duration> {
+    let shipped: SystemTime = (*journey.steps.get("shipment.created")?).into();
+    shipped.duration_since(journey.sent).ok()
+}
+
+struct Report<'a> {
+    args: &'a Args,
+    load: Duration,
+    total: Duration,
+    journeys: &'a [Journey],
+    relay: &'a Phase,
+    baseline: &'a Phase,
+    lag: Vec<Duration>,
+    workers: Vec<(String, i64, f64)>,
+    rss: &'a [(&'static str, u64)],
+}
+
+impl Report<'_> {
+    fn markdown(&self) -> String {
+        let mut out = String::new();
+        let n = self.journeys.len();
+        let _ = writeln!(
+            out,
+            "# ChargeFlow pipeline benchmark\n\n{} orders offered at {}/s; {} cores; {}\n",
+            self.args.orders,
+            self.args.rate,
+            std::thread::available_parallelism().map_or(0, usize::from),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        );
+        let mut checkout: Vec<Duration> = self.journeys.iter().map(|j| j.checkout).collect();
+        checkout.sort();
+        let e2e = end_to_end(self.journeys);
+        let _ = writeln!(
+            out,
+            "| measure | value | p50 ms | p99 ms |\n| --- | ---: | ---: | ---: |"
+        );
+        let _ = writeln!(
+            out,
+            "| checkout (`POST /api/orders`) | {:.1} orders/s | {:.1} | {:.1} |",
+            n as f64 / self.load.as_secs_f64(),
+            percentile_ms(&checkout, 50.0),
+            percentile_ms(&checkout, 99.0)
+        );
+        let _ = writeln!(
+            out,
+            "| checkout → shipped | {:.1} orders/s through | {:.0} | {:.0} |",
+            n as f64 / self.total.as_secs_f64(),
+            percentile_ms(&e2e, 50.0),
+            percentile_ms(&e2e, 99.0)
+        );
+        let _ = writeln!(
+            out,
+            "| commit-to-SQS lag (relay, under this load) | {} rows | {:.1} | {:.1} |",
+            self.lag.len(),
+            percentile_ms(&self.lag, 50.0),
+            percentile_ms(&self.lag, 99.0)
+        );
+        let ratio = self.relay.per_second() / self.baseline.per_second();
+        let _ = writeln!(
+            out,
+            "| relay backlog drain vs plain `SendMessageBatch` loop | {:.0} vs {:.0} msg/s = **{ratio:.2}×** | | |",
+            self.relay.per_second(),
+            self.baseline.per_second(),
+        );
+        for (consumer, count, seconds) in &self.workers {
+            let _ = writeln!(
+                out,
+                "| worker `{consumer}` | {count} messages, {:.1}/s while busy | | |",
+                *count as f64 / seconds.max(0.001)
+            );
+        }
+        let _ = writeln!(out, "\n| stage | p50 ms | p99 ms |\n| --- | ---: | ---: |");
+        let stages = self.stages();
+        for (name, times) in &stages {
+            let _ = writeln!(
+                out,
+                "| {name} | {:.0} | {:.0} |",
+                percentile_ms(times, 50.0),
+                percentile_ms(times, 99.0)
+            );
+        }
+        let _ = writeln!(out, "\n| process | peak RSS |\n| --- | ---: |");
+        for (name, kib) in self.rss {
+            let _ = writeln!(out, "| {name} | {:.1} MiB |", *kib as f64 / 1024.0);
+        }
+        let _ = writeln!(out, "\n{}", self.bottleneck(&stages));
+        let _ = writeln!(out, "\n![checkout → shipped per order](latency.svg)");
+        out
+    }
+
+    /// Each stage between two steps of an order, checkout first.
+    fn stages(&self) -> Vec<(String, Vec<Duration>)> {
+        let mut checkout: Vec<Duration> = self.journeys.iter().map(|j| j.checkout).collect();
+        checkout.sort();
+        let mut stages = vec![("checkout request".to_owned(), checkout)];
+        for pair in STEPS.windows(2) {
+            let ((from, _), (to, name)) = (pair[0], pair[1]);
+            stages.push((
+                format!("{name} ({from} → {to})"),
+                stage(self.journeys, from, to),
+            ));
+        }
+        stages
+    }
+
+    /// Names the stage with the largest median share of the journey.
+    fn bottleneck(&self, stages: &[(String, Vec<Duration>)]) -> String {
+        let total: f64 = stages.iter().map(|(_, t)| percentile_ms(t, 50.0)).sum();
+        let Some((name, times)) = stages
+            .iter()
+            .max_by(|a, b| percentile_ms(&a.1, 50.0).total_cmp(&percentile_ms(&b.1, 50.0)))
+        else {
+            return String::new();
+        };
+        let p50 = percentile_ms(times, 50.0);
+        format!(
+            "**Bottleneck: {name}** — p50 {p50:.0} ms, {:.0} % of the summed stage medians.",
+            100.0 * p50 / total.max(0.001)
+        )
+    }
+}
+
+/// Checkout → shipped of every order, by when it was placed.
+fn chart(journeys: &[Journey], path: &Path) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let first = journeys
+        .iter()
+        .map(|j| j.sent)
+        .min()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let points: Vec<(f64, f64)> = journeys
+        .iter()
+        .filter_map(|j| {
+            let at = j.sent.duration_since(first).ok()?.as_secs_f64();
+            Some((at, shipped_after(j)?.as_secs_f64() * 1000.0))
+        })
+        .collect();
+    let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("checkout → shipped, per order", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the first checkout")
+        .y_desc("ms")
+        .draw()?;
+    chart.draw_series(
+        points
+            .iter()
+            .map(|&(x, y)| Circle::new((x, y), 2, BLUE.mix(0.6).filled())),
+    )?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! What the web-server measures: checkouts by outcome and their latency, and orders by status.
+//!
+//! Series (served at `GET /metrics` on the web-server's own listener):
+//! - [`CHECKOUT_REQUESTS_TOTAL`] and [`CHECKOUT_DURATION`], recorded by [`track_checkout`], a
+//!   middleware around the whole `POST /api/orders` request (session, body, transaction);
+//! - [`ORDERS`], refreshed from one `GROUP BY` query each time `/metrics` is scraped.
+//!
+//! The outbox backlog gauges belong to the relay (`outbox_relay::metrics`), not to this process.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{Request, State},
+    http::Method,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use domain::OrderStatus;
+use sqlx::PgPool;
+
+use crate::{AppState, error::ErrorCode, orders, routes::REPLAYED};
+
+/// Counter `chargeflow_checkout_requests_total{outcome, code}`: checkouts by outcome —
+/// `created`, `replayed` (idempotent retry), `invalid` (4xx), `out_of_stock`, `conflict`
+/// (another 409), `unavailable` (503), `error` (500) — with the error's stable `code` on errors.
+pub const CHECKOUT_REQUESTS_TOTAL: &str = "chargeflow_checkout_requests_total";
+/// Histogram `chargeflow_checkout_duration_seconds`: time to answer `POST /api/orders`.
+pub const CHECKOUT_DURATION: &str = "chargeflow_checkout_duration_seconds";
+/// Gauge `chargeflow_orders{status}`: orders in each status, every status listed.
+pub const ORDERS: &str = "chargeflow_orders";
+
+/// Describes the series (their `# HELP` lines); harmless before a recorder is installed.
+pub fn describe() {
+    ::metrics::describe_counter!(CHECKOUT_REQUESTS_TOTAL, "Checkout requests by outcome.");
+    ::metrics::describe_histogram!(
+        CHECKOUT_DURATION,
+        ::metrics::Unit::Seconds,
+        "Time to answer a checkout request."
+    );
+    ::metrics::describe_gauge!(ORDERS, "Orders in each status.");
+}
+
+/// Middleware: counts and times `POST /api/orders`; passes every other request through.
+pub async fn track_checkout(request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || request.uri().path() != "/api/orders" {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let counter = match checkout_outcome(&response) {
+        (outcome, Some(code)) => {
+            ::metrics::counter!(CHECKOUT_REQUESTS_TOTAL, "outcome" => outcome, "code" => code)
+        }
+        (outcome, None) => ::metrics::counter!(CHECKOUT_REQUESTS_TOTAL, "outcome" => outcome),
+    };
+    counter.increment(1);
+    ::metrics::histogram!(CHECKOUT_DURATION).record(started.elapsed());
+    response
+}
+
+/// The `outcome` of a checkout answer, and its error code if it is an error.
+fn checkout_outcome(response: &Response) -> (&'static str, Option<&'static str>) {
+    let status = response.status();
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        let outcome = match (status.as_u16(), *code) {
+            (_, "out_of_stock") => "out_of_stock",
+            (409, _) => "conflict",
+            (503, _) => "unavailable",
+            (400..=499, _) => "invalid",
+            _ => "error",
+        };
+        return (outcome, Some(code));
+    }
+    match (
+        status.is_success(),
+        response.headers().contains_key(REPLAYED),
+    ) {
+        (true, true) => ("replayed", None),
+        (true, false) => ("created", None),
+        (false, _) => ("error", None),
+    }
+}
+
+/// `GET /metrics`: refreshes the orders gauge, then renders every series of the process.
+pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+    refresh_orders(&state.pool).await;
+    telemetry::metrics::scrape().await
+}
+
+async fn refresh_orders(pool: &PgPool) {
+    match orders::count_by_status(pool).await {
+        Ok(counts) => set_orders(&counts),
+        Err(error) => {
+            tracing::warn!(error = %telemetry::error_chain(&error), "could not count orders by status")
+        }
+    }
+}
+
+/// Sets the gauge of every status, 0 for those without orders (so a status that empties reads 0).
+fn set_orders(counts: &[(String, i64)]) {
+    for status in OrderStatus::ALL {
+        let count = counts
+            .iter()
+            .find(|(name, _)| name == status.as_str())
+            .map_or(0, |(_, count)| *count);
+        ::metrics::gauge!(ORDERS, "status" => status.as_str()).set(count as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, StatusCode};
+
+    use super::*;
+    use crate::error::ApiError;
+
+    fn outcome_of(error: ApiError) -> (&'static str, Option<&'static str>) {
+        checkout_outcome(&error.into_response())
+    }
+
+    #[test]
+    fn error_answers_are_sorted_by_status_and_keep_their_code() {
+        let conflict = |code| ApiError::Conflict {
+            code,
+            message: String::new(),
+            product_id: None,
+        };
+        assert_eq!(
+            outcome_of(ApiError::invalid("invalid_email", "", None)),
+            ("invalid", Some("invalid_email"))
+        );
+        assert_eq!(
+            outcome_of(conflict("out_of_stock")),
+            ("out_of_stock", Some("out_of_stock"))
+        );
+        assert_eq!(
+            outcome_of(conflict("idempotency_key_in_use")),
+            ("conflict", Some("idempotency_key_in_use"))
+        );
+        assert_eq!(
+            outcome_of(ApiError::Internal(anyhow::anyhow!("boom"))),
+            ("error", Some("internal"))
+        );
+    }
+
+    #[test]
+    fn a_replayed_answer_is_not_counted_as_a_new_order() {
+        let mut replayed = StatusCode::CREATED.into_response();
+        replayed
+            .headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+        assert_eq!(checkout_outcome(&replayed), ("replayed", None));
+        let created = StatusCode::CREATED.into_response();
+        assert_eq!(checkout_outcome(&created), ("created", None));
+    }
+}
