@@ -13,7 +13,9 @@ use std::{
 use serde_json::json;
 use testkit::lambda_api::FakeRuntimeApi;
 
-use crate::{report::peak_rss_kib, stats::percentile_ms};
+use testkit::processes::peak_rss_kib;
+
+use crate::stats::percentile_ms;
 
 #[derive(clap::Args)]
 pub struct Args {

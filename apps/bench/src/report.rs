@@ -12,13 +12,15 @@ use std::{
     collections::HashMap,
     fmt::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant, SystemTime},
 };
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use testkit::stripe::FakeStripe;
+use testkit::{
+    processes::{self, Processes},
+    stripe::FakeStripe,
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -28,16 +30,6 @@ use crate::{
     stats::{Phase, percentile_ms},
     workers::setup_with,
 };
-
-/// The processes of the pipeline, in start order.
-const PROCESSES: [&str; 6] = [
-    "web-server",
-    "outbox-relay",
-    "invoice-service",
-    "billing-service",
-    "shipping-service",
-    "email-service",
-];
 
 /// The order's steps, as timeline events, in order: the stage between two is named by the later.
 const STEPS: [(&str, &str); 4] = [
@@ -91,8 +83,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     sqlx::query("UPDATE products SET stock = 100000000 WHERE id = 8")
         .execute(&setup.pool)
         .await?;
-    let bin_dir = args.bin_dir.clone().unwrap_or_else(binaries_next_to_me);
-    let mut processes = Processes::start(&bin_dir, &child_env(&setup.settings, &base, &partner))?;
+    let bin_dir = args.bin_dir.clone().unwrap_or_else(processes::binaries_dir);
+    let env = child_env(&setup.settings, &base, &partner);
+    let mut processes = Processes::start(&bin_dir, &processes::PIPELINE, &env, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let address = format!("http://{http}");
     wait_healthy(&address).await?;
 
@@ -144,18 +138,6 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// The folder of this executable (`target/<profile>/`; a test binary's `deps/` counts as its
-/// parent), where cargo puts the workspace's other binaries.
-fn binaries_next_to_me() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
-    } else {
-        dir
-    }
-}
-
 /// The `APP__…` settings every process of the run gets (on top of the inherited environment).
 fn child_env(settings: &settings::Settings, stripe: &str, partner: &str) -> Vec<(String, String)> {
     use secrecy::ExposeSecret;
@@ -182,76 +164,6 @@ fn child_env(settings: &settings::Settings, stripe: &str, partner: &str) -> Vec<
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
-}
-
-/// The pipeline's processes, stopped (SIGTERM, then SIGKILL) by process id when dropped.
-struct Processes {
-    children: Vec<(&'static str, Child)>,
-}
-
-impl Processes {
-    fn start(bin_dir: &Path, env: &[(String, String)]) -> anyhow::Result<Self> {
-        let mut processes = Processes {
-            children: Vec::new(),
-        };
-        for name in PROCESSES {
-            let path = bin_dir.join(name);
-            anyhow::ensure!(
-                path.exists(),
-                "{} is missing: build the binaries first (cargo build --release --bins)",
-                path.display()
-            );
-            let child = Command::new(&path)
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdin(Stdio::null())
-                .spawn()?;
-            processes.children.push((name, child));
-        }
-        Ok(processes)
-    }
-
-    /// Reads each process's peak RSS (KiB), then stops them all.
-    fn stop(&mut self) -> Vec<(&'static str, u64)> {
-        let rss = self
-            .children
-            .iter()
-            .map(|(name, child)| (*name, peak_rss_kib(child.id())))
-            .collect();
-        for (_, child) in &mut self.children {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-        }
-        for (_, child) in &mut self.children {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.children.clear();
-        rss
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `VmHWM` of a running process, in KiB (0 when unreadable).
-pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 async fn wait_healthy(address: &str) -> anyhow::Result<()> {
@@ -413,7 +325,7 @@ struct Report<'a> {
     baseline: &'a Phase,
     lag: Vec<Duration>,
     workers: Vec<(String, i64, f64)>,
-    rss: &'a [(&'static str, u64)],
+    rss: &'a [(String, u64)],
 }
 
 impl Report<'_> {

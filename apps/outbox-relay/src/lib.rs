@@ -147,6 +147,7 @@ impl Relay {
         }
         tx.commit().await?;
         metrics::record_pass(&batch, &outcome, accepted_at);
+        log_published(&batch, &outcome.published);
         let failed = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
         Ok(Pass::Worked {
             published: outcome.published.len(),
@@ -274,5 +275,23 @@ impl Relay {
                 return Ok(total);
             }
         }
+    }
+}
+
+/// One debug line per published event, carrying its order's `trace_id` (the relay's part of the
+/// order's trace).
+fn log_published(batch: &[outbox::PendingEvent], published: &[i64]) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let published: std::collections::HashSet<i64> = published.iter().copied().collect();
+    for event in batch.iter().filter(|e| published.contains(&e.id)) {
+        tracing::debug!(
+            event.id = %event.event_id,
+            event.r#type = %event.event_type,
+            order.id = %event.aggregate_id,
+            trace_id = %telemetry::trace::trace_id_of(&event.traceparent),
+            "event published"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod orders;
 mod routes;
 pub mod session;
 pub mod stripe;
+pub mod trace;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod metrics;
+pub mod trace;
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};

@@ -3,6 +3,7 @@
 
 pub mod lambda_api;
 pub mod orders;
+pub mod processes;
 pub mod smtp;
 pub mod stripe;
 

@@ -69,6 +69,7 @@ pub async fn process<H: Handler>(
         event.r#type = %event.event_type(),
         order.id = %event.order_id,
         correlation_id = %event.correlation_id,
+        trace_id = %telemetry::trace::trace_id_of(&event.traceparent),
         consumer = %handler.consumer(),
     );
     async {

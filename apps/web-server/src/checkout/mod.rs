@@ -7,7 +7,6 @@ mod store;
 
 use axum::http::StatusCode;
 use domain::{EventEnvelope, EventType, OrderPlaced, OrderPlacedLine};
-use rand::RngCore;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -37,6 +36,8 @@ pub struct Context<'a> {
     pub idempotency_key: Option<&'a str>,
     /// The request id, carried into the events.
     pub correlation_id: &'a str,
+    /// The W3C trace context the `order.placed` event carries on (a span of the request's trace).
+    pub traceparent: &'a str,
 }
 
 /// Places an order, or replays the first answer for a repeated idempotency key.
@@ -87,7 +88,7 @@ async fn write_order(
         EventType::OrderPlaced,
         order_id,
         ctx.correlation_id,
-        new_traceparent(),
+        ctx.traceparent,
         &payload,
     )
     .map_err(|e| ApiError::Internal(e.into()))?;
@@ -233,13 +234,4 @@ async fn replay(
             product_id: None,
         }),
     }
-}
-
-/// A fresh W3C trace context (version 00, sampled).
-fn new_traceparent() -> String {
-    let mut trace = [0u8; 16];
-    let mut span = [0u8; 8];
-    rand::rng().fill_bytes(&mut trace);
-    rand::rng().fill_bytes(&mut span);
-    format!("00-{}-{}-01", hex::encode(trace), hex::encode(span))
 }

@@ -18,7 +18,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{AppState, error::ApiError, metrics, session};
+use crate::{AppState, error::ApiError, metrics, session, trace};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -69,9 +69,10 @@ pub fn router(state: AppState) -> Router {
                 .get(&REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            tracing::info_span!("http", http.method = %request.method(), http.path = %request.uri().path(), request.id = %request_id)
+            tracing::info_span!("http", http.method = %request.method(), http.path = %request.uri().path(), request.id = %request_id, trace_id = %trace::trace_id(request))
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(trace::start))
         .with_state(state)
 }
 

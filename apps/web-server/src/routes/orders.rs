@@ -16,6 +16,8 @@ use futures::Stream;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use telemetry::trace::TraceContext;
+
 use crate::{
     AppState, cart, catalogue,
     checkout::{self, CheckoutBody, Context},
@@ -32,6 +34,7 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub async fn checkout(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    Extension(trace): Extension<TraceContext>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CheckoutBody>,
 ) -> Result<Response, ApiError> {
@@ -48,12 +51,19 @@ pub async fn checkout(
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let traceparent = trace.child().to_string();
     let ctx = Context {
         owner: &owner,
         idempotency_key: idempotency_key.as_deref(),
         correlation_id,
+        traceparent: &traceparent,
     };
     let placed = checkout::place_order(&state.pool, &request, &ctx).await?;
+    tracing::info!(
+        order.id = placed.body["order_id"].as_str().unwrap_or_default(),
+        replayed = placed.replayed,
+        "order placed"
+    );
     if !placed.replayed {
         catalogue::invalidate(&state).await;
         if from_cart {

@@ -8,3 +8,4 @@ mod load;
 mod redelivery;
 mod smtp_outage;
 mod template;
+mod trace;

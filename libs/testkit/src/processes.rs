@@ -1,0 +1,121 @@
+//! The workspace's real binaries as separate processes (the benchmark report, the trace test):
+//! started with the given environment, logging to files if asked, stopped by process id
+//! (SIGTERM, then SIGKILL after 10 s) when stopped or dropped, with each one's peak RSS.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::TestResult;
+
+/// The processes of the pipeline, in start order.
+pub const PIPELINE: [&str; 6] = [
+    "web-server",
+    "outbox-relay",
+    "invoice-service",
+    "billing-service",
+    "shipping-service",
+    "email-service",
+];
+
+/// Running processes, stopped by process id when dropped.
+pub struct Processes {
+    children: Vec<(String, Child)>,
+}
+
+impl Processes {
+    /// Starts `names` from `bin_dir` with `env` on top of the inherited environment; with
+    /// `log_dir`, each one's stdout and stderr go to `<log_dir>/<name>.log`.
+    ///
+    /// # Errors
+    /// When a binary is missing (build it first) or cannot start.
+    pub fn start(
+        bin_dir: &Path,
+        names: &[&str],
+        env: &[(String, String)],
+        log_dir: Option<&Path>,
+    ) -> TestResult<Self> {
+        let mut processes = Processes {
+            children: Vec::new(),
+        };
+        for name in names {
+            let path = bin_dir.join(name);
+            if !path.exists() {
+                return Err(format!(
+                    "{} is missing: build the binaries first (cargo build --bins)",
+                    path.display()
+                )
+                .into());
+            }
+            let mut command = Command::new(&path);
+            command
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null());
+            if let Some(dir) = log_dir {
+                let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+                command.stdout(log.try_clone()?).stderr(log);
+            }
+            processes
+                .children
+                .push(((*name).to_owned(), command.spawn()?));
+        }
+        Ok(processes)
+    }
+
+    /// Reads each process's peak RSS (KiB), then stops them all.
+    pub fn stop(&mut self) -> Vec<(String, u64)> {
+        let rss = self
+            .children
+            .iter()
+            .map(|(name, child)| (name.clone(), peak_rss_kib(child.id())))
+            .collect();
+        for (_, child) in &self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        for (_, child) in &mut self.children {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+        rss
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where cargo put the workspace's binaries: the folder of this executable (`target/<profile>/`),
+/// or its parent when this is a test binary in `deps/`.
+pub fn binaries_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+    } else {
+        dir
+    }
+}
+
+/// `VmHWM` (peak resident set) of a running process, in KiB; 0 when unreadable.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
