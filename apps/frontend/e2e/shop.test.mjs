@@ -189,7 +189,7 @@ describe('shop', () => {
       await page.getByRole('button', { name: 'Place order' }).dblclick();
       await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
 
-      await page.getByRole('link', { name: 'My orders' }).click();
+      await page.getByRole('link', { name: 'My orders', exact: true }).click();
       await page.waitForURL('**/orders');
       await page.getByTestId('orders-list').waitFor();
       assert.equal(await page.locator('[data-testid="orders-list"] > li').count(), 1, 'one order in My orders');
