@@ -22,7 +22,7 @@ use serde::Serialize;
 use settings::SqsSettings;
 use sqs_transport::{
     OutgoingMessage, QueueDirectory, TransportError,
-    consume::{self, InspectedMessage},
+    consume::{self, ReceivedMessage},
 };
 
 use crate::{AdminError, render};
@@ -114,8 +114,8 @@ pub struct ParkedMessage {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-impl From<&InspectedMessage> for ParkedMessage {
-    fn from(message: &InspectedMessage) -> Self {
+impl From<&ReceivedMessage> for ParkedMessage {
+    fn from(message: &ReceivedMessage) -> Self {
         let field = |name| body_field(&message.body, name);
         ParkedMessage {
             message_id: message.message_id.clone(),
@@ -174,8 +174,8 @@ async fn take(
     client: &Client,
     dlq_url: &str,
     limit: usize,
-) -> Result<Vec<InspectedMessage>, AdminError> {
-    let mut held: Vec<InspectedMessage> = Vec::new();
+) -> Result<Vec<ReceivedMessage>, AdminError> {
+    let mut held: Vec<ReceivedMessage> = Vec::new();
     while held.len() < limit {
         let want = (limit - held.len()).min(sqs_transport::MAX_BATCH) as i32;
         let batch = match consume::receive_inspect(client, dlq_url, want, 1, LIST_HOLD_S).await {
@@ -200,7 +200,7 @@ async fn take(
 
 /// Makes held messages visible again at once. A failure only means a message shows up again a
 /// few seconds later, when its hold ends.
-async fn release(client: &Client, queue_url: &str, held: &[InspectedMessage]) {
+async fn release(client: &Client, queue_url: &str, held: &[ReceivedMessage]) {
     for message in held {
         let _ = consume::change_visibility(client, queue_url, &message.receipt_handle, 0).await;
     }
@@ -264,7 +264,7 @@ pub async fn redrive(
 struct Round {
     seen: HashSet<String>,
     /// Received and not moved: released at the end.
-    held: Vec<InspectedMessage>,
+    held: Vec<ReceivedMessage>,
     moved: Vec<ParkedMessage>,
 }
 
@@ -278,7 +278,7 @@ async fn redrive_rounds(
 ) -> Result<(), AdminError> {
     while round.moved.len() < plan.limit {
         let batch = consume::receive_inspect(client, &pair.dlq_url, 10, 1, REDRIVE_HOLD_S).await?;
-        let fresh: Vec<InspectedMessage> = batch
+        let fresh: Vec<ReceivedMessage> = batch
             .into_iter()
             .filter(|m| round.seen.insert(m.message_id.clone()))
             .collect();
@@ -321,7 +321,7 @@ async fn redrive_rounds(
 async fn move_back(
     client: &Client,
     pair: &QueuePair,
-    message: &InspectedMessage,
+    message: &ReceivedMessage,
 ) -> Result<(), TransportError> {
     consume::send_one(client, &pair.queue_url, &redriven(message)).await?;
     let outcome = consume::delete_batch(
@@ -340,7 +340,7 @@ async fn move_back(
 }
 
 /// The copy to send back: same body and group, the relay's attributes, a new deduplication id.
-fn redriven(message: &InspectedMessage) -> OutgoingMessage {
+fn redriven(message: &ReceivedMessage) -> OutgoingMessage {
     let group_id = message
         .group_id
         .clone()
@@ -445,8 +445,8 @@ pub fn render_redrive(report: &RedriveReport) -> String {
 mod tests {
     use super::*;
 
-    fn inspected(attributes: &[(&str, &str)], body: &str) -> InspectedMessage {
-        InspectedMessage {
+    fn inspected(attributes: &[(&str, &str)], body: &str) -> ReceivedMessage {
+        ReceivedMessage {
             message_id: "m-1".into(),
             receipt_handle: "h".into(),
             body: body.into(),

@@ -41,14 +41,7 @@ fn a_reduced_report_run_writes_the_table_the_chart_and_names_a_bottleneck() {
     ] {
         assert!(report.contains(line), "{line} missing from\n{report}");
     }
-    for process in [
-        "web-server",
-        "outbox-relay",
-        "invoice-service",
-        "billing-service",
-        "shipping-service",
-        "email-service",
-    ] {
+    for process in testkit::processes::PIPELINE {
         let row = report
             .lines()
             .find(|l| l.starts_with(&format!("| {process} |")))

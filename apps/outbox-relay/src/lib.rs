@@ -105,20 +105,22 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) -> RunSummary {
         tracing::info!(concurrency = self.settings.concurrency, "relay started");
         metrics::describe();
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(self.clone().listen(shutdown.clone()));
-        tasks.spawn(self.clone().purge_loop(shutdown.clone()));
-        tasks.spawn(self.clone().backlog_loop(shutdown.clone()));
+        let mut side_tasks = tokio::task::JoinSet::new();
+        side_tasks.spawn(self.clone().listen(shutdown.clone()));
+        side_tasks.spawn(self.clone().purge_loop(shutdown.clone()));
+        side_tasks.spawn(self.clone().backlog_loop(shutdown.clone()));
+        let mut claim_loops = tokio::task::JoinSet::new();
         for _ in 0..self.settings.concurrency {
-            tasks.spawn(self.clone().claim_loop(shutdown.clone()));
+            claim_loops.spawn(self.clone().claim_loop(shutdown.clone()));
         }
         let mut summary = RunSummary::default();
-        while let Some(done) = tasks.join_next().await {
+        while let Some(done) = claim_loops.join_next().await {
             if let Ok(loop_summary) = done {
                 summary.published += loop_summary.published;
                 summary.failed += loop_summary.failed;
             }
         }
+        while side_tasks.join_next().await.is_some() {}
         tracing::info!(
             published = summary.published,
             failed = summary.failed,
@@ -146,9 +148,10 @@ impl Relay {
             outbox::record_failure(&mut tx, ids, error, self.backoff()).await?;
         }
         tx.commit().await?;
-        metrics::record_pass(&batch, &outcome, accepted_at);
-        log_published(&batch, &outcome.published);
         let failed = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
+        let published = published_rows(&batch, &outcome.published);
+        metrics::record_pass(&published, failed, accepted_at);
+        log_published(&published);
         Ok(Pass::Worked {
             published: outcome.published.len(),
             failed,
@@ -203,7 +206,7 @@ impl Relay {
         summary
     }
 
-    async fn listen(self, shutdown: CancellationToken) -> RunSummary {
+    async fn listen(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             if let Err(error) = self.listen_once(&shutdown).await {
                 tracing::warn!(error = %error_chain(&error), "outbox listener lost, polling until it is back");
@@ -213,7 +216,6 @@ impl Relay {
                 }
             }
         }
-        RunSummary::default()
     }
 
     async fn listen_once(&self, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
@@ -232,13 +234,13 @@ impl Relay {
         }
     }
 
-    async fn purge_loop(self, shutdown: CancellationToken) -> RunSummary {
+    async fn purge_loop(self, shutdown: CancellationToken) {
         let retention = Duration::from_secs(self.settings.retention_s);
         let every = Duration::from_secs(self.settings.purge_interval_s.max(1));
         loop {
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
-                () = shutdown.cancelled() => return RunSummary::default(),
+                () = shutdown.cancelled() => return,
             }
             match self.purge(retention).await {
                 Ok(0) => {}
@@ -249,19 +251,24 @@ impl Relay {
     }
 
     /// Reads the backlog now and every [`metrics::BACKLOG_EVERY`] into its gauges.
-    async fn backlog_loop(self, shutdown: CancellationToken) -> RunSummary {
+    async fn backlog_loop(self, shutdown: CancellationToken) {
         loop {
-            match metrics::backlog(&self.pool).await {
-                Ok(backlog) => metrics::set_backlog(backlog),
+            match self.backlog().await {
+                Ok(backlog) => metrics::set_backlog(&backlog),
                 Err(error) => {
                     tracing::warn!(error = %error_chain(&error), "could not read the outbox backlog")
                 }
             }
             tokio::select! {
                 () = tokio::time::sleep(metrics::BACKLOG_EVERY) => {}
-                () = shutdown.cancelled() => return RunSummary::default(),
+                () = shutdown.cancelled() => return,
             }
         }
+    }
+
+    async fn backlog(&self) -> Result<outbox::Backlog, RelayError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(outbox::backlog(&mut conn).await?)
     }
 
     async fn purge(&self, retention: Duration) -> Result<u64, RelayError> {
@@ -278,14 +285,22 @@ impl Relay {
     }
 }
 
+/// The rows of `batch` whose ids are in `published`.
+fn published_rows<'a>(
+    batch: &'a [outbox::PendingEvent],
+    published: &[i64],
+) -> Vec<&'a outbox::PendingEvent> {
+    let published: std::collections::HashSet<i64> = published.iter().copied().collect();
+    batch.iter().filter(|e| published.contains(&e.id)).collect()
+}
+
 /// One debug line per published event, carrying its order's `trace_id` (the relay's part of the
 /// order's trace).
-fn log_published(batch: &[outbox::PendingEvent], published: &[i64]) {
+fn log_published(published: &[&outbox::PendingEvent]) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
-    let published: std::collections::HashSet<i64> = published.iter().copied().collect();
-    for event in batch.iter().filter(|e| published.contains(&e.id)) {
+    for event in published {
         tracing::debug!(
             event.id = %event.event_id,
             event.r#type = %event.event_type,

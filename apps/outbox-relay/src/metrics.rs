@@ -6,13 +6,10 @@
 //! numbers). The lag is measured on the relay's clock against the row's `created_at` (the
 //! database's clock at insert; the same machine locally, NTP-synchronised hosts in AWS).
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use outbox::PendingEvent;
-use sqlx::PgPool;
-
-use crate::publish::PublishOutcome;
 
 /// Counter `chargeflow_relay_published_total`: outbox rows published (accepted by every queue
 /// they are routed to, and marked).
@@ -31,15 +28,6 @@ pub const OUTBOX_OLDEST_UNPUBLISHED: &str = "chargeflow_outbox_oldest_unpublishe
 
 /// How often each relay reads the backlog.
 pub const BACKLOG_EVERY: Duration = Duration::from_secs(5);
-
-/// The outbox's unpublished rows.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backlog {
-    /// How many rows are unpublished.
-    pub rows: i64,
-    /// Age of the oldest unpublished row, in seconds (0 when there is none).
-    pub oldest_age_s: f64,
-}
 
 /// Describes the series (their `# HELP` lines); harmless before a recorder is installed.
 pub fn describe() {
@@ -64,40 +52,19 @@ pub fn describe() {
     );
 }
 
-/// Counts one committed pass: the published rows with their lag up to `accepted_at`, and the
-/// failed ones.
-pub(crate) fn record_pass(
-    batch: &[PendingEvent],
-    outcome: &PublishOutcome,
-    accepted_at: DateTime<Utc>,
-) {
-    let published: HashSet<i64> = outcome.published.iter().copied().collect();
+/// Counts one committed pass: the `published` rows with their lag up to `accepted_at`, and
+/// `failed` failed rows.
+pub(crate) fn record_pass(published: &[&PendingEvent], failed: usize, accepted_at: DateTime<Utc>) {
     let lag = ::metrics::histogram!(PUBLISH_LAG);
-    for row in batch.iter().filter(|row| published.contains(&row.id)) {
+    for row in published {
         lag.record((accepted_at - row.created_at).to_std().unwrap_or_default());
     }
     ::metrics::counter!(PUBLISHED_TOTAL).increment(published.len() as u64);
-    let failed: usize = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
     ::metrics::counter!(PUBLISH_ERRORS_TOTAL).increment(failed as u64);
 }
 
-/// Reads the backlog with one query.
-///
-/// # Errors
-/// When the database fails.
-pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
-    let (rows, oldest_age_s): (i64, f64) = sqlx::query_as(
-        "SELECT count(*),
-                coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8
-         FROM outbox WHERE published_at IS NULL",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(Backlog { rows, oldest_age_s })
-}
-
 /// Sets the backlog gauges.
-pub(crate) fn set_backlog(backlog: Backlog) {
-    ::metrics::gauge!(OUTBOX_BACKLOG).set(backlog.rows as f64);
+pub(crate) fn set_backlog(backlog: &outbox::Backlog) {
+    ::metrics::gauge!(OUTBOX_BACKLOG).set(backlog.pending as f64);
     ::metrics::gauge!(OUTBOX_OLDEST_UNPUBLISHED).set(backlog.oldest_age_s.max(0.0));
 }

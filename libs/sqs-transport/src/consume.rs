@@ -26,10 +26,26 @@ pub struct ReceivedMessage {
     pub receive_count: u32,
     /// The FIFO message group, if any.
     pub group_id: Option<String>,
+    /// When it was sent to this queue, in milliseconds since the Unix epoch ([`receive_inspect`]
+    /// only).
+    pub sent_at_ms: Option<i64>,
+    /// Its string message attributes by name (`event_type`, `parked_reason`, …), sorted
+    /// ([`receive_inspect`] only).
+    pub attributes: Vec<(String, String)>,
+}
+
+impl ReceivedMessage {
+    /// The string message attribute `name`, if the message has it.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Receives up to `max` (1–10) messages, waiting up to `wait_s` seconds for the first one, and
-/// makes them invisible for `visibility_s` seconds.
+/// makes them invisible for `visibility_s` seconds. Reads only the receive count and the group.
 ///
 /// # Errors
 /// [`TransportError::Call`] when the call fails.
@@ -40,67 +56,18 @@ pub async fn receive(
     wait_s: i32,
     visibility_s: i32,
 ) -> Result<Vec<ReceivedMessage>, TransportError> {
-    let out = client
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(max.clamp(1, 10))
-        .wait_time_seconds(wait_s)
-        .visibility_timeout(visibility_s)
-        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
-        .send()
-        .await
-        .map_err(|e| TransportError::call("ReceiveMessage", e))?;
-    Ok(out
-        .messages
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(received)
-        .collect())
-}
-
-fn received(message: Message) -> Option<ReceivedMessage> {
-    let attribute = |name| message.attributes.as_ref()?.get(&name).cloned();
-    let receive_count = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(1);
-    let group_id = attribute(MessageSystemAttributeName::MessageGroupId);
-    Some(ReceivedMessage {
-        message_id: message.message_id?,
-        receipt_handle: message.receipt_handle?,
-        body: message.body.unwrap_or_default(),
-        receive_count,
-        group_id,
-    })
-}
-
-/// A message read for inspection (by an operator tool), with its attributes.
-#[derive(Debug, Clone)]
-pub struct InspectedMessage {
-    /// SQS's id of the message in this queue.
-    pub message_id: String,
-    /// The handle of this receive, needed to delete it or change its visibility.
-    pub receipt_handle: String,
-    /// The body as sent.
-    pub body: String,
-    /// How many times it has been received from this queue, this time included.
-    pub receive_count: u32,
-    /// The FIFO message group, if any.
-    pub group_id: Option<String>,
-    /// When it was sent to this queue, in milliseconds since the Unix epoch.
-    pub sent_at_ms: Option<i64>,
-    /// Its string message attributes, by name (`event_type`, `parked_reason`, …), sorted.
-    pub attributes: Vec<(String, String)>,
-}
-
-impl InspectedMessage {
-    /// The string message attribute `name`, if the message has it.
-    pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
+    let attributes = [
+        MessageSystemAttributeName::ApproximateReceiveCount,
+        MessageSystemAttributeName::MessageGroupId,
+    ];
+    receive_with(
+        client,
+        queue_url,
+        (max, wait_s, visibility_s),
+        &attributes,
+        false,
+    )
+    .await
 }
 
 /// Like [`receive`], but with every system and message attribute, for tools that show or move
@@ -114,15 +81,36 @@ pub async fn receive_inspect(
     max: i32,
     wait_s: i32,
     visibility_s: i32,
-) -> Result<Vec<InspectedMessage>, TransportError> {
-    let out = client
+) -> Result<Vec<ReceivedMessage>, TransportError> {
+    let attributes = [MessageSystemAttributeName::All];
+    receive_with(
+        client,
+        queue_url,
+        (max, wait_s, visibility_s),
+        &attributes,
+        true,
+    )
+    .await
+}
+
+async fn receive_with(
+    client: &Client,
+    queue_url: &str,
+    (max, wait_s, visibility_s): (i32, i32, i32),
+    system_attributes: &[MessageSystemAttributeName],
+    message_attributes: bool,
+) -> Result<Vec<ReceivedMessage>, TransportError> {
+    let mut request = client
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(max.clamp(1, 10))
         .wait_time_seconds(wait_s)
         .visibility_timeout(visibility_s)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .message_attribute_names("All")
+        .set_message_system_attribute_names(Some(system_attributes.to_vec()));
+    if message_attributes {
+        request = request.message_attribute_names("All");
+    }
+    let out = request
         .send()
         .await
         .map_err(|e| TransportError::call("ReceiveMessage", e))?;
@@ -130,11 +118,11 @@ pub async fn receive_inspect(
         .messages
         .unwrap_or_default()
         .into_iter()
-        .filter_map(inspected)
+        .filter_map(received)
         .collect())
 }
 
-fn inspected(message: Message) -> Option<InspectedMessage> {
+fn received(message: Message) -> Option<ReceivedMessage> {
     let system = |name| message.attributes.as_ref()?.get(&name).cloned();
     let receive_count = system(MessageSystemAttributeName::ApproximateReceiveCount)
         .and_then(|count| count.parse().ok())
@@ -148,7 +136,7 @@ fn inspected(message: Message) -> Option<InspectedMessage> {
         .filter_map(|(name, value)| Some((name, value.string_value?)))
         .collect();
     attributes.sort();
-    Some(InspectedMessage {
+    Some(ReceivedMessage {
         message_id: message.message_id?,
         receipt_handle: message.receipt_handle?,
         body: message.body.unwrap_or_default(),
@@ -220,6 +208,25 @@ pub async fn change_visibility(
         .await
         .map_err(|e| TransportError::call("ChangeMessageVisibility", e))?;
     Ok(())
+}
+
+/// Messages waiting (visible) in the queue at `queue_url`: SQS's `ApproximateNumberOfMessages`.
+///
+/// # Errors
+/// [`TransportError::Call`] when the call fails.
+pub async fn approximate_depth(client: &Client, queue_url: &str) -> Result<u64, TransportError> {
+    let attribute = QueueAttributeName::ApproximateNumberOfMessages;
+    let out = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(attribute.clone())
+        .send()
+        .await
+        .map_err(|e| TransportError::call("GetQueueAttributes", e))?;
+    Ok(out
+        .attributes
+        .and_then(|a| a.get(&attribute)?.parse().ok())
+        .unwrap_or(0))
 }
 
 /// The URL of the dead-letter queue named in `queue_url`'s redrive policy, if it has one.

@@ -392,7 +392,7 @@ pub fn batch_item_failures(answer: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Deletes the records of `event` that `answer` did not list as failures, as Lambda's SQS event
+/// Deletes the records of `event` not listed in `failed`, as Lambda's SQS event
 /// source does after a partial batch response; the listed ones stay for their redelivery.
 /// LocalStack 4.13.1 needs it too: on a FIFO queue it does not hand out a record whose
 /// visibility was shortened while a message sent before it (any group) is still in flight.
@@ -403,9 +403,8 @@ pub async fn delete_succeeded(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
     event: &Value,
-    answer: &Value,
+    failed: &[String],
 ) -> TestResult<()> {
-    let failed = batch_item_failures(answer);
     for record in event["Records"].as_array().into_iter().flatten() {
         let id = record["messageId"].as_str().unwrap_or_default();
         if failed.iter().any(|f| f == id) {
@@ -432,4 +431,99 @@ pub async fn assert_parked_alone(client: &aws_sdk_sqs::Client, dlq_url: &str, bo
         .expect("read the dead-letter queue");
     assert_eq!(parked.len(), 1, "one parked message");
     assert_eq!(parked[0].body.as_deref(), Some(body));
+}
+
+/// A worker's real binary running under its own [`FakeRuntimeApi`]: each [`Function::invoke`]
+/// hands the same (warm after the first) process one more event.
+pub struct Function {
+    runtime: FakeRuntimeApi,
+    process: FunctionProcess,
+}
+
+impl Function {
+    /// Starts `binary` (see [`function_binary`]) with `env` on top of the Lambda environment.
+    ///
+    /// # Errors
+    /// When the runtime cannot listen or the process cannot start.
+    pub async fn start(
+        binary: &std::path::Path,
+        env: &[(&'static str, String)],
+    ) -> TestResult<Self> {
+        let runtime = FakeRuntimeApi::start(Vec::new()).await?;
+        let process = runtime.spawn_function(binary, env)?;
+        Ok(Function { runtime, process })
+    }
+
+    /// Invokes the function with `event` (an SQS event) and returns the message ids its partial
+    /// batch response lists for retry.
+    ///
+    /// # Panics
+    /// When no answer comes within 60 s or the answer is not a batch response.
+    pub async fn invoke(&self, event: Value) -> Vec<String> {
+        let n = self.runtime.answers().len() + 1;
+        self.runtime.push(event);
+        let answers = self
+            .runtime
+            .wait_answers(n, Duration::from_secs(60))
+            .await
+            .expect("the function answered");
+        let (kind, answer) = &answers[n - 1];
+        assert_eq!(kind, "response", "{answer}");
+        batch_item_failures(answer)
+    }
+
+    /// Kills the function's process.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
+
+/// The batch every worker's Lambda test sends: `good`, `duplicate` (its inbox row for
+/// `consumer` written first, as if handled before), an undecodable body (`{not json`) and
+/// `transient`, each in its own message group, received back from `consumer`'s queue as a
+/// Lambda SQS event.
+pub struct Batch {
+    /// The SQS event.
+    pub event: Value,
+    /// The record of `transient`.
+    pub transient: Value,
+}
+
+impl Batch {
+    /// Writes the inbox row, sends the four bodies and receives them as one event.
+    ///
+    /// # Errors
+    /// When the database or SQS fails, or the four do not come back.
+    pub async fn send(
+        pool: &sqlx::PgPool,
+        client: &aws_sdk_sqs::Client,
+        queues: &crate::Queues,
+        consumer: &str,
+        [good, duplicate, transient]: [&domain::EventEnvelope; 3],
+    ) -> TestResult<Self> {
+        sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)")
+            .bind(consumer)
+            .bind(duplicate.event_id)
+            .execute(pool)
+            .await?;
+        let bodies = [
+            serde_json::to_string(good)?,
+            serde_json::to_string(duplicate)?,
+            "{not json".to_owned(),
+            serde_json::to_string(transient)?,
+        ];
+        let url = queues.url(consumer);
+        crate::orders::send_bodies(client, url, &bodies).await?;
+        let event = sqs_event_from_queue(client, url, 4, &format!("{consumer}.fifo")).await?;
+        let transient = record_containing(&event, &transient.event_id.to_string()).clone();
+        Ok(Batch { event, transient })
+    }
+
+    /// The message id of the transient record.
+    pub fn transient_id(&self) -> String {
+        self.transient["messageId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
 }

@@ -14,6 +14,16 @@ use crate::TestResult;
 /// When a statement fails (the schema's demo catalogue must be loaded).
 pub async fn insert_order(pool: &PgPool) -> TestResult<EventEnvelope> {
     let order_id = Uuid::now_v7();
+    write_order(pool, order_id).await?;
+    order_placed(order_id)
+}
+
+/// Writes order `order_id` as [`insert_order`] does (for tests whose event exists before its
+/// order).
+///
+/// # Errors
+/// When a statement fails (the schema's demo catalogue must be loaded).
+pub async fn write_order(pool: &PgPool, order_id: Uuid) -> TestResult<()> {
     let customer_id = Uuid::new_v4();
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO customers (id, email, name) VALUES ($1, $2, 'Ada Lovelace')")
@@ -40,7 +50,15 @@ pub async fn insert_order(pool: &PgPool) -> TestResult<EventEnvelope> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    // The workers read the order from the database; the payload is what checkout sends.
+    Ok(())
+}
+
+/// An `order.placed` envelope for `order_id`, whether or not the order exists. The workers read
+/// the order from the database; the payload is what checkout sends.
+///
+/// # Errors
+/// Only if the payload cannot be encoded.
+pub fn order_placed(order_id: Uuid) -> TestResult<EventEnvelope> {
     let payload = serde_json::json!({
         "customer_name": "Ada Lovelace",
         "customer_email": "ada@example.com",

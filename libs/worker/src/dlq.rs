@@ -1,7 +1,7 @@
 //! Parking a message: a copy, unchanged, in the queue's dead-letter queue with why and from where,
-//! shared by the poller and the Lambda adapter; and how many messages wait there.
+//! shared by the poller and the Lambda adapter.
 
-use aws_sdk_sqs::{Client, error::DisplayErrorContext, types::QueueAttributeName};
+use aws_sdk_sqs::Client;
 use sqs_transport::{OutgoingMessage, TransportError, consume};
 
 /// The message being parked.
@@ -41,25 +41,6 @@ pub(crate) async fn park(
         "message parked in the dead-letter queue"
     );
     Ok(())
-}
-
-/// Messages waiting in the dead-letter queue at `dlq_url` (SQS's `ApproximateNumberOfMessages`).
-pub(crate) async fn depth(client: &Client, dlq_url: &str) -> Result<u64, TransportError> {
-    let attribute = QueueAttributeName::ApproximateNumberOfMessages;
-    let out = client
-        .get_queue_attributes()
-        .queue_url(dlq_url)
-        .attribute_names(attribute.clone())
-        .send()
-        .await
-        .map_err(|e| TransportError::Call {
-            operation: "GetQueueAttributes",
-            message: DisplayErrorContext(e).to_string(),
-        })?;
-    Ok(out
-        .attributes
-        .and_then(|a| a.get(&attribute)?.parse().ok())
-        .unwrap_or(0))
 }
 
 pub(crate) fn truncate(text: &str, max: usize) -> String {

@@ -29,13 +29,11 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use settings::{Settings, WorkerSettings};
 use sqlx::PgPool;
-use sqs_transport::consume;
 use tracing::Instrument;
 
 use crate::{
-    Disposition, Handler, WorkerError,
-    dlq::{self, Parked},
-    error_chain, process,
+    Disposition, Handler, WorkerError, process,
+    queue::{Delivery, WorkQueue},
 };
 
 /// Time kept free before the invocation's deadline to set retry delays and answer.
@@ -50,11 +48,7 @@ pub fn in_lambda() -> bool {
 pub struct LambdaAdapter<H> {
     handler: H,
     pool: PgPool,
-    client: Client,
-    queue_url: String,
-    dlq_url: Option<String>,
-    timeout: Duration,
-    settings: WorkerSettings,
+    queue: WorkQueue,
 }
 
 impl<H: Handler> LambdaAdapter<H> {
@@ -67,8 +61,12 @@ impl<H: Handler> LambdaAdapter<H> {
         pool: PgPool,
         handler: H,
     ) -> Result<Self, WorkerError> {
-        let (client, queue_url) = crate::consumer_queue(settings, handler.consumer()).await?;
-        Self::new(handler, pool, client, queue_url, settings.worker.clone()).await
+        let queue = WorkQueue::open(settings, handler.consumer()).await?;
+        Ok(LambdaAdapter {
+            handler,
+            pool,
+            queue,
+        })
     }
 
     /// An adapter over the given pool, client and queue, with the handler timeout and retry
@@ -83,17 +81,16 @@ impl<H: Handler> LambdaAdapter<H> {
         queue_url: String,
         settings: WorkerSettings,
     ) -> Result<Self, WorkerError> {
-        let dlq_url = consume::dead_letter_queue_url(&client, &queue_url).await?;
-        crate::metrics::describe();
+        let queue = WorkQueue::on(client, queue_url, settings).await?;
         Ok(LambdaAdapter {
             handler,
             pool,
-            client,
-            queue_url,
-            dlq_url,
-            timeout: Duration::from_secs(settings.handler_timeout_s),
-            settings,
+            queue,
         })
+    }
+
+    fn handler_timeout(&self) -> Duration {
+        Duration::from_secs(self.queue.settings.handler_timeout_s)
     }
 
     /// Handles one batch with no deadline and says which records to retry.
@@ -114,8 +111,8 @@ impl<H: Handler> LambdaAdapter<H> {
             let message_id = record.message_id.clone().unwrap_or_default();
             let group = record.attributes.get("MessageGroupId").cloned();
             let blocked = group.as_ref().is_some_and(|g| failed_groups.contains(g));
-            let late =
-                deadline.is_some_and(|d| Instant::now() + self.timeout + DEADLINE_MARGIN > d);
+            let late = deadline
+                .is_some_and(|d| Instant::now() + self.handler_timeout() + DEADLINE_MARGIN > d);
             let span =
                 tracing::info_span!("sqs.record", message.id = %message_id, message.group = ?group);
             let succeeded = if blocked {
@@ -131,7 +128,9 @@ impl<H: Handler> LambdaAdapter<H> {
                 if let Some(group) = group {
                     failed_groups.insert(group);
                 }
-                self.retry_later(&record).await;
+                if let Some(delivery) = delivery(&record) {
+                    self.queue.retry_later(&delivery).await;
+                }
                 response.add_failure(message_id);
             }
         }
@@ -141,60 +140,31 @@ impl<H: Handler> LambdaAdapter<H> {
     /// Runs one record; true when it may be deleted.
     async fn handle_record(&self, record: &SqsMessage) -> bool {
         let body = record.body.as_deref().unwrap_or_default();
-        match process(&self.handler, &self.pool, body, self.timeout).await {
+        match process(&self.handler, &self.pool, body, self.handler_timeout()).await {
             Disposition::Done | Disposition::Duplicate => true,
             Disposition::Retry { .. } => false,
-            Disposition::Park { reason } => self.park(record, body, &reason).await,
+            Disposition::Park { reason } => match delivery(record) {
+                Some(delivery) => self.queue.park(&delivery, &reason).await,
+                None => false,
+            },
         }
     }
+}
 
-    /// Sets when a listed record comes back; without it, it would wait out the queue's whole
-    /// visibility timeout (six times the function's timeout).
-    async fn retry_later(&self, record: &SqsMessage) {
-        let Some(receipt_handle) = record.receipt_handle.as_deref() else {
-            return;
-        };
-        let receives = record
+/// The queue's view of a Lambda record (`None` without a receipt handle: nothing can be done
+/// to it but listing it).
+fn delivery(record: &SqsMessage) -> Option<Delivery<'_>> {
+    Some(Delivery {
+        message_id: record.message_id.as_deref().unwrap_or_default(),
+        receipt_handle: record.receipt_handle.as_deref()?,
+        group_id: record.attributes.get("MessageGroupId").map(String::as_str),
+        receive_count: record
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
-        let delay = crate::poller::retry_delay(&self.settings, receives);
-        match consume::change_visibility(&self.client, &self.queue_url, receipt_handle, delay).await
-        {
-            Ok(()) => tracing::info!(
-                receive_count = receives,
-                delay_s = delay,
-                "record will be redelivered"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "could not set the redelivery delay; the visibility timeout applies")
-            }
-        }
-    }
-
-    async fn park(&self, record: &SqsMessage, body: &str, reason: &str) -> bool {
-        let Some(dlq_url) = &self.dlq_url else {
-            tracing::error!(
-                "the queue has no dead-letter queue: leaving the poison record to expire"
-            );
-            return false;
-        };
-        let parked = Parked {
-            message_id: record.message_id.as_deref().unwrap_or_default(),
-            group_id: record.attributes.get("MessageGroupId").map(String::as_str),
-            body,
-            reason,
-            from: &self.queue_url,
-        };
-        match dlq::park(&self.client, dlq_url, &parked).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %error_chain(&e), "could not park a record; it will come back");
-                false
-            }
-        }
-    }
+            .unwrap_or(1),
+        body: record.body.as_deref().unwrap_or_default(),
+    })
 }
 
 /// Serves Lambda invocations with `handler` until the runtime stops the process.

@@ -8,6 +8,7 @@ pub mod orders;
 pub mod payments;
 mod poller;
 mod process;
+mod queue;
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -124,18 +125,4 @@ pub async fn serve<H: Handler>(
     let poller = Poller::connect_on(settings, pool, handler).await?;
     Box::pin(poller.run(shutdown)).await;
     Ok(())
-}
-
-/// The SQS client and the URL of `consumer`'s queue.
-async fn consumer_queue(
-    settings: &settings::Settings,
-    consumer: Consumer,
-) -> Result<(aws_sdk_sqs::Client, String), WorkerError> {
-    let timeout = std::time::Duration::from_millis(settings.worker.sqs_timeout_ms);
-    let client = sqs_transport::connect(&settings.sqs, timeout).await;
-    let name = settings.sqs.queue_name(consumer.name());
-    let url = sqs_transport::QueueDirectory::new(client.clone())
-        .url(&name)
-        .await?;
-    Ok((client, url))
 }

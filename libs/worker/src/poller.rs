@@ -21,9 +21,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Disposition, Handler, WorkerError,
-    dlq::{self, Parked},
-    error_chain, metrics, process,
+    Disposition, Handler, WorkerError, error_chain, process,
+    queue::{Delivery, WorkQueue},
 };
 
 /// How long the deleter waits for more finished messages before sending a partial batch.
@@ -41,10 +40,7 @@ pub struct Poller<H> {
 struct Shared<H> {
     handler: H,
     pool: PgPool,
-    client: Client,
-    queue_url: String,
-    dlq_url: Option<String>,
-    settings: WorkerSettings,
+    queue: WorkQueue,
 }
 
 impl<H: Handler> Poller<H> {
@@ -67,8 +63,8 @@ impl<H: Handler> Poller<H> {
         pool: PgPool,
         handler: H,
     ) -> Result<Self, WorkerError> {
-        let (client, queue_url) = crate::consumer_queue(settings, handler.consumer()).await?;
-        Self::new(handler, pool, client, queue_url, settings.worker.clone()).await
+        let queue = WorkQueue::open(settings, handler.consumer()).await?;
+        Ok(Self::with_queue(handler, pool, queue))
     }
 
     /// A poller over the given pool, client and queue; looks up the queue's DLQ.
@@ -82,34 +78,27 @@ impl<H: Handler> Poller<H> {
         queue_url: String,
         settings: WorkerSettings,
     ) -> Result<Self, WorkerError> {
-        let dlq_url = consume::dead_letter_queue_url(&client, &queue_url).await?;
-        if dlq_url.is_none() {
-            tracing::warn!(
-                queue_url,
-                "the queue has no dead-letter queue: poison messages will be retried until they expire"
-            );
+        let queue = WorkQueue::on(client, queue_url, settings).await?;
+        Ok(Self::with_queue(handler, pool, queue))
+    }
+
+    fn with_queue(handler: H, pool: PgPool, queue: WorkQueue) -> Self {
+        Poller {
+            shared: Arc::new(Shared {
+                handler,
+                pool,
+                queue,
+            }),
         }
-        metrics::describe();
-        let shared = Shared {
-            handler,
-            pool,
-            client,
-            queue_url,
-            dlq_url,
-            settings,
-        };
-        Ok(Poller {
-            shared: Arc::new(shared),
-        })
     }
 
     /// Receives and handles messages until `cancel` fires, then lets in-flight messages finish.
     pub async fn run(self, cancel: CancellationToken) {
         let shared = self.shared;
         let consumer = shared.handler.consumer();
-        tracing::info!(%consumer, queue_url = shared.queue_url, in_flight = shared.settings.in_flight, "worker started");
-        let slots = Arc::new(Semaphore::new(shared.settings.in_flight));
-        let (finished_tx, finished_rx) = mpsc::channel(shared.settings.in_flight * 2 + 10);
+        tracing::info!(%consumer, queue_url = shared.queue.url, in_flight = shared.queue.settings.in_flight, "worker started");
+        let slots = Arc::new(Semaphore::new(shared.queue.settings.in_flight));
+        let (finished_tx, finished_rx) = mpsc::channel(shared.queue.settings.in_flight * 2 + 10);
         let deleter = tokio::spawn(delete_finished(Arc::clone(&shared), finished_rx));
         let depth_watch = tokio::spawn(watch_dlq_depth(Arc::clone(&shared), cancel.clone()));
         let mut tasks = JoinSet::new();
@@ -166,10 +155,10 @@ async fn next_batch<H: Handler>(
 }
 
 async fn receive<H: Handler>(shared: &Shared<H>, want: usize) -> Option<Vec<ReceivedMessage>> {
-    let settings = &shared.settings;
+    let settings = &shared.queue.settings;
     let result = consume::receive(
-        &shared.client,
-        &shared.queue_url,
+        &shared.queue.client,
+        &shared.queue.url,
         want as i32,
         settings.wait_time_s,
         settings.visibility_timeout_s,
@@ -191,17 +180,20 @@ async fn handle_one<H: Handler>(
         Arc::clone(&shared),
         message.receipt_handle.clone(),
     ));
-    let timeout = Duration::from_secs(shared.settings.handler_timeout_s);
+    let timeout = Duration::from_secs(shared.queue.settings.handler_timeout_s);
     let disposition = process(&shared.handler, &shared.pool, &message.body, timeout).await;
     keep_hidden.abort();
     match disposition {
         Disposition::Done | Disposition::Duplicate => {
             let _ = finished.send(message.receipt_handle).await;
         }
-        Disposition::Retry { .. } => retry_later(&shared, &message).await,
+        Disposition::Retry { .. } => shared.queue.retry_later(&delivery(&message)).await,
         Disposition::Park { reason } => {
-            if park(&shared, &message, &reason).await {
+            if shared.queue.park(&delivery(&message), &reason).await {
+                shared.queue.refresh_dlq_depth().await;
                 let _ = finished.send(message.receipt_handle).await;
+            } else {
+                shared.queue.retry_later(&delivery(&message)).await;
             }
         }
     }
@@ -209,93 +201,37 @@ async fn handle_one<H: Handler>(
 
 /// Renews the message's visibility every third of the timeout while its handler works.
 async fn keep_invisible<H: Handler>(shared: Arc<Shared<H>>, receipt_handle: String) {
-    let timeout = shared.settings.visibility_timeout_s;
+    let queue = &shared.queue;
+    let timeout = queue.settings.visibility_timeout_s;
     let every = Duration::from_millis(timeout as u64 * 1000 / 3);
     loop {
         tokio::time::sleep(every).await;
         let renewed =
-            consume::change_visibility(&shared.client, &shared.queue_url, &receipt_handle, timeout)
-                .await;
+            consume::change_visibility(&queue.client, &queue.url, &receipt_handle, timeout).await;
         if let Err(e) = renewed {
             tracing::warn!(error = %error_chain(&e), "could not extend a message's visibility");
         }
     }
 }
 
-/// The redelivery delay after the `receive_count`-th receive failed: `base × 4^(n−1)`, capped.
-pub(crate) fn retry_delay(settings: &WorkerSettings, receive_count: u32) -> i32 {
-    let exponent = receive_count.saturating_sub(1).min(15);
-    let delay = i64::from(settings.retry_base_s) * 4_i64.pow(exponent);
-    delay.min(i64::from(settings.retry_max_s)) as i32
-}
-
-async fn retry_later<H: Handler>(shared: &Shared<H>, message: &ReceivedMessage) {
-    let delay = retry_delay(&shared.settings, message.receive_count);
-    let changed = consume::change_visibility(
-        &shared.client,
-        &shared.queue_url,
-        &message.receipt_handle,
-        delay,
-    )
-    .await;
-    match changed {
-        Ok(()) => tracing::info!(
-            message.id = message.message_id,
-            receive_count = message.receive_count,
-            delay_s = delay,
-            "message will be redelivered"
-        ),
-        Err(e) => {
-            tracing::warn!(error = %error_chain(&e), "could not set the redelivery delay; the visibility timeout applies")
-        }
-    }
-}
-
-/// Copies the message to the dead-letter queue with the reason; true when it is safe to delete.
-async fn park<H: Handler>(shared: &Shared<H>, message: &ReceivedMessage, reason: &str) -> bool {
-    let Some(dlq_url) = &shared.dlq_url else {
-        retry_later(shared, message).await;
-        return false;
-    };
-    let parked = Parked {
+/// The queue's view of a received message.
+fn delivery(message: &ReceivedMessage) -> Delivery<'_> {
+    Delivery {
         message_id: &message.message_id,
+        receipt_handle: &message.receipt_handle,
         group_id: message.group_id.as_deref(),
+        receive_count: message.receive_count,
         body: &message.body,
-        reason,
-        from: &shared.queue_url,
-    };
-    match dlq::park(&shared.client, dlq_url, &parked).await {
-        Ok(()) => {
-            refresh_dlq_depth(shared).await;
-            true
-        }
-        Err(e) => {
-            tracing::error!(error = %error_chain(&e), "could not park a message; it will come back");
-            retry_later(shared, message).await;
-            false
-        }
     }
 }
 
 /// Reads the dead-letter queue's depth now and every [`DLQ_DEPTH_EVERY`] until cancelled.
 async fn watch_dlq_depth<H: Handler>(shared: Arc<Shared<H>>, cancel: CancellationToken) {
     loop {
-        refresh_dlq_depth(&shared).await;
+        shared.queue.refresh_dlq_depth().await;
         tokio::select! {
             () = tokio::time::sleep(DLQ_DEPTH_EVERY) => {}
             () = cancel.cancelled() => return,
-        }
-    }
-}
-
-async fn refresh_dlq_depth<H: Handler>(shared: &Shared<H>) {
-    let Some(dlq_url) = &shared.dlq_url else {
-        return;
-    };
-    match dlq::depth(&shared.client, dlq_url).await {
-        Ok(depth) => metrics::set_dlq_depth(dlq_url, depth),
-        Err(e) => {
-            tracing::warn!(error = %error_chain(&e), "could not read the dead-letter queue's depth")
         }
     }
 }
@@ -317,7 +253,7 @@ async fn delete_finished<H: Handler>(shared: Arc<Shared<H>>, mut finished: mpsc:
 }
 
 async fn delete<H: Handler>(shared: &Shared<H>, receipt_handles: &[String]) {
-    match consume::delete_batch(&shared.client, &shared.queue_url, receipt_handles).await {
+    match consume::delete_batch(&shared.queue.client, &shared.queue.url, receipt_handles).await {
         Ok(outcome) if outcome.failed.is_empty() => {}
         Ok(outcome) => {
             tracing::warn!(failed = ?outcome.failed, "some deletes failed; those messages come back and are deduplicated by the inbox")
@@ -325,23 +261,5 @@ async fn delete<H: Handler>(shared: &Shared<H>, receipt_handles: &[String]) {
         Err(e) => {
             tracing::warn!(error = %error_chain(&e), "delete failed; the messages come back and are deduplicated by the inbox")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_redelivery_delay_grows_fourfold_per_receive_up_to_the_cap() {
-        let settings = WorkerSettings {
-            retry_base_s: 2,
-            retry_max_s: 300,
-            ..WorkerSettings::default()
-        };
-        let delays: Vec<i32> = (1..=6).map(|n| retry_delay(&settings, n)).collect();
-        assert_eq!(delays, [2, 8, 32, 128, 300, 300]);
-        assert_eq!(retry_delay(&settings, 0), 2);
-        assert_eq!(retry_delay(&settings, u32::MAX), 300);
     }
 }

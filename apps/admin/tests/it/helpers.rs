@@ -4,7 +4,7 @@
 use std::{process::Output, time::Duration};
 
 use aws_sdk_sqs::Client;
-use domain::{EventEnvelope, EventType};
+use domain::EventEnvelope;
 use invoice_service::InvoiceHandler;
 use sqlx::PgPool;
 use testkit::Queues;
@@ -96,50 +96,15 @@ pub async fn admin(env: &[(&str, String)], args: &[&str]) -> Run {
 
 /// An `order.placed` envelope for `order_id` (whether or not the order exists).
 pub fn order_placed(order_id: Uuid) -> EventEnvelope {
-    let payload = serde_json::json!({
-        "customer_name": "Ada Lovelace",
-        "customer_email": "ada@example.com",
-        "shipping_address": {"line1": "12 Analytical Row", "city": "London", "postal_code": "N1 7AA", "country": "GB"},
-        "lines": [],
-        "currency": "EUR",
-        "subtotal_minor": 2900,
-        "payment_method": "pm_card_visa"
-    });
-    EventEnvelope::new(EventType::OrderPlaced, order_id, "test", "", &payload).expect("envelope")
+    testkit::orders::order_placed(order_id).expect("envelope")
 }
 
 /// Writes order `order_id`: two units of demo product 1 (`MUG-ENAMEL`, 14.50 EUR) for a new
 /// customer, as checkout would have.
 pub async fn insert_order(pool: &PgPool, order_id: Uuid) {
-    let customer_id = Uuid::new_v4();
-    let mut tx = pool.begin().await.expect("tx");
-    sqlx::query("INSERT INTO customers (id, email, name) VALUES ($1, $2, 'Ada Lovelace')")
-        .bind(customer_id)
-        .bind(format!("{}@example.com", customer_id.simple()))
-        .execute(&mut *tx)
+    testkit::orders::write_order(pool, order_id)
         .await
-        .expect("customer");
-    sqlx::query(
-        "INSERT INTO orders (id, customer_id, owner_session, currency, subtotal_minor, payment_method,
-                             ship_name, ship_line1, ship_city, ship_postal_code, ship_country, correlation_id)
-         SELECT $1, $2, repeat('a', 64), currency, price_minor * 2, 'pm_card_visa',
-                'Ada Lovelace', '12 Analytical Row', 'London', 'N1 7AA', 'GB', 'test'
-         FROM products WHERE id = 1",
-    )
-    .bind(order_id)
-    .bind(customer_id)
-    .execute(&mut *tx)
-    .await
-    .expect("order");
-    sqlx::query(
-        "INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_minor, quantity)
-         SELECT $1, 1, id, sku, name, price_minor, 2 FROM products WHERE id = 1",
-    )
-    .bind(order_id)
-    .execute(&mut *tx)
-    .await
-    .expect("line");
-    tx.commit().await.expect("commit");
+        .expect("order");
 }
 
 /// The invoice worker, polling in this process until cancelled.

@@ -2,11 +2,9 @@
 //! server's `451 4.7.1` for one recipient: the sink greylists a local part starting with
 //! `greylist` the first time it sees the address and accepts it afterwards.
 
-use std::time::Duration;
-
 use testkit::{
     Queues,
-    lambda_api::{self, FakeRuntimeApi},
+    lambda_api::{self, Function},
     smtp::SmtpSink,
 };
 use uuid::Uuid;
@@ -89,53 +87,32 @@ async fn the_email_binary_under_a_lambda_runtime_answers_a_batch_with_the_right_
     .execute(&h.pool)
     .await
     .expect("greylisted customer");
-    sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ('email', $1)")
-        .bind(duplicate.event_id)
-        .execute(&h.pool)
-        .await
-        .expect("already processed");
     let (good_to, duplicate_to, greylisted_to) = (
         h.email_of(good.order_id).await,
         h.email_of(duplicate.order_id).await,
         h.email_of(greylisted.order_id).await,
     );
-    let bodies = [
-        serde_json::to_string(&good).expect("json"),
-        serde_json::to_string(&duplicate).expect("json"),
-        "{not json".to_owned(),
-        serde_json::to_string(&greylisted).expect("json"),
-    ];
-    testkit::orders::send_bodies(&sqs, h.queues.url("email"), &bodies)
-        .await
-        .expect("send");
-    let event = lambda_api::sqs_event_from_queue(&sqs, h.queues.url("email"), 4, "email.fifo")
-        .await
-        .expect("SQS event");
-    let greylisted_record = lambda_api::record_containing(&event, &greylisted.event_id.to_string());
-    let greylisted_message = greylisted_record["messageId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let batch = lambda_api::Batch::send(
+        &h.pool,
+        &sqs,
+        &h.queues,
+        "email",
+        [&good, &duplicate, &greylisted],
+    )
+    .await
+    .expect("batch");
 
-    let runtime = FakeRuntimeApi::start(vec![event.clone()])
-        .await
-        .expect("runtime API");
     let binary = lambda_api::function_binary("email-service", env!("CARGO_BIN_EXE_email-service"));
     let mut env = h.overrides();
     env.push(("RUST_LOG", "warn".into()));
-    let mut function = runtime
-        .spawn_function(&binary, &env)
-        .expect("function process");
-    let answers = runtime
-        .wait_answers(1, Duration::from_secs(60))
+    let mut function = Function::start(&binary, &env)
         .await
-        .expect("answered");
+        .expect("function process");
+    let failures = function.invoke(batch.event.clone()).await;
 
-    let (kind, answer) = &answers[0];
-    assert_eq!(kind, "response", "{answer}");
     assert_eq!(
-        lambda_api::batch_item_failures(answer),
-        [greylisted_message.as_str()],
+        failures,
+        [batch.transient_id()],
         "only the transient failure (451) is retried"
     );
     assert_eq!(h.mails_to(&good_to), 1, "one e-mail for the good record");
@@ -153,18 +130,11 @@ async fn the_email_binary_under_a_lambda_runtime_answers_a_batch_with_the_right_
 
     // The sink has seen the address now and accepts it: Lambda hands the same warm function the
     // retried record alone.
-    runtime.push(lambda_api::redelivery(&[greylisted_record]));
-    let answers = runtime
-        .wait_answers(2, Duration::from_secs(60))
-        .await
-        .expect("answered again");
+    let failures = function
+        .invoke(lambda_api::redelivery(&[&batch.transient]))
+        .await;
     function.stop();
-    let (kind, answer) = &answers[1];
-    assert_eq!(kind, "response", "{answer}");
-    assert!(
-        lambda_api::batch_item_failures(answer).is_empty(),
-        "{answer}"
-    );
+    assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(h.mails_to(&greylisted_to), 1, "one e-mail once accepted");
     assert_eq!(h.mails_to(&good_to), 1);
     assert_eq!(h.mails_to(&duplicate_to), 0);

@@ -1,6 +1,4 @@
-use std::time::Duration;
-
-use testkit::lambda_api::{self, FakeRuntimeApi};
+use testkit::lambda_api::{self, Function};
 use uuid::Uuid;
 
 use crate::helpers::{Harness, harness};
@@ -19,24 +17,15 @@ async fn the_invoice_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
     let good = h.place_order().await;
     let duplicate = h.place_order().await;
     let stuck = h.place_order().await;
-    sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ('invoice', $1)")
-        .bind(duplicate.event_id)
-        .execute(&h.pool)
-        .await
-        .expect("already processed");
-    h.send(&[
-        serde_json::to_string(&good).expect("json"),
-        serde_json::to_string(&duplicate).expect("json"),
-        "{not json".to_owned(),
-        serde_json::to_string(&stuck).expect("json"),
-    ])
-    .await;
-    let event =
-        lambda_api::sqs_event_from_queue(&h.sqs, h.queues.url("invoice"), 4, "invoice.fifo")
-            .await
-            .expect("SQS event");
-    let stuck_record = lambda_api::record_containing(&event, &stuck.event_id.to_string());
-    let stuck_message = stuck_record["messageId"].as_str().expect("id").to_owned();
+    let batch = lambda_api::Batch::send(
+        &h.pool,
+        &h.sqs,
+        &h.queues,
+        "invoice",
+        [&good, &duplicate, &stuck],
+    )
+    .await
+    .expect("batch");
     // A transient failure: the order's row is locked, so the handler times out (2 s), its
     // transaction rolls back and the record is retried.
     let mut blocker = h.pool.begin().await.expect("tx");
@@ -46,28 +35,20 @@ async fn the_invoice_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
         .await
         .expect("lock");
 
-    let runtime = FakeRuntimeApi::start(vec![event.clone()])
-        .await
-        .expect("runtime API");
     let binary =
         lambda_api::function_binary("invoice-service", env!("CARGO_BIN_EXE_invoice-service"));
     let mut env = h.overrides();
     env.push(("APP__WORKER__HANDLER_TIMEOUT_S", "2".into()));
     env.push(("RUST_LOG", "warn".into()));
-    let mut function = runtime
-        .spawn_function(&binary, &env)
-        .expect("function process");
-    let answers = runtime
-        .wait_answers(1, Duration::from_secs(60))
+    let mut function = Function::start(&binary, &env)
         .await
-        .expect("answered");
+        .expect("function process");
+    let failures = function.invoke(batch.event.clone()).await;
     blocker.rollback().await.expect("release");
 
-    let (kind, answer) = &answers[0];
-    assert_eq!(kind, "response", "{answer}");
     assert_eq!(
-        lambda_api::batch_item_failures(answer),
-        [stuck_message.as_str()],
+        failures,
+        [batch.transient_id()],
         "only the transient failure is retried"
     );
     assert_eq!(h.status(good.order_id).await, "invoiced");
@@ -86,26 +67,20 @@ async fn the_invoice_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
     // listed record's visibility to the first retry delay, so it is back on the queue after
     // seconds, not the 300 s it was received with, and Lambda hands it, alone, to the same warm
     // function.
-    lambda_api::delete_succeeded(&h.sqs, h.queues.url("invoice"), &event, answer)
+    lambda_api::delete_succeeded(&h.sqs, h.queues.url("invoice"), &batch.event, &failures)
         .await
         .expect("delete the handled records");
     let again =
         lambda_api::sqs_event_from_queue(&h.sqs, h.queues.url("invoice"), 1, "invoice.fifo")
             .await
             .expect("the retried record is back on the queue");
-    assert_eq!(again["Records"][0]["messageId"], stuck_message.as_str());
-    runtime.push(again);
-    let answers = runtime
-        .wait_answers(2, Duration::from_secs(60))
-        .await
-        .expect("answered again");
-    function.stop();
-    let (kind, answer) = &answers[1];
-    assert_eq!(kind, "response", "{answer}");
-    assert!(
-        lambda_api::batch_item_failures(answer).is_empty(),
-        "{answer}"
+    assert_eq!(
+        again["Records"][0]["messageId"],
+        batch.transient_id().as_str()
     );
+    let failures = function.invoke(again).await;
+    function.stop();
+    assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(h.status(stuck.order_id).await, "invoiced");
     assert_eq!(invoices_of(&h, stuck.order_id).await, 1, "one invoice");
     assert_eq!(invoices_of(&h, good.order_id).await, 1);

@@ -8,11 +8,9 @@
 //! meets a partner answering `429` with a `Retry-After` far beyond the handler timeout but well
 //! within the deadline: the handler is abandoned after 2 s and the record listed for retry.
 
-use std::time::Duration;
-
 use partner_sim::Faults;
 use serde_json::{Value, json};
-use testkit::lambda_api::{self, FakeRuntimeApi};
+use testkit::lambda_api::{self, Function};
 
 use crate::helpers::{Harness, harness_without_worker};
 
@@ -76,44 +74,30 @@ async fn the_shipping_binary_under_a_lambda_runtime_answers_a_batch_with_the_rig
     let good = h.paid_order().await;
     let duplicate = h.paid_order().await;
     let stuck = h.paid_order().await;
-    sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ('shipping', $1)")
-        .bind(duplicate.event_id)
-        .execute(&h.pool)
-        .await
-        .expect("already processed");
-    let bodies = [
-        serde_json::to_string(&good).expect("json"),
-        serde_json::to_string(&duplicate).expect("json"),
-        "{not json".to_owned(),
-        serde_json::to_string(&stuck).expect("json"),
-    ];
-    testkit::orders::send_bodies(&h.sqs, h.queues.url("shipping"), &bodies)
-        .await
-        .expect("send");
-    let received =
-        lambda_api::sqs_event_from_queue(&h.sqs, h.queues.url("shipping"), 4, "shipping.fifo")
-            .await
-            .expect("SQS event");
+    let batch = lambda_api::Batch::send(
+        &h.pool,
+        &h.sqs,
+        &h.queues,
+        "shipping",
+        [&good, &duplicate, &stuck],
+    )
+    .await
+    .expect("batch");
     // Records run one after the other; the stuck one first, so that it makes the first partner
     // request (rate limited) and the good one the second (served). Every record is in a message
     // group of its own, so their order in the batch is free.
-    let stuck_record = lambda_api::record_containing(&received, &stuck.event_id.to_string());
-    let stuck_message = stuck_record["messageId"].as_str().expect("id").to_owned();
-    let mut records = vec![stuck_record.clone()];
+    let mut records = vec![batch.transient.clone()];
     records.extend(
-        received["Records"]
+        batch.event["Records"]
             .as_array()
             .expect("records")
             .iter()
-            .filter(|r| r["messageId"] != stuck_record["messageId"])
+            .filter(|r| r["messageId"] != batch.transient["messageId"])
             .cloned(),
     );
     let event = json!({ "Records": records });
     rate_limit_only_the_first_request(&h.partner).await;
 
-    let runtime = FakeRuntimeApi::start(vec![event])
-        .await
-        .expect("runtime API");
     let binary =
         lambda_api::function_binary("shipping-service", env!("CARGO_BIN_EXE_shipping-service"));
     let mut env = h.overrides();
@@ -124,19 +108,14 @@ async fn the_shipping_binary_under_a_lambda_runtime_answers_a_batch_with_the_rig
         ("APP__SHIPPING__DEADLINE_MS", "600000".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ]);
-    let mut function = runtime
-        .spawn_function(&binary, &env)
-        .expect("function process");
-    let answers = runtime
-        .wait_answers(1, Duration::from_secs(60))
+    let mut function = Function::start(&binary, &env)
         .await
-        .expect("answered");
+        .expect("function process");
+    let failures = function.invoke(event).await;
 
-    let (kind, answer) = &answers[0];
-    assert_eq!(kind, "response", "{answer}");
     assert_eq!(
-        lambda_api::batch_item_failures(answer),
-        [stuck_message.as_str()],
+        failures,
+        [batch.transient_id()],
         "only the transient failure is retried"
     );
     assert_eq!(h.status(good.order_id).await, "shipped");
@@ -165,18 +144,11 @@ async fn the_shipping_binary_under_a_lambda_runtime_answers_a_batch_with_the_rig
 
     // The partner is well again: Lambda hands the same warm function the retried record alone.
     put_faults(&h.partner, &json!({})).await;
-    runtime.push(lambda_api::redelivery(&[stuck_record]));
-    let answers = runtime
-        .wait_answers(2, Duration::from_secs(60))
-        .await
-        .expect("answered again");
+    let failures = function
+        .invoke(lambda_api::redelivery(&[&batch.transient]))
+        .await;
     function.stop();
-    let (kind, answer) = &answers[1];
-    assert_eq!(kind, "response", "{answer}");
-    assert!(
-        lambda_api::batch_item_failures(answer).is_empty(),
-        "{answer}"
-    );
+    assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(h.status(stuck.order_id).await, "shipped");
     assert_eq!(h.partner_shipments(stuck.order_id).await, 1, "one shipment");
     assert_eq!(h.partner_shipments(good.order_id).await, 1);

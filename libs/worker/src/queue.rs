@@ -1,0 +1,146 @@
+//! A worker's queue as both consumers see it — the poller and the Lambda adapter: its client,
+//! URL and dead-letter queue, and what is done to a delivery that was not handled: redelivered
+//! after a delay that grows with its receive count, or parked in the dead-letter queue.
+
+use aws_sdk_sqs::Client;
+use domain::Consumer;
+use settings::{Settings, WorkerSettings};
+use sqs_transport::consume;
+
+use crate::{
+    WorkerError,
+    dlq::{self, Parked},
+    error_chain, metrics,
+};
+
+/// The queue of one consumer, resolved once.
+pub(crate) struct WorkQueue {
+    pub(crate) client: Client,
+    pub(crate) url: String,
+    pub(crate) dlq_url: Option<String>,
+    pub(crate) settings: WorkerSettings,
+}
+
+/// The parts of one delivery the queue acts on (from an SQS receive or a Lambda record).
+pub(crate) struct Delivery<'a> {
+    pub(crate) message_id: &'a str,
+    pub(crate) receipt_handle: &'a str,
+    pub(crate) group_id: Option<&'a str>,
+    pub(crate) receive_count: u32,
+    pub(crate) body: &'a str,
+}
+
+impl WorkQueue {
+    /// Resolves `consumer`'s queue (`<prefix><consumer>.fifo`) and its dead-letter queue.
+    pub(crate) async fn open(settings: &Settings, consumer: Consumer) -> Result<Self, WorkerError> {
+        let timeout = std::time::Duration::from_millis(settings.worker.sqs_timeout_ms);
+        let client = sqs_transport::connect(&settings.sqs, timeout).await;
+        let name = settings.sqs.queue_name(consumer.name());
+        let url = sqs_transport::QueueDirectory::new(client.clone())
+            .url(&name)
+            .await?;
+        Self::on(client, url, settings.worker.clone()).await
+    }
+
+    /// The queue at `url`; looks up its dead-letter queue.
+    pub(crate) async fn on(
+        client: Client,
+        url: String,
+        settings: WorkerSettings,
+    ) -> Result<Self, WorkerError> {
+        let dlq_url = consume::dead_letter_queue_url(&client, &url).await?;
+        if dlq_url.is_none() {
+            tracing::warn!(
+                queue_url = url,
+                "the queue has no dead-letter queue: poison messages will be retried until they expire"
+            );
+        }
+        metrics::describe();
+        Ok(WorkQueue {
+            client,
+            url,
+            dlq_url,
+            settings,
+        })
+    }
+
+    /// Makes the delivery visible again after [`retry_delay`] instead of the queue's whole
+    /// visibility timeout.
+    pub(crate) async fn retry_later(&self, delivery: &Delivery<'_>) {
+        let delay = retry_delay(&self.settings, delivery.receive_count);
+        let changed =
+            consume::change_visibility(&self.client, &self.url, delivery.receipt_handle, delay)
+                .await;
+        match changed {
+            Ok(()) => tracing::info!(
+                message.id = delivery.message_id,
+                receive_count = delivery.receive_count,
+                delay_s = delay,
+                "message will be redelivered"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not set the redelivery delay; the visibility timeout applies")
+            }
+        }
+    }
+
+    /// Copies the delivery to the dead-letter queue with `reason`; true when it may be deleted.
+    /// False when there is no dead-letter queue or the copy failed: the caller retries it later.
+    pub(crate) async fn park(&self, delivery: &Delivery<'_>, reason: &str) -> bool {
+        let Some(dlq_url) = &self.dlq_url else {
+            return false;
+        };
+        let parked = Parked {
+            message_id: delivery.message_id,
+            group_id: delivery.group_id,
+            body: delivery.body,
+            reason,
+            from: &self.url,
+        };
+        match dlq::park(&self.client, dlq_url, &parked).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "could not park a message; it will come back");
+                false
+            }
+        }
+    }
+
+    /// Reads the dead-letter queue's depth into its metric.
+    pub(crate) async fn refresh_dlq_depth(&self) {
+        let Some(dlq_url) = &self.dlq_url else {
+            return;
+        };
+        match consume::approximate_depth(&self.client, dlq_url).await {
+            Ok(depth) => metrics::set_dlq_depth(dlq_url, depth),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not read the dead-letter queue's depth")
+            }
+        }
+    }
+}
+
+/// The redelivery delay after the `receive_count`-th receive failed: `base × 4^(n−1)`, capped.
+pub(crate) fn retry_delay(settings: &WorkerSettings, receive_count: u32) -> i32 {
+    let exponent = receive_count.saturating_sub(1).min(15);
+    let delay = i64::from(settings.retry_base_s) * 4_i64.pow(exponent);
+    delay.min(i64::from(settings.retry_max_s)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redelivery_delay_grows_fourfold_per_receive_up_to_the_cap() {
+        let settings = WorkerSettings {
+            retry_base_s: 2,
+            retry_max_s: 300,
+            ..WorkerSettings::default()
+        };
+        let delays: Vec<i32> = (1..=6).map(|n| retry_delay(&settings, n)).collect();
+        assert_eq!(delays, [2, 8, 32, 128, 300, 300]);
+        assert_eq!(retry_delay(&settings, 0), 2);
+        assert_eq!(retry_delay(&settings, u32::MAX), 300);
+    }
+}
