@@ -82,10 +82,14 @@ function CartLine({ item, currency }: { item: CartItem; currency: string }) {
   const inputId = `qty-${item.product_id}`;
   const errorId = `qty-${item.product_id}-error`;
 
-  // Follow the server's answer when it changes the quantity.
-  useEffect(() => {
+  // Follow the server's answer when it changes the quantity. This is done while rendering, not in
+  // an effect: an effect from the first render may run after the shopper's first keystroke and
+  // put the old quantity back into the field.
+  const [shown, setShown] = useState(item.quantity);
+  if (shown !== item.quantity) {
+    setShown(item.quantity);
     setDraft(String(item.quantity));
-  }, [item.quantity]);
+  }
 
   const commit = async (value: string) => {
     const n = Number(value);
