@@ -66,6 +66,11 @@ What this script changes in localstripe (in memory, at start-up; localstripe its
    takes what is left, one more than what is left gets 400 `amount_too_large`, and one of a fully
    refunded charge gets 400 `charge_already_refunded`. Listing the refunds of a PaymentIntent that
    was never charged gives an empty list (localstripe: HTTP 500).
+9. Lists read one kind of object. localstripe lists by scanning every object in the store, and a
+   Charge (inside every PaymentIntent answer) lists its refunds that way several times: each
+   create or confirm got slower with every payment already made (from ~360 to ~40 payments/s over
+   3,200 payments). Here the store also keeps its objects by kind, and lists read only that kind:
+   same objects, same order.
 
 Not modelled (localstripe's limits): Idempotency-Key (ignored), list filters other than those
 named above (`GET /v1/payment_intents?customer=...` etc. gets 400 "Unexpected ..."), search.
@@ -139,6 +144,49 @@ def disable_persistence():
     """No /tmp/localstripe.pickle: neither written after each request nor read at start."""
     resources.Store.dump_to_disk = lambda self: None
     resources.Store.try_load_from_disk = lambda self: None
+
+
+def index_the_store_by_kind():
+    """Lists read the objects of their kind only, not the whole store (see 9.)."""
+    by_kind = {}  # "payment_intent" -> {"payment_intent:pi_...": obj}, in insertion order
+    store_class = resources.Store
+
+    def kind(key):
+        # Only `kind:id` keys are listed; singletons such as "balance" are stored by kind alone.
+        return key.split(":", 1)[0] if ":" in key else None
+
+    def set_item(self, key, value):
+        dict.__setitem__(self, key, value)
+        if kind(key) is not None:
+            by_kind.setdefault(kind(key), {})[key] = value
+        self.dump_to_disk()
+
+    def del_item(self, key):
+        dict.__delitem__(self, key)
+        if kind(key) is not None:
+            by_kind.get(kind(key), {}).pop(key, None)
+        self.dump_to_disk()
+
+    clear = store_class.clear
+
+    def clear_all(self):
+        by_kind.clear()
+        clear(self)
+
+    def api_list_all(cls, url, limit=None, starting_after=None, **kwargs):
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        listed = resources.List(url, limit=limit, starting_after=starting_after)
+        listed._list = list(by_kind.get(cls.object, {}).values())
+        return listed
+
+    for key, value in resources.store.items():
+        if kind(key) is not None:
+            by_kind.setdefault(kind(key), {})[key] = value
+    store_class.__setitem__ = set_item
+    store_class.__delitem__ = del_item
+    store_class.clear = clear_all
+    resources.StripeObject._api_list_all = classmethod(api_list_all)
 
 
 def register_test_payment_methods():
@@ -372,8 +420,9 @@ def main():
     handler.setFormatter(logging.Formatter("stripe-fake: %(message)s"))
     access.addHandler(handler)
     disable_persistence()
-    register_test_payment_methods()
     keep_test_payment_methods_on_flush()
+    index_the_store_by_kind()
+    register_test_payment_methods()
     decline_cards_when_charged()
     stripe_like_card_errors()
     stripe_shaped_objects()

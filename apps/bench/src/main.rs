@@ -11,6 +11,7 @@ mod pipeline;
 mod relay;
 mod report;
 mod stats;
+mod stripe;
 mod workers;
 
 use clap::{Parser, Subcommand};

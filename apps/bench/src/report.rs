@@ -6,6 +6,9 @@
 //!
 //! In the same run, on a queue set of its own, the relay drains a backlog next to a plain
 //! `SendMessageBatch` loop sending the same messages: their ratio is the relay's publish rate.
+//! Before the load, the fake Stripe alone takes as many payments as the relay phase had events
+//! (billing's two calls each, as many in flight as a billing process handles): billing's rate in
+//! the pipeline against that one says whether the Stripe stand-in is what holds billing back.
 //! Each process's peak RSS is its `VmHWM` just before it is stopped.
 
 use std::{
@@ -28,6 +31,7 @@ use crate::{
     pipeline::spawn_partner,
     relay::{make_events, plain_loop, relay_throughput},
     stats::{Phase, percentile_ms},
+    stripe::payments_alone,
     workers::setup_with,
 };
 
@@ -50,6 +54,9 @@ pub struct Args {
     /// Events in the relay-versus-baseline phase.
     #[arg(long, default_value_t = 4000)]
     relay_events: usize,
+    /// Payments in the fake-Stripe-alone phase.
+    #[arg(long, default_value_t = 300)]
+    stripe_payments: usize,
     /// Folder for report.md and latency.svg.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -83,6 +90,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     sqlx::query("UPDATE products SET stock = 100000000 WHERE id = 8")
         .execute(&setup.pool)
         .await?;
+    let stripe_alone = payments_alone(
+        &base,
+        stripe.secret_key(),
+        args.stripe_payments,
+        setup.settings.worker.in_flight,
+    )
+    .await?;
     let bin_dir = args.bin_dir.clone().unwrap_or_else(processes::binaries_dir);
     let env = child_env(&setup.settings, &base, &partner);
     let mut processes = Processes::start(&bin_dir, &processes::PIPELINE, &env, None)
@@ -105,6 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         journeys: &journeys,
         relay: &relay,
         baseline: &baseline,
+        stripe: &stripe_alone,
         lag: lags(&setup.pool).await?,
         workers: worker_rates(&setup.pool).await?,
         rss: &rss,
@@ -323,6 +338,7 @@ struct Report<'a> {
     journeys: &'a [Journey],
     relay: &'a Phase,
     baseline: &'a Phase,
+    stripe: &'a Phase,
     lag: Vec<Duration>,
     workers: Vec<(String, i64, f64)>,
     rss: &'a [(String, u64)],
@@ -382,6 +398,16 @@ impl Report<'_> {
                 *count as f64 / seconds.max(0.001)
             );
         }
+        let _ = writeln!(
+            out,
+            "| fake Stripe alone ({} payments, create + confirm, {}, before the load) | {:.1} payments/s{} | {:.1} | {:.1} |",
+            self.stripe.count,
+            self.stripe.name,
+            self.stripe.per_second(),
+            self.billing_share(),
+            self.stripe.percentile_ms(50.0),
+            self.stripe.percentile_ms(99.0),
+        );
         let _ = writeln!(out, "\n| stage | p50 ms | p99 ms |\n| --- | ---: | ---: |");
         let stages = self.stages();
         for (name, times) in &stages {
@@ -399,6 +425,19 @@ impl Report<'_> {
         let _ = writeln!(out, "\n{}", self.bottleneck(&stages));
         let _ = writeln!(out, "\n![checkout → shipped per order](latency.svg)");
         out
+    }
+
+    /// `; billing's rate above is R× of it` — billing's rate in the pipeline over the fake Stripe's
+    /// own (near 1× would make the Stripe stand-in billing's limit).
+    fn billing_share(&self) -> String {
+        let Some((_, count, seconds)) = self.workers.iter().find(|(c, _, _)| c == "billing") else {
+            return String::new();
+        };
+        let billing = *count as f64 / seconds.max(0.001);
+        format!(
+            "; billing's rate above is **{:.2}×** of it",
+            billing / self.stripe.per_second().max(0.001)
+        )
     }
 
     /// Each stage between two steps of an order, checkout first.

@@ -16,6 +16,8 @@ fn a_reduced_report_run_writes_the_table_the_chart_and_names_a_bottleneck() {
             "4",
             "--relay-events",
             "40",
+            "--stripe-payments",
+            "10",
             "--out",
         ])
         .arg(&out)
@@ -37,6 +39,8 @@ fn a_reduced_report_run_writes_the_table_the_chart_and_names_a_bottleneck() {
         "| relay backlog drain vs plain `SendMessageBatch` loop |",
         "| worker `invoice` | 4 messages",
         "| worker `shipping` | 4 messages",
+        "| fake Stripe alone (10 payments",
+        "billing's rate above is **",
         "**Bottleneck: ",
     ] {
         assert!(report.contains(line), "{line} missing from\n{report}");
