@@ -107,8 +107,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let placed = place(&address, args.rate, args.orders).await?;
     let load = started.elapsed();
-    let journeys = wait_shipped(&setup.pool, placed).await?;
+    let journeys = wait_shipped(&setup.pool, placed, &mut processes).await?;
     let total = started.elapsed();
+    let queued = still_queued(&setup.sqs, &setup.queues).await?;
     let rss = processes.stop();
     stop.cancel();
 
@@ -122,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stripe: &stripe_alone,
         lag: lags(&setup.pool).await?,
         workers: worker_rates(&setup.pool).await?,
+        queued,
         rss: &rss,
     };
     std::fs::create_dir_all(&args.out)?;
@@ -241,6 +243,7 @@ async fn place(
 async fn wait_shipped(
     pool: &PgPool,
     placed: HashMap<Uuid, (SystemTime, Duration)>,
+    processes: &mut Processes,
 ) -> anyhow::Result<Vec<Journey>> {
     let ids: Vec<Uuid> = placed.keys().copied().collect();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -253,6 +256,12 @@ async fn wait_shipped(
         .await?;
         if shipped as usize == ids.len() {
             break;
+        }
+        if let Some((name, status)) = processes.exited() {
+            anyhow::bail!(
+                "{name} exited ({status}) with {shipped} of {} orders shipped",
+                ids.len()
+            );
         }
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -341,6 +350,8 @@ struct Report<'a> {
     stripe: &'a Phase,
     lag: Vec<Duration>,
     workers: Vec<(String, i64, f64)>,
+    /// Messages waiting in each worker's queue when the last order shipped.
+    queued: Vec<(String, u64)>,
     rss: &'a [(String, u64)],
 }
 
@@ -394,8 +405,9 @@ impl Report<'_> {
         for (consumer, count, seconds) in &self.workers {
             let _ = writeln!(
                 out,
-                "| worker `{consumer}` | {count} messages, {:.1}/s while busy | | |",
-                *count as f64 / seconds.max(0.001)
+                "| worker `{consumer}` | {count} messages, {:.1}/s while busy; {} still queued when the last order shipped | | |",
+                *count as f64 / seconds.max(0.001),
+                self.queued_for(consumer),
             );
         }
         let _ = writeln!(
@@ -455,7 +467,16 @@ impl Report<'_> {
         stages
     }
 
-    /// Names the stage with the largest median share of the journey.
+    fn queued_for(&self, consumer: &str) -> u64 {
+        self.queued
+            .iter()
+            .find(|(c, _)| c == consumer)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// The worker that fell behind (more than a second of the offered rate still queued when the
+    /// last order shipped), if one did; then the stage with the largest median share of the
+    /// checkout → shipped journey.
     fn bottleneck(&self, stages: &[(String, Vec<Duration>)]) -> String {
         let total: f64 = stages.iter().map(|(_, t)| percentile_ms(t, 50.0)).sum();
         let Some((name, times)) = stages
@@ -465,11 +486,44 @@ impl Report<'_> {
             return String::new();
         };
         let p50 = percentile_ms(times, 50.0);
-        format!(
-            "**Bottleneck: {name}** — p50 {p50:.0} ms, {:.0} % of the summed stage medians.",
+        let slowest = format!(
+            "{name}** — p50 {p50:.0} ms, {:.0} % of the summed stage medians.",
             100.0 * p50 / total.max(0.001)
+        );
+        let behind = self
+            .queued
+            .iter()
+            .filter(|(_, n)| *n > u64::from(self.args.rate))
+            .max_by_key(|(_, n)| *n);
+        let Some((consumer, queued)) = behind else {
+            return format!("**Bottleneck: {slowest}");
+        };
+        let rate = self
+            .workers
+            .iter()
+            .find(|(c, _, _)| c == consumer)
+            .map_or(0.0, |(_, count, seconds)| {
+                *count as f64 / seconds.max(0.001)
+            });
+        format!(
+            "**Bottleneck: the `{consumer}` worker** — it did not keep up: {queued} messages still \
+             queued when the last order shipped ({rate:.1}/s while busy).\n\n\
+             Slowest stage of checkout → shipped: **{slowest}"
         )
     }
+}
+
+/// Messages waiting in each worker's queue now.
+async fn still_queued(
+    sqs: &aws_sdk_sqs::Client,
+    queues: &testkit::Queues,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut queued = Vec::new();
+    for (consumer, url, _) in &queues.urls {
+        let depth = sqs_transport::consume::approximate_depth(sqs, url).await?;
+        queued.push((consumer.clone(), depth));
+    }
+    Ok(queued)
 }
 
 /// Checkout → shipped of every order, by when it was placed.

@@ -39,6 +39,7 @@ fn a_reduced_report_run_writes_the_table_the_chart_and_names_a_bottleneck() {
         "| relay backlog drain vs plain `SendMessageBatch` loop |",
         "| worker `invoice` | 4 messages",
         "| worker `shipping` | 4 messages",
+        "still queued when the last order shipped",
         "| fake Stripe alone (10 payments",
         "billing's rate above is **",
         "**Bottleneck: ",

@@ -64,6 +64,14 @@ impl Processes {
         Ok(processes)
     }
 
+    /// The first process that has already exited, with its exit status.
+    pub fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
+        self.children.iter_mut().find_map(|(name, child)| {
+            let status = child.try_wait().ok().flatten()?;
+            Some((name.clone(), status))
+        })
+    }
+
     /// Reads each process's peak RSS (KiB), then stops them all.
     pub fn stop(&mut self) -> Vec<(String, u64)> {
         let rss = self
