@@ -8,6 +8,7 @@
 
 pub mod handler;
 pub mod mailer;
+pub mod smtp;
 pub mod store;
 pub mod templates;
 

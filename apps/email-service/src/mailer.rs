@@ -2,17 +2,16 @@
 //! (a 5xx for the recipient: record it, do not loop) or worth retrying (server down, 4xx,
 //! timeout).
 
-use std::time::Duration;
-
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    Message,
     message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType},
-    transport::smtp::authentication::Credentials,
 };
-use secrecy::ExposeSecret;
 use settings::SmtpSettings;
 
-use crate::templates::RenderedEmail;
+use crate::{
+    smtp::{SendError, SmtpPool},
+    templates::RenderedEmail,
+};
 
 /// Why an e-mail could not be built or handed over.
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +22,12 @@ pub enum MailError {
     /// The message could not be assembled.
     #[error("the e-mail could not be built")]
     Build(#[from] lettre::error::Error),
+    /// The TLS set-up for STARTTLS is invalid.
+    #[error("invalid SMTP TLS settings")]
+    Tls(#[source] lettre::transport::smtp::Error),
     /// The SMTP conversation failed in a way that may pass (server down, 4xx, timeout).
     #[error("SMTP delivery failed for now")]
-    Transient(#[source] lettre::transport::smtp::Error),
+    Transient(#[source] SendError),
 }
 
 /// The server's final answer to an e-mail it was handed.
@@ -55,7 +57,7 @@ pub struct Outgoing<'a> {
 /// An SMTP client with a connection pool.
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: std::sync::Arc<SmtpPool>,
     from: Mailbox,
 }
 
@@ -73,21 +75,8 @@ impl Mailer {
     /// # Errors
     /// [`MailError`] when the `From` address or the TLS set-up is invalid.
     pub fn new(settings: &SmtpSettings) -> Result<Self, MailError> {
-        let builder = if settings.starttls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-                .map_err(MailError::Transient)?
-        } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-        };
-        let mut builder = builder
-            .port(settings.port)
-            .timeout(Some(Duration::from_millis(settings.timeout_ms)));
-        if !settings.username.is_empty() {
-            let password = settings.password.expose_secret().to_owned();
-            builder = builder.credentials(Credentials::new(settings.username.clone(), password));
-        }
         Ok(Mailer {
-            transport: builder.build(),
+            pool: std::sync::Arc::new(SmtpPool::new(settings).map_err(MailError::Tls)?),
             from: settings.from.parse()?,
         })
     }
@@ -104,7 +93,11 @@ impl Mailer {
     /// [`MailError::Build`] when the e-mail itself is wrong.
     pub async fn send(&self, email: Outgoing<'_>) -> Result<Delivery, MailError> {
         let message = self.build(email)?;
-        match self.transport.send(message).await {
+        match self
+            .pool
+            .send(message.envelope(), &message.formatted())
+            .await
+        {
             Ok(response) => Ok(Delivery::Accepted(reply(
                 response.code().to_string(),
                 response.message(),
