@@ -305,14 +305,18 @@ async fn lags(pool: &PgPool) -> anyhow::Result<Vec<Duration>> {
     Ok(lags)
 }
 
-/// Messages each consumer processed and over how long (first to last inbox row).
+/// Messages each consumer processed, and per second while busy (first to last inbox row).
 async fn worker_rates(pool: &PgPool) -> anyhow::Result<Vec<(String, i64, f64)>> {
-    Ok(sqlx::query_as(
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT consumer, count(*), extract(epoch FROM max(processed_at) - min(processed_at))::float8 \
          FROM inbox GROUP BY consumer ORDER BY consumer",
     )
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(consumer, count, seconds)| (consumer, count, count as f64 / seconds.max(0.001)))
+        .collect())
 }
 
 /// Time from `from` to `to` in each journey that has both.
@@ -349,6 +353,7 @@ struct Report<'a> {
     baseline: &'a Phase,
     stripe: &'a Phase,
     lag: Vec<Duration>,
+    /// Per worker: messages handled, and messages per second while busy.
     workers: Vec<(String, i64, f64)>,
     /// Messages waiting in each worker's queue when the last order shipped.
     queued: Vec<(String, u64)>,
@@ -402,11 +407,10 @@ impl Report<'_> {
             self.relay.per_second(),
             self.baseline.per_second(),
         );
-        for (consumer, count, seconds) in &self.workers {
+        for (consumer, count, rate) in &self.workers {
             let _ = writeln!(
                 out,
-                "| worker `{consumer}` | {count} messages, {:.1}/s while busy; {} still queued when the last order shipped | | |",
-                *count as f64 / seconds.max(0.001),
+                "| worker `{consumer}` | {count} messages, {rate:.1}/s while busy; {} still queued when the last order shipped | | |",
                 self.queued_for(consumer),
             );
         }
@@ -442,10 +446,9 @@ impl Report<'_> {
     /// `; billing's rate above is R× of it` — billing's rate in the pipeline over the fake Stripe's
     /// own (near 1× would make the Stripe stand-in billing's limit).
     fn billing_share(&self) -> String {
-        let Some((_, count, seconds)) = self.workers.iter().find(|(c, _, _)| c == "billing") else {
+        let Some(billing) = self.worker_rate("billing") else {
             return String::new();
         };
-        let billing = *count as f64 / seconds.max(0.001);
         format!(
             "; billing's rate above is **{:.2}×** of it",
             billing / self.stripe.per_second().max(0.001)
@@ -465,6 +468,14 @@ impl Report<'_> {
             ));
         }
         stages
+    }
+
+    /// Messages per second the worker handled while it was busy.
+    fn worker_rate(&self, consumer: &str) -> Option<f64> {
+        self.workers
+            .iter()
+            .find(|(c, _, _)| c == consumer)
+            .map(|(_, _, rate)| *rate)
     }
 
     fn queued_for(&self, consumer: &str) -> u64 {
@@ -498,13 +509,7 @@ impl Report<'_> {
         let Some((consumer, queued)) = behind else {
             return format!("**Bottleneck: {slowest}");
         };
-        let rate = self
-            .workers
-            .iter()
-            .find(|(c, _, _)| c == consumer)
-            .map_or(0.0, |(_, count, seconds)| {
-                *count as f64 / seconds.max(0.001)
-            });
+        let rate = self.worker_rate(consumer).unwrap_or(0.0);
         format!(
             "**Bottleneck: the `{consumer}` worker** — it did not keep up: {queued} messages still \
              queued when the last order shipped ({rate:.1}/s while busy).\n\n\

@@ -209,6 +209,51 @@ pub async fn fresh_queues(client: &Client) -> TestResult<Queues> {
     create_queues(client, &prefix).await
 }
 
+/// What most integration tests start from: a fresh database with a pool, and a fresh queue set
+/// with its SQS client.
+#[derive(Clone)]
+pub struct Backends {
+    /// The database's URL (pass it as `APP__DATABASE__URL`).
+    pub db_url: String,
+    /// A pool on that database.
+    pub pool: PgPool,
+    /// An SQS client for `endpoint`.
+    pub sqs: Client,
+    /// The SQS endpoint (pass it as `APP__SQS__ENDPOINT_URL`).
+    pub endpoint: String,
+    /// The queues.
+    pub queues: Queues,
+}
+
+impl Backends {
+    /// A fresh database (pool of `pool_size`) and fresh queues on the test settings' endpoint.
+    ///
+    /// # Errors
+    /// When PostgreSQL or SQS cannot be reached.
+    pub async fn start(pool_size: u32) -> TestResult<Self> {
+        let endpoint = test_settings(&[]).sqs.endpoint_url;
+        Self::start_on(&endpoint, pool_size).await
+    }
+
+    /// Like [`Backends::start`], with the queues on `endpoint`.
+    ///
+    /// # Errors
+    /// When PostgreSQL or SQS cannot be reached.
+    pub async fn start_on(endpoint: &str, pool_size: u32) -> TestResult<Self> {
+        let db_url = fresh_database().await?;
+        let pool = pool(&db_url, pool_size).await?;
+        let sqs = sqs_client(endpoint).await;
+        let queues = fresh_queues(&sqs).await?;
+        Ok(Backends {
+            db_url,
+            pool,
+            sqs,
+            endpoint: endpoint.to_owned(),
+            queues,
+        })
+    }
+}
+
 /// Creates the queue set with a given prefix (idempotent, as SQS `CreateQueue` is).
 ///
 /// # Errors

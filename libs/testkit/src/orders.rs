@@ -2,7 +2,7 @@
 //! benchmarks of the workers that need no web-server.
 
 use domain::{EventEnvelope, EventType};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::TestResult;
@@ -110,4 +110,22 @@ pub async fn send_bodies(
         }
     }
     Ok(())
+}
+
+/// Locks the order's row in a transaction of its own (`FOR UPDATE`), so that a worker reaching
+/// that order waits inside its transaction until the returned transaction is rolled back or
+/// dropped: a handler that hangs, or one that times out and is retried.
+///
+/// # Errors
+/// When the statement fails.
+pub async fn lock_order(
+    pool: &PgPool,
+    order_id: Uuid,
+) -> TestResult<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }

@@ -3,37 +3,32 @@
 
 use std::{process::Output, time::Duration};
 
-use aws_sdk_sqs::Client;
 use domain::EventEnvelope;
 use invoice_service::InvoiceHandler;
 use sqlx::PgPool;
-use testkit::Queues;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use worker::Poller;
 
-pub struct Harness {
-    pub db_url: String,
-    pub pool: PgPool,
-    pub sqs: Client,
-    pub endpoint: String,
-    pub queues: Queues,
+/// A fresh database and queue set ([`testkit::Backends`]), with the helpers below.
+#[derive(Clone)]
+pub struct Harness(testkit::Backends);
+
+impl std::ops::Deref for Harness {
+    type Target = testkit::Backends;
+
+    fn deref(&self) -> &testkit::Backends {
+        &self.0
+    }
 }
 
 pub async fn harness() -> Harness {
-    let db_url = testkit::fresh_database().await.expect("fresh database");
-    let pool = testkit::pool(&db_url, 5).await.expect("pool");
-    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
-    let sqs = testkit::sqs_client(&endpoint).await;
-    let queues = testkit::fresh_queues(&sqs).await.expect("fresh queues");
-    Harness {
-        db_url,
-        pool,
-        sqs,
-        endpoint,
-        queues,
-    }
+    Harness(
+        testkit::Backends::start(5)
+            .await
+            .expect("database and queues"),
+    )
 }
 
 /// What one run of the binary printed, and how it ended.

@@ -8,22 +8,26 @@ use std::{
 
 use billing_service::{BillingHandler, gateway::Gateway};
 use domain::{Currency, EventEnvelope, EventType, InvoiceGenerated, ShipmentFailed};
-use sqlx::PgPool;
-use testkit::{Queues, stripe::FakeStripe};
+use testkit::stripe::FakeStripe;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use worker::Poller;
 
 pub const TOTAL: i64 = 3_900;
 
+/// A fresh database and queue set ([`testkit::Backends`]) and a fake Stripe.
 pub struct Harness {
-    pub db_url: String,
-    pub pool: PgPool,
-    pub sqs: aws_sdk_sqs::Client,
-    pub endpoint: String,
-    pub queues: Queues,
+    backends: testkit::Backends,
     pub stripe: FakeStripe,
     stop: CancellationToken,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = testkit::Backends;
+
+    fn deref(&self) -> &testkit::Backends {
+        &self.backends
+    }
 }
 
 impl Drop for Harness {
@@ -33,18 +37,12 @@ impl Drop for Harness {
 }
 
 pub async fn harness() -> Harness {
-    let db_url = testkit::fresh_database().await.expect("database");
-    let pool = testkit::pool(&db_url, 5).await.expect("pool");
-    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
-    let sqs = testkit::sqs_client(&endpoint).await;
-    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
+    let backends = testkit::Backends::start(5)
+        .await
+        .expect("database and queues");
     let stripe = FakeStripe::start().await.expect("fake stripe");
     Harness {
-        db_url,
-        pool,
-        sqs,
-        endpoint,
-        queues,
+        backends,
         stripe,
         stop: CancellationToken::new(),
     }

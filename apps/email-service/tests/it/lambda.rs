@@ -3,7 +3,6 @@
 //! `greylist` the first time it sees the address and accepts it afterwards.
 
 use testkit::{
-    Queues,
     lambda_api::{self, Function},
     smtp::SmtpSink,
 };
@@ -11,28 +10,26 @@ use uuid::Uuid;
 
 const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
 
+/// A fresh database and queue set ([`testkit::Backends`]) and an SMTP sink.
 struct Harness {
-    db_url: String,
-    pool: sqlx::PgPool,
-    endpoint: String,
-    queues: Queues,
+    backends: testkit::Backends,
     sink: SmtpSink,
 }
 
-async fn harness() -> Harness {
-    let db_url = testkit::fresh_database().await.expect("database");
-    let pool = testkit::pool(&db_url, 5).await.expect("pool");
-    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
-    let sqs = testkit::sqs_client(&endpoint).await;
-    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
-    let sink = SmtpSink::start().await.expect("SMTP sink");
-    Harness {
-        db_url,
-        pool,
-        endpoint,
-        queues,
-        sink,
+impl std::ops::Deref for Harness {
+    type Target = testkit::Backends;
+
+    fn deref(&self) -> &testkit::Backends {
+        &self.backends
     }
+}
+
+async fn harness() -> Harness {
+    let backends = testkit::Backends::start(5)
+        .await
+        .expect("database and queues");
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    Harness { backends, sink }
 }
 
 impl Harness {
@@ -75,7 +72,6 @@ impl Harness {
 #[tokio::test]
 async fn the_email_binary_under_a_lambda_runtime_answers_a_batch_with_the_right_failures() {
     let h = harness().await;
-    let sqs = testkit::sqs_client(&h.endpoint).await;
     let good = testkit::orders::insert_order(&h.pool).await.expect("order");
     let duplicate = testkit::orders::insert_order(&h.pool).await.expect("order");
     let greylisted = testkit::orders::insert_order(&h.pool).await.expect("order");
@@ -94,7 +90,7 @@ async fn the_email_binary_under_a_lambda_runtime_answers_a_batch_with_the_right_
     );
     let batch = lambda_api::Batch::send(
         &h.pool,
-        &sqs,
+        &h.sqs,
         &h.queues,
         "email",
         [&good, &duplicate, &greylisted],
@@ -126,7 +122,7 @@ async fn the_email_binary_under_a_lambda_runtime_answers_a_batch_with_the_right_
     assert_eq!(h.mails_to(&greylisted_to), 0);
     assert_eq!(h.sent_rows(greylisted.event_id).await, 0);
     assert_eq!(h.sink.messages().expect("mails").len(), 1);
-    lambda_api::assert_parked_alone(&sqs, h.queues.dlq("email"), "{not json").await;
+    lambda_api::assert_parked_alone(&h.sqs, h.queues.dlq("email"), "{not json").await;
 
     // The sink has seen the address now and accepts it: Lambda hands the same warm function the
     // retried record alone.

@@ -30,10 +30,7 @@ async fn a_worker_killed_in_the_middle_of_a_message_still_invoices_the_order_onc
     let event = h.place_order().await;
     // Hold the order's row lock so that the worker stops inside its transaction, after the
     // inbox row and before anything is committed.
-    let mut blocker = h.pool.begin().await.expect("tx");
-    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
-        .bind(event.order_id)
-        .execute(&mut *blocker)
+    let blocker = testkit::orders::lock_order(&h.pool, event.order_id)
         .await
         .expect("lock");
     h.send(&[serde_json::to_string(&event).expect("json")])

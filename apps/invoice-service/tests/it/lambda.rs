@@ -28,10 +28,7 @@ async fn the_invoice_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
     .expect("batch");
     // A transient failure: the order's row is locked, so the handler times out (2 s), its
     // transaction rolls back and the record is retried.
-    let mut blocker = h.pool.begin().await.expect("tx");
-    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
-        .bind(stuck.order_id)
-        .execute(&mut *blocker)
+    let blocker = testkit::orders::lock_order(&h.pool, stuck.order_id)
         .await
         .expect("lock");
 

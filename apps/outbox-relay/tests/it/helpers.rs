@@ -7,19 +7,21 @@ use std::{
     time::Duration,
 };
 
-use aws_sdk_sqs::{Client, types::MessageSystemAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use domain::{Consumer, EventEnvelope, EventType, route};
 use outbox_relay::{Publisher, Relay};
-use sqlx::PgPool;
-use testkit::Queues;
 use uuid::Uuid;
 
-pub struct Harness {
-    pub db_url: String,
-    pub pool: PgPool,
-    pub sqs: Client,
-    pub endpoint: String,
-    pub queues: Queues,
+/// A fresh database and queue set ([`testkit::Backends`]), with the helpers below.
+#[derive(Clone)]
+pub struct Harness(testkit::Backends);
+
+impl std::ops::Deref for Harness {
+    type Target = testkit::Backends;
+
+    fn deref(&self) -> &testkit::Backends {
+        &self.0
+    }
 }
 
 /// An event as enqueued: which order, which id, which type.
@@ -45,17 +47,11 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_on(endpoint: &str) -> Harness {
-    let db_url = testkit::fresh_database().await.expect("fresh database");
-    let pool = testkit::pool(&db_url, 10).await.expect("pool");
-    let sqs = testkit::sqs_client(endpoint).await;
-    let queues = testkit::fresh_queues(&sqs).await.expect("fresh queues");
-    Harness {
-        db_url,
-        pool,
-        sqs,
-        endpoint: endpoint.to_owned(),
-        queues,
-    }
+    Harness(
+        testkit::Backends::start_on(endpoint, 10)
+            .await
+            .expect("database and queues"),
+    )
 }
 
 impl Harness {
@@ -144,14 +140,7 @@ impl Harness {
                 .skip(writer)
                 .step_by(writers)
                 .collect();
-            let pool = self.pool.clone();
-            let harness = Harness {
-                db_url: self.db_url.clone(),
-                pool,
-                sqs: self.sqs.clone(),
-                endpoint: self.endpoint.clone(),
-                queues: self.queues.clone(),
-            };
+            let harness = self.clone();
             tasks.spawn(async move {
                 let mut sent = Vec::new();
                 for n in 0..events_per_order {

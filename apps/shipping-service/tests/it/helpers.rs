@@ -6,19 +6,23 @@ use std::time::Duration;
 use domain::{Currency, EventEnvelope, EventType, PaymentSucceeded};
 use partner_sim::{Application, Faults};
 use shipping_service::{ShippingHandler, partner::PartnerClient};
-use sqlx::PgPool;
-use testkit::Queues;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use worker::Poller;
 
+/// A fresh database and queue set ([`testkit::Backends`]) and a partner simulator.
 pub struct Harness {
-    pub db_url: String,
-    pub pool: PgPool,
-    pub sqs: aws_sdk_sqs::Client,
-    pub queues: Queues,
+    backends: testkit::Backends,
     pub partner: String,
     stop: CancellationToken,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = testkit::Backends;
+
+    fn deref(&self) -> &testkit::Backends {
+        &self.backends
+    }
 }
 
 impl Drop for Harness {
@@ -41,18 +45,13 @@ pub async fn harness(faults: Faults) -> Harness {
 /// The database, queues and partner simulator of [`harness`], with no worker consuming the
 /// queue (a test runs the binary itself).
 pub async fn harness_without_worker(faults: Faults) -> Harness {
-    let db_url = testkit::fresh_database().await.expect("database");
-    let pool = testkit::pool(&db_url, 5).await.expect("pool");
-    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
-    let sqs = testkit::sqs_client(&endpoint).await;
-    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
+    let backends = testkit::Backends::start(5)
+        .await
+        .expect("database and queues");
     let stop = CancellationToken::new();
     let partner = spawn_partner(faults, &stop).await;
     Harness {
-        db_url,
-        pool,
-        sqs,
-        queues,
+        backends,
         partner,
         stop,
     }

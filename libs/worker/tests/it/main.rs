@@ -63,10 +63,11 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let db_url = testkit::fresh_database().await.expect("database");
-    let pool = testkit::pool(&db_url, 5).await.expect("pool");
-    let sqs = testkit::sqs_client(&testkit::test_settings(&[]).sqs.endpoint_url).await;
-    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
+    let testkit::Backends {
+        pool, sqs, queues, ..
+    } = testkit::Backends::start(5)
+        .await
+        .expect("database and queues");
     let queue_url = queues.url("billing").to_owned();
     Harness {
         pool,

@@ -63,10 +63,11 @@ fn event_body() -> (Uuid, String) {
 #[tokio::test]
 async fn messages_are_counted_by_outcome_and_timed_and_the_dlq_depth_is_reported() {
     let handle = telemetry::metrics::install();
-    let db_url = testkit::fresh_database().await.expect("database");
-    let pool = testkit::pool(&db_url, 5).await.expect("pool");
-    let sqs = testkit::sqs_client(&testkit::test_settings(&[]).sqs.endpoint_url).await;
-    let queues = testkit::fresh_queues(&sqs).await.expect("queues");
+    let testkit::Backends {
+        pool, sqs, queues, ..
+    } = testkit::Backends::start(5)
+        .await
+        .expect("database and queues");
     let dlq_name = queues
         .dlq("shipping")
         .rsplit('/')
