@@ -1,8 +1,11 @@
 -- ChargeFlow schema: the one source of truth.
 --
--- Applied by `scripts/services.sh start` (psql), by the test helpers (a template database per
--- schema version) and by docker-compose (/docker-entrypoint-initdb.d). Nothing else creates
--- tables. Money is always integer minor units next to an ISO 4217 currency code.
+-- Applied to a NEW database by `scripts/services.sh start` (psql), by the test helpers (a
+-- template database per schema version) and by docker-compose (/docker-entrypoint-initdb.d).
+-- An EXISTING database is upgraded by the versioned migrations in migrations/ instead
+-- (`chargeflow-admin db migrate`); this file is always the whole schema those migrations lead
+-- to, and records them as applied at its end. Money is always integer minor units next to an
+-- ISO 4217 currency code.
 --
 -- The constraints are the last line of defence: the code checks the same rules first, but a bug
 -- or a race must end in a refused statement, never in a bad row.
@@ -47,11 +50,10 @@ CREATE TABLE orders (
     -- SHA-256 (hex) of the session id that placed the order: only that session may read it.
     -- The session id itself is never stored, so a leaked table grants no session.
     owner_session      text        NOT NULL CHECK (owner_session ~ '^[0-9a-f]{64}$'),
-    -- The order state machine (see libs/domain/src/order.rs): placed → invoiced → paid → shipped,
-    -- with payment_failed, refunded and cancelled as the failure ends.
-    status             text        NOT NULL DEFAULT 'placed' CHECK (status IN (
-                           'placed', 'invoiced', 'paid', 'shipped',
-                           'payment_failed', 'refunded', 'cancelled')),
+    -- The order state machine (see libs/domain/src/order.rs and docs/LIFECYCLE.md):
+    -- placed → invoiced → paid → shipped → delivered, with payment_failed, cancelled and
+    -- refunded as the other ends.
+    status             text        NOT NULL DEFAULT 'placed',
     currency           char(3)     NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     subtotal_minor     bigint      NOT NULL CHECK (subtotal_minor >= 0),
     payment_method     text        NOT NULL CHECK (payment_method ~ '^pm_[A-Za-z0-9_]+$'),
@@ -62,10 +64,20 @@ CREATE TABLE orders (
     ship_country       char(2)     NOT NULL CHECK (ship_country ~ '^[A-Z]{2}$'),
     correlation_id     text        NOT NULL,
     created_at         timestamptz NOT NULL DEFAULT now(),
-    updated_at         timestamptz NOT NULL DEFAULT now()
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    -- Set when a cancellation is accepted (an unpaid order is then `cancelled`; a paid one
+    -- stays `paid` until billing has refunded it).
+    cancel_reason      text        CHECK (cancel_reason IN ('shopper', 'operator', 'expired', 'payment_unusable')),
+    cancelled_at       timestamptz,
+    CONSTRAINT orders_status_check CHECK (status IN (
+        'placed', 'invoiced', 'paid', 'shipped', 'delivered',
+        'payment_failed', 'refunded', 'cancelled')),
+    CONSTRAINT orders_cancel_check CHECK ((cancel_reason IS NULL) = (cancelled_at IS NULL))
 );
 
 CREATE INDEX orders_by_owner ON orders (owner_session, created_at DESC);
+-- The orders still on their way, by age: the expiry sweep and the stuck-order count.
+CREATE INDEX orders_unsettled ON orders (created_at) WHERE status IN ('placed', 'invoiced', 'paid');
 
 -- The lines of an order, with the price charged at the time of purchase (prices always come
 -- from the products table, never from the client).
@@ -232,14 +244,16 @@ CREATE TABLE payments (
     payment_intent_id  text        UNIQUE CHECK (payment_intent_id ~ '^pi_'),
     amount_minor       bigint      NOT NULL CHECK (amount_minor > 0),
     currency           char(3)     NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-    -- pending: intent being created or confirmed; then succeeded, failed or refunded.
-    status             text        NOT NULL DEFAULT 'pending'
-                                   CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded')),
+    -- pending: intent being created or confirmed; then succeeded, failed or refunded, or
+    -- cancelled (at Stripe, because the order was cancelled before it was confirmed).
+    status             text        NOT NULL DEFAULT 'pending',
     failure_reason     text,
     refund_id          text        UNIQUE CHECK (refund_id ~ '^re_'),
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
-    CHECK (status <> 'refunded' OR refund_id IS NOT NULL)
+    CHECK (status <> 'refunded' OR refund_id IS NOT NULL),
+    CONSTRAINT payments_status_check
+        CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded', 'cancelled'))
 );
 
 -- Stripe webhook events already handled, by Stripe's event id: a replay changes nothing.
@@ -262,8 +276,37 @@ CREATE TABLE shipments (
     carrier              text        NOT NULL CHECK (length(carrier) BETWEEN 1 AND 100),
     tracking_number      text        NOT NULL CHECK (length(tracking_number) BETWEEN 1 AND 100),
     tracking_url         text,
-    created_at           timestamptz NOT NULL DEFAULT now()
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    -- When the partner reported the parcel delivered.
+    delivered_at         timestamptz
 );
+
+-- The partner's delivery notices already handled, by its event id: a repeated notice changes
+-- nothing.
+CREATE TABLE partner_events (
+    event_id     text        PRIMARY KEY CHECK (event_id ~ '^evt_'),
+    event_type   text        NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- ---------------------------------------------------------------------------------------------
+-- Schema version
+-- ---------------------------------------------------------------------------------------------
+
+-- The migrations in migrations/ (sqlx's table, as `chargeflow-admin db migrate` creates it).
+-- This file already holds what they do, so a new database records them as applied; the
+-- checksum is each file's SHA-384 (a test checks that these rows match the files).
+CREATE TABLE _sqlx_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+    success BOOLEAN NOT NULL,
+    checksum BYTEA NOT NULL,
+    execution_time BIGINT NOT NULL
+);
+
+INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
+    (20261203000001, 'order lifecycle', true, '\x8eec0a6913b903b6b574b52595fdfe5eb16bf3afb2bc0aa3076a91c8cff9753db1246be94350fa40c9a560b55a3fc412', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

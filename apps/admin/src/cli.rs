@@ -5,7 +5,7 @@ use settings::Settings;
 use uuid::Uuid;
 
 use crate::{
-    AdminError, connect_database, connect_sqs,
+    AdminError, connect_database, connect_sqs, db,
     dlq::{self, RedrivePlan},
     order, outbox,
     render::output,
@@ -39,6 +39,22 @@ pub enum Command {
     /// Orders.
     #[command(subcommand)]
     Order(OrderCommand),
+    /// The database schema: versioned migrations.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// `db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Which migrations the database has and which are pending.
+    Status,
+    /// Apply the pending migrations, each in its own transaction (dry run without --yes).
+    Migrate {
+        /// Really apply them; without it, only list what is pending.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `outbox …`
@@ -108,6 +124,14 @@ pub async fn run(cli: Cli, settings: &Settings) -> Result<String, AdminError> {
     match cli.command {
         Command::Outbox(command) => run_outbox(command, settings, json).await,
         Command::Dlq(command) => run_dlq(command, settings, json).await,
+        Command::Db(command) => {
+            let pool = connect_database(&settings.database).await?;
+            let report = match command {
+                DbCommand::Status => db::status(&pool).await?,
+                DbCommand::Migrate { yes } => db::migrate(&pool, !yes).await?,
+            };
+            output(json, &report, db::render)
+        }
         Command::Order(OrderCommand::Show { id }) => {
             let pool = connect_database(&settings.database).await?;
             output(json, &order::show(&pool, id).await?, order::render)

@@ -57,6 +57,10 @@ pub enum AdminError {
         #[source]
         source: sqs_transport::TransportError,
     },
+    /// A migration failed (and was rolled back), or the database's migrations do not match
+    /// this release's.
+    #[error("the schema migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     /// The report could not be encoded as JSON.
     #[error("cannot encode the output as JSON")]
     Json(#[from] serde_json::Error),

@@ -7,6 +7,7 @@
 //! [`cli`] holds the arguments and the dispatch; `main.rs` only loads the settings and prints.
 
 pub mod cli;
+pub mod db;
 pub mod dlq;
 pub mod error;
 pub mod order;

@@ -2,13 +2,14 @@
 //! read with the web-server's order queries (the ones behind `GET /api/orders/{id}`) plus the
 //! e-mails the email-service recorded.
 
+use ::orders::read::{
+    self as orders, InvoiceSummary, OrderLine, OrderSummary, PaymentSummary, ShipmentSummary,
+    TimelineEntry,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
-use web_server::orders::{
-    self, InvoiceSummary, OrderLine, OrderSummary, PaymentSummary, ShipmentSummary, TimelineEntry,
-};
 
 use crate::{AdminError, render};
 

@@ -6,20 +6,20 @@
 //! or a restart after `kill -9` — finds the id and confirms or reads that intent; an attempt that
 //! died between Stripe's answer and recording the id is found again by the order id in the
 //! intent's metadata. Only then is the outcome applied, in the handler's transaction, through
-//! [`worker::payments::apply_outcome`].
+//! [`orders::payments::apply_outcome`].
 
 use domain::{
     Consumer, Currency, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated, OrderStatus,
     PaymentRefunded,
 };
+use orders::{
+    Transition,
+    payments::{self, ApplyError, PaymentOutcome},
+};
 use sqlx::{PgConnection, PgPool};
 use stripe_core::PaymentIntentStatus;
 use uuid::Uuid;
-use worker::{
-    Classify, Failure, Handler, WorkerError,
-    orders::{self, Transition},
-    payments::{self, ApplyError, PaymentOutcome},
-};
+use worker::{Classify, Failure, Handler};
 
 use crate::{
     gateway::{Charge, Confirmed, Gateway, GatewayError, Intent},
@@ -49,7 +49,7 @@ pub enum BillingError {
     Database(#[from] sqlx::Error),
     /// The order store or the outbox failed.
     #[error("order update failed")]
-    Store(#[from] WorkerError),
+    Store(#[from] orders::OrdersError),
     /// Applying the payment outcome failed.
     #[error("the payment outcome could not be applied")]
     Apply(#[from] ApplyError),
@@ -64,7 +64,8 @@ impl Classify for BillingError {
             BillingError::Gateway(GatewayError::Transient(_))
             | BillingError::StillProcessing(_) => Failure::Retryable,
             BillingError::Database(e) => e.failure(),
-            BillingError::Store(e) | BillingError::Apply(ApplyError::Store(e)) => e.failure(),
+            BillingError::Store(e) => e.failure(),
+            BillingError::Apply(e) => e.failure(),
             _ => Failure::Permanent,
         }
     }

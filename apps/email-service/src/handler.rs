@@ -6,7 +6,7 @@
 //! left — the server accepted the e-mail and the process died before the commit — produces a
 //! second copy with the same `Message-ID`, which mail clients show once.
 
-use domain::{Consumer, Currency, Event, EventBody, EventType, Money};
+use domain::{CancelReason, Consumer, Currency, Event, EventBody, EventType, Money};
 use settings::ShopSettings;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -134,6 +134,9 @@ impl EmailHandler {
             carrier: None,
             tracking_number: None,
             tracking_url: None,
+            cancellation: None,
+            refund_follows: false,
+            delivered_on: None,
         };
         fill_from_payload(&mut context, &event.body, &money);
         Ok(context)
@@ -169,6 +172,8 @@ pub fn kind_of(event_type: EventType) -> Option<EmailKind> {
         EventType::ShipmentCreated => Some(EmailKind::Shipped),
         EventType::PaymentRefunded => Some(EmailKind::Refunded),
         EventType::ShipmentFailed => None,
+        EventType::OrderCancelled => Some(EmailKind::Cancelled),
+        EventType::ShipmentDelivered => Some(EmailKind::Delivered),
     }
 }
 
@@ -208,6 +213,25 @@ fn fill_from_payload(context: &mut EmailContext, body: &EventBody, money: &impl 
             context.amount = Some(money(p.amount_minor));
             context.failure_reason = p.reason.clone();
         }
+        EventBody::OrderCancelled(p) => {
+            context.cancellation = Some(cancellation_words(p.reason).to_owned());
+            context.refund_follows = p.paid;
+        }
+        EventBody::ShipmentDelivered(p) => {
+            context.carrier = Some(p.carrier.clone());
+            context.tracking_number = Some(p.tracking_number.clone());
+            context.delivered_on = Some(p.delivered_at.format("%-d %B %Y").to_string());
+        }
+    }
+}
+
+/// Why an order was cancelled, as the e-mail says it ("… because {words}").
+fn cancellation_words(reason: CancelReason) -> &'static str {
+    match reason {
+        CancelReason::Shopper => "you asked us to cancel it",
+        CancelReason::Operator => "our team had to cancel it",
+        CancelReason::Expired => "the payment was not completed in time",
+        CancelReason::PaymentUnusable => "the payment could not be taken",
     }
 }
 
@@ -239,7 +263,7 @@ mod tests {
             .into_iter()
             .filter(|t| kind_of(*t).is_some())
             .collect();
-        assert_eq!(with_email.len(), 6);
+        assert_eq!(with_email.len(), 8);
         assert_eq!(kind_of(EventType::ShipmentFailed), None);
     }
 

@@ -49,17 +49,23 @@ pub enum EmailKind {
     Shipped,
     /// Money was paid back.
     Refunded,
+    /// The order was cancelled (by the shopper, the shop or the expiry).
+    Cancelled,
+    /// The parcel was delivered.
+    Delivered,
 }
 
 impl EmailKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EmailKind; 6] = [
+    pub const ALL: [EmailKind; 8] = [
         EmailKind::OrderConfirmation,
         EmailKind::Invoice,
         EmailKind::PaymentReceipt,
         EmailKind::PaymentFailed,
         EmailKind::Shipped,
         EmailKind::Refunded,
+        EmailKind::Cancelled,
+        EmailKind::Delivered,
     ];
 
     /// The kind's snake_case name, which is also the stem of its template files.
@@ -71,6 +77,8 @@ impl EmailKind {
             EmailKind::PaymentFailed => "payment_failed",
             EmailKind::Shipped => "shipped",
             EmailKind::Refunded => "refunded",
+            EmailKind::Cancelled => "cancelled",
+            EmailKind::Delivered => "delivered",
         }
     }
 }
@@ -121,6 +129,12 @@ pub struct EmailContext {
     pub tracking_number: Option<String>,
     /// A link to the carrier's tracking page.
     pub tracking_url: Option<String>,
+    /// Why the order was cancelled, in plain words (cancellation e-mails).
+    pub cancellation: Option<String>,
+    /// Whether a refund follows the cancellation (the order had been paid).
+    pub refund_follows: bool,
+    /// The day the parcel was delivered, e.g. `"3 December 2026"`.
+    pub delivered_on: Option<String>,
 }
 
 impl EmailContext {
@@ -151,6 +165,9 @@ impl EmailContext {
             carrier: Some("DHL".to_owned()),
             tracking_number: Some("1Z999AA10123456784".to_owned()),
             tracking_url: Some("https://tracking.example.com/1Z999AA10123456784".to_owned()),
+            cancellation: Some("you asked us to cancel it".to_owned()),
+            refund_follows: true,
+            delivered_on: Some("3 December 2026".to_owned()),
         }
     }
 
@@ -164,6 +181,8 @@ impl EmailContext {
             carrier: None,
             tracking_number: None,
             tracking_url: None,
+            cancellation: None,
+            delivered_on: None,
             ..self
         }
     }

@@ -6,13 +6,11 @@ use domain::{
     Consumer, Currency, Event, EventBody, EventEnvelope, EventType, InvoiceDocument,
     InvoiceGenerated, OrderStatus, Seller, TaxRate,
 };
+use orders::Transition;
 use settings::InvoiceSettings;
 use sqlx::PgConnection;
 use uuid::Uuid;
-use worker::{
-    Classify, Failure, Handler, WorkerError,
-    orders::{self, Transition},
-};
+use worker::{Classify, Failure, Handler};
 
 use crate::{pdf, store};
 
@@ -42,7 +40,7 @@ pub enum InvoiceError {
     Database(#[from] sqlx::Error),
     /// The order store or the outbox failed.
     #[error("order update failed")]
-    Store(#[from] WorkerError),
+    Store(#[from] orders::OrdersError),
     /// The emitted event could not be encoded.
     #[error("the invoice.generated event could not be encoded")]
     Encode(#[from] serde_json::Error),

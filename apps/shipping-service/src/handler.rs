@@ -7,12 +7,10 @@ use domain::{
     Consumer, Event, EventBody, EventEnvelope, EventType, OrderStatus, ShipmentCreated,
     ShipmentFailed,
 };
+use orders::Transition;
 use sqlx::PgConnection;
 use uuid::Uuid;
-use worker::{
-    Classify, Failure, Handler, WorkerError,
-    orders::{self, Transition},
-};
+use worker::{Classify, Failure, Handler};
 
 use crate::{
     partner::{Created, PartnerClient, PartnerError, Shipment, ShipmentRequest},
@@ -36,7 +34,7 @@ pub enum ShippingError {
     Database(#[from] sqlx::Error),
     /// The order store or the outbox failed.
     #[error("order update failed")]
-    Store(#[from] WorkerError),
+    Store(#[from] orders::OrdersError),
     /// The emitted event could not be encoded.
     #[error("the shipment event could not be encoded")]
     Encode(#[from] serde_json::Error),

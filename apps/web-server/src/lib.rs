@@ -11,7 +11,6 @@ pub mod checkout;
 pub mod error;
 mod json;
 pub mod metrics;
-pub mod orders;
 mod routes;
 pub mod session;
 pub mod stripe;

@@ -18,7 +18,9 @@ use axum::{
 use domain::OrderStatus;
 use sqlx::PgPool;
 
-use crate::{AppState, error::ErrorCode, orders, routes::REPLAYED};
+use ::orders::read as orders;
+
+use crate::{AppState, error::ErrorCode, routes::REPLAYED};
 
 /// Counter `chargeflow_checkout_requests_total{outcome, code}`: checkouts by outcome —
 /// `created`, `replayed` (idempotent retry), `invalid` (4xx), `out_of_stock`, `conflict`

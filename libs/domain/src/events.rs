@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::money::Currency;
+use crate::{money::Currency, order::CancelReason};
 
 /// The type of an event, named as it appears on the wire (`order.placed`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,6 +32,12 @@ pub enum EventType {
     /// The payment was refunded.
     #[serde(rename = "payment.refunded")]
     PaymentRefunded,
+    /// The order was cancelled (by the shopper, an operator or the expiry).
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled,
+    /// The partner delivered the parcel.
+    #[serde(rename = "shipment.delivered")]
+    ShipmentDelivered,
 }
 
 /// The error for an event type name this version does not know.
@@ -41,7 +47,7 @@ pub struct UnknownEventType(pub String);
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 9] = [
         EventType::OrderPlaced,
         EventType::InvoiceGenerated,
         EventType::PaymentSucceeded,
@@ -49,6 +55,8 @@ impl EventType {
         EventType::ShipmentCreated,
         EventType::ShipmentFailed,
         EventType::PaymentRefunded,
+        EventType::OrderCancelled,
+        EventType::ShipmentDelivered,
     ];
 
     /// The wire name, such as `order.placed`.
@@ -61,6 +69,8 @@ impl EventType {
             EventType::ShipmentCreated => "shipment.created",
             EventType::ShipmentFailed => "shipment.failed",
             EventType::PaymentRefunded => "payment.refunded",
+            EventType::OrderCancelled => "order.cancelled",
+            EventType::ShipmentDelivered => "shipment.delivered",
         }
     }
 }
@@ -245,6 +255,28 @@ pub struct PaymentRefunded {
     pub reason: Option<String>,
 }
 
+/// Payload of `order.cancelled` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    /// Who or what cancelled it.
+    pub reason: CancelReason,
+    /// Whether the order had been paid when it was cancelled: billing then refunds it. When
+    /// false, billing still cancels (or, if it was confirmed after all, refunds) any
+    /// PaymentIntent the order has.
+    pub paid: bool,
+}
+
+/// Payload of `shipment.delivered` (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentDelivered {
+    /// The carrier.
+    pub carrier: String,
+    /// The tracking number.
+    pub tracking_number: String,
+    /// When the partner delivered the parcel.
+    pub delivered_at: DateTime<Utc>,
+}
+
 /// A decoded event payload: one variant per event type this version understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventBody {
@@ -262,6 +294,10 @@ pub enum EventBody {
     ShipmentFailed(ShipmentFailed),
     /// `payment.refunded`.
     PaymentRefunded(PaymentRefunded),
+    /// `order.cancelled`.
+    OrderCancelled(OrderCancelled),
+    /// `shipment.delivered`.
+    ShipmentDelivered(ShipmentDelivered),
 }
 
 impl EventBody {
@@ -275,6 +311,8 @@ impl EventBody {
             EventBody::ShipmentCreated(_) => EventType::ShipmentCreated,
             EventBody::ShipmentFailed(_) => EventType::ShipmentFailed,
             EventBody::PaymentRefunded(_) => EventType::PaymentRefunded,
+            EventBody::OrderCancelled(_) => EventType::OrderCancelled,
+            EventBody::ShipmentDelivered(_) => EventType::ShipmentDelivered,
         }
     }
 }
@@ -352,6 +390,12 @@ impl Event {
             }
             EventType::PaymentRefunded => {
                 EventBody::PaymentRefunded(decode(payload).map_err(invalid)?)
+            }
+            EventType::OrderCancelled => {
+                EventBody::OrderCancelled(decode(payload).map_err(invalid)?)
+            }
+            EventType::ShipmentDelivered => {
+                EventBody::ShipmentDelivered(decode(payload).map_err(invalid)?)
             }
         };
         Ok(Event {

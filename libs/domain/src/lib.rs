@@ -10,14 +10,14 @@ pub mod routing;
 
 pub use checkout::{Address, CheckoutError, CheckoutLine, Customer, EmailAddress, Quantity};
 pub use events::{
-    DecodeError, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated, OrderPlaced,
-    OrderPlacedLine, PaymentFailed, PaymentRefunded, PaymentSucceeded, ShipmentCreated,
-    ShipmentFailed, UnknownEventType,
+    DecodeError, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated, OrderCancelled,
+    OrderPlaced, OrderPlacedLine, PaymentFailed, PaymentRefunded, PaymentSucceeded,
+    ShipmentCreated, ShipmentDelivered, ShipmentFailed, UnknownEventType,
 };
 pub use invoice::{
     BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, Seller, TaxRate,
     compute_totals,
 };
 pub use money::{Currency, Money};
-pub use order::{OrderStatus, TransitionError};
+pub use order::{CancelReason, OrderStatus, TransitionError};
 pub use routing::{Consumer, route};

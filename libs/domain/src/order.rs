@@ -1,6 +1,14 @@
-//! The order state machine: `placed → invoiced → paid → shipped`, with `payment_failed`,
-//! `refunded` and `cancelled` as the failure ends. Orders never skip a state and never move
-//! backwards.
+//! The order state machine: `placed → invoiced → paid → shipped → delivered`, with
+//! `payment_failed`, `cancelled` (with a [`CancelReason`]) and `refunded` as the other ends.
+//! Orders never skip a state and never move backwards.
+//!
+//! ```text
+//! placed ──▶ invoiced ──▶ paid ──▶ shipped ──▶ delivered
+//!   │           │  │        │
+//!   │           │  │        └──▶ refunded        (shipment refused, or cancelled after payment)
+//!   │           │  └──▶ payment_failed           (Stripe refused the payment)
+//!   └───────────┴──▶ cancelled                   (shopper, operator, expiry)
+//! ```
 
 use std::{fmt, str::FromStr};
 
@@ -16,13 +24,17 @@ pub enum OrderStatus {
     Invoiced,
     /// The payment was captured.
     Paid,
-    /// Handed to the shipping partner. Terminal.
+    /// Handed to the shipping partner; waiting for the parcel to arrive.
     Shipped,
+    /// The partner delivered the parcel. Terminal.
+    Delivered,
     /// The payment was declined; stock released. Terminal.
     PaymentFailed,
-    /// Shipping failed and the payment was refunded; stock released. Terminal.
+    /// The payment was refunded (the partner refused the address, or the order was cancelled
+    /// after payment); stock released. Terminal.
     Refunded,
-    /// Cancelled before payment; stock released. Terminal.
+    /// Cancelled before payment (by the shopper, an operator or the expiry); stock released.
+    /// Terminal.
     Cancelled,
 }
 
@@ -43,11 +55,12 @@ pub struct UnknownStatus(pub String);
 
 impl OrderStatus {
     /// Every status.
-    pub const ALL: [OrderStatus; 7] = [
+    pub const ALL: [OrderStatus; 8] = [
         OrderStatus::Placed,
         OrderStatus::Invoiced,
         OrderStatus::Paid,
         OrderStatus::Shipped,
+        OrderStatus::Delivered,
         OrderStatus::PaymentFailed,
         OrderStatus::Refunded,
         OrderStatus::Cancelled,
@@ -60,6 +73,7 @@ impl OrderStatus {
             OrderStatus::Invoiced => "invoiced",
             OrderStatus::Paid => "paid",
             OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
             OrderStatus::PaymentFailed => "payment_failed",
             OrderStatus::Refunded => "refunded",
             OrderStatus::Cancelled => "cancelled",
@@ -70,10 +84,25 @@ impl OrderStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            OrderStatus::Shipped
+            OrderStatus::Delivered
                 | OrderStatus::PaymentFailed
                 | OrderStatus::Refunded
                 | OrderStatus::Cancelled
+        )
+    }
+
+    /// Whether the order's money and stock are settled: a terminal state, or `shipped` (paid,
+    /// and the parcel is with the carrier). An order that is not settled is waiting for the
+    /// pipeline, and is stuck when it waits too long.
+    pub fn is_settled(self) -> bool {
+        self.is_terminal() || self == OrderStatus::Shipped
+    }
+
+    /// Whether the order may still be cancelled: until it is shipped.
+    pub fn is_cancellable(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Placed | OrderStatus::Invoiced | OrderStatus::Paid
         )
     }
 
@@ -92,12 +121,64 @@ impl OrderStatus {
                 | (Invoiced, Cancelled)
                 | (Paid, Shipped)
                 | (Paid, Refunded)
+                | (Shipped, Delivered)
         );
         if allowed {
             Ok(to)
         } else {
             Err(TransitionError { from: self, to })
         }
+    }
+}
+
+/// Why an order was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The shopper cancelled it (order page or signed link).
+    Shopper,
+    /// An operator cancelled it (`chargeflow-admin order cancel`).
+    Operator,
+    /// It was not paid within the expiry.
+    Expired,
+    /// The payment could not be taken for a reason the shopper cannot fix by waiting.
+    PaymentUnusable,
+}
+
+impl CancelReason {
+    /// Every reason.
+    pub const ALL: [CancelReason; 4] = [
+        CancelReason::Shopper,
+        CancelReason::Operator,
+        CancelReason::Expired,
+        CancelReason::PaymentUnusable,
+    ];
+
+    /// The name stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::Shopper => "shopper",
+            CancelReason::Operator => "operator",
+            CancelReason::Expired => "expired",
+            CancelReason::PaymentUnusable => "payment_unusable",
+        }
+    }
+}
+
+impl FromStr for CancelReason {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CancelReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -128,6 +209,33 @@ mod tests {
         assert_eq!(Placed.transition(Invoiced), Ok(Invoiced));
         assert_eq!(Invoiced.transition(Paid), Ok(Paid));
         assert_eq!(Paid.transition(Shipped), Ok(Shipped));
+        assert_eq!(Shipped.transition(Delivered), Ok(Delivered));
+    }
+
+    #[test]
+    fn an_order_is_cancellable_until_it_is_shipped() {
+        let cancellable: Vec<_> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_cancellable())
+            .collect();
+        assert_eq!(cancellable, [Placed, Invoiced, Paid]);
+        assert!(
+            Paid.transition(Cancelled).is_err(),
+            "paid orders end refunded"
+        );
+    }
+
+    #[test]
+    fn shipped_is_settled_but_not_terminal() {
+        assert!(Shipped.is_settled() && !Shipped.is_terminal());
+        assert!(!Paid.is_settled());
+    }
+
+    #[test]
+    fn cancel_reasons_round_trip_through_their_names() {
+        for reason in CancelReason::ALL {
+            assert_eq!(reason.as_str().parse::<CancelReason>(), Ok(reason));
+        }
     }
 
     #[test]

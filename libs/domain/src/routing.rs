@@ -40,6 +40,12 @@ impl Consumer {
     }
 }
 
+impl serde::Serialize for Consumer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl fmt::Display for Consumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -57,6 +63,8 @@ pub fn route(event_type: EventType) -> &'static [Consumer] {
         EventType::ShipmentCreated => &[Email],
         EventType::ShipmentFailed => &[Billing, Email],
         EventType::PaymentRefunded => &[Email],
+        EventType::OrderCancelled => &[Billing, Email],
+        EventType::ShipmentDelivered => &[Email],
     }
 }
 

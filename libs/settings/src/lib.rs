@@ -61,6 +61,37 @@ pub struct Settings {
     /// The Prometheus metrics port of the relay and the workers.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// The order lifecycle: expiry of unpaid orders, when an order counts as stuck.
+    #[serde(default)]
+    pub orders: OrdersSettings,
+}
+
+/// Order lifecycle settings (`APP__ORDERS__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OrdersSettings {
+    /// An order not paid this many seconds after it was placed is cancelled as `expired`
+    /// (`APP__ORDERS__EXPIRE_AFTER_S`, default 1800 = 30 min).
+    pub expire_after_s: u64,
+    /// How often the sweeper looks for expired orders and counts stuck ones, in seconds
+    /// (`APP__ORDERS__SWEEP_INTERVAL_S`).
+    pub sweep_interval_s: u64,
+    /// Orders expired per sweeper transaction (`APP__ORDERS__SWEEP_BATCH`).
+    pub sweep_batch: i64,
+    /// A non-settled order older than this many seconds counts as stuck (the
+    /// `chargeflow_orders_stuck` gauge; `chargeflow-admin orders stuck` has its own limit).
+    pub stuck_after_s: u64,
+}
+
+impl Default for OrdersSettings {
+    fn default() -> Self {
+        OrdersSettings {
+            expire_after_s: 1800,
+            sweep_interval_s: 15,
+            sweep_batch: 100,
+            stuck_after_s: 900,
+        }
+    }
 }
 
 /// PostgreSQL settings.
@@ -290,8 +321,18 @@ pub struct ShippingSettings {
     pub partner_url: String,
     /// Timeout of one call to the partner, in milliseconds.
     pub attempt_timeout_ms: u64,
-    /// Longest time spent on one shipment, retries included, in milliseconds; then it fails.
+    /// Longest time one delivery of a message spends on the partner, retries included, in
+    /// milliseconds; then the message is left for a later redelivery (never a refund).
     pub deadline_ms: u64,
+    /// How long a paid order keeps being retried while the partner is down or rate-limiting,
+    /// counted from the payment, in seconds (`APP__SHIPPING__RETRY_BUDGET_S`, default 2 h);
+    /// after it the message is parked and the order listed as stuck for an operator.
+    pub retry_budget_s: u64,
+    /// The secret the partner signs its delivery callbacks with
+    /// (`APP__SHIPPING__CALLBACK_SECRET`).
+    pub callback_secret: SecretString,
+    /// How old a callback's signature timestamp may be, in seconds.
+    pub callback_tolerance_s: i64,
     /// Delay before the first retry, in milliseconds; doubles per attempt, with jitter.
     pub backoff_base_ms: u64,
     /// Longest delay between attempts, in milliseconds (a longer `Retry-After` is honoured).
@@ -304,6 +345,9 @@ impl Default for ShippingSettings {
             partner_url: "http://127.0.0.1:8430".into(),
             attempt_timeout_ms: 5_000,
             deadline_ms: 20_000,
+            retry_budget_s: 7200,
+            callback_secret: SecretString::from("partner_whsec_local"),
+            callback_tolerance_s: 300,
             backoff_base_ms: 200,
             backoff_max_ms: 5_000,
         }
@@ -488,6 +532,15 @@ impl Settings {
         }
         if self.invoice.shipping_fee_minor < 0 {
             return invalid("invoice.shipping_fee_minor", "must not be negative");
+        }
+        if self.orders.expire_after_s == 0 || self.orders.sweep_interval_s == 0 {
+            return invalid(
+                "orders.expire_after_s",
+                "expire_after_s and sweep_interval_s must be at least 1",
+            );
+        }
+        if !(1..=1000).contains(&self.orders.sweep_batch) {
+            return invalid("orders.sweep_batch", "must be between 1 and 1000");
         }
         if self.sqs.region.is_empty() {
             return invalid("sqs.region", "must not be empty");

@@ -4,8 +4,6 @@
 mod dlq;
 pub mod lambda;
 pub mod metrics;
-pub mod orders;
-pub mod payments;
 mod poller;
 mod process;
 mod queue;
@@ -62,6 +60,27 @@ impl Classify for sqlx::Error {
             }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Failure::Permanent,
             _ => Failure::Retryable,
+        }
+    }
+}
+
+impl Classify for orders::OrdersError {
+    /// Like the database's errors; an event that cannot be encoded or an unreadable stored
+    /// order will fail the same way again.
+    fn failure(&self) -> Failure {
+        match self {
+            orders::OrdersError::Database(e)
+            | orders::OrdersError::Outbox(outbox::OutboxError::Database(e)) => e.failure(),
+            _ => Failure::Permanent,
+        }
+    }
+}
+
+impl Classify for orders::payments::ApplyError {
+    fn failure(&self) -> Failure {
+        match self {
+            orders::payments::ApplyError::Store(e) => e.failure(),
+            orders::payments::ApplyError::OrderNotFound(_) => Failure::Permanent,
         }
     }
 }

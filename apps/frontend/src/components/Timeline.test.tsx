@@ -3,6 +3,7 @@ import { render, screen } from '@testing-library/react';
 import { Timeline } from './Timeline';
 import type { TimelineEntry } from '../lib/api';
 import { formatMoney } from '../lib/format';
+import { isTerminal, statusLabel, statusTone } from '../lib/status';
 
 const at = '2026-11-23T10:00:00Z';
 const entry = (event_type: string, detail: Record<string, unknown> = {}): TimelineEntry => ({
@@ -32,14 +33,68 @@ describe('timeline', () => {
         ]}
       />,
     );
-    const labels = [...document.querySelectorAll('.timeline-label')].map((e) => e.textContent);
+    const labels = [...document.querySelectorAll('[data-event] .timeline-label')].map((e) => e.textContent);
     expect(labels).toEqual(['Order placed', 'Invoice issued', 'Payment received', 'Shipped']);
     expect(item('invoice.generated').textContent).toContain(`Invoice INV-2026-000001, total ${formatMoney(4379, 'EUR')}`);
     expect(item('payment.succeeded').textContent).toContain(`${formatMoney(4379, 'EUR')} charged to your card`);
     expect(item('shipment.created').textContent).toContain('Tracking number PN123456 (ParcelNet)');
     expect(item('order.placed').querySelector('time')?.getAttribute('dateTime')).toBe(at);
-    // Nothing is pending once the order has shipped.
+    // A shipped order is still on its way.
+    expect(document.querySelector('.timeline-pending')?.textContent).toBe('On its way to you…');
+  });
+
+  it('shows the delivery, and nothing pending once delivered', () => {
+    render(
+      <Timeline
+        status="delivered"
+        currency="EUR"
+        timeline={[
+          entry('order.placed'),
+          entry('shipment.created', { carrier: 'ParcelNet', tracking_number: 'PN123456' }),
+          entry('shipment.delivered', { delivered_at: at, carrier: 'ParcelNet', tracking_number: 'PN123456' }),
+        ]}
+      />,
+    );
+    const delivered = item('shipment.delivered');
+    expect(delivered.querySelector('.timeline-label')?.textContent).toBe('Delivered');
+    expect(delivered.textContent).toContain('Tracking number PN123456 (ParcelNet)');
+    expect(delivered.className).toContain('tone-good');
     expect(document.querySelector('.timeline-pending')).toBeNull();
+  });
+
+  it('says why an order was cancelled, for each reason', () => {
+    const reasons = ['shopper', 'operator', 'expired', 'payment_unusable', 'gremlins'];
+    render(
+      <Timeline
+        status="cancelled"
+        currency="EUR"
+        timeline={[entry('order.placed'), ...reasons.map((reason) => ({ ...entry('order.cancelled', { reason }), event_id: reason }))]}
+      />,
+    );
+    const entries = [...document.querySelectorAll('[data-event="order.cancelled"]')];
+    expect(entries.map((e) => e.querySelector('.timeline-label')?.textContent)).toEqual(Array(reasons.length).fill('Order cancelled'));
+    expect(entries.map((e) => e.querySelector('.timeline-detail')?.textContent ?? null)).toEqual([
+      'Cancelled at your request',
+      'Cancelled by the shop',
+      'Cancelled because the payment was not completed in time',
+      'Cancelled because the payment could not be taken',
+      null,
+    ]);
+    expect(entries.every((e) => e.className.includes('tone-bad'))).toBe(true);
+    expect(document.querySelector('.timeline-pending')).toBeNull();
+  });
+
+  it('shows the refund as the next step of an accepted cancellation of a paid order', () => {
+    render(
+      <Timeline
+        status="paid"
+        cancelReason="shopper"
+        currency="EUR"
+        timeline={[entry('order.placed'), entry('payment.succeeded', { amount_minor: 1000 }), entry('order.cancelled', { reason: 'shopper' })]}
+      />,
+    );
+    expect(document.querySelector('.timeline-pending')?.textContent).toBe('Refunding your payment…');
+    expect(screen.queryByText('Handing your parcel to the carrier…')).toBeNull();
   });
 
   it('shows why a payment failed', () => {
@@ -90,11 +145,28 @@ describe('timeline', () => {
       <Timeline
         status="invoiced"
         currency="EUR"
-        timeline={[entry('order.placed'), entry('email.sent', { kind: 'order_confirmation' }), entry('email.rejected', { kind: 'invoice' })]}
+        timeline={[
+          entry('order.placed'),
+          entry('email.sent', { kind: 'order_confirmation' }),
+          entry('email.rejected', { kind: 'invoice' }),
+          { ...entry('email.sent', { kind: 'cancelled' }), event_id: 'mail-cancelled' },
+          { ...entry('email.sent', { kind: 'delivered' }), event_id: 'mail-delivered' },
+        ]}
       />,
     );
     expect(item('email.sent').textContent).toContain('E-mail sent');
     expect(item('email.sent').textContent).toContain('Order confirmation');
     expect(item('email.rejected').textContent).toContain('E-mail not delivered');
+    const details = [...document.querySelectorAll('[data-event="email.sent"] .timeline-detail')].map((e) => e.textContent);
+    expect(details).toEqual(['Order confirmation', 'Cancellation confirmation', 'Delivery confirmation']);
+  });
+});
+
+describe('order statuses', () => {
+  it('labels, tones and ends of the lifecycle', () => {
+    const all = ['placed', 'invoiced', 'paid', 'shipped', 'delivered', 'payment_failed', 'cancelled', 'refunded'];
+    expect(all.map(statusLabel)).toEqual(['Placed', 'Invoiced', 'Paid', 'Shipped', 'Delivered', 'Payment failed', 'Cancelled', 'Refunded']);
+    expect(all.map(statusTone)).toEqual(['neutral', 'neutral', 'good', 'good', 'good', 'bad', 'bad', 'bad']);
+    expect(all.filter(isTerminal)).toEqual(['delivered', 'payment_failed', 'cancelled', 'refunded']);
   });
 });

@@ -6,18 +6,27 @@ const NEXT_STEP: Record<string, string> = {
   placed: 'Preparing your invoice…',
   invoiced: 'Taking payment…',
   paid: 'Handing your parcel to the carrier…',
+  shipped: 'On its way to you…',
 };
 
 interface Props {
   timeline: TimelineEntry[];
   currency: string;
   status: string;
+  /** The order's `cancel_reason`: a cancellation accepted but not finished changes the next step. */
+  cancelReason?: string | null;
 }
 
 /** What happened to an order, oldest first, with the next step while it is under way. */
-export function Timeline({ timeline, currency, status }: Props) {
+export function Timeline({ timeline, currency, status, cancelReason = null }: Props) {
   const money = (minor: number) => formatMoney(minor, currency);
-  const next = isTerminal(status) ? null : NEXT_STEP[status];
+  const next = isTerminal(status)
+    ? null
+    : cancelReason
+      ? status === 'paid'
+        ? 'Refunding your payment…'
+        : 'Cancelling your order…'
+      : NEXT_STEP[status];
   return (
     <ol className="timeline" aria-label="Order timeline">
       {timeline.map((entry, i) => {

@@ -66,9 +66,14 @@ export type OrderStatus =
   | 'invoiced'
   | 'paid'
   | 'shipped'
+  | 'delivered'
   | 'payment_failed'
-  | 'refunded'
-  | 'cancelled';
+  | 'cancelled'
+  | 'refunded';
+
+/** Why an order was cancelled: the shopper asked, the shop did, the payment was not completed in
+ * time, or the payment could not be taken. */
+export type CancelReason = 'shopper' | 'operator' | 'expired' | 'payment_unusable';
 
 export interface OrderLine {
   product_id: number;
@@ -92,8 +97,12 @@ export interface Order extends OrderSummary {
   invoice: { number: string; tax_minor: number; shipping_minor: number; total_minor: number } | null;
   invoice_url: string | null;
   payment: { status: string; amount_minor: number; failure_reason: string | null } | null;
-  shipment: { carrier: string; tracking_number: string; tracking_url: string | null } | null;
+  shipment: { carrier: string; tracking_number: string; tracking_url: string | null; delivered_at: string | null } | null;
   tracking_number: string | null;
+  /** Set once a cancellation was accepted; a paid order keeps `status: "paid"` until the refund is made. */
+  cancel_reason: CancelReason | null;
+  /** True while the shopper may still cancel (`POST /api/orders/{id}/cancel`). */
+  cancellable: boolean;
 }
 
 /** An error answer of the API (`{"error": {"code", "message", ...}}`) or a network failure. */
@@ -163,6 +172,8 @@ export const api = {
     request<PlacedOrder>('POST', '/api/orders', body, { 'Idempotency-Key': idempotencyKey }),
   orders: () => request<{ orders: OrderSummary[] }>('GET', '/api/orders').then((r) => r.orders),
   order: (id: string) => request<Order>('GET', `/api/orders/${encodeURIComponent(id)}`),
+  /** `200` with the order, or `404 order_not_found` / `409 order_not_cancellable` (the message says why). */
+  cancelOrder: (id: string) => request<Order>('POST', `/api/orders/${encodeURIComponent(id)}/cancel`),
   orderEventsUrl: (id: string) => `/api/orders/${encodeURIComponent(id)}/events`,
 };
 

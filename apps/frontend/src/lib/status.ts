@@ -5,24 +5,25 @@ export const STATUS_LABELS: Record<string, string> = {
   invoiced: 'Invoiced',
   paid: 'Paid',
   shipped: 'Shipped',
+  delivered: 'Delivered',
   payment_failed: 'Payment failed',
-  refunded: 'Refunded',
   cancelled: 'Cancelled',
+  refunded: 'Refunded',
 };
 
 export function statusLabel(status: string): string {
   return STATUS_LABELS[status] ?? humanize(status);
 }
 
-/** The states after which nothing more happens to an order. */
-export const TERMINAL_STATUSES = new Set(['shipped', 'payment_failed', 'refunded', 'cancelled']);
+/** The states after which nothing more happens to an order (a shipped one is still to be delivered). */
+export const TERMINAL_STATUSES = new Set(['delivered', 'payment_failed', 'cancelled', 'refunded']);
 
 export function isTerminal(status: string): boolean {
   return TERMINAL_STATUSES.has(status);
 }
 
 export function statusTone(status: string): 'good' | 'bad' | 'neutral' {
-  if (status === 'shipped' || status === 'paid') return 'good';
+  if (status === 'paid' || status === 'shipped' || status === 'delivered') return 'good';
   if (status === 'payment_failed' || status === 'refunded' || status === 'cancelled') return 'bad';
   return 'neutral';
 }
@@ -34,6 +35,8 @@ export const EVENT_LABELS: Record<string, string> = {
   'payment.failed': 'Payment failed',
   'shipment.created': 'Shipped',
   'shipment.failed': 'Shipment failed',
+  'shipment.delivered': 'Delivered',
+  'order.cancelled': 'Order cancelled',
   'payment.refunded': 'Refunded',
   'email.sent': 'E-mail sent',
   'email.rejected': 'E-mail not delivered',
@@ -46,6 +49,16 @@ const EMAIL_KINDS: Record<string, string> = {
   payment_failed: 'Payment failed notice',
   shipped: 'Shipping confirmation',
   refunded: 'Refund confirmation',
+  cancelled: 'Cancellation confirmation',
+  delivered: 'Delivery confirmation',
+};
+
+/** Why an order was cancelled (`order.cancelled`'s `reason`, the order's `cancel_reason`), in words. */
+export const CANCEL_REASONS: Record<string, string> = {
+  shopper: 'Cancelled at your request',
+  operator: 'Cancelled by the shop',
+  expired: 'Cancelled because the payment was not completed in time',
+  payment_unusable: 'Cancelled because the payment could not be taken',
 };
 
 export function eventLabel(type: string): string {
@@ -53,8 +66,8 @@ export function eventLabel(type: string): string {
 }
 
 export function eventTone(type: string): 'good' | 'bad' | 'neutral' {
-  if (type === 'payment.failed' || type === 'shipment.failed' || type === 'payment.refunded') return 'bad';
-  if (type === 'payment.succeeded' || type === 'shipment.created') return 'good';
+  if (type === 'payment.failed' || type === 'shipment.failed' || type === 'payment.refunded' || type === 'order.cancelled') return 'bad';
+  if (type === 'payment.succeeded' || type === 'shipment.created' || type === 'shipment.delivered') return 'good';
   return 'neutral';
 }
 
@@ -78,7 +91,8 @@ export function eventDetail(entry: TimelineEntry, money: (minor: number) => stri
       const reason = str(d.reason);
       return reason ? `Reason: ${reason}` : 'Your card was not charged.';
     }
-    case 'shipment.created': {
+    case 'shipment.created':
+    case 'shipment.delivered': {
       const tracking = str(d.tracking_number);
       const carrier = str(d.carrier);
       if (tracking) return `Tracking number ${tracking}${carrier ? ` (${carrier})` : ''}`;
@@ -87,6 +101,10 @@ export function eventDetail(entry: TimelineEntry, money: (minor: number) => stri
     case 'shipment.failed': {
       const reason = str(d.reason);
       return reason ? `Reason: ${reason}. Your payment will be refunded.` : 'Your payment will be refunded.';
+    }
+    case 'order.cancelled': {
+      const reason = str(d.reason);
+      return reason ? CANCEL_REASONS[reason] ?? null : null;
     }
     case 'payment.refunded': {
       const amount = typeof d.amount_minor === 'number' ? money(d.amount_minor) : null;

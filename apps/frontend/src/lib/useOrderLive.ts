@@ -14,13 +14,16 @@ export interface OrderLive {
   error: ApiError | null;
   live: LiveState;
   retry: () => void;
+  /** Shows `order` (e.g. the answer of a cancellation) as if the stream had sent it. */
+  replace: (order: Order) => void;
 }
 
 /**
  * The order, kept up to date: `GET /api/orders/{id}` at once, then the `order` messages of
  * `/api/orders/{id}/events`. While the stream is away (an error, a server without the stream, the
  * API briefly down) the order is polled every second; EventSource reconnects by itself, and a
- * stream that gave up is reopened with a growing pause. Everything stops at a terminal status.
+ * stream that gave up is reopened with a growing pause. Everything stops at a terminal status
+ * (a shipped order is followed until it is delivered).
  */
 export function useOrderLive(id: string): OrderLive {
   const [order, setOrder] = useState<Order | null>(null);
@@ -28,6 +31,7 @@ export function useOrderLive(id: string): OrderLive {
   const [live, setLive] = useState<LiveState>('connecting');
   const [attempt, setAttempt] = useState(0);
   const haveOrder = useRef(false);
+  const applyRef = useRef<((next: Order) => void) | null>(null);
 
   useEffect(() => {
     let stopped = false;
@@ -120,11 +124,16 @@ export function useOrderLive(id: string): OrderLive {
       };
     };
 
+    applyRef.current = apply;
     void fetchOnce();
     open();
-    return stopAll;
+    return () => {
+      if (applyRef.current === apply) applyRef.current = null;
+      stopAll();
+    };
   }, [id, attempt]);
 
   const retry = useCallback(() => setAttempt((n) => n + 1), []);
-  return { order, error, live, retry };
+  const replace = useCallback((next: Order) => applyRef.current?.(next), []);
+  return { order, error, live, retry, replace };
 }

@@ -4,6 +4,7 @@ import userEvent from '@testing-library/user-event';
 import { OrderPage } from './OrderPage';
 import { apiError, FakeApi, FakeEventSource, order, ORDER_ID } from '../test/fakeApi';
 import { renderAt } from '../test/render';
+import { formatDateTime } from '../lib/format';
 
 const invoiced = order({
   status: 'invoiced',
@@ -25,9 +26,39 @@ const shipped = order({
     { event_id: 'e4', event_type: 'shipment.created', occurred_at: '2026-11-23T10:00:03Z', detail: { carrier: 'ParcelNet', tracking_number: 'PN42' } },
   ],
   payment: { status: 'succeeded', amount_minor: 3769, failure_reason: null },
-  shipment: { carrier: 'ParcelNet', tracking_number: 'PN42', tracking_url: null },
+  shipment: { carrier: 'ParcelNet', tracking_number: 'PN42', tracking_url: null, delivered_at: null },
   tracking_number: 'PN42',
 });
+
+const DELIVERED_AT = '2026-11-25T14:30:00Z';
+
+const delivered = order({
+  ...shipped,
+  status: 'delivered',
+  timeline: [
+    ...shipped.timeline,
+    { event_id: 'e5', event_type: 'shipment.delivered', occurred_at: DELIVERED_AT, detail: { delivered_at: DELIVERED_AT, carrier: 'ParcelNet', tracking_number: 'PN42' } },
+  ],
+  shipment: { carrier: 'ParcelNet', tracking_number: 'PN42', tracking_url: null, delivered_at: DELIVERED_AT },
+});
+
+const paid = order({
+  ...invoiced,
+  status: 'paid',
+  timeline: [...invoiced.timeline, { event_id: 'e3', event_type: 'payment.succeeded', occurred_at: '2026-11-23T10:00:02Z', detail: { amount_minor: 3769 } }],
+  payment: { status: 'succeeded', amount_minor: 3769, failure_reason: null },
+});
+
+/** The order as `POST /cancel` answers for an unpaid one. */
+function cancelledFrom(o: typeof invoiced, reason: 'shopper' | 'operator' | 'expired' | 'payment_unusable' = 'shopper') {
+  return order({
+    ...o,
+    status: 'cancelled',
+    cancel_reason: reason,
+    cancellable: false,
+    timeline: [...o.timeline, { event_id: 'e9', event_type: 'order.cancelled', occurred_at: '2026-11-23T10:05:00Z', detail: { reason } }],
+  });
+}
 
 const declined = order({
   status: 'payment_failed',
@@ -48,7 +79,7 @@ describe('order page', () => {
     FakeEventSource.instances = [];
   });
 
-  it('loads the order, then follows the event stream to "Shipped"', async () => {
+  it('loads the order, then follows the event stream to "Shipped" and on to "Delivered"', async () => {
     api.orderAnswers = [{ status: 200, body: order() }];
     renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
     expect(await screen.findByText('Order placed')).toBeTruthy();
@@ -67,8 +98,31 @@ describe('order page', () => {
     expect(screen.getByText('Tracking number PN42 (ParcelNet)')).toBeTruthy();
     expect(screen.getByTestId('tracking-number').textContent).toBe('PN42');
     expect(screen.getByTestId('payment-status').textContent).toMatch(/^Paid /);
+    // A shipped order is still to be delivered: the stream stays open.
+    expect(es.readyState).toBe(FakeEventSource.OPEN);
+    expect(screen.getByText('Live')).toBeTruthy();
+    expect(screen.getByText('On its way to you…')).toBeTruthy();
+
+    act(() => es.emit('order', delivered));
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Delivered'));
+    expect(screen.getByTestId('order-status').className).toContain('badge-good');
     // A finished order needs no stream.
     expect(es.readyState).toBe(FakeEventSource.CLOSED);
+    expect(screen.queryByText('Live')).toBeNull();
+    expect(screen.queryByText('On its way to you…')).toBeNull();
+  });
+
+  it('shows a delivered order with the delivery date, and opens no lasting stream', async () => {
+    api.orderAnswers = [{ status: 200, body: delivered }];
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    const banner = await screen.findByTestId('order-banner');
+    expect(banner.textContent).toContain('Delivered');
+    expect(banner.textContent).toContain(formatDateTime(DELIVERED_AT));
+    expect(banner.querySelector('time')?.getAttribute('dateTime')).toBe(DELIVERED_AT);
+    expect(screen.getByTestId('tracking-number').textContent).toBe('PN42');
+    expect(document.querySelector('[data-event="shipment.delivered"] .timeline-label')?.textContent).toBe('Delivered');
+    expect(screen.queryByRole('button', { name: 'Cancel order' })).toBeNull();
+    await waitFor(() => expect(FakeEventSource.latest().readyState).toBe(FakeEventSource.CLOSED));
   });
 
   it('shows "reconnecting…" and polls while the stream is away', async () => {
@@ -107,6 +161,134 @@ describe('order page', () => {
     expect(screen.getByRole('alert').textContent).toContain('The bank said: Your card was declined.');
     expect(screen.getByTestId('order-status').textContent).toBe('Payment failed');
     expect(document.querySelector('[data-event="payment.failed"]')?.textContent).toContain('Reason: Your card was declined.');
+    // In plain words: no money taken, the goods are back on sale.
+    expect(screen.getByRole('alert').textContent).toContain('Your card was not charged');
+    expect(screen.getByRole('alert').textContent).toContain('put back on sale');
+  });
+
+  it('offers "Cancel order" only while the order is cancellable', async () => {
+    api.orderAnswers = [{ status: 200, body: order() }];
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    await screen.findByText('Order placed');
+    expect(screen.queryByRole('button', { name: 'Cancel order' })).toBeNull();
+    const es = FakeEventSource.latest();
+    act(() => es.emit('order', { ...invoiced, cancellable: true }));
+    expect(await screen.findByRole('button', { name: 'Cancel order' })).toBeTruthy();
+    act(() => es.emit('order', shipped));
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Shipped'));
+    expect(screen.queryByRole('button', { name: 'Cancel order' })).toBeNull();
+  });
+
+  it('cancels after an in-page confirmation: one call, buttons disabled meanwhile, then the cancelled banner', async () => {
+    api.orderAnswers = [{ status: 200, body: { ...invoiced, cancellable: true } }];
+    api.cancelAnswers = [{ status: 200, body: cancelledFrom(invoiced) }];
+    const user = userEvent.setup();
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    await user.click(await screen.findByRole('button', { name: 'Cancel order' }));
+    // Asked in the page, nothing sent yet.
+    expect(screen.getByRole('group', { name: /Cancel this order\?/ })).toBeTruthy();
+    expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/cancel`)).toHaveLength(0);
+
+    const release = api.holdCancel();
+    await user.click(screen.getByRole('button', { name: 'Yes, cancel' }));
+    await waitFor(() => expect((screen.getByRole('button', { name: 'Yes, cancel' }) as HTMLButtonElement).disabled).toBe(true));
+    expect((screen.getByRole('button', { name: 'Keep order' }) as HTMLButtonElement).disabled).toBe(true);
+    await user.click(screen.getByRole('button', { name: 'Yes, cancel' }));
+    act(() => release());
+
+    expect(await screen.findByText('This order was cancelled. Nothing was charged.')).toBeTruthy();
+    const calls = api.callsTo('POST', `/api/orders/${ORDER_ID}/cancel`);
+    expect(calls).toHaveLength(1);
+    expect(calls[0].url).toBe(`/api/orders/${ORDER_ID}/cancel`);
+    expect(calls[0].body).toBeUndefined();
+    expect(screen.getByTestId('order-status').textContent).toBe('Cancelled');
+    expect(document.querySelector('[data-event="order.cancelled"]')?.textContent).toContain('Cancelled at your request');
+    expect(screen.queryByRole('button', { name: 'Cancel order' })).toBeNull();
+    expect(screen.queryByRole('alert')).toBeNull();
+    // Cancelled is final: the stream is closed.
+    expect(FakeEventSource.latest().readyState).toBe(FakeEventSource.CLOSED);
+  });
+
+  it('"Keep order" sends nothing and offers the button again', async () => {
+    api.orderAnswers = [{ status: 200, body: { ...invoiced, cancellable: true } }];
+    api.cancelAnswers = [{ status: 200, body: cancelledFrom(invoiced) }];
+    const user = userEvent.setup();
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    await user.click(await screen.findByRole('button', { name: 'Cancel order' }));
+    await user.click(screen.getByRole('button', { name: 'Keep order' }));
+    expect(screen.queryByRole('group', { name: /Cancel this order\?/ })).toBeNull();
+    const again = screen.getByRole('button', { name: 'Cancel order' });
+    expect(document.activeElement).toBe(again);
+    expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/cancel`)).toHaveLength(0);
+    expect(screen.getByTestId('order-status').textContent).toBe('Invoiced');
+  });
+
+  it('shows why the shop refused to cancel (409 order_not_cancellable)', async () => {
+    api.orderAnswers = [{ status: 200, body: { ...paid, cancellable: true } }];
+    api.cancelAnswers = [apiError(409, 'order_not_cancellable', 'The order has already been handed to the carrier.')];
+    const user = userEvent.setup();
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    await user.click(await screen.findByRole('button', { name: 'Cancel order' }));
+    await user.click(screen.getByRole('button', { name: 'Yes, cancel' }));
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('The order has already been handed to the carrier.');
+    expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/cancel`)).toHaveLength(1);
+    expect(screen.getByTestId('order-status').textContent).toBe('Paid');
+    // The order the stream sends next (shipped, not cancellable) hides the button, not the reason.
+    act(() => FakeEventSource.latest().emit('order', shipped));
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Cancel order' })).toBeNull());
+    expect(screen.getByRole('alert').textContent).toContain('already been handed to the carrier');
+  });
+
+  it('follows a paid order through an accepted cancellation to the refund', async () => {
+    api.orderAnswers = [{ status: 200, body: { ...paid, cancellable: true } }];
+    api.cancelAnswers = [{ status: 200, body: { ...paid, cancel_reason: 'shopper', cancellable: false } }];
+    const user = userEvent.setup();
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    await user.click(await screen.findByRole('button', { name: 'Cancel order' }));
+    await user.click(screen.getByRole('button', { name: 'Yes, cancel' }));
+    expect(await screen.findByText('Cancellation accepted: your payment is being refunded.')).toBeTruthy();
+    expect(screen.getByText('Refunding your payment…')).toBeTruthy();
+    expect(screen.getByTestId('payment-status').textContent).toMatch(/being refunded$/);
+    // Still paid until the refund is made: keep listening.
+    const es = FakeEventSource.latest();
+    expect(es.readyState).not.toBe(FakeEventSource.CLOSED);
+
+    act(() =>
+      es.emit('order', {
+        ...paid,
+        status: 'refunded',
+        cancel_reason: 'shopper',
+        payment: { status: 'refunded', amount_minor: 3769, failure_reason: null },
+        timeline: [
+          ...paid.timeline,
+          { event_id: 'e9', event_type: 'order.cancelled', occurred_at: '2026-11-23T10:05:00Z', detail: { reason: 'shopper' } },
+          { event_id: 'e10', event_type: 'payment.refunded', occurred_at: '2026-11-23T10:05:01Z', detail: { amount_minor: 3769 } },
+        ],
+      }),
+    );
+    expect(await screen.findByText('This order was cancelled and your payment was refunded.')).toBeTruthy();
+    expect(screen.queryByText(/We could not ship this order/)).toBeNull();
+    expect(screen.getByTestId('order-status').textContent).toBe('Refunded');
+    expect(es.readyState).toBe(FakeEventSource.CLOSED);
+  });
+
+  it('says an unpaid order expired because the payment was not completed in time', async () => {
+    api.orderAnswers = [{ status: 200, body: cancelledFrom(invoiced, 'expired') }];
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    const banner = await screen.findByTestId('order-banner');
+    expect(banner.textContent).toContain('expired because the payment was not completed in time');
+    expect(banner.textContent).toContain('Nothing was charged.');
+    expect(document.querySelector('[data-event="order.cancelled"]')?.textContent).toContain(
+      'Cancelled because the payment was not completed in time',
+    );
+  });
+
+  it('keeps the "could not ship" text for a refund without a cancellation', async () => {
+    api.orderAnswers = [{ status: 200, body: order({ ...paid, status: 'refunded', payment: { status: 'refunded', amount_minor: 3769, failure_reason: null } }) }];
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    expect((await screen.findByRole('alert')).textContent).toContain('We could not ship this order, so your payment has been refunded.');
+    expect(screen.queryByText('This order was cancelled and your payment was refunded.')).toBeNull();
   });
 
   it('shows a message and a Retry button when the order cannot be loaded', async () => {

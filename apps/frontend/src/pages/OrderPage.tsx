@@ -1,17 +1,17 @@
-import { useEffect } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 import { Link, useLocation, useParams } from 'react-router-dom';
-import type { Order } from '../lib/api';
+import { api, type Order } from '../lib/api';
 import { formatDateTime, formatMoney, shortId } from '../lib/format';
 import { isTerminal, statusLabel, statusTone } from '../lib/status';
 import { useOrderLive, type LiveState } from '../lib/useOrderLive';
 import { Timeline } from '../components/Timeline';
-import { LoadError, Loading } from '../components/Status';
+import { describeLoadError, LoadError, Loading } from '../components/Status';
 
 export function OrderPage() {
   const { id = '' } = useParams();
   const location = useLocation();
   const justPlaced = Boolean((location.state as { justPlaced?: boolean } | null)?.justPlaced);
-  const { order, error, live, retry } = useOrderLive(id);
+  const { order, error, live, retry, replace } = useOrderLive(id);
 
   useEffect(() => {
     document.title = `Order ${shortId(id)} — ChargeFlow Outdoor`;
@@ -34,15 +34,24 @@ export function OrderPage() {
       </section>
     );
   }
-  return <OrderView order={order} live={live} justPlaced={justPlaced} />;
+  return <OrderView order={order} live={live} justPlaced={justPlaced} onChange={replace} />;
 }
 
-function OrderView({ order, live, justPlaced }: { order: Order; live: LiveState; justPlaced: boolean }) {
+interface ViewProps {
+  order: Order;
+  live: LiveState;
+  justPlaced: boolean;
+  /** Shows a newer order, e.g. the answer of a cancellation. */
+  onChange: (order: Order) => void;
+}
+
+function OrderView({ order, live, justPlaced, onChange }: ViewProps) {
   const money = (minor: number) => formatMoney(minor, order.currency);
   const tone = statusTone(order.status);
   const failure = order.timeline.find((e) => e.event_type === 'payment.failed');
   const reason =
     order.payment?.failure_reason ?? (typeof failure?.detail?.reason === 'string' ? (failure.detail.reason as string) : null);
+  const deliveredAt = order.status === 'delivered' ? deliveryTime(order) : null;
 
   return (
     <section aria-labelledby="order-title" className="order-page">
@@ -59,23 +68,44 @@ function OrderView({ order, live, justPlaced }: { order: Order; live: LiveState;
         </div>
       </div>
 
-      {justPlaced && order.status !== 'payment_failed' && (
+      {justPlaced && order.status !== 'payment_failed' && order.status !== 'cancelled' && !order.cancel_reason && (
         <p className="notice notice-good">Thank you! Your order is in. This page updates by itself as it moves along.</p>
       )}
       {order.status === 'payment_failed' && (
         <div className="notice notice-error" role="alert">
           <p>
-            <strong>The payment failed.</strong> {reason ? `The bank said: ${reason.replace(/[.\s]+$/, '')}. ` : ''}Your card was not charged and
-            nothing will be shipped.
+            <strong>The payment failed.</strong> {reason ? `The bank said: ${reason.replace(/[.\s]+$/, '')}. ` : ''}Your card was not charged,
+            nothing will be shipped, and the items you ordered have been put back on sale.
           </p>
           <Link to="/">Back to the shop</Link>
         </div>
       )}
-      {order.status === 'refunded' && (
-        <p className="notice notice-error" role="alert">
-          We could not ship this order, so your payment has been refunded.
+      {order.status === 'cancelled' && (
+        <p className="notice notice-neutral" role="status" data-testid="order-banner">
+          {order.cancel_reason === 'expired' ? (
+            <>This order was cancelled: it expired because the payment was not completed in time. Nothing was charged.</>
+          ) : order.cancel_reason === 'payment_unusable' ? (
+            <>This order was cancelled because the payment could not be taken. Nothing was charged.</>
+          ) : (
+            <>This order was cancelled. Nothing was charged.</>
+          )}
         </p>
       )}
+      {order.status === 'paid' && order.cancel_reason && (
+        <p className="notice notice-neutral" role="status" data-testid="order-banner">
+          Cancellation accepted: your payment is being refunded.
+        </p>
+      )}
+      {order.status === 'refunded' &&
+        (order.cancel_reason ? (
+          <p className="notice notice-neutral" role="status" data-testid="order-banner">
+            This order was cancelled and your payment was refunded.
+          </p>
+        ) : (
+          <p className="notice notice-error" role="alert">
+            We could not ship this order, so your payment has been refunded.
+          </p>
+        ))}
       {order.status === 'shipped' && order.tracking_number && (
         <p className="notice notice-good">
           Your parcel is on its way. Tracking number{' '}
@@ -89,11 +119,33 @@ function OrderView({ order, live, justPlaced }: { order: Order; live: LiveState;
           {order.shipment?.carrier ? ` with ${order.shipment.carrier}` : ''}.
         </p>
       )}
+      {order.status === 'delivered' && (
+        <p className="notice notice-good" data-testid="order-banner">
+          <strong>Delivered</strong>{' '}
+          {deliveredAt ? (
+            <>
+              on <time dateTime={deliveredAt}>{formatDateTime(deliveredAt)}</time>
+            </>
+          ) : (
+            'to your address'
+          )}
+          {order.tracking_number && (
+            <>
+              {' '}
+              · tracking number <span data-testid="tracking-number">{order.tracking_number}</span>
+              {order.shipment?.carrier ? ` with ${order.shipment.carrier}` : ''}
+            </>
+          )}
+          .
+        </p>
+      )}
+
+      <CancelOrder order={order} onCancelled={onChange} />
 
       <div className="order-grid">
         <div className="card">
           <h2>Progress</h2>
-          <Timeline timeline={order.timeline} currency={order.currency} status={order.status} />
+          <Timeline timeline={order.timeline} currency={order.currency} status={order.status} cancelReason={order.cancel_reason} />
         </div>
 
         <div className="order-side">
@@ -203,7 +255,7 @@ function paymentText(order: Order, money: (n: number) => string): string {
   if (!p) return isTerminal(order.status) ? 'No payment' : 'Waiting for the invoice…';
   switch (p.status) {
     case 'succeeded':
-      return `Paid ${money(p.amount_minor)}`;
+      return order.cancel_reason ? `Paid ${money(p.amount_minor)}, being refunded` : `Paid ${money(p.amount_minor)}`;
     case 'failed':
       return `Failed${p.failure_reason ? `: ${p.failure_reason}` : ''}`;
     case 'refunded':
@@ -213,6 +265,106 @@ function paymentText(order: Order, money: (n: number) => string): string {
     default:
       return p.status;
   }
+}
+
+/** When the parcel arrived: the shipment's `delivered_at`, else the `shipment.delivered` entry. */
+function deliveryTime(order: Order): string | null {
+  if (order.shipment?.delivered_at) return order.shipment.delivered_at;
+  const entry = order.timeline.find((e) => e.event_type === 'shipment.delivered');
+  const at = entry?.detail?.delivered_at;
+  return typeof at === 'string' && at ? at : (entry?.occurred_at ?? null);
+}
+
+/**
+ * "Cancel order" while the order may be cancelled: asks in the page, then sends
+ * `POST /api/orders/{id}/cancel` and shows the answer; a refusal is shown in an alert.
+ */
+function CancelOrder({ order, onCancelled }: { order: Order; onCancelled: (order: Order) => void }) {
+  const [step, setStep] = useState<'idle' | 'confirming' | 'sending'>('idle');
+  const [error, setError] = useState<string | null>(null);
+  const sending = useRef(false);
+  const cancelButton = useRef<HTMLButtonElement>(null);
+  const keepButton = useRef<HTMLButtonElement>(null);
+  const focusOnIdle = useRef(false);
+  const questionId = useId();
+
+  useEffect(() => {
+    if (step === 'confirming') keepButton.current?.focus();
+    if (step === 'idle' && focusOnIdle.current) {
+      focusOnIdle.current = false;
+      cancelButton.current?.focus();
+    }
+  }, [step]);
+
+  const confirm = async () => {
+    if (sending.current) return;
+    sending.current = true;
+    setStep('sending');
+    setError(null);
+    try {
+      onCancelled(await api.cancelOrder(order.order_id));
+    } catch (e) {
+      setError(describeLoadError(e));
+    } finally {
+      sending.current = false;
+      setStep('idle');
+    }
+  };
+
+  const offered = order.cancellable === true || step === 'sending';
+  if (!offered && !error) return null;
+  return (
+    <div className="cancel-order">
+      {error && (
+        <div className="notice notice-error" role="alert">
+          <p>
+            <strong>The order could not be cancelled.</strong> {error}
+          </p>
+        </div>
+      )}
+      {offered &&
+        (step === 'idle' ? (
+          <button
+            type="button"
+            ref={cancelButton}
+            className="button button-secondary button-small"
+            onClick={() => {
+              setError(null);
+              setStep('confirming');
+            }}
+          >
+            Cancel order
+          </button>
+        ) : (
+          <div className="cancel-confirm" role="group" aria-labelledby={questionId}>
+            <p id={questionId}>
+              <strong>Cancel this order?</strong>
+              {order.status === 'paid' ? ' Your payment will be refunded.' : ' Nothing will be charged.'}
+            </p>
+            <button type="button" className="button button-primary button-small" disabled={step === 'sending'} onClick={() => void confirm()}>
+              Yes, cancel
+            </button>
+            <button
+              type="button"
+              ref={keepButton}
+              className="button button-secondary button-small"
+              disabled={step === 'sending'}
+              onClick={() => {
+                focusOnIdle.current = true;
+                setStep('idle');
+              }}
+            >
+              Keep order
+            </button>
+            {step === 'sending' && (
+              <span className="muted" role="status">
+                Cancelling…
+              </span>
+            )}
+          </div>
+        ))}
+    </div>
+  );
 }
 
 function LiveIndicator({ live, status }: { live: LiveState; status: string }) {

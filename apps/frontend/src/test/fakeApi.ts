@@ -29,6 +29,11 @@ export class FakeApi {
   checkoutAnswers: Answer[] = [{ status: 201, body: { order_id: '0190c1d2-0000-7000-8000-00000000abcd', status: 'placed', currency: 'EUR', subtotal_minor: 0 } }];
   /** Answers for `GET /api/orders/{id}`, used in turn (the last one repeats). */
   orderAnswers: Answer[] = [];
+  /** Answers for `POST /api/orders/{id}/cancel`, used in turn (the last one repeats); a `200`
+   * answer also becomes what `GET /api/orders/{id}` answers from then on. */
+  cancelAnswers: Answer[] = [];
+  /** While set, `POST /api/orders/{id}/cancel` waits for this before answering. */
+  cancelHold: Promise<void> | null = null;
   /** Set to make `GET /api/cart` fail this many times. */
   cartFailures = 0;
   fetch = vi.fn((input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init));
@@ -59,6 +64,18 @@ export class FakeApi {
     return { items, subtotal_minor: items.reduce((n, i) => n + i.line_total_minor, 0), currency: items.length ? 'EUR' : null };
   }
 
+  /** Makes the next cancellations wait; call the returned function to let them answer. */
+  holdCancel(): () => void {
+    let release!: () => void;
+    this.cancelHold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return () => {
+      this.cancelHold = null;
+      release();
+    };
+  }
+
   callsTo(method: string, prefix: string): Call[] {
     return this.calls.filter((c) => c.method === method && c.url.startsWith(prefix));
   }
@@ -69,6 +86,7 @@ export class FakeApi {
     const body = typeof init?.body === 'string' ? JSON.parse(init.body) : undefined;
     const headers = (init?.headers ?? {}) as Record<string, string>;
     this.calls.push({ method, url, body, headers });
+    if (method === 'POST' && /^\/api\/orders\/[^/]+\/cancel$/.test(url) && this.cancelHold) await this.cancelHold;
     const answer = this.route(method, url, body);
     await Promise.resolve();
     return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { 'Content-Type': 'application/json' } });
@@ -99,6 +117,12 @@ export class FakeApi {
       if (answer.status === 201) this.lines.clear();
       return answer;
     }
+    if (method === 'POST' && /^\/api\/orders\/[^/]+\/cancel$/.test(url)) {
+      if (this.cancelAnswers.length === 0) return apiError(404, 'order_not_found', 'no such order');
+      const answer = this.cancelAnswers.length > 1 ? this.cancelAnswers.shift()! : this.cancelAnswers[0];
+      if (answer.status === 200) this.orderAnswers = [answer];
+      return answer;
+    }
     if (method === 'GET' && url.startsWith('/api/orders/')) {
       if (this.orderAnswers.length === 0) return apiError(404, 'order_not_found', 'no such order');
       return this.orderAnswers.length > 1 ? this.orderAnswers.shift()! : this.orderAnswers[0];
@@ -124,6 +148,8 @@ export function order(overrides: Partial<Order> = {}): Order {
     payment: null,
     shipment: null,
     tracking_number: null,
+    cancel_reason: null,
+    cancellable: false,
     ...overrides,
   };
 }

@@ -16,6 +16,7 @@ use futures::Stream;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use ::orders::read as orders;
 use telemetry::trace::TraceContext;
 
 use crate::{
@@ -23,7 +24,6 @@ use crate::{
     checkout::{self, CheckoutBody, Context},
     error::ApiError,
     json::ApiJson,
-    orders,
     routes::{REPLAYED, REQUEST_ID},
     session::Session,
 };

@@ -4,18 +4,18 @@
 //! The signature is checked first (a missing, forged or stale one gets `400 invalid_signature`
 //! and changes nothing). The Stripe event id is recorded in the same transaction as its effect,
 //! so a replayed event finds its row and does nothing. The effect itself goes through
-//! [`worker::payments::apply_outcome`] — the order's row lock, the state machine and the outbox —
+//! [`orders::payments::apply_outcome`] — the order's row lock, the state machine and the outbox —
 //! exactly as the worker's does, so whichever comes second finds the order already moved.
 
 pub mod signature;
 
 use axum::{Json, body::Bytes, extract::State, http::HeaderMap};
 use domain::Currency;
+use orders::payments::{self, ApplyError, PaymentOutcome};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use worker::payments::{self, ApplyError, PaymentOutcome};
 
 use crate::{AppState, error::ApiError};
 

@@ -8,8 +8,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    WorkerError,
-    orders::{self, Transition},
+    OrdersError,
+    lifecycle::{self as orders, Transition},
 };
 
 /// What Stripe said about an order's PaymentIntent.
@@ -52,17 +52,15 @@ pub enum ApplyError {
     /// No such order.
     #[error("order {0} does not exist")]
     OrderNotFound(Uuid),
-    /// A write failed.
+    /// A write failed or the event could not be encoded.
     #[error("the payment outcome could not be recorded")]
-    Store(#[from] WorkerError),
-    /// The event could not be encoded.
-    #[error("the payment event could not be encoded")]
-    Encode(#[from] serde_json::Error),
+    Store(#[from] OrdersError),
 }
 
 /// Applies `outcome` to the order inside the caller's transaction: payment row, status
 /// (`invoiced → paid` or `invoiced → payment_failed` with the stock released), timeline entry
-/// and outbox event. An order no longer `invoiced` is left alone.
+/// and outbox event. An order no longer `invoiced` (cancelled meanwhile, for instance) is left
+/// alone: billing's `order.cancelled` handling settles a payment that arrives after the end.
 ///
 /// # Errors
 /// [`ApplyError`] when the order does not exist or a write fails.
@@ -90,7 +88,8 @@ pub async fn apply_outcome(
     if to == OrderStatus::PaymentFailed {
         orders::release_stock(conn, order_id).await?;
     }
-    let envelope = envelope(order_id, outcome, correlation_id, traceparent)?;
+    let envelope =
+        envelope(order_id, outcome, correlation_id, traceparent).map_err(OrdersError::from)?;
     let detail = match outcome {
         PaymentOutcome::Succeeded {
             payment_intent_id,
@@ -157,7 +156,7 @@ async fn record_payment(
     conn: &mut PgConnection,
     order_id: Uuid,
     outcome: &PaymentOutcome,
-) -> Result<(), WorkerError> {
+) -> Result<(), OrdersError> {
     let (intent, status, reason, amount, currency) = match outcome {
         PaymentOutcome::Succeeded {
             payment_intent_id,
@@ -191,7 +190,6 @@ async fn record_payment(
     .bind(status)
     .bind(reason)
     .execute(conn)
-    .await
-    .map_err(WorkerError::Database)?;
+    .await?;
     Ok(())
 }

@@ -1,19 +1,19 @@
-//! The `orders` table as the workers see it: the order's status under a row lock, the state
-//! machine applied to it, and events recorded for the timeline and the outbox — all inside the
-//! handler's transaction.
+//! The order row under the state machine: the status read under a row lock, a transition applied
+//! to it, the event it emits recorded for the timeline and the outbox, and stock put back — all
+//! inside the caller's transaction, so a state change and its announcement commit together.
 
 use domain::{EventEnvelope, OrderStatus, TransitionError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::WorkerError;
+use crate::OrdersError;
 
 /// The result of asking for a status change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
     /// The order moved to the new status.
     Applied,
-    /// The state machine refused; nothing was written. The handler decides what that means.
+    /// The state machine refused; nothing was written. The caller decides what that means.
     Rejected(TransitionError),
 }
 
@@ -22,35 +22,30 @@ pub enum Transition {
 /// order's status, but still lets other transactions insert rows that reference the order.
 ///
 /// # Errors
-/// [`WorkerError::Database`] when the statement fails or the stored status is unknown.
+/// [`OrdersError`] when the statement fails or the stored status is unknown.
 pub async fn lock_status(
     conn: &mut PgConnection,
     order_id: Uuid,
-) -> Result<Option<OrderStatus>, WorkerError> {
+) -> Result<Option<OrderStatus>, OrdersError> {
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR NO KEY UPDATE")
             .bind(order_id)
             .fetch_optional(conn)
             .await?;
-    status
-        .map(|s| {
-            s.parse()
-                .map_err(|e| WorkerError::Database(sqlx::Error::Decode(Box::new(e))))
-        })
-        .transpose()
+    Ok(status.map(|s| s.parse()).transpose()?)
 }
 
 /// Moves a locked order from `from` to `to` if the state machine allows it; a refused move is
 /// logged and not applied.
 ///
 /// # Errors
-/// [`WorkerError::Database`] when the update fails.
+/// [`OrdersError::Database`] when the update fails.
 pub async fn transition(
     conn: &mut PgConnection,
     order_id: Uuid,
     from: OrderStatus,
     to: OrderStatus,
-) -> Result<Transition, WorkerError> {
+) -> Result<Transition, OrdersError> {
     if let Err(refused) = from.transition(to) {
         tracing::warn!(order.id = %order_id, from = %from, to = %to, "transition refused by the order state machine");
         return Ok(Transition::Rejected(refused));
@@ -64,16 +59,16 @@ pub async fn transition(
     Ok(Transition::Applied)
 }
 
-/// Records an event a handler emits: a timeline entry with `detail` for the order page, and
-/// the outbox row the relay will publish.
+/// Records an event: a timeline entry with `detail` for the order page, and the outbox row the
+/// relay will publish.
 ///
 /// # Errors
-/// [`WorkerError`] when a write fails (a duplicate event id, for instance).
+/// [`OrdersError`] when a write fails (a duplicate event id, for instance).
 pub async fn record_event(
     conn: &mut PgConnection,
     event: &EventEnvelope,
     detail: serde_json::Value,
-) -> Result<(), WorkerError> {
+) -> Result<(), OrdersError> {
     sqlx::query(
         "INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
          VALUES ($1, $2, $3, $4, $5)",
@@ -91,11 +86,11 @@ pub async fn record_event(
 
 /// Puts the order's reserved units back on the shelf (payment failed, refunded, cancelled).
 /// Call it in the same transaction as the transition to that end state, which can happen only
-/// once, so stock is released at most once.
+/// once, so stock is released at most once. Returns the number of lines released.
 ///
 /// # Errors
-/// [`WorkerError::Database`] when the update fails.
-pub async fn release_stock(conn: &mut PgConnection, order_id: Uuid) -> Result<u64, WorkerError> {
+/// [`OrdersError::Database`] when the update fails.
+pub async fn release_stock(conn: &mut PgConnection, order_id: Uuid) -> Result<u64, OrdersError> {
     let released = sqlx::query(
         "UPDATE products p SET stock = p.stock + i.quantity, updated_at = now()
          FROM order_items i

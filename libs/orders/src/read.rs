@@ -1,5 +1,6 @@
-//! Read side of orders: what a session may see of its own orders. The queries take a pool and
-//! return plain rows, so operator tools (`apps/admin`'s `order show`) read an order the same way.
+//! The read model of orders: what the order page, a session's list and the operator's
+//! `order show` read. The queries take a pool and return plain rows; access rules (which
+//! session may see which order) are the callers'.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,6 +20,20 @@ pub struct OrderSummary {
     pub subtotal_minor: i64,
     /// When it was placed.
     pub created_at: DateTime<Utc>,
+    /// Why it was cancelled, once a cancellation was accepted (`shopper`, `operator`,
+    /// `expired`, `payment_unusable`).
+    pub cancel_reason: Option<String>,
+}
+
+impl OrderSummary {
+    /// Whether a cancellation would be accepted now: not shipped or ended, none accepted yet.
+    pub fn cancellable(&self) -> bool {
+        self.cancel_reason.is_none()
+            && self
+                .status
+                .parse::<domain::OrderStatus>()
+                .is_ok_and(domain::OrderStatus::is_cancellable)
+    }
 }
 
 /// One line of an order.
@@ -57,7 +72,8 @@ pub struct TimelineEntry {
 /// When the query fails.
 pub async fn list(pool: &PgPool, owner: &str) -> sqlx::Result<Vec<OrderSummary>> {
     sqlx::query_as(
-        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at
+        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at,
+                cancel_reason
          FROM orders WHERE owner_session = $1 ORDER BY created_at DESC LIMIT 100",
     )
     .bind(owner)
@@ -75,7 +91,8 @@ pub async fn find(
     order_id: Uuid,
 ) -> sqlx::Result<Option<OrderSummary>> {
     sqlx::query_as(
-        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at
+        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at,
+                cancel_reason
          FROM orders WHERE id = $1 AND owner_session = $2",
     )
     .bind(order_id)
@@ -90,7 +107,8 @@ pub async fn find(
 /// When the query fails.
 pub async fn find_by_id(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<OrderSummary>> {
     sqlx::query_as(
-        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at
+        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at,
+                cancel_reason
          FROM orders WHERE id = $1",
     )
     .bind(order_id)
@@ -172,6 +190,8 @@ pub struct ShipmentSummary {
     pub tracking_number: String,
     /// Where to follow the parcel.
     pub tracking_url: Option<String>,
+    /// When the partner delivered it.
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// The order's shipment, if it has one.
@@ -180,7 +200,8 @@ pub struct ShipmentSummary {
 /// When the query fails.
 pub async fn shipment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<ShipmentSummary>> {
     sqlx::query_as(
-        "SELECT carrier, tracking_number, tracking_url FROM shipments WHERE order_id = $1",
+        "SELECT carrier, tracking_number, tracking_url, delivered_at FROM shipments
+         WHERE order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(pool)
@@ -190,7 +211,7 @@ pub async fn shipment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Ship
 /// An order's payment as shown with the order.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct PaymentSummary {
-    /// `pending`, `succeeded`, `failed` or `refunded`.
+    /// `pending`, `succeeded`, `failed`, `refunded` or `cancelled`.
     pub status: String,
     /// The amount charged or attempted, in minor units.
     pub amount_minor: i64,
