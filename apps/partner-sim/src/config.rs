@@ -1,11 +1,16 @@
-//! Command-line flags (each also an `SIM_…` environment variable): where to listen and which
-//! faults are in force at start-up.
+//! Command-line flags (each also an `SIM_…` environment variable): where to listen, which
+//! faults are in force at start-up, and when and where deliveries are notified.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
+use reqwest::Url;
 
-use crate::faults::{Faults, FaultsError};
+use crate::{
+    callback::{Callback, CallbackError, Secret},
+    delivery::{DEFAULT_DELIVER_AFTER_MS, Delivery},
+    faults::{Faults, FaultsError},
+};
 
 /// Where the simulator listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8430";
@@ -27,6 +32,16 @@ pub struct Config {
     /// Faults in force from the start; `PUT /v1/_sim/faults` replaces them.
     #[command(flatten)]
     pub faults: Faults,
+    /// URL that delivery events are posted to; none are sent when absent.
+    #[arg(long, env = "SIM_CALLBACK_URL")]
+    pub callback_url: Option<Url>,
+    /// Key of the callbacks' HMAC-SHA256 signature; required with `--callback-url`.
+    #[arg(long, env = "SIM_CALLBACK_SECRET", hide_env_values = true)]
+    pub callback_secret: Option<Secret>,
+    /// How long after booking a shipment is delivered, in milliseconds;
+    /// `PUT /v1/_sim/delivery` changes it.
+    #[arg(long, env = "SIM_DELIVER_AFTER_MS", default_value_t = DEFAULT_DELIVER_AFTER_MS)]
+    pub deliver_after_ms: u64,
 }
 
 /// Why the configuration cannot be used.
@@ -38,6 +53,12 @@ pub enum ConfigError {
     /// A fault flag is out of range.
     #[error("invalid fault flags")]
     Faults(#[from] FaultsError),
+    /// `--callback-url` is set without a (non-empty) `--callback-secret`.
+    #[error("--callback-url needs --callback-secret (SIM_CALLBACK_SECRET) to sign the callbacks")]
+    CallbackSecretMissing,
+    /// The callback flags cannot be used.
+    #[error("invalid callback flags")]
+    Callback(#[from] CallbackError),
 }
 
 impl Config {
@@ -52,5 +73,26 @@ impl Config {
             return Err(ConfigError::NotLoopback(self.addr));
         }
         Ok(self.addr)
+    }
+
+    /// The delivery settings, once the callback flags are checked.
+    ///
+    /// # Errors
+    /// [`ConfigError::CallbackSecretMissing`] for a callback URL without a secret;
+    /// [`ConfigError::Callback`] for a callback URL that is not `http(s)`.
+    pub fn delivery(&self) -> Result<Delivery, ConfigError> {
+        let deliver_after = Duration::from_millis(self.deliver_after_ms);
+        let callback = match (&self.callback_url, &self.callback_secret) {
+            (None, _) => None,
+            (Some(_), None) => return Err(ConfigError::CallbackSecretMissing),
+            (Some(_), Some(secret)) if secret.is_empty() => {
+                return Err(ConfigError::CallbackSecretMissing);
+            }
+            (Some(url), Some(secret)) => Some(Callback::new(url.clone(), secret.clone())?),
+        };
+        Ok(Delivery {
+            callback,
+            deliver_after,
+        })
     }
 }

@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::faults::FaultsError;
+use crate::{faults::FaultsError, store::ShipmentError};
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,14 @@ pub enum ApiError {
     /// 405: the path exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 409: the resource is not in a state that allows this.
+    #[error("{message}")]
+    Conflict {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// 409: the `Idempotency-Key` was first used with another body.
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
@@ -85,6 +93,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::IdempotencyKeyReused => (StatusCode::CONFLICT, "idempotency_key_reused"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
@@ -102,6 +111,26 @@ impl ApiError {
 impl From<FaultsError> for ApiError {
     fn from(error: FaultsError) -> Self {
         ApiError::bad_request("invalid_faults", error.to_string(), error.field())
+    }
+}
+
+impl From<ShipmentError> for ApiError {
+    fn from(error: ShipmentError) -> Self {
+        let message = error.to_string();
+        match error {
+            ShipmentError::NotFound(_) => ApiError::NotFound {
+                code: "shipment_not_found",
+                message,
+            },
+            ShipmentError::AlreadyDelivered(_) => ApiError::Conflict {
+                code: "shipment_already_delivered",
+                message,
+            },
+            ShipmentError::Cancelled(_) => ApiError::Conflict {
+                code: "shipment_cancelled",
+                message,
+            },
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! The faults the simulator injects on purpose, and the per-request draw that picks one.
 //!
-//! Each `POST /v1/shipments` draws one number `u` from `[0, 1)`: below `error_rate` it is
-//! answered `503`; below `error_rate + rate_limit_rate`, `429`; below that plus `hang_rate`, it
-//! never gets an answer. The rates are therefore exact, exclusive shares and may add up to 1 at
-//! most. A faulted request never creates a shipment.
+//! Each `POST /v1/shipments` (and each `POST /v1/shipments/{id}/cancel`) draws one number `u`
+//! from `[0, 1)`: below `error_rate` it is answered `503`; below `error_rate + rate_limit_rate`,
+//! `429`; below that plus `hang_rate`, it never gets an answer. The rates are therefore exact,
+//! exclusive shares and may add up to 1 at most. A faulted request never creates or cancels a
+//! shipment.
 
 use std::time::Duration;
 
@@ -26,16 +27,17 @@ pub struct Faults {
     /// Milliseconds added to every answer of `/v1/shipments`, after the work is done.
     #[arg(long, env = "SIM_LATENCY_MS", default_value_t = 0)]
     pub latency_ms: u64,
-    /// Share (0 to 1) of `POST /v1/shipments` answered `503` without doing anything.
+    /// Share (0 to 1) of `POST /v1/shipments` (and cancels) answered `503`, doing nothing.
     #[arg(long, env = "SIM_ERROR_RATE", default_value_t = 0.0)]
     pub error_rate: f64,
-    /// Share (0 to 1) of `POST /v1/shipments` answered `429` with `Retry-After`.
+    /// Share (0 to 1) of `POST /v1/shipments` (and cancels) answered `429` with `Retry-After`.
     #[arg(long, env = "SIM_RATE_LIMIT_RATE", default_value_t = 0.0)]
     pub rate_limit_rate: f64,
     /// The `Retry-After` of a `429`, in seconds.
     #[arg(long, env = "SIM_RETRY_AFTER_S", default_value_t = DEFAULT_RETRY_AFTER_S)]
     pub retry_after_s: u64,
-    /// Share (0 to 1) of `POST /v1/shipments` never answered: the connection closes after `hang_ms`.
+    /// Share (0 to 1) of `POST /v1/shipments` (and cancels) never answered: the connection closes
+    /// after `hang_ms`.
     #[arg(long, env = "SIM_HANG_RATE", default_value_t = 0.0)]
     pub hang_rate: f64,
     /// How long a hanging request is held before its connection is closed, in milliseconds.
@@ -163,7 +165,7 @@ impl FaultPicker {
         &self.faults
     }
 
-    /// Draws the fault, if any, for one `POST /v1/shipments`.
+    /// Draws the fault, if any, for one `POST /v1/shipments` or cancel.
     pub fn draw(&mut self) -> Option<Fault> {
         let u = self.rng.next_f64();
         let f = &self.faults;

@@ -1,5 +1,6 @@
 //! Shipments as the partner API knows them: the request body parsed into a [`NewShipment`]
-//! ("parse, don't validate"), the `Idempotency-Key`, and the booked [`Shipment`].
+//! ("parse, don't validate"), the `Idempotency-Key`, and the booked [`Shipment`] with its
+//! [`Status`].
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -202,10 +203,29 @@ pub struct Shipment {
     pub tracking_number: String,
     /// [`TRACKING_BASE_URL`] and the tracking number.
     pub tracking_url: String,
-    /// Always `created`: the simulated parcels never move.
-    pub status: &'static str,
+    /// Where the parcel is.
+    pub status: Status,
     /// When it was booked.
     pub created_at: DateTime<Utc>,
+    /// When it was delivered (absent until then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was cancelled (absent unless it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// The life of a shipment: `created`, then `delivered` after the delivery delay, unless it is
+/// `cancelled` first. Both ends are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Booked, on its way.
+    Created,
+    /// Handed to the recipient.
+    Delivered,
+    /// Called off before delivery.
+    Cancelled,
 }
 
 impl Shipment {
@@ -218,8 +238,10 @@ impl Shipment {
             carrier: CARRIER,
             tracking_url: format!("{TRACKING_BASE_URL}{tracking_number}"),
             tracking_number,
-            status: "created",
+            status: Status::Created,
             created_at: Utc::now(),
+            delivered_at: None,
+            cancelled_at: None,
         }
     }
 }

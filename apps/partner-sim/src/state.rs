@@ -1,14 +1,20 @@
 //! What every handler can reach: the store and the fault picker, each behind a mutex that is
-//! never held across an `.await`, and the token that cuts deliberate delays short at shutdown.
+//! never held across an `.await`, the delivery settings, and the token that cuts deliberate
+//! delays and background deliveries short at shutdown.
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    callback::Callback,
+    delivery::Delivery,
     faults::{Fault, FaultPicker, Faults},
     store::Store,
 };
@@ -22,15 +28,21 @@ pub struct AppState {
 struct Shared {
     store: Mutex<Store>,
     picker: Mutex<FaultPicker>,
+    callback: Option<Callback>,
+    deliver_after_ms: AtomicU64,
     stopping: CancellationToken,
 }
 
 impl AppState {
-    /// An empty simulator with `faults` in force.
-    pub fn new(faults: Faults) -> Self {
+    /// An empty simulator with `faults` in force, delivering as `delivery` says.
+    pub fn new(faults: Faults, delivery: Delivery) -> Self {
+        let deliver_after_ms =
+            u64::try_from(delivery.deliver_after.as_millis()).unwrap_or(u64::MAX);
         let shared = Shared {
             store: Mutex::new(Store::default()),
             picker: Mutex::new(FaultPicker::new(faults)),
+            callback: delivery.callback,
+            deliver_after_ms: AtomicU64::new(deliver_after_ms),
             stopping: CancellationToken::new(),
         };
         AppState {
@@ -68,9 +80,29 @@ impl AppState {
         *self.picker() = FaultPicker::new(faults);
     }
 
-    /// Draws the fault, if any, for one `POST /v1/shipments`.
+    /// Draws the fault, if any, for one `POST /v1/shipments` or cancel.
     pub fn draw_fault(&self) -> Option<Fault> {
         self.picker().draw()
+    }
+
+    /// Where delivery events go, if anywhere.
+    pub fn callback(&self) -> Option<&Callback> {
+        self.inner.callback.as_ref()
+    }
+
+    /// How long after booking a shipment is delivered.
+    pub fn deliver_after(&self) -> Duration {
+        Duration::from_millis(self.deliver_after_ms())
+    }
+
+    /// [`AppState::deliver_after`] in milliseconds.
+    pub fn deliver_after_ms(&self) -> u64 {
+        self.inner.deliver_after_ms.load(Ordering::Relaxed)
+    }
+
+    /// Changes the delivery delay of the shipments booked from now on.
+    pub fn set_deliver_after_ms(&self, ms: u64) {
+        self.inner.deliver_after_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Waits the configured latency.
@@ -87,6 +119,15 @@ impl AppState {
         tokio::select! {
             () = tokio::time::sleep(duration) => {}
             () = self.inner.stopping.cancelled() => {}
+        }
+    }
+
+    /// Runs `work` unless shutdown begins first (or already has): `None` then.
+    pub async fn unless_stopping<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            () = self.inner.stopping.cancelled() => None,
+            done = work => Some(done),
         }
     }
 }

@@ -22,8 +22,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/shipments", post(shipments::create))
         .route("/v1/shipments/{id}", get(shipments::show))
+        .route("/v1/shipments/{id}/cancel", post(shipments::cancel))
         .route("/v1/_sim/stats", get(sim::stats))
         .route("/v1/_sim/faults", get(sim::faults).put(sim::set_faults))
+        .route(
+            "/v1/_sim/delivery",
+            get(sim::delivery).put(sim::set_delivery),
+        )
+        .route("/v1/_sim/shipments/{id}/deliver", post(sim::deliver))
         .route("/healthz", get(health::live))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

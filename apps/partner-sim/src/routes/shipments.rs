@@ -1,8 +1,10 @@
-//! The partner API proper: `POST /v1/shipments` and `GET /v1/shipments/{id}`.
+//! The partner API proper: `POST /v1/shipments`, `GET /v1/shipments/{id}` and
+//! `POST /v1/shipments/{id}/cancel`.
 //!
-//! A create request is counted first, then faulted or served. The work (checks, booking) is done
-//! before the configured latency, so a client that gives up during the latency leaves the
-//! shipment booked — the "lost answer" a retry with the same `Idempotency-Key` recovers.
+//! A create request is counted first, then faulted or served; a cancel request draws its fault
+//! the same way. The work (checks, booking, cancelling) is done before the configured latency,
+//! so a client that gives up during the latency leaves the shipment booked — the "lost answer" a
+//! retry with the same `Idempotency-Key` recovers. A new booking schedules its delivery.
 
 use axum::{
     Json,
@@ -14,12 +16,13 @@ use axum::{
 use serde_json::Value;
 
 use crate::{
+    delivery,
     error::ApiError,
     faults::Fault,
     json,
     shipment::{IdempotencyKey, ShipmentBody},
     state::AppState,
-    store::Booking,
+    store::{Booking, ShipmentError},
 };
 
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -27,16 +30,16 @@ const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// `POST /v1/shipments`: books a shipment once per `Idempotency-Key`, or injects a fault.
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     state.store().count_request(peek_reference(&body));
-    let answer = match state.draw_fault() {
-        Some(Fault::Hang(duration)) => return hang(&state, duration).await,
-        Some(Fault::Unavailable) => ApiError::Unavailable.into_response(),
-        Some(Fault::RateLimited { retry_after_s }) => {
-            ApiError::RateLimited { retry_after_s }.into_response()
-        }
-        None => book(&state, &headers, &body).into_response(),
-    };
-    state.add_latency().await;
-    answer
+    faulted_or(&state, || book(&state, &headers, &body).into_response()).await
+}
+
+/// `POST /v1/shipments/{id}/cancel`: cancels a shipment not yet delivered, or injects a fault.
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    faulted_or(&state, || {
+        let cancelled = state.store().cancel(&id);
+        cancelled.map(Json).map_err(ApiError::from).into_response()
+    })
+    .await
 }
 
 /// `GET /v1/shipments/{id}`: one shipment.
@@ -45,12 +48,22 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resp
     state.add_latency().await;
     match found {
         Some(shipment) => Json(shipment).into_response(),
-        None => ApiError::NotFound {
-            code: "shipment_not_found",
-            message: format!("no shipment {id}"),
-        }
-        .into_response(),
+        None => ApiError::from(ShipmentError::NotFound(id)).into_response(),
     }
+}
+
+/// Draws a fault: answers it, or `serve`s the request; then waits the configured latency.
+async fn faulted_or(state: &AppState, serve: impl FnOnce() -> Response) -> Response {
+    let answer = match state.draw_fault() {
+        Some(Fault::Hang(duration)) => return hang(state, duration).await,
+        Some(Fault::Unavailable) => ApiError::Unavailable.into_response(),
+        Some(Fault::RateLimited { retry_after_s }) => {
+            ApiError::RateLimited { retry_after_s }.into_response()
+        }
+        None => serve(),
+    };
+    state.add_latency().await;
+    answer
 }
 
 fn book(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
@@ -58,7 +71,10 @@ fn book(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Response,
     let request = json::parse::<ShipmentBody>(headers, body)?.parse()?;
     let booking = state.store().book(key, request);
     match booking {
-        Booking::Created(shipment) => Ok((StatusCode::CREATED, Json(shipment)).into_response()),
+        Booking::Created(shipment) => {
+            delivery::schedule(state, shipment.id.clone());
+            Ok((StatusCode::CREATED, Json(shipment)).into_response())
+        }
         Booking::Replayed(shipment) => {
             let mut response = (StatusCode::OK, Json(shipment)).into_response();
             let replayed = HeaderValue::from_static("true");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use partner_sim::{Application, Faults};
+use partner_sim::{Application, Callback, Delivery, Faults, Secret};
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -25,25 +25,46 @@ pub async fn spawn_sim() -> TestSim {
 }
 
 pub async fn spawn_sim_with(faults: Faults) -> TestSim {
-    let (sim, _server) = start(faults, std::future::pending()).await;
+    spawn_sim_delivering(faults, Delivery::default()).await
+}
+
+pub async fn spawn_sim_delivering(faults: Faults, delivery: Delivery) -> TestSim {
+    let (sim, _server) = start(faults, delivery, std::future::pending()).await;
     sim
 }
 
 pub async fn spawn_stoppable_sim(faults: Faults) -> StoppableSim {
+    spawn_stoppable_sim_delivering(faults, Delivery::default()).await
+}
+
+pub async fn spawn_stoppable_sim_delivering(faults: Faults, delivery: Delivery) -> StoppableSim {
     let (stop, stopped) = oneshot::channel::<()>();
-    let (sim, server) = start(faults, async {
+    let (sim, server) = start(faults, delivery, async {
         let _ = stopped.await;
     })
     .await;
     StoppableSim { sim, stop, server }
 }
 
+/// Deliveries after `deliver_after_ms`, posted to `callback_url` (signed with `secret`) if any.
+pub fn delivery(callback_url: Option<&str>, secret: &str, deliver_after_ms: u64) -> Delivery {
+    let callback = callback_url.map(|url| {
+        let url = url.parse().expect("callback URL");
+        Callback::new(url, Secret::new(secret)).expect("callback settings")
+    });
+    Delivery {
+        callback,
+        deliver_after: Duration::from_millis(deliver_after_ms),
+    }
+}
+
 async fn start(
     faults: Faults,
+    delivery: Delivery,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (TestSim, JoinHandle<std::io::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let app = Application::new(listener, faults).expect("valid faults");
+    let app = Application::with_delivery(listener, faults, delivery).expect("valid faults");
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let server = tokio::spawn(app.run(shutdown));
     let client = Client::builder()
@@ -87,15 +108,47 @@ impl TestSim {
             .expect("PUT /v1/_sim/faults")
     }
 
+    pub async fn post(&self, path: &str) -> Response {
+        self.client.post(self.url(path)).send().await.expect("POST")
+    }
+
+    /// Books a shipment for `reference` under `key`; answers its id.
+    pub async fn book(&self, key: &str, reference: &str) -> String {
+        let created = self.create(key, &shipment_body(reference)).await;
+        assert_eq!(created.status().as_u16(), 201);
+        let shipment: Value = created.json().await.unwrap();
+        shipment["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// The shipment `id` as `GET /v1/shipments/{id}` answers it.
+    pub async fn shipment(&self, id: &str) -> Value {
+        let fetched = self.get(&format!("/v1/shipments/{id}")).await;
+        assert_eq!(fetched.status().as_u16(), 200);
+        fetched.json().await.unwrap()
+    }
+
+    pub async fn cancel(&self, id: &str) -> Response {
+        self.post(&format!("/v1/shipments/{id}/cancel")).await
+    }
+
+    pub async fn deliver(&self, id: &str) -> Response {
+        self.post(&format!("/v1/_sim/shipments/{id}/deliver")).await
+    }
+
     /// `(shipments_created, requests)` for a reference, or in total.
     pub async fn stats(&self, reference: Option<&str>) -> (u64, u64) {
+        let body = self.stats_json(reference).await;
+        let count = |name: &str| body[name].as_u64().expect("a count");
+        (count("shipments_created"), count("requests"))
+    }
+
+    /// `GET /v1/_sim/stats` for a reference, or in total.
+    pub async fn stats_json(&self, reference: Option<&str>) -> Value {
         let path = reference.map_or_else(
             || "/v1/_sim/stats".to_owned(),
             |r| format!("/v1/_sim/stats?reference={r}"),
         );
-        let body: Value = self.get(&path).await.json().await.expect("stats JSON");
-        let count = |name: &str| body[name].as_u64().expect("a count");
-        (count("shipments_created"), count("requests"))
+        self.get(&path).await.json().await.expect("stats JSON")
     }
 }
 
