@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 # One image per ChargeFlow app: docker build --build-arg APP=web-server -t chargeflow/web-server .
-# APP is a package of the workspace (a folder under apps/). docker-compose.yml builds each app
-# from this file.
+# APP is a package of the workspace (a folder under apps/); BIN its binary when the name differs
+# (admin: chargeflow-admin). docker-compose.yml builds each app from this file.
 
 FROM rust:1.95-bookworm AS builder
 ARG APP
+ARG BIN
 RUN test -n "$APP" || (echo "build with --build-arg APP=<package under apps/>" >&2; exit 1)
 WORKDIR /src
 COPY . .
@@ -12,7 +13,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p "$APP" \
-    && install -D "target/release/$APP" /out/app \
+    && install -D "target/release/${BIN:-$APP}" /out/app \
     && mkdir -p /out/share && cp -r "apps/$APP/." /out/share/ \
     && rm -rf /out/share/src /out/share/tests /out/share/Cargo.toml
 

@@ -324,29 +324,18 @@ start_postgres() {
   ensure_database
 }
 
-# The local database holds demo data only, so there are no migrations: the database remembers the
-# SHA-256 of the init.sql it was built from (as its comment), and when init.sql changes it is
-# dropped and built again from the new one.
+# A new database gets the whole schema from init.sql (which records every migration as applied).
+# An existing one keeps its orders: scripts/start.sh brings it up to date with the versioned
+# migrations (`chargeflow-admin db migrate --yes`), as a deployment does.
 ensure_database() {
   [[ "$APPLY_SCHEMA" == 0 ]] && { create_database; return 0; }
-  if [[ ! -f "$REPO_ROOT/init.sql" ]]; then
-    create_database
-    log "postgres: no init.sql in the repository yet, schema not applied"
+  if [[ "$(psql_pg -d postgres -tAc "select 1 from pg_database where datname = 'chargeflow'")" == 1 ]]; then
     return 0
-  fi
-  local want have
-  want="init.sql sha256 $(sha256sum "$REPO_ROOT/init.sql" | cut -c1-64)"
-  have="$(psql_pg -d postgres -tAc "select shobj_description(oid, 'pg_database') from pg_database where datname = 'chargeflow'")"
-  [[ "$have" == "$want" ]] && return 0
-  if [[ -n "$(psql_pg -d postgres -tAc "select 1 from pg_database where datname = 'chargeflow'")" ]]; then
-    log "postgres: init.sql changed since the database was built: rebuilding it (demo data only)"
-    psql_pg -d postgres -c 'drop database chargeflow with (force)' >/dev/null
   fi
   create_database
   log "postgres: applying init.sql"
   psql_pg -d chargeflow --single-transaction -f "$REPO_ROOT/init.sql" >"$LOG_DIR/schema.log" 2>&1 \
-    || { cat "$LOG_DIR/schema.log" >&2; die "init.sql failed (nothing of it was applied)"; }
-  psql_pg -d postgres -c "comment on database chargeflow is '$want'" >/dev/null
+    || { psql_pg -d postgres -c 'drop database chargeflow' >/dev/null; cat "$LOG_DIR/schema.log" >&2; die "init.sql failed (nothing of it was applied)"; }
 }
 
 create_database() {
@@ -533,6 +522,7 @@ export APP__STRIPE__API_BASE='$STRIPE_URL'
 export APP__STRIPE__SECRET_KEY='sk_test_local'
 export APP__STRIPE__WEBHOOK_SECRET='whsec_local'
 export CHARGEFLOW_VENV='$VENV'
+export PG_BIN='$(pg_bin_dir)'
 EOF
   if cmp -s "$tmp" "$DATA_DIR/env.sh"; then rm -f "$tmp"; else mv "$tmp" "$DATA_DIR/env.sh"; fi
 }

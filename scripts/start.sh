@@ -24,8 +24,16 @@ echo "== building ${apps[*]} ($profile)"
 build_args=(build --locked)
 [ "$profile" = release ] && build_args+=(--release)
 for app in "${apps[@]}"; do build_args+=(-p "$app"); done
-cargo "${build_args[@]}"
+cargo "${build_args[@]}" -p admin
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
+echo "== database: applying pending migrations"
+"$target_dir/$profile/chargeflow-admin" db migrate --yes
+
+# The partner simulator reports deliveries to the web-server, signed like the real partner.
+export SIM_CALLBACK_URL="${SIM_CALLBACK_URL:-http://$APP__HTTP__ADDR/api/partner/events}"
+export SIM_CALLBACK_SECRET="${SIM_CALLBACK_SECRET:-${APP__SHIPPING__CALLBACK_SECRET:-partner_whsec_local}}"
+export SIM_DELIVER_AFTER_MS="${SIM_DELIVER_AFTER_MS:-30000}"
 
 if [ -f apps/frontend/package.json ]; then
   echo "== building the front end"

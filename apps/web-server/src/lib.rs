@@ -11,8 +11,10 @@ pub mod checkout;
 pub mod error;
 mod json;
 pub mod metrics;
+pub mod partner;
 mod routes;
 pub mod session;
+pub mod signature;
 pub mod stripe;
 pub mod trace;
 

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}", get(orders::show))
         .route("/orders/{order_id}/invoice.pdf", get(orders::invoice_pdf))
         .route("/orders/{order_id}/events", get(orders::events))
+        .route("/orders/{order_id}/cancel", post(orders::cancel))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::layer,
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/products", get(products::list))
         .route("/stripe/webhook", post(crate::stripe::webhook))
+        .route("/partner/events", post(crate::partner::events))
         .merge(shopper)
         .fallback(|| async { not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });

@@ -1,5 +1,5 @@
 //! `POST /api/orders` (checkout), `GET /api/orders`, `GET /api/orders/{id}`, its live event
-//! stream and its invoice.
+//! stream, its invoice and its cancellation.
 
 use std::{convert::Infallible, time::Duration};
 
@@ -47,10 +47,7 @@ pub async fn checkout(
     };
     let request = body.parse(&cart_lines)?;
     let owner = session.owner();
-    let correlation_id = headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let correlation_id = request_id(&headers);
     let traceparent = trace.child().to_string();
     let ctx = Context {
         owner: &owner,
@@ -112,7 +109,9 @@ async fn order_view(state: &AppState, owner: &str, order_id: Uuid) -> Result<Val
         orders::shipment(&state.pool, order_id),
         orders::payment(&state.pool, order_id)
     )?;
+    let cancellable = order.cancellable();
     let mut body = serde_json::to_value(&order).map_err(|e| ApiError::Internal(e.into()))?;
+    body["cancellable"] = json!(cancellable);
     body["items"] = json!(items);
     body["timeline"] = json!(timeline);
     body["tracking_number"] = json!(shipment.as_ref().map(|s| &s.tracking_number));
@@ -124,6 +123,62 @@ async fn order_view(state: &AppState, owner: &str, order_id: Uuid) -> Result<Val
     };
     body["invoice"] = json!(invoice);
     Ok(body)
+}
+
+/// Cancels one order of the session (see `orders::cancel`): an unpaid order ends `cancelled`,
+/// a paid one is refunded. Answers the order as `GET` does; a repeated cancellation changes
+/// nothing and answers the same. `409 order_not_cancellable` once the order is shipped or has
+/// ended otherwise; `404 order_not_found` as for the order itself.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(trace): Extension<TraceContext>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
+    let owner = session.owner();
+    orders::find(&state.pool, &owner, order_id)
+        .await?
+        .ok_or_else(ApiError::order_not_found)?;
+    let traceparent = trace.child().to_string();
+    let origin = ::orders::Origin {
+        reason: domain::CancelReason::Shopper,
+        correlation_id: request_id(&headers),
+        traceparent: &traceparent,
+    };
+    let mut tx = state.pool.begin().await?;
+    let cancellation = ::orders::cancel(&mut tx, order_id, &origin)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(ApiError::order_not_found)?;
+    if let ::orders::Cancellation::NotCancellable(status) = cancellation {
+        return Err(ApiError::Conflict {
+            code: "order_not_cancellable",
+            message: not_cancellable_message(status).into(),
+            product_id: None,
+        });
+    }
+    tx.commit().await?;
+    tracing::info!(order.id = %order_id, ?cancellation, "cancellation asked by the shopper");
+    Ok(Json(order_view(&state, &owner, order_id).await?))
+}
+
+fn not_cancellable_message(status: domain::OrderStatus) -> &'static str {
+    use domain::OrderStatus::*;
+    match status {
+        Shipped | Delivered => "this order has already been shipped and can no longer be cancelled",
+        PaymentFailed => "this order has already ended: its payment failed and nothing was charged",
+        Refunded => "this order has already been refunded",
+        _ => "this order can no longer be cancelled",
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> &str {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// How often an open event stream looks for changes.

@@ -7,8 +7,6 @@
 //! [`orders::payments::apply_outcome`] — the order's row lock, the state machine and the outbox —
 //! exactly as the worker's does, so whichever comes second finds the order already moved.
 
-pub mod signature;
-
 use axum::{Json, body::Bytes, extract::State, http::HeaderMap};
 use domain::Currency;
 use orders::payments::{self, ApplyError, PaymentOutcome};
@@ -17,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{AppState, error::ApiError};
+use crate::{AppState, error::ApiError, signature};
 
 /// The parts of a Stripe event this endpoint reads.
 #[derive(Debug, Deserialize)]

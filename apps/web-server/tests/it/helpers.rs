@@ -123,6 +123,10 @@ impl Shopper {
             .expect("POST")
     }
 
+    pub async fn post(&self, path: &str) -> Response {
+        self.client.post(self.url(path)).send().await.expect("POST")
+    }
+
     pub async fn checkout_with_key(&self, body: &Value, key: &str) -> Response {
         self.client
             .post(self.url("/api/orders"))

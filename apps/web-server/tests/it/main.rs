@@ -1,11 +1,13 @@
 //! Integration tests of the web-server against real PostgreSQL, Redis and LocalStack
 //! (started by `scripts/test.sh`).
 
+mod cancel;
 mod cart;
 mod checkout;
 mod health;
 mod helpers;
 mod metrics;
 mod orders;
+mod partner_events;
 mod products;
 mod stripe_webhook;

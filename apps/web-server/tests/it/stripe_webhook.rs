@@ -2,7 +2,7 @@ use reqwest::Response;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use web_server::stripe::signature;
+use web_server::signature;
 
 use crate::helpers::{TestApp, assert_error, order_body, spawn_app};
 

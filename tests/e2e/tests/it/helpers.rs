@@ -58,6 +58,26 @@ impl Pipeline {
     }
 
     pub async fn start_with(workers: Workers, faults: Faults) -> Pipeline {
+        Self::start_configured(workers, faults, &[]).await
+    }
+
+    /// All workers but billing (so nothing is paid), with unpaid orders expiring `after` their
+    /// checkout and the relay's sweeper looking every second.
+    pub async fn start_expiring(after: Duration) -> Pipeline {
+        let after = after.as_secs().max(1).to_string();
+        let settings = [
+            ("APP__ORDERS__EXPIRE_AFTER_S", after.as_str()),
+            ("APP__ORDERS__SWEEP_INTERVAL_S", "1"),
+        ];
+        Self::start_configured(Workers::AllButBilling, Faults::default(), &settings).await
+    }
+
+    /// [`Pipeline::start_with`], with `extra` settings over the test ones.
+    pub async fn start_configured(
+        workers: Workers,
+        faults: Faults,
+        extra: &[(&str, &str)],
+    ) -> Pipeline {
         let db_url = testkit::fresh_database().await.expect("fresh database");
         let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
         let sqs = testkit::sqs_client(&endpoint).await;
@@ -66,19 +86,26 @@ impl Pipeline {
         let smtp_port = sink.port().to_string();
         let redis_prefix = format!("t{}:", Uuid::new_v4().simple());
         let stop = CancellationToken::new();
-        let (stripe, partner) = match workers {
+        let (stripe, partner_listener) = match workers {
             Workers::InvoiceAndEmail => (None, None),
             Workers::All | Workers::AllButBilling => (
                 Some(FakeStripe::start().await.expect("fake Stripe")),
-                Some(spawn_partner(faults, &stop).await),
+                Some(
+                    tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("partner port"),
+                ),
             ),
         };
+        let partner = partner_listener
+            .as_ref()
+            .map(|l| format!("http://{}", l.local_addr().expect("bound")));
         let stripe_base = stripe
             .as_ref()
             .map(FakeStripe::api_base)
             .unwrap_or_default();
         let partner_url = partner.clone().unwrap_or_default();
-        let settings = testkit::test_settings(&[
+        let mut overrides: Vec<(&str, &str)> = vec![
             ("APP__DATABASE__URL", &db_url),
             ("APP__DATABASE__MAX_CONNECTIONS", "20"),
             ("APP__DATABASE__ACQUIRE_TIMEOUT_MS", "30000"),
@@ -95,8 +122,13 @@ impl Pipeline {
             ("APP__SHIPPING__PARTNER_URL", &partner_url),
             ("APP__SHIPPING__ATTEMPT_TIMEOUT_MS", "500"),
             ("APP__SHIPPING__BACKOFF_MAX_MS", "500"),
-        ]);
+        ];
+        overrides.extend_from_slice(extra);
+        let settings = testkit::test_settings(&overrides);
         let address = spawn_web(&settings).await;
+        if let Some(listener) = partner_listener {
+            spawn_partner(listener, faults, &address, &stop);
+        }
         spawn_relay(&settings, &stop).await;
         spawn_invoice_worker(&settings, &stop).await;
         spawn_email_worker(&settings, &stop).await;
@@ -201,6 +233,16 @@ impl Pipeline {
     /// Starts the billing worker (for [`Workers::AllButBilling`]).
     pub async fn start_billing(&self) {
         spawn_billing_worker(&self.settings, &self.pool, &self.stop).await;
+    }
+
+    /// Waits until `n` orders are shipped (`shipped`, or already `delivered`).
+    pub async fn wait_shipped(&self, n: i64, timeout: Duration) {
+        let sql = "SELECT count(*) FROM orders WHERE status IN ('shipped', 'delivered')";
+        testkit::eventually(&format!("{n} orders to be shipped"), timeout, || async {
+            self.count(sql).await >= n
+        })
+        .await
+        .expect("shipped in time");
     }
 
     /// Waits until `n` orders are in `status`.
@@ -311,11 +353,28 @@ async fn spawn_shipping_worker(settings: &Settings, stop: &CancellationToken) {
     tokio::spawn(poller.run(stop.clone()));
 }
 
-async fn spawn_partner(faults: Faults, stop: &CancellationToken) -> String {
-    partner_sim::Application::spawn_on_loopback(faults, stop.clone())
-        .await
-        .expect("partner simulator")
+/// The partner simulator on `listener`, reporting deliveries to the web-server at `web` (signed
+/// with the default callback secret) [`DELIVER_AFTER`] after booking.
+fn spawn_partner(
+    listener: tokio::net::TcpListener,
+    faults: Faults,
+    web: &str,
+    stop: &CancellationToken,
+) {
+    let url = format!("{web}/api/partner/events").parse().expect("URL");
+    let secret = partner_sim::Secret::new("partner_whsec_local");
+    let delivery = partner_sim::Delivery {
+        callback: Some(partner_sim::Callback::new(url, secret).expect("callback")),
+        deliver_after: DELIVER_AFTER,
+    };
+    let sim = partner_sim::Application::with_delivery(listener, faults, delivery)
+        .expect("partner simulator");
+    let stop = stop.clone();
+    tokio::spawn(sim.run(async move { stop.cancelled().await }));
 }
+
+/// How long after booking the partner simulator delivers a parcel in these tests.
+pub const DELIVER_AFTER: Duration = Duration::from_millis(1500);
 
 /// The text of a PDF, page after page.
 pub fn pdf_text(pdf: &[u8]) -> (usize, String) {

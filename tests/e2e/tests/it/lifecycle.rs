@@ -32,13 +32,13 @@ async fn timeline(app: &Pipeline, shopper: &reqwest::Client, order_id: uuid::Uui
 }
 
 #[tokio::test]
-async fn a_visa_checkout_ends_shipped_with_one_charge_one_shipment_and_four_emails() {
+async fn a_visa_checkout_ends_delivered_with_one_charge_one_shipment_and_five_emails() {
     let app = Pipeline::start_with(Workers::All, Faults::default()).await;
     let mug = app.add_product("E2E-MUG", "Enamel mug", 1450).await;
     let shopper = app.shopper();
     let order_id = app.checkout(&shopper, "ada@example.com", &[(mug, 2)]).await;
-    app.wait_status("shipped", 1, WAIT).await;
-    app.wait_mails(4, WAIT).await;
+    app.wait_status("delivered", 1, WAIT).await;
+    app.wait_mails(5, WAIT).await;
     app.wait_queues_idle().await;
 
     let total: i64 = sqlx::query_scalar("SELECT total_minor FROM invoices")
@@ -60,13 +60,14 @@ async fn a_visa_checkout_ends_shipped_with_one_charge_one_shipment_and_four_emai
     assert_eq!(app.partner_shipments(order_id).await, 1);
     assert_eq!(
         app.sink.messages().expect("mails").len(),
-        4,
+        5,
         "{:?}",
         subjects(&app)
     );
 
     let order = timeline(&app, &shopper, order_id).await;
-    assert_eq!(order["status"], "shipped");
+    assert_eq!(order["status"], "delivered");
+    assert!(order["shipment"]["delivered_at"].is_string(), "{order}");
     assert_eq!(order["payment"]["status"], "succeeded");
     assert_eq!(order["payment"]["amount_minor"], total);
     assert!(
@@ -92,12 +93,13 @@ async fn a_visa_checkout_ends_shipped_with_one_charge_one_shipment_and_four_emai
             "order.placed",
             "invoice.generated",
             "payment.succeeded",
-            "shipment.created"
+            "shipment.created",
+            "shipment.delivered"
         ]
     );
     assert_eq!(
         types.iter().filter(|t| **t == "email.sent").count(),
-        4,
+        5,
         "the e-mails are on the timeline"
     );
 }
@@ -196,8 +198,7 @@ async fn with_a_flaky_partner_all_100_orders_are_shipped_once_each() {
                 .await,
         );
     }
-    app.wait_status("shipped", 100, Duration::from_secs(240))
-        .await;
+    app.wait_shipped(100, Duration::from_secs(240)).await;
     for order_id in orders {
         assert_eq!(app.partner_shipments(order_id).await, 1, "order {order_id}");
     }
@@ -222,7 +223,7 @@ async fn a_webhook_arriving_before_the_billing_worker_leaves_the_same_final_stat
                              "currency": "eur", "metadata": {"order_id": order_id.to_string()}}}
     });
     let body = event.to_string();
-    let signature = web_server::stripe::signature::sign(
+    let signature = web_server::signature::sign(
         body.as_bytes(),
         WEBHOOK_SECRET,
         chrono::Utc::now().timestamp(),
@@ -235,12 +236,12 @@ async fn a_webhook_arriving_before_the_billing_worker_leaves_the_same_final_stat
         .await
         .expect("webhook");
     assert_eq!(response.status(), 200);
-    app.wait_status("shipped", 1, WAIT).await;
+    app.wait_shipped(1, WAIT).await;
 
     app.start_billing().await;
     app.wait_queues_idle().await;
     assert_eq!(
-        app.count("SELECT count(*) FROM orders WHERE status = 'shipped'")
+        app.count("SELECT count(*) FROM orders WHERE status IN ('shipped', 'delivered')")
             .await,
         1
     );

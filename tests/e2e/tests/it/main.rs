@@ -4,7 +4,9 @@
 mod helpers;
 mod invoice_and_emails;
 mod lifecycle;
+mod lifecycle_ends;
 mod load;
+mod migrations;
 mod redelivery;
 mod smtp_outage;
 mod template;

@@ -1,6 +1,7 @@
-//! Checking a `Stripe-Signature` header: `t=<unix time>,v1=<hex HMAC-SHA256>` (possibly several
-//! `v1` entries while a secret is being rolled), where the MAC is over `"<t>.<raw body>"` with
-//! the endpoint's signing secret. The comparison is constant-time; a timestamp further than the
+//! Checking a webhook signature header — Stripe's `Stripe-Signature` and the shipping
+//! partner's `Partner-Signature` use the same scheme: `t=<unix time>,v1=<hex HMAC-SHA256>`
+//! (possibly several `v1` entries while a secret is being rolled), where the MAC is over
+//! `"<t>.<raw body>"` with the endpoint's signing secret. The comparison is constant-time; a timestamp further than the
 //! tolerance from now is refused so that a captured request cannot be replayed later.
 
 use hmac::{Hmac, Mac};
@@ -9,11 +10,11 @@ use sha2::Sha256;
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    /// No `Stripe-Signature` header.
-    #[error("the Stripe-Signature header is missing")]
+    /// No signature header.
+    #[error("the signature header is missing")]
     Missing,
     /// The header has no timestamp or no `v1` signature.
-    #[error("the Stripe-Signature header is malformed")]
+    #[error("the signature header is malformed")]
     Malformed,
     /// The timestamp is outside the tolerance.
     #[error("the signature's timestamp is outside the tolerance")]
@@ -50,7 +51,7 @@ pub fn verify(
     }
 }
 
-/// The header value Stripe would send for `payload` at `timestamp` (for tests and tools).
+/// The header value Stripe (or the partner) would send for `payload` at `timestamp` (for tests and tools).
 pub fn sign(payload: &[u8], secret: &str, timestamp: i64) -> String {
     let tag = mac(secret, timestamp, payload).finalize().into_bytes();
     format!("t={timestamp},v1={}", hex::encode(tag))
