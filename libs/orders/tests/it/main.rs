@@ -1,0 +1,211 @@
+//! The order lifecycle's persistence against the real PostgreSQL (started by
+//! `scripts/test.sh`): cancellation, the expiry sweep with several sweepers, and what a late
+//! order waits for.
+
+use std::time::Duration;
+
+use domain::{CancelReason, EventEnvelope, EventType};
+use orders::{Cancellation, Origin, expiry, stuck};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn database() -> PgPool {
+    let url = testkit::fresh_database().await.expect("fresh database");
+    testkit::pool(&url, 10).await.expect("pool")
+}
+
+/// An order of two units of product 1 in `status`, placed `age` ago, with its units taken from
+/// the stock as checkout does.
+async fn order(pool: &PgPool, status: &str, age: Duration) -> Uuid {
+    let order_id = Uuid::now_v7();
+    testkit::orders::write_order(pool, order_id)
+        .await
+        .expect("order");
+    sqlx::query(
+        "UPDATE orders SET status = $2, created_at = now() - make_interval(secs => $3) WHERE id = $1",
+    )
+    .bind(order_id)
+    .bind(status)
+    .bind(age.as_secs_f64())
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE products SET stock = stock - 2 WHERE id = 1")
+        .execute(pool)
+        .await
+        .unwrap();
+    order_id
+}
+
+async fn stock(pool: &PgPool) -> i32 {
+    sqlx::query_scalar("SELECT stock FROM products WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn cancelled_events(pool: &PgPool, order_id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.cancelled'",
+    )
+    .bind(order_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+const SHOPPER: Origin<'static> = Origin {
+    reason: CancelReason::Shopper,
+    correlation_id: "test",
+    traceparent: "",
+};
+
+async fn cancel(pool: &PgPool, order_id: Uuid) -> Option<Cancellation> {
+    let mut tx = pool.begin().await.unwrap();
+    let done = orders::cancel(&mut tx, order_id, &SHOPPER).await.unwrap();
+    tx.commit().await.unwrap();
+    done
+}
+
+#[tokio::test]
+async fn each_status_gets_the_cancellation_the_lifecycle_allows_and_a_second_one_changes_nothing() {
+    let pool = database().await;
+    let expected = [
+        ("placed", Cancellation::Cancelled, "cancelled", true),
+        ("invoiced", Cancellation::Cancelled, "cancelled", true),
+        ("paid", Cancellation::RefundRequested, "paid", false),
+    ];
+    for (status, outcome, after, stock_back) in expected {
+        let order_id = order(&pool, status, Duration::ZERO).await;
+        let before = stock(&pool).await;
+
+        assert_eq!(cancel(&pool, order_id).await, Some(outcome), "{status}");
+        assert_eq!(
+            cancel(&pool, order_id).await,
+            Some(Cancellation::AlreadyCancelled(CancelReason::Shopper))
+        );
+
+        assert_eq!(testkit::order_status(&pool, order_id).await, after);
+        assert_eq!(stock(&pool).await, before + if stock_back { 2 } else { 0 });
+        assert_eq!(cancelled_events(&pool, order_id).await, 1);
+    }
+    for status in ["shipped", "delivered", "payment_failed", "refunded"] {
+        let order_id = order(&pool, status, Duration::ZERO).await;
+        assert!(
+            matches!(
+                cancel(&pool, order_id).await,
+                Some(Cancellation::NotCancellable(_))
+            ),
+            "{status}"
+        );
+        assert_eq!(cancelled_events(&pool, order_id).await, 0);
+    }
+    assert_eq!(cancel(&pool, Uuid::now_v7()).await, None);
+}
+
+#[tokio::test]
+async fn two_sweepers_at_once_expire_each_due_order_exactly_once_and_leave_the_others() {
+    let pool = database().await;
+    let mut due = Vec::new();
+    for i in 0..60 {
+        let status = if i % 2 == 0 { "placed" } else { "invoiced" };
+        due.push(order(&pool, status, Duration::from_secs(120)).await);
+    }
+    let fresh = order(&pool, "placed", Duration::ZERO).await;
+    let paid = order(&pool, "paid", Duration::from_secs(120)).await;
+    let before = stock(&pool).await;
+
+    let sweep = |pool: PgPool| async move {
+        let mut all = Vec::new();
+        loop {
+            let batch = expiry::expire_due(&pool, Duration::from_secs(60), 7)
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(sweep(pool.clone())),
+        tokio::spawn(sweep(pool.clone()))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+
+    assert_eq!(a.len() + b.len(), due.len(), "each due order once");
+    assert!(a.iter().all(|id| !b.contains(id)));
+    for order_id in &due {
+        assert_eq!(cancelled_events(&pool, *order_id).await, 1);
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT cancel_reason FROM orders WHERE id = $1")
+                .bind(order_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(reason.as_deref(), Some("expired"));
+    }
+    assert_eq!(
+        stock(&pool).await,
+        before + 2 * due.len() as i32,
+        "released once each"
+    );
+    assert_eq!(testkit::order_status(&pool, fresh).await, "placed");
+    assert_eq!(
+        testkit::order_status(&pool, paid).await,
+        "paid",
+        "paid orders never expire"
+    );
+}
+
+#[tokio::test]
+async fn a_late_order_says_which_consumer_has_not_processed_which_event() {
+    let pool = database().await;
+    let order_id = order(&pool, "placed", Duration::from_secs(3600)).await;
+    let placed = EventEnvelope::new(
+        EventType::OrderPlaced,
+        order_id,
+        "test",
+        "",
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    orders::record_event(&mut tx, &placed, serde_json::json!({}))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let waiting = stuck::pending_steps(&pool, order_id).await.unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].consumer, domain::Consumer::Invoice);
+    assert_eq!(
+        waiting[0].describe(),
+        "order.placed: waiting in the outbox to be published"
+    );
+    let listed = stuck::stuck(&pool, Duration::from_secs(900), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|o| o.order_id).collect::<Vec<_>>(),
+        [order_id]
+    );
+    assert_eq!(
+        stuck::count_stuck(&pool, Duration::from_secs(900))
+            .await
+            .unwrap(),
+        1
+    );
+
+    sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ('invoice', $1)")
+        .bind(placed.event_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        stuck::pending_steps(&pool, order_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
