@@ -11,7 +11,12 @@ use uuid::Uuid;
 
 async fn database() -> PgPool {
     let url = testkit::fresh_database().await.expect("fresh database");
-    testkit::pool(&url, 10).await.expect("pool")
+    let pool = testkit::pool(&url, 10).await.expect("pool");
+    sqlx::query("UPDATE products SET stock = 10000 WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
 }
 
 /// An order of two units of product 1 in `status`, placed `age` ago, with its units taken from
