@@ -30,10 +30,11 @@ What this script changes in localstripe (in memory, at start-up; localstripe its
 3. Stripe's test PaymentMethod ids. localstripe knows only `pm_card_visa` (4242 4242 4242 4242,
    succeeds), `pm_card_visa_chargeDeclined` (4000 0000 0000 0002) and `pm_card_chargeCustomerFail`
    (4000 0000 0000 0341), and turns those ids into a new pm_... object at each lookup. The ids in
-   TEST_PAYMENT_METHODS below (`pm_card_chargeDeclined`, which Stripe declines on confirm, and
-   `pm_card_mastercard`) are unknown to it: a PaymentIntent naming them gets 404. They are created
-   here at start-up, and again after `DELETE /_config/data`, and stored under exactly those ids
-   (so they can also be retrieved).
+   TEST_PAYMENT_METHODS below (`pm_card_chargeDeclined`, which Stripe declines on confirm,
+   `pm_card_mastercard`, and `pm_card_authenticationRequired`, whose confirm leaves the
+   PaymentIntent `requires_action` for 3-D Secure) are unknown to it: a PaymentIntent naming them
+   would be refused. They are created here at start-up, and again after `DELETE /_config/data`,
+   and stored under exactly those ids (so they can also be retrieved).
 4. Stripe's declining test cards decline when charged. localstripe declines 4000 0000 0000 0002
    (generic decline), ...9995 (insufficient funds) and the other decline cards only when they are
    *attached to a customer*, and charges them successfully: a PaymentIntent with
@@ -72,6 +73,13 @@ What this script changes in localstripe (in memory, at start-up; localstripe its
    3,200 payments). Here the store also keeps its objects by kind, and lists read only that kind:
    same objects, same order.
 
+10. PaymentIntent create refuses what Stripe refuses, as Stripe does. localstripe answers a
+   payment_method it does not know with HTTP 404 `{"error": {"message": "Not Found"}}`; Stripe
+   answers 400 with `"code": "resource_missing", "param": "payment_method"` and "No such
+   PaymentMethod: '<id>'", and so does this fake. An amount above Stripe's limit (99999999 minor
+   units) gets 400 `"code": "amount_too_large", "param": "amount"` (localstripe takes any positive
+   amount).
+
 Not modelled (localstripe's limits): Idempotency-Key (ignored), list filters other than those
 named above (`GET /v1/payment_intents?customer=...` etc. gets 400 "Unexpected ..."), search.
 
@@ -96,7 +104,12 @@ from localstripe.errors import UserError
 TEST_PAYMENT_METHODS = {
     "pm_card_chargeDeclined": ("4000000000000341", "visa"),
     "pm_card_mastercard": ("5555555555554444", "mastercard"),
+    # localstripe's 3-D Secure cards: confirming leaves the PaymentIntent `requires_action`.
+    "pm_card_authenticationRequired": ("4000002500003155", "visa"),
 }
+
+# The largest amount Stripe accepts, in minor units (8 digits).
+MAX_AMOUNT = 99999999
 
 
 # Stripe's declining test card numbers and their decline codes (docs.stripe.com/testing). Every
@@ -290,6 +303,28 @@ def accept_intent_extra_params():
     resources.PaymentIntent.__init__ = init
 
 
+def stripe_like_intent_refusals():
+    """PaymentIntent create refuses an unknown payment method and a too large amount (see 10.)."""
+    original = resources.PaymentIntent.__init__
+
+    def init(self, **data):
+        amount = resources.try_convert_to_int(data.get("amount"))
+        if isinstance(amount, int) and amount > MAX_AMOUNT:
+            raise UserError(400, f"Amount must be no more than {MAX_AMOUNT}",
+                            {"code": "amount_too_large", "param": "amount"})
+        try:
+            original(self, **data)  # raises before storing anything
+        except UserError as err:
+            method = data.get("payment_method")
+            # Without a customer, a 404 can only be the payment method's lookup.
+            if err.code == 404 and isinstance(method, str) and data.get("customer") is None:
+                raise UserError(400, f"No such PaymentMethod: '{method}'",
+                                {"code": "resource_missing", "param": "payment_method"})
+            raise
+
+    resources.PaymentIntent.__init__ = init
+
+
 def refunds_within_the_charge():
     """Refund amounts default to, and are limited by, what is left of the charge (see 8.)."""
     create = resources.Refund._api_create.__func__
@@ -427,6 +462,7 @@ def main():
     stripe_like_card_errors()
     stripe_shaped_objects()
     accept_intent_extra_params()
+    stripe_like_intent_refusals()
     refunds_within_the_charge()
     try:
         asyncio.run(serve(args))

@@ -1,28 +1,31 @@
-//! `invoice.generated` → one charge for the invoice total; `shipment.failed` → its refund.
+//! The billing-service's handler: which event goes where, how its failures are sorted, and the
+//! refund that a failed shipment and a cancelled paid order share.
 //!
-//! One charge per order, always, even though the local Stripe ignores `Idempotency-Key`:
-//! before creating a PaymentIntent the attempt is committed (`payments` row, status `pending`),
-//! and the intent's id is committed as soon as Stripe returns it. A retry — a redelivered event
-//! or a restart after `kill -9` — finds the id and confirms or reads that intent; an attempt that
-//! died between Stripe's answer and recording the id is found again by the order id in the
-//! intent's metadata. Only then is the outcome applied, in the handler's transaction, through
-//! [`orders::payments::apply_outcome`].
+//! - `invoice.generated` → one charge for the invoice total, ending `paid` or `payment_failed`
+//!   ([`crate::charge`]);
+//! - `order.cancelled` → the PaymentIntent cancelled at Stripe, or the payment refunded
+//!   ([`crate::cancellation`]);
+//! - `shipment.failed` → the payment refunded: `paid → refunded`, stock released
+//!   (`BillingHandler::refund`, here).
+//!
+//! Failures are sorted by [`Classify`]. Permanent — parked in the DLQ at once — are only the
+//! messages that can never be handled: an event billing does not take, an order that does not
+//! exist, a refund of an order that was never charged, data PostgreSQL rejects. Everything Stripe
+//! does (down, slow, our key refused, an intent in a state we did not expect) is retried with the
+//! queue's growing delays and, if it persists, ends in the DLQ after the last receive while the
+//! order is listed as stuck. The shopper's own payment failing is no failure at all: the order
+//! ends `payment_failed` and the handler returns `Ok`.
 
 use domain::{
-    Consumer, Currency, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated, OrderStatus,
-    PaymentRefunded,
+    Consumer, Currency, Event, EventBody, EventEnvelope, EventType, OrderStatus, PaymentRefunded,
 };
-use orders::{
-    Transition,
-    payments::{self, ApplyError, PaymentOutcome},
-};
+use orders::{Transition, payments::ApplyError};
 use sqlx::{PgConnection, PgPool};
-use stripe_core::PaymentIntentStatus;
 use uuid::Uuid;
 use worker::{Classify, Failure, Handler};
 
 use crate::{
-    gateway::{Charge, Confirmed, Gateway, GatewayError, Intent},
+    gateway::{Gateway, GatewayError},
     store,
 };
 
@@ -38,7 +41,8 @@ pub enum BillingError {
     /// A refund was asked for an order without a captured payment.
     #[error("order {0} has no captured payment to refund")]
     NothingToRefund(Uuid),
-    /// Stripe is still processing the payment: look again later.
+    /// Stripe is still working on the payment (`processing`, or a state this version does not
+    /// know): look again later.
     #[error("the PaymentIntent is still `{0}`")]
     StillProcessing(String),
     /// A Stripe call failed.
@@ -54,19 +58,22 @@ pub enum BillingError {
     #[error("the payment outcome could not be applied")]
     Apply(#[from] ApplyError),
     /// The emitted event could not be encoded.
-    #[error("the refund event could not be encoded")]
+    #[error("the billing event could not be encoded")]
     Encode(#[from] serde_json::Error),
 }
 
 impl Classify for BillingError {
     fn failure(&self) -> Failure {
         match self {
-            BillingError::Gateway(GatewayError::Transient(_))
-            | BillingError::StillProcessing(_) => Failure::Retryable,
+            BillingError::Gateway(e) => e.failure(),
+            BillingError::StillProcessing(_) => Failure::Retryable,
             BillingError::Database(e) => e.failure(),
             BillingError::Store(e) => e.failure(),
             BillingError::Apply(e) => e.failure(),
-            _ => Failure::Permanent,
+            BillingError::UnexpectedEvent(_)
+            | BillingError::OrderNotFound(_)
+            | BillingError::NothingToRefund(_)
+            | BillingError::Encode(_) => Failure::Permanent,
         }
     }
 }
@@ -74,8 +81,8 @@ impl Classify for BillingError {
 /// The billing-service's handler.
 #[derive(Debug, Clone)]
 pub struct BillingHandler {
-    gateway: Gateway,
-    pool: PgPool,
+    pub(crate) gateway: Gateway,
+    pub(crate) pool: PgPool,
 }
 
 impl BillingHandler {
@@ -84,123 +91,10 @@ impl BillingHandler {
         BillingHandler { gateway, pool }
     }
 
-    async fn charge(
-        &self,
-        event: &Event,
-        invoice: &InvoiceGenerated,
-        tx: &mut PgConnection,
-    ) -> Result<(), BillingError> {
-        let order_id = event.order_id;
-        let status = orders::lock_status(tx, order_id)
-            .await?
-            .ok_or(BillingError::OrderNotFound(order_id))?;
-        if status != OrderStatus::Invoiced {
-            tracing::warn!(%status, "the order is no longer waiting for its payment; nothing to do");
-            return Ok(());
-        }
-        let payment_method = store::payment_method(tx, order_id)
-            .await?
-            .ok_or(BillingError::OrderNotFound(order_id))?;
-        let order = order_id.to_string();
-        let currency = invoice.currency.as_str();
-        let charge = Charge {
-            order_id: &order,
-            amount_minor: invoice.total_minor,
-            currency,
-            payment_method: &payment_method,
-        };
-        let intent = self.intent_for(order_id, &charge, event.id).await?;
-        let outcome = self
-            .outcome(&intent, event.id, invoice.total_minor, invoice.currency)
-            .await?;
-        let applied = payments::apply_outcome(
-            tx,
-            order_id,
-            &outcome,
-            &event.correlation_id,
-            &event.traceparent,
-        )
-        .await?;
-        tracing::info!(payment_intent.id = intent.id, ?applied, "payment handled");
-        Ok(())
-    }
-
-    /// The order's PaymentIntent: the recorded one, one an earlier attempt created without
-    /// recording it, or a new one.
-    async fn intent_for(
-        &self,
-        order_id: Uuid,
-        charge: &Charge<'_>,
-        event_id: Uuid,
-    ) -> Result<Intent, BillingError> {
-        let row = store::payment(&self.pool, order_id).await?;
-        if let Some(id) = row.as_ref().and_then(|r| r.payment_intent_id.clone()) {
-            return Ok(self.gateway.retrieve(&id).await?);
-        }
-        if row.is_some()
-            && let Some(found) = self.gateway.find_for_order(charge.order_id).await?
-        {
-            tracing::warn!(
-                payment_intent.id = found.id,
-                "found the intent an interrupted attempt created"
-            );
-            store::record_intent(&self.pool, order_id, &found.id).await?;
-            return Ok(found);
-        }
-        store::start_attempt(&self.pool, order_id, charge.amount_minor, charge.currency).await?;
-        let created = self
-            .gateway
-            .create(charge, &format!("pi-create-{event_id}"))
-            .await?;
-        store::record_intent(&self.pool, order_id, &created.id).await?;
-        Ok(created)
-    }
-
-    /// Confirms the intent if it still needs it, and says how the payment ended.
-    async fn outcome(
-        &self,
-        intent: &Intent,
-        event_id: Uuid,
-        amount_minor: i64,
-        currency: Currency,
-    ) -> Result<PaymentOutcome, BillingError> {
-        let payment_intent_id = intent.id.clone();
-        let confirmed = match (&intent.status, &intent.decline) {
-            (PaymentIntentStatus::Succeeded, _) => Confirmed::Succeeded,
-            (PaymentIntentStatus::RequiresPaymentMethod, Some(reason)) => {
-                Confirmed::Declined(reason.clone())
-            }
-            (PaymentIntentStatus::Canceled, _) => {
-                Confirmed::Declined("the payment was canceled".into())
-            }
-            (PaymentIntentStatus::Processing, _) => {
-                Confirmed::Pending(PaymentIntentStatus::Processing)
-            }
-            _ => {
-                self.gateway
-                    .confirm(&intent.id, &format!("pi-confirm-{event_id}"))
-                    .await?
-            }
-        };
-        match confirmed {
-            Confirmed::Succeeded => Ok(PaymentOutcome::Succeeded {
-                payment_intent_id,
-                amount_minor,
-                currency,
-            }),
-            Confirmed::Declined(reason) => Ok(PaymentOutcome::Failed {
-                payment_intent_id,
-                reason,
-                amount_minor,
-                currency,
-            }),
-            Confirmed::Pending(status) => {
-                Err(BillingError::StillProcessing(status.as_str().to_owned()))
-            }
-        }
-    }
-
-    async fn refund(
+    /// Refunds a `paid` order in full, once (the idempotency key from the event, and an existing
+    /// refund at Stripe reused): `paid → refunded`, stock released and `payment.refunded` with
+    /// `reason`, all in `tx`. An order in any other state is left alone.
+    pub(crate) async fn refund(
         &self,
         event: &Event,
         reason: &str,
@@ -211,7 +105,7 @@ impl BillingHandler {
             .await?
             .ok_or(BillingError::OrderNotFound(order_id))?;
         if status.transition(OrderStatus::Refunded).is_err() {
-            tracing::warn!(%status, "not refunding an order in this state");
+            tracing::info!(%status, "not refunding an order in this state");
             return Ok(());
         }
         let payment = store::payment(&self.pool, order_id)
@@ -225,7 +119,7 @@ impl BillingHandler {
             .gateway
             .refund(&intent_id, &format!("refund-{}", event.id))
             .await?;
-        store::record_refund(tx, order_id, &refund_id).await?;
+        store::record_refund(tx, order_id, &intent_id, &refund_id).await?;
         if let Transition::Rejected(refused) =
             orders::transition(tx, order_id, status, OrderStatus::Refunded).await?
         {
@@ -237,7 +131,9 @@ impl BillingHandler {
     }
 }
 
-async fn emit_refunded(
+/// Records `payment.refunded` (timeline + outbox) for the refund `refund_id` of `payment`,
+/// caused by `cause`.
+pub(crate) async fn emit_refunded(
     tx: &mut PgConnection,
     cause: &Event,
     payment: &store::PaymentRow,
@@ -259,7 +155,11 @@ async fn emit_refunded(
         cause.traceparent.clone(),
         &payload,
     )?;
-    let detail = serde_json::json!({"refund_id": payload.refund_id, "amount_minor": payload.amount_minor, "reason": reason});
+    let detail = serde_json::json!({
+        "refund_id": payload.refund_id,
+        "amount_minor": payload.amount_minor,
+        "reason": reason,
+    });
     orders::record_event(tx, &envelope, detail).await?;
     tracing::info!(refund.id = payload.refund_id, "payment refunded");
     Ok(())
@@ -275,6 +175,9 @@ impl Handler for BillingHandler {
     async fn handle(&self, event: &Event, tx: &mut PgConnection) -> Result<(), BillingError> {
         match &event.body {
             EventBody::InvoiceGenerated(invoice) => self.charge(event, invoice, tx).await,
+            EventBody::OrderCancelled(cancelled) => {
+                self.settle_cancellation(event, cancelled, tx).await
+            }
             EventBody::ShipmentFailed(failed) => self.refund(event, &failed.reason, tx).await,
             other => Err(BillingError::UnexpectedEvent(other.event_type())),
         }

@@ -1,8 +1,12 @@
-//! The billing-service's SQL. [`start_attempt`] and [`record_intent`] commit on their own (not in
-//! the handler's transaction): the fact that a PaymentIntent is being created, and its id, must
-//! survive a crash of this process, or a retry would create a second one.
+//! The billing-service's SQL: the order's `payments` row as billing sees it.
+//!
+//! [`start_attempt`] and [`record_intent`] commit on their own (not in the handler's
+//! transaction): the fact that a PaymentIntent is being created, and its id, must survive a crash
+//! of this process, or a retry would create a second one. Every end of a payment billing writes
+//! itself — refused before an intent existed, refunded, cancelled at Stripe — goes through the
+//! handler's transaction, with the order's change and the event announcing it.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// The payment row of an order as billing left it.
@@ -10,7 +14,7 @@ use uuid::Uuid;
 pub struct PaymentRow {
     /// The PaymentIntent, once Stripe returned it.
     pub payment_intent_id: Option<String>,
-    /// `pending`, `succeeded`, `failed` or `refunded`.
+    /// `pending`, `succeeded`, `failed`, `refunded` or `cancelled`.
     pub status: String,
     /// The refund, once made.
     pub refund_id: Option<String>,
@@ -20,14 +24,24 @@ pub struct PaymentRow {
     pub currency: String,
 }
 
-/// The order's payment row, if any.
-pub async fn payment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<PaymentRow>> {
+impl PaymentRow {
+    /// Whether the payment has not reached an end yet (an attempt under way or interrupted).
+    pub fn is_pending(&self) -> bool {
+        self.status == "pending"
+    }
+}
+
+/// The order's payment row, if any, through the pool or the handler's transaction.
+pub async fn payment<'e>(
+    conn: impl PgExecutor<'e>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<PaymentRow>> {
     sqlx::query_as(
         "SELECT payment_intent_id, status, refund_id, amount_minor, currency::text AS currency
          FROM payments WHERE order_id = $1",
     )
     .bind(order_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
@@ -77,16 +91,71 @@ pub async fn payment_method(
         .await
 }
 
-/// Marks the payment refunded, in the handler's transaction.
+/// Why the order's cancellation was accepted (`shopper`, `operator`, …), `None` if it was not.
+pub async fn cancel_reason(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> sqlx::Result<Option<String>> {
+    let reason: Option<Option<String>> =
+        sqlx::query_scalar("SELECT cancel_reason FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(reason.flatten())
+}
+
+/// Marks the attempt failed, with the shopper's reason, when Stripe refused it before any
+/// PaymentIntent existed; in the handler's transaction.
+pub async fn record_refused(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE payments SET status = 'failed', failure_reason = $2, updated_at = now()
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the payment of `payment_intent_id` refunded, in the handler's transaction.
 pub async fn record_refund(
     conn: &mut PgConnection,
     order_id: Uuid,
+    payment_intent_id: &str,
     refund_id: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE payments SET status = 'refunded', refund_id = $2, updated_at = now() WHERE order_id = $1")
-        .bind(order_id)
-        .bind(refund_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE payments SET status = 'refunded', payment_intent_id = $2, refund_id = $3,
+             updated_at = now()
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(payment_intent_id)
+    .bind(refund_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the payment cancelled: its PaymentIntent was cancelled at Stripe (or found so) because
+/// the order was cancelled before it was paid; in the handler's transaction.
+pub async fn record_cancelled(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    payment_intent_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE payments SET status = 'cancelled', payment_intent_id = $2, updated_at = now()
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(payment_intent_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! A fresh database, queues and fake Stripe per test; invoiced orders written straight into the
-//! tables with their `invoice.generated` events; the billing worker in-process or as a process.
+//! tables with their `invoice.generated` events; the billing worker in-process or as a process,
+//! or one event run through the handler as the worker runs it ([`Harness::process`]) or bare in
+//! a transaction of its own ([`Harness::handle_alone`]); cancellations as the shop makes them.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -7,13 +9,19 @@ use std::{
 };
 
 use billing_service::{BillingHandler, gateway::Gateway};
-use domain::{Currency, EventEnvelope, EventType, InvoiceGenerated, ShipmentFailed};
+use domain::{
+    CancelReason, Currency, Event, EventEnvelope, EventType, InvoiceGenerated, ShipmentFailed,
+};
+use orders::{Cancellation, Origin};
 use testkit::stripe::FakeStripe;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use worker::Poller;
+use worker::{Disposition, Handler, Poller};
 
 pub const TOTAL: i64 = 3_900;
+
+/// A `payments` row: status, PaymentIntent, failure reason, refund.
+pub type PaymentRecord = (String, Option<String>, Option<String>, Option<String>);
 
 /// A fresh database and queue set ([`testkit::Backends`]) and a fake Stripe.
 pub struct Harness {
@@ -76,9 +84,118 @@ impl Harness {
             .expect("worker process")
     }
 
+    /// A billing handler on this harness's database and fake Stripe, as the worker builds it.
+    pub fn handler(&self) -> BillingHandler {
+        self.handler_with_key(self.stripe.secret_key())
+    }
+
+    /// [`Harness::handler`] with another Stripe secret key.
+    pub fn handler_with_key(&self, secret_key: &str) -> BillingHandler {
+        BillingHandler::new(self.gateway_with_key(secret_key), self.pool.clone())
+    }
+
+    /// The billing gateway to the fake Stripe, for setting up what an earlier attempt left.
+    pub fn gateway(&self) -> Gateway {
+        self.gateway_with_key(self.stripe.secret_key())
+    }
+
+    fn gateway_with_key(&self, secret_key: &str) -> Gateway {
+        let overrides: Vec<_> = self
+            .overrides()
+            .into_iter()
+            .map(|(name, value)| match name {
+                "APP__STRIPE__SECRET_KEY" => (name, secret_key.to_owned()),
+                _ => (name, value),
+            })
+            .collect();
+        let settings = testkit::test_settings_from(&overrides);
+        Gateway::new(&settings.stripe).expect("gateway")
+    }
+
+    /// Runs `event` through `handler` exactly as a worker does (decode, inbox, transaction,
+    /// failure sorting) and returns the decision.
+    pub async fn process(&self, handler: &BillingHandler, event: &EventEnvelope) -> Disposition {
+        let body = serde_json::to_string(event).expect("json");
+        worker::process(handler, &self.pool, &body, Duration::from_secs(30)).await
+    }
+
+    /// Runs `event` through `handler` in a transaction of its own, without the inbox (as a
+    /// redelivery the inbox did not catch would), and commits.
+    pub async fn handle_alone(&self, handler: &BillingHandler, event: &EventEnvelope) {
+        let event = Event::from_envelope(event.clone()).expect("event");
+        let mut tx = self.pool.begin().await.expect("tx");
+        handler.handle(&event, &mut tx).await.expect("handled");
+        tx.commit().await.expect("commit");
+    }
+
+    /// The shopper cancels the order, in a transaction of its own, as the shop does.
+    pub async fn cancel(&self, order_id: Uuid) -> Option<Cancellation> {
+        let origin = Origin {
+            reason: CancelReason::Shopper,
+            correlation_id: "test",
+            traceparent: "",
+        };
+        let mut tx = self.pool.begin().await.expect("tx");
+        let cancelled = orders::cancel(&mut tx, order_id, &origin)
+            .await
+            .expect("cancel");
+        tx.commit().await.expect("commit");
+        cancelled
+    }
+
+    /// The `order.cancelled` event the cancellation of the order wrote to the outbox.
+    pub async fn cancellation(&self, order_id: Uuid) -> EventEnvelope {
+        let envelope: serde_json::Value = sqlx::query_scalar(
+            "SELECT envelope FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.cancelled'",
+        )
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await
+        .expect("order.cancelled");
+        serde_json::from_value(envelope).expect("envelope")
+    }
+
+    /// The payloads of the events of `event_type` the order emitted, oldest first.
+    pub async fn emitted(&self, order_id: Uuid, event_type: &str) -> Vec<serde_json::Value> {
+        sqlx::query_scalar(
+            "SELECT envelope->'payload' FROM outbox
+             WHERE aggregate_id = $1 AND event_type = $2 ORDER BY id",
+        )
+        .bind(order_id)
+        .bind(event_type)
+        .fetch_all(&self.pool)
+        .await
+        .expect("outbox")
+    }
+
+    /// The order's payments row: status, PaymentIntent, failure reason and refund.
+    pub async fn payment(&self, order_id: Uuid) -> Option<PaymentRecord> {
+        sqlx::query_as(
+            "SELECT status, payment_intent_id, failure_reason, refund_id
+             FROM payments WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await
+        .expect("payment")
+    }
+
+    /// Every refund of the PaymentIntent at the fake Stripe.
+    pub async fn refunds(&self, payment_intent_id: &str) -> Vec<serde_json::Value> {
+        self.stripe
+            .refunds_for_payment_intent(payment_intent_id)
+            .await
+            .expect("refunds")
+    }
+
     /// An invoiced order paying with `payment_method`, its 2 units taken from demo product 1's
     /// stock, and its `invoice.generated` event.
     pub async fn invoiced_order(&self, payment_method: &str) -> EventEnvelope {
+        self.invoiced_order_of(payment_method, TOTAL).await
+    }
+
+    /// [`Harness::invoiced_order`] with an invoice total of `total_minor`.
+    pub async fn invoiced_order_of(&self, payment_method: &str, total_minor: i64) -> EventEnvelope {
         let placed = testkit::orders::insert_order(&self.pool)
             .await
             .expect("order");
@@ -98,8 +215,8 @@ impl Harness {
             currency,
             subtotal_minor: 2_900,
             shipping_minor: 490,
-            tax_minor: TOTAL - 2_900 - 490,
-            total_minor: TOTAL,
+            tax_minor: total_minor - 2_900 - 490,
+            total_minor,
         };
         EventEnvelope::new(
             EventType::InvoiceGenerated,
