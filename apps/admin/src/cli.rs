@@ -1,14 +1,17 @@
 //! The command line: arguments (clap) and the dispatch from a command to its report.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 use settings::Settings;
 use uuid::Uuid;
 
 use crate::{
-    AdminError, connect_database, connect_sqs, db,
+    AdminError, cancel, connect_database, connect_sqs, db,
     dlq::{self, RedrivePlan},
     order, outbox,
     render::output,
+    stuck,
 };
 
 /// The operator's command for ChargeFlow: the outbox, the workers' dead-letter queues, orders.
@@ -36,9 +39,12 @@ pub enum Command {
     /// The workers' dead-letter queues: parked messages.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// Orders.
+    /// One order: show it, cancel it.
     #[command(subcommand)]
     Order(OrderCommand),
+    /// Orders as a whole: the stuck ones.
+    #[command(subcommand)]
+    Orders(OrdersCommand),
     /// The database schema: versioned migrations.
     #[command(subcommand)]
     Db(DbCommand),
@@ -107,10 +113,34 @@ pub enum DlqCommand {
 /// `order …`
 #[derive(Debug, Subcommand)]
 pub enum OrderCommand {
-    /// State, timeline, payment, shipment, e-mails and invoice of one order.
+    /// State, what it waits for, timeline, payment, shipment, e-mails and invoice of one order.
     Show {
         /// The order id.
         id: Uuid,
+    },
+    /// Cancel an order as the operator: unpaid → cancelled, paid → refunded; shipped orders
+    /// cannot be (dry run without --yes).
+    Cancel {
+        /// The order id.
+        id: Uuid,
+        /// Really cancel it; without it, only say what would happen.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `orders …`
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Orders not settled long after they were placed: what each waits for, and its messages
+    /// parked in the dead-letter queues.
+    Stuck {
+        /// List orders placed longer ago than this: 90s, 15m, 2h, 1d.
+        #[arg(long, default_value = "15m", value_parser = stuck::parse_age)]
+        older_than: Duration,
+        /// List at most this many orders, oldest first.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
     },
 }
 
@@ -132,10 +162,30 @@ pub async fn run(cli: Cli, settings: &Settings) -> Result<String, AdminError> {
             };
             output(json, &report, db::render)
         }
-        Command::Order(OrderCommand::Show { id }) => {
+        Command::Order(command) => run_order(command, settings, json).await,
+        Command::Orders(OrdersCommand::Stuck { older_than, limit }) => {
             let pool = connect_database(&settings.database).await?;
-            output(json, &order::show(&pool, id).await?, order::render)
+            let client = connect_sqs(&settings.sqs).await;
+            let sqs = (&client, &settings.sqs);
+            let report = stuck::stuck(&pool, sqs, older_than, limit).await?;
+            output(json, &report, stuck::render)
         }
+    }
+}
+
+async fn run_order(
+    command: OrderCommand,
+    settings: &Settings,
+    json: bool,
+) -> Result<String, AdminError> {
+    let pool = connect_database(&settings.database).await?;
+    match command {
+        OrderCommand::Show { id } => output(json, &order::show(&pool, id).await?, order::render),
+        OrderCommand::Cancel { id, yes } => output(
+            json,
+            &cancel::cancel(&pool, id, !yes).await?,
+            cancel::render,
+        ),
     }
 }
 

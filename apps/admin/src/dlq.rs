@@ -100,6 +100,8 @@ pub struct ParkedMessage {
     pub message_id: String,
     /// Its message group: the order id.
     pub group_id: Option<String>,
+    /// The order, if the body is an event envelope (its `order_id`).
+    pub order_id: Option<String>,
     /// The event type, from the body or the `event_type` attribute.
     pub event_type: Option<String>,
     /// The event id, if the body is an event envelope.
@@ -120,6 +122,7 @@ impl From<&ReceivedMessage> for ParkedMessage {
         ParkedMessage {
             message_id: message.message_id.clone(),
             group_id: message.group_id.clone(),
+            order_id: field("order_id"),
             event_type: field("event_type")
                 .or_else(|| message.attribute("event_type").map(str::to_owned)),
             event_id: field("event_id"),
@@ -133,6 +136,14 @@ impl From<&ReceivedMessage> for ParkedMessage {
                 .sent_at_ms
                 .and_then(DateTime::<Utc>::from_timestamp_millis),
         }
+    }
+}
+
+impl ParkedMessage {
+    /// Whether the message belongs to the order: its message group or its envelope's
+    /// `order_id` names it.
+    pub fn is_for(&self, order_id: &str) -> bool {
+        self.group_id.as_deref() == Some(order_id) || self.order_id.as_deref() == Some(order_id)
     }
 }
 
@@ -471,6 +482,7 @@ mod tests {
         );
         let parked = ParkedMessage::from(&message);
         assert_eq!(parked.event_type.as_deref(), Some("order.placed"));
+        assert!(parked.is_for("order-1"), "by its message group");
         assert_eq!(parked.event_id.as_deref(), Some("e-1"));
         assert_eq!(parked.reason, "order x does not exist");
         assert_eq!(
@@ -480,12 +492,21 @@ mod tests {
     }
 
     #[test]
+    fn a_parked_message_belongs_to_the_order_its_envelope_names() {
+        let parked = ParkedMessage::from(&inspected(&[], r#"{"order_id":"order-9"}"#));
+        assert_eq!(parked.order_id.as_deref(), Some("order-9"));
+        assert!(parked.is_for("order-9") && parked.is_for("order-1"));
+        assert!(!parked.is_for("order-2"));
+    }
+
+    #[test]
     fn a_message_moved_by_sqs_itself_exceeded_its_receives() {
         let parked = ParkedMessage::from(&inspected(
             &[("event_type", "invoice.generated")],
             "{not json",
         ));
         assert_eq!(parked.reason, MAX_RECEIVES_REASON);
+        assert!(!parked.is_for("order-2"));
         assert_eq!(parked.event_type.as_deref(), Some("invoice.generated"));
         assert_eq!(parked.event_id, None);
     }

@@ -32,9 +32,20 @@ pub enum AdminError {
     /// The queue has no redrive policy, so no dead-letter queue.
     #[error("queue {0} has no dead-letter queue (no redrive policy)")]
     NoDeadLetterQueue(String),
+    /// An order statement of the `orders` library failed.
+    #[error("order query failed")]
+    Orders(#[from] ::orders::OrdersError),
     /// No order has this id.
     #[error("order {0} does not exist")]
     UnknownOrder(Uuid),
+    /// `order cancel` named an order past the point where it can be cancelled.
+    #[error("order {order_id} cannot be cancelled: it is {status}")]
+    NotCancellable {
+        /// The order.
+        order_id: Uuid,
+        /// Its status (`shipped`, `delivered`, …).
+        status: domain::OrderStatus,
+    },
     /// `outbox retry --id` named a row that is published, never failed, or does not exist.
     #[error("outbox row {0} is not an unpublished row with failed attempts")]
     NotAFailedRow(i64),

@@ -1,11 +1,13 @@
 //! `chargeflow-admin`, the operator's command: the outbox's backlog and failed rows, the
-//! messages parked in the workers' dead-letter queues, and one order's whole story.
+//! messages parked in the workers' dead-letter queues, one order's whole story and its
+//! cancellation, and the orders that are stuck.
 //!
 //! Each command is a function that reads (or changes) PostgreSQL or SQS and returns a plain,
 //! serialisable report; small render functions turn a report into aligned text, or `--json`
 //! prints it as is. Every command that changes something is a dry run unless given `--yes`.
 //! [`cli`] holds the arguments and the dispatch; `main.rs` only loads the settings and prints.
 
+pub mod cancel;
 pub mod cli;
 pub mod db;
 pub mod dlq;
@@ -13,6 +15,7 @@ pub mod error;
 pub mod order;
 pub mod outbox;
 pub mod render;
+pub mod stuck;
 
 use std::time::Duration;
 

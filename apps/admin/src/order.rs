@@ -1,6 +1,7 @@
-//! `order show`: one order's state, lines, timeline, payment, shipment, e-mails and invoice,
-//! read with the web-server's order queries (the ones behind `GET /api/orders/{id}`) plus the
-//! e-mails the email-service recorded.
+//! `order show`: one order's state, what it waits for, lines, timeline, pending steps, payment,
+//! shipment, e-mails and invoice, read with the `orders` library's read model (the queries
+//! behind `GET /api/orders/{id}`) and its stuck-order view, plus the e-mails the email-service
+//! recorded.
 
 use ::orders::read::{
     self as orders, InvoiceSummary, OrderLine, OrderSummary, PaymentSummary, ShipmentSummary,
@@ -11,7 +12,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{AdminError, render};
+use crate::{AdminError, render, stuck::Pending};
 
 /// Everything about one order.
 #[derive(Debug, Serialize)]
@@ -19,6 +20,12 @@ pub struct OrderReport {
     /// Id, status, currency, subtotal, placed at.
     #[serde(flatten)]
     pub order: OrderSummary,
+    /// What its status waits for, in plain words (`nothing: it has ended` at an end).
+    pub waiting_for: &'static str,
+    /// When its cancellation was accepted (the reason is `cancel_reason`).
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Its events that a worker has not processed yet, oldest first.
+    pub pending: Vec<Pending>,
     /// The lines.
     pub items: Vec<OrderLine>,
     /// What happened, oldest first.
@@ -55,15 +62,20 @@ pub async fn show(pool: &PgPool, order_id: Uuid) -> Result<OrderReport, AdminErr
     let order = orders::find_by_id(pool, order_id)
         .await?
         .ok_or(AdminError::UnknownOrder(order_id))?;
-    let (items, timeline, payment, shipment, emails, invoice) = tokio::try_join!(
+    let (items, timeline, payment, shipment, emails, invoice, cancelled_at) = tokio::try_join!(
         orders::lines(pool, order_id),
         orders::timeline(pool, order_id),
         orders::payment(pool, order_id),
         orders::shipment(pool, order_id),
         emails(pool, order_id),
         orders::invoice(pool, order_id),
+        cancelled_at(pool, order_id),
     )?;
+    let pending = ::orders::stuck::pending_steps(pool, order_id).await?;
     Ok(OrderReport {
+        waiting_for: ::orders::stuck::waiting_for(&order.status, order.cancel_reason.as_deref()),
+        cancelled_at,
+        pending: pending.into_iter().map(Pending::from).collect(),
         order,
         items,
         timeline,
@@ -72,6 +84,14 @@ pub async fn show(pool: &PgPool, order_id: Uuid) -> Result<OrderReport, AdminErr
         emails,
         invoice,
     })
+}
+
+/// When the order's cancellation was accepted, if it was.
+async fn cancelled_at(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT cancelled_at FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(pool)
+        .await
 }
 
 /// The e-mails recorded for the order, oldest first.
@@ -89,22 +109,50 @@ async fn emails(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<EmailSent>> {
 pub fn render(report: &OrderReport) -> String {
     let order = &report.order;
     let currency = order.currency.as_str();
-    let mut text = render::fields(&[
+    let mut fields = vec![
         ("order", order.order_id.to_string()),
         ("status", order.status.clone()),
+        ("waiting", report.waiting_for.to_owned()),
+    ];
+    if let Some(reason) = &order.cancel_reason {
+        fields.push(("cancelled", cancelled(reason, report.cancelled_at)));
+    }
+    fields.extend([
         ("placed", render::time(order.created_at)),
         ("subtotal", render::money(order.subtotal_minor, currency)),
         ("payment", payment(report.payment.as_ref(), currency)),
         ("shipment", shipment(report.shipment.as_ref())),
         ("invoice", invoice(report.invoice.as_ref(), currency)),
     ]);
+    let mut text = render::fields(&fields);
     text.push_str("\nitems\n");
     text.push_str(&items(&report.items, currency));
     text.push_str("\ntimeline\n");
     text.push_str(&timeline(&report.timeline));
+    text.push_str("\npending\n");
+    text.push_str(&pending(&report.pending));
     text.push_str("\ne-mails\n");
     text.push_str(&emails_table(&report.emails));
     text
+}
+
+/// `operator, 2026-05-01 12:00:03 UTC`.
+fn cancelled(reason: &str, at: Option<DateTime<Utc>>) -> String {
+    match at {
+        Some(at) => format!("{reason}, {}", render::time(at)),
+        None => reason.to_owned(),
+    }
+}
+
+/// One line per step a worker has not taken yet.
+fn pending(steps: &[Pending]) -> String {
+    if steps.is_empty() {
+        return "  (nothing: every event was processed)\n".to_owned();
+    }
+    steps
+        .iter()
+        .map(|step| format!("  {}\n", step.description))
+        .collect()
 }
 
 fn payment(payment: Option<&PaymentSummary>, currency: &str) -> String {

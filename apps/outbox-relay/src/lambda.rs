@@ -1,12 +1,16 @@
 //! The relay under AWS Lambda: a scheduled function (EventBridge, every minute) whose every
-//! invocation runs the same relay as the long-running process for a bounded time, then answers
-//! with what it published.
+//! invocation runs the same relay as the long-running process for a bounded time, and sweeps
+//! once for expired orders beside it ([`crate::expiry`]), then answers with what it published
+//! and expired: `{"published": n, "failed": n, "expired": n}`.
 //!
 //! A run lasts `relay.lambda_run_s` (50 s by default), or less when the invocation's deadline is
 //! nearer: it stops `DEADLINE_MARGIN` before it so that batches in flight can finish and commit.
 //! While a run lasts, `LISTEN/NOTIFY` wakes it as it wakes the long-running relay, so the lag is
 //! the same; between runs (the few seconds until the next schedule) rows wait. Overlapping runs
-//! are safe: rows are claimed with `FOR UPDATE SKIP LOCKED`, one per order at a time.
+//! are safe: rows are claimed with `FOR UPDATE SKIP LOCKED`, one per order at a time, and due
+//! orders with `FOR NO KEY UPDATE SKIP LOCKED`. The sweep runs at the start of the run, so the
+//! `order.cancelled` rows it writes go out in the same invocation; it stops between two batches
+//! when the run's time is up. The stuck gauge is not served under Lambda (no metrics port).
 //!
 //! Nothing runs between invocations: each one starts the claim loops, the listener and the purge
 //! and stops them all before it answers, so a frozen Lambda sandbox holds no half-done batch.
@@ -34,7 +38,8 @@ pub fn budget(run_for: Duration, deadline_ms: u64, now: SystemTime) -> Duration 
     run_for.min(left)
 }
 
-/// Runs `relay` for `budget`, then stops it and says what it did.
+/// Runs `relay` for `budget` with one expiry sweep beside it (if it has a sweeper), then stops
+/// it and says what it did.
 pub async fn run_for(relay: Relay, budget: Duration) -> RunSummary {
     let stop = CancellationToken::new();
     let timer = tokio::spawn({
@@ -44,7 +49,15 @@ pub async fn run_for(relay: Relay, budget: Duration) -> RunSummary {
             stop.cancel();
         }
     });
-    let summary = relay.run(stop).await;
+    let (relay, sweeper) = relay.without_sweeper();
+    let sweep = async {
+        match &sweeper {
+            Some(sweeper) => sweeper.sweep(&stop).await.expired,
+            None => 0,
+        }
+    };
+    let (mut summary, expired) = tokio::join!(relay.run(stop.clone()), sweep);
+    summary.expired = expired;
     timer.abort();
     summary
 }

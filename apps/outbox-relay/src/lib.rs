@@ -11,7 +11,12 @@
 //! and FIFO deduplication (by event id, five minutes) drops the repeat.
 //!
 //! Each committed pass is counted in [`metrics`]; a side loop keeps the backlog gauges current.
+//!
+//! Beside the publish loops runs the expiry sweeper ([`expiry`]): every relay cancels the unpaid
+//! orders past their expiry and counts the stuck ones, so that work scales out and survives
+//! restarts with the relays.
 
+pub mod expiry;
 pub mod lambda;
 pub mod metrics;
 mod publish;
@@ -21,11 +26,12 @@ use telemetry::error_chain;
 
 use outbox::{Backoff, Claimed};
 use secrecy::ExposeSecret;
-use settings::{RelaySettings, Settings};
+use settings::{OrdersSettings, RelaySettings, Settings};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use expiry::Sweeper;
 pub use publish::Publisher;
 
 /// The error type of the relay.
@@ -60,6 +66,8 @@ pub struct RunSummary {
     pub published: usize,
     /// Failed publish attempts recorded on rows (each will be retried).
     pub failed: usize,
+    /// Unpaid orders the run's expiry sweeps cancelled as `expired`.
+    pub expired: usize,
 }
 
 /// A relay over one database and one SQS endpoint.
@@ -69,6 +77,7 @@ pub struct Relay {
     publisher: Publisher,
     settings: RelaySettings,
     wake: Arc<Notify>,
+    sweeper: Option<Sweeper>,
 }
 
 impl Relay {
@@ -79,29 +88,46 @@ impl Relay {
     /// [`RelayError::Database`] when PostgreSQL cannot be reached.
     pub async fn connect(settings: &Settings) -> Result<Self, RelayError> {
         let pool = PgPoolOptions::new()
-            // One connection per loop, one each for the listener, the purge and the backlog gauge.
-            .max_connections(u32::try_from(settings.relay.concurrency + 3).unwrap_or(u32::MAX))
+            // One connection per loop, one each for the listener, the purge, the backlog gauge
+            // and the expiry sweeper.
+            .max_connections(u32::try_from(settings.relay.concurrency + 4).unwrap_or(u32::MAX))
             .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
             .connect(settings.database.url.expose_secret())
             .await?;
         let timeout = Duration::from_millis(settings.relay.sqs_timeout_ms);
         let client = sqs_transport::connect(&settings.sqs, timeout).await;
         let publisher = Publisher::new(client, settings.sqs.queue_prefix.clone());
-        Ok(Relay::new(pool, publisher, settings.relay.clone()))
+        Ok(Relay::new(pool, publisher, settings.relay.clone()).with_sweeper(&settings.orders))
     }
 
-    /// A relay from parts (tests and benchmarks build their own pool and client).
+    /// A relay from parts (tests and benchmarks build their own pool and client), without an
+    /// expiry sweeper until [`Relay::with_sweeper`].
     pub fn new(pool: PgPool, publisher: Publisher, settings: RelaySettings) -> Self {
         Relay {
             pool,
             publisher,
             settings,
             wake: Arc::new(Notify::new()),
+            sweeper: None,
         }
     }
 
-    /// Runs the claim loops, the `LISTEN` wake-up, the purge and the backlog gauge until
-    /// `shutdown` is cancelled; batches in flight finish first.
+    /// The relay with an expiry sweeper over its database ([`expiry`]), run beside the publish
+    /// loops.
+    pub fn with_sweeper(mut self, settings: &OrdersSettings) -> Self {
+        self.sweeper = Some(Sweeper::new(self.pool.clone(), settings.clone()));
+        self
+    }
+
+    /// The relay without its sweeper, and the sweeper, for a caller that sweeps on a schedule
+    /// of its own (a Lambda invocation sweeps once).
+    pub fn without_sweeper(mut self) -> (Relay, Option<Sweeper>) {
+        let sweeper = self.sweeper.take();
+        (self, sweeper)
+    }
+
+    /// Runs the claim loops, the `LISTEN` wake-up, the purge, the backlog gauge and the expiry
+    /// sweeper (if it has one) until `shutdown` is cancelled; batches in flight finish first.
     pub async fn run(self, shutdown: CancellationToken) -> RunSummary {
         tracing::info!(concurrency = self.settings.concurrency, "relay started");
         metrics::describe();
@@ -109,6 +135,10 @@ impl Relay {
         side_tasks.spawn(self.clone().listen(shutdown.clone()));
         side_tasks.spawn(self.clone().purge_loop(shutdown.clone()));
         side_tasks.spawn(self.clone().backlog_loop(shutdown.clone()));
+        let sweeping = self
+            .sweeper
+            .clone()
+            .map(|sweeper| tokio::spawn(sweeper.run(shutdown.clone())));
         let mut claim_loops = tokio::task::JoinSet::new();
         for _ in 0..self.settings.concurrency {
             claim_loops.spawn(self.clone().claim_loop(shutdown.clone()));
@@ -121,9 +151,13 @@ impl Relay {
             }
         }
         while side_tasks.join_next().await.is_some() {}
+        if let Some(sweeping) = sweeping {
+            summary.expired = sweeping.await.unwrap_or_default();
+        }
         tracing::info!(
             published = summary.published,
             failed = summary.failed,
+            expired = summary.expired,
             "relay stopped"
         );
         summary

@@ -1,8 +1,9 @@
 //! The outbox relay process: wiring only. See the library for how it works.
 //!
 //! Started by the AWS Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set), it serves scheduled
-//! invocations that each relay for a bounded time ([`outbox_relay::lambda`]); otherwise it runs
-//! until SIGTERM / Ctrl-C, with its metrics port (`APP__METRICS__ADDR`, default 127.0.0.1:9101).
+//! invocations that each relay for a bounded time and sweep once for expired orders
+//! ([`outbox_relay::lambda`]); otherwise it relays and sweeps ([`outbox_relay::expiry`]) until
+//! SIGTERM / Ctrl-C, with its metrics port (`APP__METRICS__ADDR`, default 127.0.0.1:9101).
 
 use std::time::Duration;
 

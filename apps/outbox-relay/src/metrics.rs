@@ -1,10 +1,26 @@
 //! What the relay measures: rows published and failed, how long each published row took from
-//! its outbox insert to SQS accepting it, and the outbox backlog.
+//! its outbox insert to SQS accepting it, the outbox backlog, and what its expiry sweeper
+//! ([`crate::expiry`]) found: orders expired and orders stuck.
+//!
+//! | series | type | what |
+//! | --- | --- | --- |
+//! | `chargeflow_relay_published_total` | counter | outbox rows published |
+//! | `chargeflow_relay_publish_errors_total` | counter | failed publish attempts of rows |
+//! | `chargeflow_relay_publish_lag_seconds` | histogram | row insert → SQS accepted |
+//! | `chargeflow_outbox_backlog`, `chargeflow_outbox_oldest_unpublished_seconds` | gauges, read every 5 s | unpublished rows, age of the oldest |
+//! | `chargeflow_orders_expired_total` | counter | unpaid orders this relay cancelled as `expired` |
+//! | `chargeflow_orders_stuck` | gauge, read after each sweep (`orders.sweep_interval_s`) | orders not settled (`placed`, `invoiced`, `paid`) placed more than `orders.stuck_after_s` ago |
 //!
 //! The relay owns the backlog gauges: every relay process reads them every [`BACKLOG_EVERY`]
 //! with one query over the partial index of unpublished rows (several relays report the same
-//! numbers). The lag is measured on the relay's clock against the row's `created_at` (the
-//! database's clock at insert; the same machine locally, NTP-synchronised hosts in AWS).
+//! numbers). The stuck gauge is the same: every relay counts after each of its sweeps, over the
+//! partial index of unsettled orders, so several relays report the same number; the expired
+//! counters add up across relays (each order is expired by one of them). An alert on the stuck
+//! gauge (above 0 for longer than a sweep) points the operator at `chargeflow-admin orders
+//! stuck`, which says what each order waits for.
+//!
+//! The lag is measured on the relay's clock against the row's `created_at` (the database's
+//! clock at insert; the same machine locally, NTP-synchronised hosts in AWS).
 
 use std::time::Duration;
 
@@ -25,6 +41,13 @@ pub const OUTBOX_BACKLOG: &str = "chargeflow_outbox_backlog";
 /// Gauge `chargeflow_outbox_oldest_unpublished_seconds`: age of the oldest unpublished row (0
 /// when there is none).
 pub const OUTBOX_OLDEST_UNPUBLISHED: &str = "chargeflow_outbox_oldest_unpublished_seconds";
+
+/// Counter `chargeflow_orders_expired_total`: unpaid orders this relay's sweeper cancelled as
+/// `expired`.
+pub const ORDERS_EXPIRED_TOTAL: &str = "chargeflow_orders_expired_total";
+/// Gauge `chargeflow_orders_stuck`: orders not settled (`placed`, `invoiced`, `paid`) and placed
+/// more than `orders.stuck_after_s` ago, counted after each sweep.
+pub const ORDERS_STUCK: &str = "chargeflow_orders_stuck";
 
 /// How often each relay reads the backlog.
 pub const BACKLOG_EVERY: Duration = Duration::from_secs(5);
@@ -50,6 +73,14 @@ pub fn describe() {
         ::metrics::Unit::Seconds,
         "Age of the oldest unpublished outbox row."
     );
+    ::metrics::describe_counter!(
+        ORDERS_EXPIRED_TOTAL,
+        "Unpaid orders cancelled as expired by this relay's sweeper."
+    );
+    ::metrics::describe_gauge!(
+        ORDERS_STUCK,
+        "Orders not settled and placed longer ago than orders.stuck_after_s."
+    );
 }
 
 /// Counts one committed pass: the `published` rows with their lag up to `accepted_at`, and
@@ -67,4 +98,14 @@ pub(crate) fn record_pass(published: &[&PendingEvent], failed: usize, accepted_a
 pub(crate) fn set_backlog(backlog: &outbox::Backlog) {
     ::metrics::gauge!(OUTBOX_BACKLOG).set(backlog.pending as f64);
     ::metrics::gauge!(OUTBOX_OLDEST_UNPUBLISHED).set(backlog.oldest_age_s.max(0.0));
+}
+
+/// Counts `n` orders expired by one sweeper transaction (0 registers the counter).
+pub(crate) fn record_expired(n: usize) {
+    ::metrics::counter!(ORDERS_EXPIRED_TOTAL).increment(n as u64);
+}
+
+/// Sets the stuck-orders gauge.
+pub(crate) fn set_stuck(stuck: i64) {
+    ::metrics::gauge!(ORDERS_STUCK).set(stuck as f64);
 }

@@ -4,7 +4,7 @@ use crate::helpers::admin;
 async fn help_lists_every_command_and_the_dry_run_switch() {
     let top = admin(&[], &["--help"]).await;
     let text = top.ok();
-    for word in ["outbox", "dlq", "order", "--json"] {
+    for word in ["outbox", "dlq", "order", "orders", "--json"] {
         assert!(text.contains(word), "{word} in {text}");
     }
     let dlq = admin(&[], &["dlq", "--help"]).await;
@@ -23,6 +23,18 @@ async fn help_lists_every_command_and_the_dry_run_switch() {
     }
     let retry = admin(&[], &["outbox", "retry", "--help"]).await;
     assert!(retry.ok().contains("--yes"), "{}", retry.stdout);
+    let order = admin(&[], &["order", "--help"]).await;
+    assert!(
+        order.ok().contains("show") && order.stdout.contains("cancel"),
+        "{}",
+        order.stdout
+    );
+    let cancel = admin(&[], &["order", "cancel", "--help"]).await;
+    assert!(cancel.ok().contains("--yes"), "{}", cancel.stdout);
+    let stuck = admin(&[], &["orders", "stuck", "--help"]).await;
+    for word in ["--older-than", "--limit", "90s, 15m, 2h, 1d"] {
+        assert!(stuck.ok().contains(word), "{word} in {}", stuck.stdout);
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! A fresh database and queue set per test, the admin binary run with that test's settings,
-//! orders written straight into the tables, and the invoice worker run in-process.
+//! orders written straight into the tables (with their stock reserved), and the invoice worker
+//! run in-process.
 
 use std::{process::Output, time::Duration};
 
@@ -165,6 +166,104 @@ impl Harness {
         sqs_transport::consume::send_one(&self.sqs, self.queues.dlq(consumer), &message)
             .await
             .expect("parked");
+    }
+
+    /// Writes an order of two units of demo product 1 (`MUG-ENAMEL`), placed `age` ago and now
+    /// in `status`, with its units reserved (taken off the product's stock) as checkout would
+    /// have.
+    pub async fn order(&self, status: &str, age: Duration) -> Uuid {
+        let order_id = Uuid::now_v7();
+        insert_order(&self.pool, order_id).await;
+        self.reserve(order_id, 1).await;
+        sqlx::query(
+            "UPDATE orders SET status = $2, created_at = now() - make_interval(secs => $3)
+             WHERE id = $1",
+        )
+        .bind(order_id)
+        .bind(status)
+        .bind(age.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .expect("status and age");
+        order_id
+    }
+
+    /// Adds a line of one unit of demo product 2 at the largest price there is (its unit
+    /// reserved): the order's total overflows, so the invoice worker cannot invoice it and
+    /// parks its `order.placed`.
+    pub async fn add_overflowing_line(&self, order_id: Uuid) {
+        self.execute(
+            "INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_minor, quantity)
+             SELECT $1, 2, id, sku, name, 9223372036854775807, 1 FROM products WHERE id = 2",
+            order_id,
+        )
+        .await;
+        self.reserve(order_id, 2).await;
+    }
+
+    /// Takes the units of the order's line `line_no` off its product's stock.
+    async fn reserve(&self, order_id: Uuid, line_no: i16) {
+        sqlx::query(
+            "UPDATE products p SET stock = p.stock - i.quantity FROM order_items i
+             WHERE i.order_id = $1 AND i.line_no = $2 AND p.id = i.product_id",
+        )
+        .bind(order_id)
+        .bind(line_no)
+        .execute(&self.pool)
+        .await
+        .expect("stock reserved");
+    }
+
+    /// Records the order's `order.placed` as checkout does (timeline entry and outbox row) and
+    /// marks the row published, as the relay would have; returns the event.
+    pub async fn record_placed(&self, order_id: Uuid) -> EventEnvelope {
+        let event = order_placed(order_id);
+        let mut tx = self.pool.begin().await.expect("begin");
+        orders::record_event(&mut tx, &event, serde_json::json!({}))
+            .await
+            .expect("order.placed recorded");
+        tx.commit().await.expect("commit");
+        self.execute(
+            "UPDATE outbox SET published_at = now() WHERE aggregate_id = $1",
+            order_id,
+        )
+        .await;
+        event
+    }
+
+    /// Units of demo products 1 and 2 on the shelf (not reserved by an order).
+    pub async fn stock(&self) -> i64 {
+        testkit::scalar(
+            &self.pool,
+            "SELECT sum(stock)::bigint FROM products WHERE id IN (1, 2)",
+        )
+        .await
+    }
+
+    /// The order's status and cancel reason.
+    pub async fn order_state(&self, order_id: Uuid) -> (String, Option<String>) {
+        sqlx::query_as("SELECT status, cancel_reason FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("order")
+    }
+
+    /// The `order.cancelled` outbox rows of the order.
+    pub async fn cancellations(&self, order_id: Uuid) -> i64 {
+        self.count(
+            "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.cancelled'",
+            order_id,
+        )
+        .await
+    }
+
+    async fn execute(&self, sql: &str, id: Uuid) {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     pub async fn depth(&self, queue_url: &str) -> i64 {

@@ -15,6 +15,11 @@ async fn ship(h: &Harness, order_id: Uuid) {
                                shipping_minor, tax_rate_bp, tax_minor, total_minor, pdf)
          VALUES ($1, 2026, 42, 'INV-2026-000042', current_date, 'EUR', 2900, 490, 1900, 644, 4034,
                  '\\x255044462d312e34'::bytea)",
+        // Each event was processed by the worker it is routed to (and a few others: harmless).
+        "INSERT INTO inbox (consumer, event_id)
+         SELECT c.consumer, t.event_id FROM order_timeline t
+         CROSS JOIN (VALUES ('invoice'), ('billing'), ('shipping')) AS c (consumer)
+         WHERE t.order_id = $1",
         "INSERT INTO payments (order_id, payment_intent_id, amount_minor, currency, status)
          VALUES ($1, 'pi_admin_test', 4034, 'EUR', 'succeeded')",
         "INSERT INTO shipments (order_id, partner_shipment_id, carrier, tracking_number, tracking_url)
@@ -39,6 +44,11 @@ async fn order_show_tells_state_timeline_payment_shipment_emails_and_invoice() {
     let placed = h.admin(&["order", "show", &order_id.to_string()]).await;
     let text = placed.ok();
     assert!(text.contains("status    placed\n"), "{text}");
+    assert!(
+        text.contains("waiting   its invoice (invoice worker)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("cancelled"), "not cancelled: {text}");
     assert!(text.contains("payment   none yet\n"), "{text}");
     assert!(text.contains("invoice   not issued yet\n"), "{text}");
     assert!(text.contains("MUG-ENAMEL"), "{text}");
@@ -52,6 +62,14 @@ async fn order_show_tells_state_timeline_payment_shipment_emails_and_invoice() {
         "{text}"
     );
     assert!(text.contains("subtotal  29.00 EUR\n"), "{text}");
+    assert!(
+        text.contains("waiting   the partner's delivery notice\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\npending\n  (nothing: every event was processed)\n"),
+        "{text}"
+    );
     assert!(text.contains("payment   succeeded, 40.34 EUR\n"), "{text}");
     assert!(
         text.contains("shipment  DHL 00340434161094042557 https://track.example/0034\n"),
@@ -88,6 +106,9 @@ async fn order_show_tells_state_timeline_payment_shipment_emails_and_invoice() {
     assert_eq!(json["emails"][0]["kind"], "order_confirmation");
     assert_eq!(json["invoice"]["number"], "INV-2026-000042");
     assert_eq!(json["shipment"]["tracking_number"], "00340434161094042557");
+    assert_eq!(json["waiting_for"], "the partner's delivery notice");
+    assert_eq!(json["pending"], serde_json::json!([]));
+    assert_eq!(json["cancelled_at"], serde_json::Value::Null);
 }
 
 #[tokio::test]

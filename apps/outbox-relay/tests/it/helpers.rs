@@ -1,5 +1,6 @@
-//! A fresh database and queue set per test, relays in-process or as real processes, and
-//! readers that check what arrived on each queue.
+//! A fresh database and queue set per test, relays in-process or as real processes, orders
+//! written straight into the tables (with their stock reserved), and readers that check what
+//! arrived on each queue.
 
 use std::{
     collections::HashMap,
@@ -10,6 +11,7 @@ use std::{
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use domain::{Consumer, EventEnvelope, EventType, route};
 use outbox_relay::{Publisher, Relay};
+use settings::OrdersSettings;
 use uuid::Uuid;
 
 /// A fresh database and queue set ([`testkit::Backends`]), with the helpers below.
@@ -81,6 +83,75 @@ impl Harness {
             Publisher::new(client, self.queues.prefix.clone()),
             settings.relay,
         )
+    }
+
+    /// A relay running inside the test process with an expiry sweeper of `orders` settings, on
+    /// a pool of its own (as a relay process has).
+    pub async fn sweeping_relay(&self, orders: &OrdersSettings) -> Relay {
+        let env = self.relay_env();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let settings = testkit::test_settings(&pairs);
+        let client = sqs_transport::connect(&settings.sqs, Duration::from_secs(2)).await;
+        let pool = testkit::pool(&self.db_url, 8).await.expect("relay pool");
+        Relay::new(
+            pool,
+            Publisher::new(client, self.queues.prefix.clone()),
+            settings.relay,
+        )
+        .with_sweeper(orders)
+    }
+
+    /// Writes an order of two units of demo product 1, placed `age` ago and now in `status`,
+    /// with its units reserved (taken off the product's stock) as checkout would have.
+    pub async fn insert_order(&self, status: &str, age: Duration) -> Uuid {
+        let order_id = Uuid::now_v7();
+        testkit::orders::write_order(&self.pool, order_id)
+            .await
+            .expect("order");
+        sqlx::query("UPDATE products SET stock = stock - 2 WHERE id = 1")
+            .execute(&self.pool)
+            .await
+            .expect("stock reserved");
+        sqlx::query(
+            "UPDATE orders SET status = $2, created_at = now() - make_interval(secs => $3)
+             WHERE id = $1",
+        )
+        .bind(order_id)
+        .bind(status)
+        .bind(age.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .expect("status and age");
+        order_id
+    }
+
+    /// Units of demo product 1 on the shelf (not reserved by an order).
+    pub async fn stock(&self) -> i64 {
+        testkit::scalar(
+            &self.pool,
+            "SELECT stock::bigint FROM products WHERE id = 1",
+        )
+        .await
+    }
+
+    /// The order's status and cancel reason.
+    pub async fn order_state(&self, order_id: Uuid) -> (String, Option<String>) {
+        sqlx::query_as("SELECT status, cancel_reason FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("order")
+    }
+
+    /// The `order.cancelled` outbox rows of the order.
+    pub async fn cancellations(&self, order_id: Uuid) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.cancelled'",
+        )
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await
+        .expect("count")
     }
 
     /// The real relay binary, in its own process group, logging to a temp file.

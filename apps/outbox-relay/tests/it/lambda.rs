@@ -1,6 +1,7 @@
 //! The relay binary under a stand-in Lambda Runtime API: a scheduled invocation relays for its
-//! bounded time, publishes what was committed before and during it, answers with the count and
-//! stops; its database URL comes from a Secrets Manager secret (LocalStack).
+//! bounded time, publishes what was committed before and during it, sweeps once for expired
+//! orders, answers with the counts and stops; its database URL comes from a Secrets Manager
+//! secret (LocalStack).
 
 use std::{
     process::{Command, Stdio},
@@ -14,6 +15,14 @@ use testkit::lambda_api::{self, FakeRuntimeApi};
 use uuid::Uuid;
 
 use crate::helpers::harness;
+
+/// A scheduled event, as EventBridge sends it.
+fn scheduled() -> serde_json::Value {
+    json!({
+        "version": "0", "id": Uuid::new_v4(), "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "000000000000", "region": "us-east-1", "detail": {}
+    })
+}
 
 /// Stores `value` as a new secret in LocalStack and returns its ARN.
 async fn create_secret(endpoint: &str, value: &serde_json::Value) -> String {
@@ -42,11 +51,7 @@ async fn a_scheduled_invocation_relays_for_its_bounded_time_with_settings_from_t
     )
     .await;
     let secret = create_secret(&h.endpoint, &json!({ "APP__DATABASE__URL": h.db_url })).await;
-    let scheduled = json!({
-        "version": "0", "id": Uuid::new_v4(), "detail-type": "Scheduled Event",
-        "source": "aws.events", "account": "000000000000", "region": "us-east-1", "detail": {}
-    });
-    let runtime = FakeRuntimeApi::start(vec![scheduled])
+    let runtime = FakeRuntimeApi::start(vec![scheduled()])
         .await
         .expect("runtime API");
     let binary = lambda_api::function_binary("outbox-relay", env!("CARGO_BIN_EXE_outbox-relay"));
@@ -82,7 +87,7 @@ async fn a_scheduled_invocation_relays_for_its_bounded_time_with_settings_from_t
     .expect("answered");
     let (kind, answer) = runtime.answers().remove(0);
     assert_eq!(kind, "response", "{answer}");
-    assert_eq!(answer, json!({ "published": 6, "failed": 0 }));
+    assert_eq!(answer, json!({ "published": 6, "failed": 0, "expired": 0 }));
 
     // After the answer nothing relays until the next invocation.
     let after = h.enqueue(Uuid::now_v7(), EventType::OrderPlaced).await;
@@ -98,6 +103,56 @@ async fn a_scheduled_invocation_relays_for_its_bounded_time_with_settings_from_t
     expected.sort();
     assert_eq!(ids, expected);
     assert!(!ids.contains(&after.event_id));
+}
+
+#[tokio::test]
+async fn a_scheduled_invocation_sweeps_once_and_answers_how_many_orders_it_expired() {
+    let h = harness().await;
+    let hour = Duration::from_secs(3600);
+    let shelf = h.stock().await;
+    let due = h.insert_order("invoiced", hour).await;
+    let paid = h.insert_order("paid", hour).await;
+    let runtime = FakeRuntimeApi::start(vec![scheduled()])
+        .await
+        .expect("runtime API");
+    let binary = lambda_api::function_binary("outbox-relay", env!("CARGO_BIN_EXE_outbox-relay"));
+    let mut function = Command::new(binary)
+        .envs(h.relay_env())
+        .env("APP__RELAY__LAMBDA_RUN_S", "4")
+        .env("APP__ORDERS__EXPIRE_AFTER_S", "60")
+        .envs(runtime.env())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("function process");
+
+    let answers = runtime
+        .wait_answers(1, Duration::from_secs(60))
+        .await
+        .expect("answered");
+    function.kill().expect("stop the function");
+    function.wait().expect("reaped");
+
+    assert_eq!(answers[0].0, "response", "{}", answers[0].1);
+    // The sweep's order.cancelled went out in the same invocation.
+    assert_eq!(
+        answers[0].1,
+        json!({ "published": 1, "failed": 0, "expired": 1 })
+    );
+    assert_eq!(
+        h.order_state(due).await,
+        ("cancelled".to_owned(), Some("expired".to_owned()))
+    );
+    assert_eq!(h.order_state(paid).await, ("paid".to_owned(), None));
+    assert_eq!(
+        h.stock().await,
+        shelf - 2,
+        "the expired order's units are back"
+    );
+    let billing = h.receive(Consumer::Billing, 1).await;
+    assert_eq!(billing.len(), 1);
+    assert_eq!(billing[0].envelope.event_type, EventType::OrderCancelled);
+    assert_eq!(billing[0].envelope.order_id, due);
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Integration tests of the outbox relay against real PostgreSQL and LocalStack SQS
-//! (started by `scripts/test.sh`); the outage test runs a private LocalStack of its own.
+//! (started by `scripts/test.sh`), and of its expiry sweeper; the outage test runs a private
+//! LocalStack of its own.
 
 mod crash;
+mod expiry;
 mod helpers;
 mod lambda;
 mod lifecycle;

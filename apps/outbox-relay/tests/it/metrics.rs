@@ -1,11 +1,13 @@
-//! The relay process's metrics port: published rows, their lag, publish errors and the backlog,
-//! read back over HTTP from the real binary (one process per test, so values are exact).
+//! The relay process's metrics port: published rows, their lag, publish errors, the backlog, and
+//! the sweeper's expired and stuck orders, read back over HTTP from the real binary (one process
+//! per test, so values are exact).
 
 use std::{sync::Mutex, time::Duration};
 
 use domain::EventType;
 use outbox_relay::metrics::{
-    OUTBOX_BACKLOG, OUTBOX_OLDEST_UNPUBLISHED, PUBLISH_ERRORS_TOTAL, PUBLISH_LAG, PUBLISHED_TOTAL,
+    ORDERS_EXPIRED_TOTAL, ORDERS_STUCK, OUTBOX_BACKLOG, OUTBOX_OLDEST_UNPUBLISHED,
+    PUBLISH_ERRORS_TOTAL, PUBLISH_LAG, PUBLISHED_TOTAL,
 };
 use telemetry::metrics::sample;
 use uuid::Uuid;
@@ -92,4 +94,30 @@ async fn rows_that_cannot_be_published_show_as_errors_and_an_ageing_backlog() {
         "{text}"
     );
     assert_eq!(h.published().await, 0);
+}
+
+#[tokio::test]
+async fn the_relay_reports_the_stuck_orders_and_the_orders_it_expired() {
+    let h = harness().await;
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    // Stuck (not settled, older than the 15 min default): the two paid orders. The placed order
+    // of an hour ago is past the 30 min default expiry: expired, so no longer stuck.
+    h.insert_order("paid", minutes(20)).await;
+    h.insert_order("paid", minutes(40)).await;
+    let expiring = h.insert_order("placed", minutes(60)).await;
+    h.insert_order("shipped", minutes(60)).await;
+    h.insert_order("placed", Duration::ZERO).await;
+    let addr = format!("127.0.0.1:{}", testkit::free_port());
+    let mut relay = h.spawn_relay_process_with(&[("APP__METRICS__ADDR", &addr)]);
+
+    let text = wait_for(&addr, "the stuck gauge", ORDERS_STUCK, |v| v == 2.0).await;
+    kill_9(&mut relay);
+
+    // The gauge is set after the sweep's expiry, so the counter is already there.
+    assert_eq!(
+        sample(&text, ORDERS_EXPIRED_TOTAL, &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(h.order_state(expiring).await.1.as_deref(), Some("expired"));
 }
