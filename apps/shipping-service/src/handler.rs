@@ -20,10 +20,11 @@
 //! never waits for the partner, and the pool and the visibility timeout need no sizing for it.
 //!
 //! If that cancel call fails transiently, the shipment is marked as still to be cancelled
-//! ([`store::CANCEL_PENDING`], written before the call, on its own) and the message is retried:
-//! the redelivery sees the mark, repeats the booking with the same key — the partner answers the
-//! same shipment — and cancels it. Without the mark, a redelivery that finds the order cancelled
-//! books nothing.
+//! ([`store::CANCEL_PENDING`], written before the call, on its own through the worker's pool:
+//! [`ShippingHandler::with_pool`]) and the message is retried: the redelivery sees the mark,
+//! repeats the booking with the same key — the partner answers the same shipment — and cancels
+//! it. Without the mark, a redelivery that finds the order cancelled books nothing. (A handler
+//! given no pool parks such a failure instead, its reason naming the shipment to cancel.)
 //!
 //! # Partner trouble: retried through the queue, within a budget
 //!
@@ -109,6 +110,8 @@ pub enum ShippingError {
     CancelFailed {
         /// The partner's shipment id.
         shipment_id: String,
+        /// Whether the shipment is marked as still to cancel, so a redelivery finishes the job.
+        marked: bool,
         /// Why.
         #[source]
         source: PartnerError,
@@ -133,7 +136,12 @@ impl Classify for ShippingError {
             ShippingError::Database(e) => e.failure(),
             ShippingError::Store(e) => e.failure(),
             ShippingError::PartnerUnavailable(_) => Failure::Retryable,
-            ShippingError::CancelFailed { source: e, .. } | ShippingError::Partner(e)
+            ShippingError::CancelFailed {
+                source: e,
+                marked: true,
+                ..
+            }
+            | ShippingError::Partner(e)
                 if e.is_transient() =>
             {
                 Failure::Retryable
@@ -155,14 +163,26 @@ impl Classify for ShippingError {
 #[derive(Debug, Clone)]
 pub struct ShippingHandler {
     partner: PartnerClient,
-    pool: PgPool,
+    pool: Option<PgPool>,
 }
 
 impl ShippingHandler {
-    /// A handler booking shipments through `partner`; `pool` (the worker's) records, outside the
-    /// message's transaction, a shipment that still has to be cancelled.
-    pub fn new(partner: PartnerClient, pool: PgPool) -> Self {
-        ShippingHandler { partner, pool }
+    /// A handler booking shipments through `partner`. Give it the worker's pool
+    /// ([`ShippingHandler::with_pool`]) so that a failed cancellation is retried.
+    pub fn new(partner: PartnerClient) -> Self {
+        ShippingHandler {
+            partner,
+            pool: None,
+        }
+    }
+
+    /// The handler with the worker's `pool`, through which it records — outside the message's
+    /// transaction — a shipment that still has to be cancelled ([`store::CANCEL_PENDING`]), so
+    /// that a cancel call that fails is finished by a redelivery. Without a pool such a failure
+    /// is parked for an operator, its reason naming the shipment to cancel.
+    pub fn with_pool(mut self, pool: PgPool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     async fn ship(&self, event: &Event, tx: &mut PgConnection) -> Result<(), ShippingError> {
@@ -242,12 +262,15 @@ impl ShippingHandler {
             shipment.id = shipment.id,
             "the order was cancelled during the booking: cancelling the shipment"
         );
-        store::mark_cancel_pending(&self.pool, event.id).await?;
+        if let Some(pool) = &self.pool {
+            store::mark_cancel_pending(pool, event.id).await?;
+        }
         self.partner
             .cancel_shipment(&shipment.id)
             .await
             .map_err(|source| ShippingError::CancelFailed {
                 shipment_id: shipment.id.clone(),
+                marked: self.pool.is_some(),
                 source,
             })?;
         store::clear_cancel_pending(tx, event.id).await?;

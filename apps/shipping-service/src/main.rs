@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     worker::serve(
         &settings,
         pool.clone(),
-        ShippingHandler::new(partner, pool),
+        ShippingHandler::new(partner).with_pool(pool),
         telemetry::shutdown_token(),
     )
     .await

@@ -47,7 +47,7 @@ pub async fn harness_with(faults: Faults, settings: &[(&'static str, &str)]) -> 
     let settings = testkit::test_settings_from(&h.overrides());
     let client = PartnerClient::new(&settings.shipping).expect("partner client");
     let pool = settings.database.connect().await.expect("worker pool");
-    let handler = ShippingHandler::new(client, pool.clone());
+    let handler = ShippingHandler::new(client).with_pool(pool.clone());
     let poller = Poller::connect_on(&settings, pool, handler)
         .await
         .expect("worker");
