@@ -18,8 +18,8 @@ async fn main() -> anyhow::Result<()> {
         .context("Failed to connect to PostgreSQL")?;
     worker::serve(
         &settings,
-        pool,
-        ShippingHandler::new(partner),
+        pool.clone(),
+        ShippingHandler::new(partner).with_pool(pool),
         telemetry::shutdown_token(),
     )
     .await

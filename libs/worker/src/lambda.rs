@@ -5,8 +5,9 @@
 //! `FunctionResponseTypes: [ReportBatchItemFailures]`):
 //! - handled, or already handled (inbox): success, not listed;
 //! - retryable failure: listed in `batchItemFailures`, and its visibility set to the same
-//!   growing delay the poller uses (`retry_base_s × 4^(receives−1)`, capped), so it comes back
-//!   after that delay rather than after the queue's whole visibility timeout;
+//!   growing delay the poller uses (`retry_base_s × 4^(receives−1)`, capped) — or the failure's
+//!   own longer hint ([`Classify::retry_after`](crate::Classify::retry_after), at most 12 h) —
+//!   so it comes back after that delay rather than after the queue's whole visibility timeout;
 //! - permanent failure: copied to the queue's dead-letter queue and not listed (so it is
 //!   deleted); listed only if the copy could not be made;
 //! - on a FIFO queue, once a record of a message group is listed, every later record of that
@@ -115,21 +116,21 @@ impl<H: Handler> LambdaAdapter<H> {
                 .is_some_and(|d| Instant::now() + self.handler_timeout() + DEADLINE_MARGIN > d);
             let span =
                 tracing::info_span!("sqs.record", message.id = %message_id, message.group = ?group);
-            let succeeded = if blocked {
+            let outcome = if blocked {
                 tracing::info!(parent: &span, "an earlier record of this group failed: retrying this one after it");
-                false
+                Outcome::Retry(None)
             } else if late {
                 tracing::warn!(parent: &span, "the invocation's deadline is near: retrying this record later");
-                false
+                Outcome::Retry(None)
             } else {
                 self.handle_record(&record).instrument(span).await
             };
-            if !succeeded {
+            if let Outcome::Retry(after) = outcome {
                 if let Some(group) = group {
                     failed_groups.insert(group);
                 }
                 if let Some(delivery) = delivery(&record) {
-                    self.queue.retry_later(&delivery).await;
+                    self.queue.retry_later(&delivery, after).await;
                 }
                 response.add_failure(message_id);
             }
@@ -137,18 +138,27 @@ impl<H: Handler> LambdaAdapter<H> {
         response
     }
 
-    /// Runs one record; true when it may be deleted.
-    async fn handle_record(&self, record: &SqsMessage) -> bool {
+    /// Runs one record: whether it may be deleted, or is to be retried (after how long, at
+    /// least, if the failure said).
+    async fn handle_record(&self, record: &SqsMessage) -> Outcome {
         let body = record.body.as_deref().unwrap_or_default();
         match process(&self.handler, &self.pool, body, self.handler_timeout()).await {
-            Disposition::Done | Disposition::Duplicate => true,
-            Disposition::Retry { .. } => false,
+            Disposition::Done | Disposition::Duplicate => Outcome::Delete,
+            Disposition::Retry { after, .. } => Outcome::Retry(after),
             Disposition::Park { reason } => match delivery(record) {
-                Some(delivery) => self.queue.park(&delivery, &reason).await,
-                None => false,
+                Some(delivery) if self.queue.park(&delivery, &reason).await => Outcome::Delete,
+                _ => Outcome::Retry(None),
             },
         }
     }
+}
+
+/// What becomes of one record of a batch.
+enum Outcome {
+    /// Not listed: Lambda deletes it.
+    Delete,
+    /// Listed in `batchItemFailures`, visible again after the growing delay or this longer hint.
+    Retry(Option<Duration>),
 }
 
 /// The queue's view of a Lambda record (`None` without a receipt handle: nothing can be done

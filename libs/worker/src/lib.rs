@@ -10,6 +10,7 @@ mod queue;
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::time::Duration;
 
 use domain::{Consumer, Event};
 use sqlx::PgConnection;
@@ -44,7 +45,18 @@ pub enum Failure {
 pub trait Classify {
     /// Which kind of failure this is.
     fn failure(&self) -> Failure;
+
+    /// For a retryable failure: the earliest the message should come back, when the failure
+    /// says so (a remote service's `Retry-After`, say). The transport makes the message visible
+    /// again after the longer of this and its own growing delay, at most
+    /// [`MAX_RETRY_DELAY`]. `None` (the default): the growing delay alone.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
+
+/// The longest a retried message is kept invisible: 12 hours, SQS's largest visibility timeout.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(12 * 3600);
 
 impl Classify for sqlx::Error {
     /// Database errors are retryable, except a violated constraint or a bad value, which will

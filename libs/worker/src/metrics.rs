@@ -67,7 +67,11 @@ mod tests {
         let reason = String::new;
         assert_eq!(outcome(&Disposition::Done), "done");
         assert_eq!(outcome(&Disposition::Duplicate), "duplicate");
-        assert_eq!(outcome(&Disposition::Retry { reason: reason() }), "retried");
+        let retry = Disposition::Retry {
+            reason: reason(),
+            after: None,
+        };
+        assert_eq!(outcome(&retry), "retried");
         assert_eq!(outcome(&Disposition::Park { reason: reason() }), "parked");
     }
 }

@@ -3,8 +3,9 @@
 //! One loop receives (long poll, at most as many messages as there are free slots), one task
 //! per message runs the handler while a side task keeps the message invisible, and one task
 //! deletes finished messages in batches. Retryable failures come back after a delay that grows
-//! with the receive count; permanent ones are copied to the dead-letter queue and deleted at
-//! once, so one poison message never holds back its batch-mates. On shutdown the loop stops
+//! with the receive count (or after the failure's own longer hint, such as a partner's
+//! `Retry-After`, at most 12 h); permanent ones are copied to the dead-letter queue and deleted
+//! at once, so one poison message never holds back its batch-mates. On shutdown the loop stops
 //! receiving, in-flight messages finish, and the last deletes are flushed. A side task keeps
 //! the dead-letter queue's depth metric current.
 
@@ -187,13 +188,15 @@ async fn handle_one<H: Handler>(
         Disposition::Done | Disposition::Duplicate => {
             let _ = finished.send(message.receipt_handle).await;
         }
-        Disposition::Retry { .. } => shared.queue.retry_later(&delivery(&message)).await,
+        Disposition::Retry { after, .. } => {
+            shared.queue.retry_later(&delivery(&message), after).await
+        }
         Disposition::Park { reason } => {
             if shared.queue.park(&delivery(&message), &reason).await {
                 shared.queue.refresh_dlq_depth().await;
                 let _ = finished.send(message.receipt_handle).await;
             } else {
-                shared.queue.retry_later(&delivery(&message)).await;
+                shared.queue.retry_later(&delivery(&message), None).await;
             }
         }
     }

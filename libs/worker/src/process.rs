@@ -24,6 +24,9 @@ pub enum Disposition {
     Retry {
         /// What failed (for logs; never a message body).
         reason: String,
+        /// The failure's own hint of when to try again ([`Classify::retry_after`]): the message
+        /// stays invisible for at least this long (and at least the transport's growing delay).
+        after: Option<Duration>,
     },
     /// Can never succeed: move the message to the dead-letter queue now.
     Park {
@@ -123,18 +126,58 @@ fn disposition<E: std::error::Error + Classify + 'static>(
         }
         Err(error) => {
             let reason = error_chain(&error);
-            let failure = match &error {
-                RunError::Handler(e) => e.failure(),
-                RunError::Database(e) => e.failure(),
-                RunError::Inbox(_) | RunError::Timeout(_) => Failure::Retryable,
+            let (failure, after) = match &error {
+                RunError::Handler(e) => (e.failure(), e.retry_after()),
+                RunError::Database(e) => (e.failure(), None),
+                RunError::Inbox(_) | RunError::Timeout(_) => (Failure::Retryable, None),
             };
             if failure == Failure::Permanent {
                 tracing::error!(duration_ms, error = %reason, "parking an event that cannot succeed");
                 Disposition::Park { reason }
             } else {
-                tracing::warn!(duration_ms, error = %reason, "event failed, it will be retried");
-                Disposition::Retry { reason }
+                let after_s = after.map(|a| a.as_secs_f64());
+                tracing::warn!(duration_ms, error = %reason, after_s, "event failed, it will be retried");
+                Disposition::Retry { reason, after }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("rate limited")]
+    struct RateLimited(Failure);
+
+    impl Classify for RateLimited {
+        fn failure(&self) -> Failure {
+            self.0
+        }
+
+        fn retry_after(&self) -> Option<Duration> {
+            Some(Duration::from_secs(30))
+        }
+    }
+
+    fn decide(result: Result<Disposition, RunError<RateLimited>>) -> Disposition {
+        disposition(result, Duration::ZERO)
+    }
+
+    #[test]
+    fn a_retryable_failure_carries_its_retry_hint_to_the_transport() {
+        let retried = decide(Err(RunError::Handler(RateLimited(Failure::Retryable))));
+        assert_eq!(
+            retried,
+            Disposition::Retry {
+                reason: "the handler failed: rate limited".into(),
+                after: Some(Duration::from_secs(30)),
+            }
+        );
+        let timed_out = decide(Err(RunError::Timeout(Duration::from_secs(1))));
+        assert!(matches!(timed_out, Disposition::Retry { after: None, .. }));
+        let parked = decide(Err(RunError::Handler(RateLimited(Failure::Permanent))));
+        assert!(matches!(parked, Disposition::Park { .. }));
     }
 }

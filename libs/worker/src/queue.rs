@@ -2,13 +2,15 @@
 //! URL and dead-letter queue, and what is done to a delivery that was not handled: redelivered
 //! after a delay that grows with its receive count, or parked in the dead-letter queue.
 
+use std::time::Duration;
+
 use aws_sdk_sqs::Client;
 use domain::Consumer;
 use settings::{Settings, WorkerSettings};
 use sqs_transport::consume;
 
 use crate::{
-    WorkerError,
+    MAX_RETRY_DELAY, WorkerError,
     dlq::{self, Parked},
     error_chain, metrics,
 };
@@ -64,10 +66,10 @@ impl WorkQueue {
         })
     }
 
-    /// Makes the delivery visible again after [`retry_delay`] instead of the queue's whole
-    /// visibility timeout.
-    pub(crate) async fn retry_later(&self, delivery: &Delivery<'_>) {
-        let delay = retry_delay(&self.settings, delivery.receive_count);
+    /// Makes the delivery visible again after [`redelivery_delay`] (the growing delay, or the
+    /// failure's longer hint `after`) instead of the queue's whole visibility timeout.
+    pub(crate) async fn retry_later(&self, delivery: &Delivery<'_>, after: Option<Duration>) {
+        let delay = redelivery_delay(&self.settings, delivery.receive_count, after);
         let changed =
             consume::change_visibility(&self.client, &self.url, delivery.receipt_handle, delay)
                 .await;
@@ -127,9 +129,68 @@ pub(crate) fn retry_delay(settings: &WorkerSettings, receive_count: u32) -> i32 
     delay.min(i64::from(settings.retry_max_s)) as i32
 }
 
+/// The visibility, in seconds, of a delivery retried after its `receive_count`-th receive: the
+/// longer of [`retry_delay`] and the failure's hint (rounded up to whole seconds), at most
+/// [`MAX_RETRY_DELAY`].
+pub(crate) fn redelivery_delay(
+    settings: &WorkerSettings,
+    receive_count: u32,
+    hint: Option<Duration>,
+) -> i32 {
+    let hint_s = hint.map_or(0, |h| {
+        h.as_secs().saturating_add(u64::from(h.subsec_nanos() > 0))
+    });
+    let cap = MAX_RETRY_DELAY.as_secs();
+    let delay = u64::try_from(retry_delay(settings, receive_count))
+        .unwrap_or(0)
+        .max(hint_s)
+        .min(cap);
+    i32::try_from(delay).unwrap_or(i32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failures_retry_hint_lengthens_the_redelivery_delay_up_to_twelve_hours() {
+        let settings = WorkerSettings {
+            retry_base_s: 2,
+            retry_max_s: 300,
+            ..WorkerSettings::default()
+        };
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(
+            redelivery_delay(&settings, 1, None),
+            2,
+            "no hint: the growing delay"
+        );
+        assert_eq!(
+            redelivery_delay(&settings, 1, secs(30)),
+            30,
+            "a longer hint wins"
+        );
+        assert_eq!(
+            redelivery_delay(&settings, 3, secs(5)),
+            32,
+            "a shorter hint does not"
+        );
+        assert_eq!(
+            redelivery_delay(&settings, 1, Some(Duration::from_millis(2500))),
+            3,
+            "rounded up to whole seconds"
+        );
+        assert_eq!(
+            redelivery_delay(&settings, 1, secs(86_400)),
+            43_200,
+            "capped at 12 h"
+        );
+        assert_eq!(
+            redelivery_delay(&settings, 1, Some(Duration::MAX)),
+            43_200,
+            "whatever the hint"
+        );
+    }
 
     #[test]
     fn the_redelivery_delay_grows_fourfold_per_receive_up_to_the_cap() {

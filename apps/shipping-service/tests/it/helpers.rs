@@ -1,10 +1,11 @@
 //! A fresh database and queues, a partner simulator with the given faults, and a shipping
 //! worker pointed at it, running until the harness is dropped.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use domain::{Currency, EventEnvelope, EventType, PaymentSucceeded};
+use domain::{CancelReason, Currency, EventEnvelope, EventType, PaymentSucceeded};
 use partner_sim::{Application, Faults};
+use serde_json::Value;
 use shipping_service::{ShippingHandler, partner::PartnerClient};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -14,6 +15,7 @@ use worker::Poller;
 pub struct Harness {
     backends: testkit::Backends,
     pub partner: String,
+    settings: Vec<(&'static str, String)>,
     stop: CancellationToken,
 }
 
@@ -32,10 +34,21 @@ impl Drop for Harness {
 }
 
 pub async fn harness(faults: Faults) -> Harness {
-    let h = harness_without_worker(faults).await;
+    harness_with(faults, &[]).await
+}
+
+/// [`harness`] with `settings` on top of [`Harness::overrides`]'s defaults.
+pub async fn harness_with(faults: Faults, settings: &[(&'static str, &str)]) -> Harness {
+    let mut h = harness_without_worker(faults).await;
+    h.settings = settings
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
     let settings = testkit::test_settings_from(&h.overrides());
     let client = PartnerClient::new(&settings.shipping).expect("partner client");
-    let poller = Poller::connect(&settings, ShippingHandler::new(client))
+    let pool = settings.database.connect().await.expect("worker pool");
+    let handler = ShippingHandler::new(client).with_pool(pool.clone());
+    let poller = Poller::connect_on(&settings, pool, handler)
         .await
         .expect("worker");
     tokio::spawn(poller.run(h.stop.clone()));
@@ -53,6 +66,7 @@ pub async fn harness_without_worker(faults: Faults) -> Harness {
     Harness {
         backends,
         partner,
+        settings: Vec::new(),
         stop,
     }
 }
@@ -63,11 +77,24 @@ async fn spawn_partner(faults: Faults, stop: &CancellationToken) -> String {
         .expect("partner simulator")
 }
 
+/// Settings for partner trouble in fast motion: 300 ms of quick retries per delivery (200 ms
+/// per call), then the queue brings the message back after 1 s, then every 2 s.
+pub const FAST_RETRIES: [(&str, &str); 7] = [
+    ("APP__SHIPPING__ATTEMPT_TIMEOUT_MS", "200"),
+    ("APP__SHIPPING__DEADLINE_MS", "300"),
+    ("APP__SHIPPING__BACKOFF_BASE_MS", "50"),
+    ("APP__SHIPPING__BACKOFF_MAX_MS", "100"),
+    ("APP__WORKER__RETRY_BASE_S", "1"),
+    ("APP__WORKER__RETRY_MAX_S", "2"),
+    ("APP__WORKER__HANDLER_TIMEOUT_S", "10"),
+];
+
 impl Harness {
-    /// The settings a shipping worker of this harness runs with: a patient worker (90 s per
-    /// message) and a partner client with short timeouts and backoff and a 60 s deadline.
+    /// The settings a shipping worker of this harness runs with: by default a patient worker
+    /// (90 s per message) and a partner client with short timeouts and backoff and a 60 s
+    /// deadline per delivery; then the harness's own settings.
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut settings = vec![
             ("APP__DATABASE__URL", self.db_url.clone()),
             ("APP__SQS__QUEUE_PREFIX", self.queues.prefix.clone()),
             ("APP__WORKER__WAIT_TIME_S", "1".into()),
@@ -77,10 +104,15 @@ impl Harness {
             ("APP__SHIPPING__DEADLINE_MS", "60000".into()),
             ("APP__SHIPPING__BACKOFF_BASE_MS", "50".into()),
             ("APP__SHIPPING__BACKOFF_MAX_MS", "500".into()),
-        ]
+        ];
+        for (key, value) in &self.settings {
+            settings.retain(|(k, _)| k != key);
+            settings.push((key, value.clone()));
+        }
+        settings
     }
 
-    /// A paid order (2 × demo product 1) and its `payment.succeeded` envelope.
+    /// A paid order (2 × demo product 1) and its `payment.succeeded` envelope, paid now.
     pub async fn paid_order(&self) -> EventEnvelope {
         let placed = testkit::orders::insert_order(&self.pool)
             .await
@@ -123,9 +155,19 @@ impl Harness {
         testkit::order_status(&self.pool, order_id).await
     }
 
-    /// Shipments the partner created for the order.
-    pub async fn partner_shipments(&self, order_id: Uuid) -> i64 {
-        let stats: serde_json::Value = reqwest::get(format!(
+    /// Rows of `event_type` in the outbox.
+    pub async fn emitted(&self, event_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = $1")
+            .bind(event_type)
+            .fetch_one(&self.pool)
+            .await
+            .expect("outbox count")
+    }
+
+    /// The simulator's counters for the order: `shipments_created`, `shipments_cancelled`,
+    /// `requests`.
+    pub async fn partner_stats(&self, order_id: Uuid) -> Value {
+        reqwest::get(format!(
             "{}/v1/_sim/stats?reference={order_id}",
             self.partner
         ))
@@ -133,8 +175,98 @@ impl Harness {
         .expect("stats")
         .json()
         .await
-        .expect("json");
-        stats["shipments_created"].as_i64().expect("count")
+        .expect("json")
+    }
+
+    /// Shipments the partner created for the order.
+    pub async fn partner_shipments(&self, order_id: Uuid) -> i64 {
+        self.partner_stats(order_id).await["shipments_created"]
+            .as_i64()
+            .expect("count")
+    }
+
+    /// One of the simulator's counters for the order.
+    pub async fn partner_count(&self, order_id: Uuid, counter: &str) -> i64 {
+        self.partner_stats(order_id).await[counter]
+            .as_i64()
+            .expect("count")
+    }
+
+    /// Waits until the simulator's `counter` for the order reaches `n`; returns when it was
+    /// first seen there (polled every 10 ms).
+    pub async fn wait_partner(
+        &self,
+        order_id: Uuid,
+        counter: &str,
+        n: i64,
+        timeout: Duration,
+    ) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.partner_count(order_id, counter).await >= n {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{counter} of order {order_id} did not reach {n} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Replaces the simulator's faults (`{}` turns them all off).
+    pub async fn put_faults(&self, faults: &Value) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/v1/_sim/faults", self.partner))
+            .json(faults)
+            .send()
+            .await
+            .expect("faults");
+        assert!(response.status().is_success(), "faults refused: {faults}");
+    }
+
+    /// Cancels the order as a shopper would (`orders::cancel`, committed).
+    pub async fn cancel(&self, order_id: Uuid) -> orders::Cancellation {
+        let mut tx = self.pool.begin().await.expect("begin");
+        let origin = orders::Origin {
+            reason: CancelReason::Shopper,
+            correlation_id: "test-cancel",
+            traceparent: "",
+        };
+        let cancelled = orders::cancel(&mut tx, order_id, &origin)
+            .await
+            .expect("cancel")
+            .expect("the order exists");
+        tx.commit().await.expect("commit");
+        cancelled
+    }
+
+    /// The messages parked in the shipping dead-letter queue (received and deleted), with their
+    /// `parked_reason`.
+    pub async fn parked(&self, expected: usize, timeout: Duration) -> Vec<(String, String)> {
+        let dlq = self.queues.dlq("shipping");
+        let messages = testkit::receive_all(&self.sqs, dlq, expected, timeout)
+            .await
+            .expect("dead-letter queue");
+        messages
+            .into_iter()
+            .map(|m| {
+                let reason = m
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get("parked_reason"))
+                    .and_then(|v| v.string_value.clone())
+                    .unwrap_or_default();
+                (m.body.unwrap_or_default(), reason)
+            })
+            .collect()
+    }
+
+    /// Messages in the shipping dead-letter queue.
+    pub async fn dlq_depth(&self) -> i64 {
+        testkit::queue_depth(&self.sqs, self.queues.dlq("shipping"))
+            .await
+            .expect("dead-letter queue depth")
     }
 
     pub async fn wait_for(&self, what: &str, sql: &str, n: i64, timeout: Duration) {
