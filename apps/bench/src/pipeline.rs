@@ -102,7 +102,8 @@ async fn spawn_all(
     );
     let billing = BillingHandler::new(Gateway::new(&settings.stripe)?, pool.clone());
     tokio::spawn(Poller::connect(settings, billing).await?.run(stop.clone()));
-    let shipping = ShippingHandler::new(PartnerClient::new(&settings.shipping)?);
+    let shipping =
+        ShippingHandler::new(PartnerClient::new(&settings.shipping)?).with_pool(pool.clone());
     tokio::spawn(Poller::connect(settings, shipping).await?.run(stop.clone()));
     Ok(address)
 }

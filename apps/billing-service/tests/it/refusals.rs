@@ -108,7 +108,7 @@ async fn a_secret_key_stripe_refuses_is_retried_and_never_fails_the_order() {
         .await;
 
     assert!(
-        matches!(&decided, Disposition::Retry { reason } if reason.contains("API key")),
+        matches!(&decided, Disposition::Retry { reason, .. } if reason.contains("API key")),
         "{decided:?}"
     );
     assert_eq!(h.status(invoiced.order_id).await, "invoiced");

@@ -134,7 +134,7 @@ impl Pipeline {
         spawn_email_worker(&settings, &stop).await;
         let pool = testkit::pool(&db_url, 5).await.expect("test pool");
         if workers != Workers::InvoiceAndEmail {
-            spawn_shipping_worker(&settings, &stop).await;
+            spawn_shipping_worker(&settings, &pool, &stop).await;
         }
         if workers == Workers::All {
             spawn_billing_worker(&settings, &pool, &stop).await;
@@ -344,12 +344,15 @@ async fn spawn_billing_worker(settings: &Settings, pool: &PgPool, stop: &Cancell
     tokio::spawn(poller.run(stop.clone()));
 }
 
-async fn spawn_shipping_worker(settings: &Settings, stop: &CancellationToken) {
+async fn spawn_shipping_worker(settings: &Settings, pool: &PgPool, stop: &CancellationToken) {
     let partner =
         shipping_service::partner::PartnerClient::new(&settings.shipping).expect("partner");
-    let poller = Poller::connect(settings, shipping_service::ShippingHandler::new(partner))
-        .await
-        .expect("shipping worker starts");
+    let poller = Poller::connect(
+        settings,
+        shipping_service::ShippingHandler::new(partner).with_pool(pool.clone()),
+    )
+    .await
+    .expect("shipping worker starts");
     tokio::spawn(poller.run(stop.clone()));
 }
 
