@@ -17,6 +17,7 @@ pub mod session;
 pub mod signature;
 pub mod stripe;
 pub mod trace;
+mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -16,7 +16,12 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AppState, error::ApiError, signature};
+use crate::{
+    AppState,
+    error::ApiError,
+    signature,
+    webhooks::{self, Sender},
+};
 
 /// The parts of a partner notice this endpoint reads.
 #[derive(Debug, Deserialize)]
@@ -67,16 +72,7 @@ pub async fn events(
 
 async fn apply(state: &AppState, event: &PartnerEvent) -> Result<&'static str, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let first_time = sqlx::query(
-        "INSERT INTO partner_events (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(&event.event_type)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !first_time {
+    if !webhooks::first_time(&mut tx, Sender::Partner, &event.id, &event.event_type).await? {
         return Ok("duplicate");
     }
     if event.event_type != "shipment.delivered" {

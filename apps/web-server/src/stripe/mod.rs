@@ -15,7 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{AppState, error::ApiError, signature};
+use crate::{
+    AppState,
+    error::ApiError,
+    signature,
+    webhooks::{self, Sender},
+};
 
 /// The parts of a Stripe event this endpoint reads.
 #[derive(Debug, Deserialize)]
@@ -72,16 +77,7 @@ pub async fn webhook(
 
 async fn reconcile(state: &AppState, event: &StripeEvent) -> Result<Handled, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let first_time = sqlx::query(
-        "INSERT INTO stripe_events (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(&event.event_type)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !first_time {
+    if !webhooks::first_time(&mut tx, Sender::Stripe, &event.id, &event.event_type).await? {
         return Ok(Handled::Duplicate);
     }
     let handled = match outcome(event) {
