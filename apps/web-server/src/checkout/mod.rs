@@ -204,12 +204,18 @@ fn answer(order_id: Uuid, order: &OrderPlaced, created_at: chrono::DateTime<chro
     })
 }
 
-async fn replay(
+/// The answer saved under a repeated idempotency key, looked up before anything that depends on
+/// state (the cart, the stock): `None` when the key has no finished checkout yet.
+///
+/// # Errors
+/// `422 idempotency_key_reused` when the key was used for a different checkout; an opaque
+/// `500`/`503` when the lookup fails.
+pub async fn saved_answer(
     pool: &PgPool,
     owner: &str,
     key: &str,
     fingerprint: &str,
-) -> Result<Placed, ApiError> {
+) -> Result<Option<Placed>, ApiError> {
     let mut conn = pool.acquire().await?;
     let saved = store::saved_response(&mut conn, owner, key).await?;
     match saved {
@@ -222,16 +228,28 @@ async fn replay(
             response_status: Some(status),
             response_body: Some(body),
             ..
-        }) => Ok(Placed {
+        }) => Ok(Some(Placed {
             status: StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
                 .unwrap_or(StatusCode::OK),
             body,
             replayed: true,
-        }),
-        _ => Err(ApiError::Conflict {
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The saved answer of a key another transaction has just claimed (it committed first).
+async fn replay(
+    pool: &PgPool,
+    owner: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Placed, ApiError> {
+    saved_answer(pool, owner, key, fingerprint)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
             code: "idempotency_key_in_use",
             message: "a checkout with this Idempotency-Key is still being processed".into(),
             product_id: None,
-        }),
-    }
+        })
 }

@@ -11,21 +11,21 @@ use crate::error::ApiError;
 
 /// `POST /api/orders` as sent. Every field is optional here so that a missing one is reported by
 /// name with a stable code instead of a generic deserialisation error.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct CheckoutBody {
     customer: Option<CustomerBody>,
     items: Option<Vec<ItemBody>>,
     payment_method: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct CustomerBody {
     name: Option<String>,
     email: Option<String>,
     address: Option<AddressBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct AddressBody {
     line1: Option<String>,
     city: Option<String>,
@@ -33,7 +33,7 @@ struct AddressBody {
     country: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct ItemBody {
     product_id: i64,
     quantity: i64,
@@ -48,6 +48,8 @@ pub struct CheckoutRequest {
     pub lines: Vec<CheckoutLine>,
     /// Stripe PaymentMethod id.
     pub payment_method: String,
+    /// Whether the lines came from the session's cart (the body named no items).
+    pub from_cart: bool,
 }
 
 impl CheckoutBody {
@@ -61,64 +63,111 @@ impl CheckoutBody {
     /// # Errors
     /// A `422` [`ApiError`] naming the first invalid field.
     pub fn parse(self, cart: &[(i64, i64)]) -> Result<CheckoutRequest, ApiError> {
+        let customer = self.parse_customer()?;
+        let raw_lines: Vec<(i64, i64)> = match &self.items {
+            Some(items) => raw(items),
+            None => cart.to_vec(),
+        };
+        Ok(CheckoutRequest {
+            customer,
+            lines: parse_lines(&raw_lines).map_err(invalid)?,
+            payment_method: self.parse_payment_method()?,
+            from_cart: self.items.is_none(),
+        })
+    }
+
+    /// The request's fingerprint (see [`CheckoutRequest::fingerprint`]), computed before the
+    /// cart is read: a retried checkout is recognised before anything that depends on state.
+    ///
+    /// # Errors
+    /// A `422` [`ApiError`] naming the first invalid field.
+    pub fn fingerprint(&self) -> Result<String, ApiError> {
+        let lines = match &self.items {
+            Some(items) => Some(parse_lines(&raw(items)).map_err(invalid)?),
+            None => None,
+        };
+        Ok(fingerprint(
+            &self.parse_customer()?,
+            lines.as_deref(),
+            &self.parse_payment_method()?,
+        ))
+    }
+
+    fn parse_customer(&self) -> Result<Customer, ApiError> {
         let customer = self
             .customer
+            .as_ref()
             .ok_or(CheckoutError::MissingField("customer"))
             .map_err(invalid)?;
         let address = customer
             .address
+            .as_ref()
             .ok_or(CheckoutError::MissingField("customer.address"))
             .map_err(invalid)?;
-        let raw_lines: Vec<(i64, i64)> = match self.items {
-            Some(items) => items.iter().map(|i| (i.product_id, i.quantity)).collect(),
-            None => cart.to_vec(),
-        };
-        Ok(CheckoutRequest {
-            customer: Customer {
-                name: required_text("customer.name", customer.name.as_deref()).map_err(invalid)?,
-                email: EmailAddress::parse(customer.email.as_deref().unwrap_or_default())
-                    .map_err(invalid)?,
-                address: Address::parse(
-                    address.line1.as_deref(),
-                    address.city.as_deref(),
-                    address.postal_code.as_deref(),
-                    address.country.as_deref(),
-                )
+        Ok(Customer {
+            name: required_text("customer.name", customer.name.as_deref()).map_err(invalid)?,
+            email: EmailAddress::parse(customer.email.as_deref().unwrap_or_default())
                 .map_err(invalid)?,
-            },
-            lines: parse_lines(&raw_lines).map_err(invalid)?,
-            payment_method: parse_payment_method(self.payment_method.as_deref())
-                .map_err(invalid)?,
+            address: Address::parse(
+                address.line1.as_deref(),
+                address.city.as_deref(),
+                address.postal_code.as_deref(),
+                address.country.as_deref(),
+            )
+            .map_err(invalid)?,
         })
     }
+
+    fn parse_payment_method(&self) -> Result<String, ApiError> {
+        parse_payment_method(self.payment_method.as_deref()).map_err(invalid)
+    }
+}
+
+fn raw(items: &[ItemBody]) -> Vec<(i64, i64)> {
+    items.iter().map(|i| (i.product_id, i.quantity)).collect()
 }
 
 impl CheckoutRequest {
     /// SHA-256 of the request in canonical form: equal for equal checkouts, whatever the JSON
-    /// key order or whitespace.
+    /// key order or whitespace. A checkout from the cart is fingerprinted by what its body says
+    /// (customer, payment method, "from the cart"), not by the cart's lines: the first call
+    /// empties the cart, so a retry after a lost answer must still be recognised; the lines it
+    /// was made of are in the saved answer. A body that names its items is fingerprinted with
+    /// them, so another basket under the same key is refused.
     pub fn fingerprint(&self) -> String {
-        #[derive(Serialize)]
-        struct Canonical<'a> {
-            name: &'a str,
-            email: &'a str,
-            address: &'a Address,
-            lines: Vec<(i64, u32)>,
-            payment_method: &'a str,
-        }
-        let canonical = Canonical {
-            name: &self.customer.name,
-            email: self.customer.email.as_str(),
-            address: &self.customer.address,
-            lines: self
-                .lines
+        let lines = (!self.from_cart).then_some(self.lines.as_slice());
+        fingerprint(&self.customer, lines, &self.payment_method)
+    }
+}
+
+/// The canonical form's hash; `lines` is `None` for a checkout from the cart.
+fn fingerprint(
+    customer: &Customer,
+    lines: Option<&[CheckoutLine]>,
+    payment_method: &str,
+) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        name: &'a str,
+        email: &'a str,
+        address: &'a Address,
+        lines: Option<Vec<(i64, u32)>>,
+        payment_method: &'a str,
+    }
+    let canonical = Canonical {
+        name: &customer.name,
+        email: customer.email.as_str(),
+        address: &customer.address,
+        lines: lines.map(|lines| {
+            lines
                 .iter()
                 .map(|l| (l.product_id, l.quantity.get()))
-                .collect(),
-            payment_method: &self.payment_method,
-        };
-        let json = serde_json::to_vec(&canonical).unwrap_or_default();
-        hex::encode(Sha256::digest(json))
-    }
+                .collect()
+        }),
+        payment_method,
+    };
+    let json = serde_json::to_vec(&canonical).unwrap_or_default();
+    hex::encode(Sha256::digest(json))
 }
 
 /// Maps a domain validation error to its `422` and stable code.

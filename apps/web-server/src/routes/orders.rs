@@ -39,6 +39,18 @@ pub async fn checkout(
     ApiJson(body): ApiJson<CheckoutBody>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
+    let owner = session.owner();
+    if let Some(key) = idempotency_key.as_deref() {
+        let fingerprint = body.fingerprint()?;
+        if let Some(placed) = checkout::saved_answer(&state.pool, &owner, key, &fingerprint).await?
+        {
+            tracing::info!(
+                replayed = true,
+                "checkout answered from its idempotency key"
+            );
+            return Ok(respond(placed));
+        }
+    }
     let from_cart = !body.has_items();
     let cart_lines = if from_cart {
         cart::lines(&state, &session).await?
@@ -46,7 +58,6 @@ pub async fn checkout(
         Vec::new()
     };
     let request = body.parse(&cart_lines)?;
-    let owner = session.owner();
     let correlation_id = request_id(&headers);
     let traceparent = trace.child().to_string();
     let ctx = Context {
@@ -67,13 +78,17 @@ pub async fn checkout(
             cart::clear(&state, &session).await;
         }
     }
+    Ok(respond(placed))
+}
+
+fn respond(placed: checkout::Placed) -> Response {
     let mut response = (placed.status, Json(placed.body)).into_response();
     if placed.replayed {
         response
             .headers_mut()
             .insert(REPLAYED, HeaderValue::from_static("true"));
     }
-    Ok(response)
+    response
 }
 
 /// The session's orders.

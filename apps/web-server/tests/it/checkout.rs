@@ -208,6 +208,44 @@ async fn checkout_without_items_takes_the_cart_and_empties_it() {
     assert_eq!(cart["items"], json!([]));
 }
 
+#[tokio::test]
+async fn a_cart_checkout_retried_with_its_key_after_the_cart_was_emptied_replays_the_first_answer()
+{
+    let app = spawn_app().await;
+    let mug = app.add_product(1450, 5).await;
+    let shopper = app.shopper();
+    shopper
+        .client
+        .put(shopper.url(&format!("/api/cart/items/{mug}")))
+        .json(&json!({"quantity": 2}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = order_body(&[]);
+    body.as_object_mut().unwrap().remove("items");
+
+    let first = shopper.checkout_with_key(&body, "cart-retry").await;
+    // The answer was lost; the client retries the same request with the same key.
+    let retry = shopper.checkout_with_key(&body, "cart-retry").await;
+
+    assert_eq!(
+        (first.status().as_u16(), retry.status().as_u16()),
+        (201, 201)
+    );
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    let (first, retry): (Value, Value) = (first.json().await.unwrap(), retry.json().await.unwrap());
+    assert_eq!(first["order_id"], retry["order_id"]);
+    assert_eq!(app.count("orders").await, 1);
+    assert_eq!(app.stock(mug).await, 3);
+    let cart: Value = shopper.get("/api/cart").await.json().await.unwrap();
+    assert_eq!(cart["items"], json!([]));
+    // A body naming another basket under the same key is still refused.
+    let other = shopper
+        .checkout_with_key(&order_body(&[(mug, 1)]), "cart-retry")
+        .await;
+    assert_error(other, 422, "idempotency_key_reused").await;
+}
+
 /// One bad request: what to change in a valid body, and the answer expected.
 struct BadInput {
     what: &'static str,
