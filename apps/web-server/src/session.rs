@@ -3,6 +3,13 @@
 //! A request without a valid session cookie gets a new session (and a `Set-Cookie`); an unknown
 //! or expired id sent by the client is never adopted, so a session id cannot be planted. Only the
 //! SHA-256 of the id is stored with orders.
+//!
+//! The session's life slides: every use renews its Redis TTL, and the cookie's `Max-Age` is sent
+//! again when the last one sent is more than [`REFRESH_AFTER_S`] old (the session's Redis value is
+//! when that was), so an active shopper's cookie never dies before the session does, without a
+//! `Set-Cookie` on every answer. When the shop's public URL is `https` (or
+//! `APP__HTTP__SECURE_COOKIES` is set) the cookie is `Secure` and named with the `__Host-` prefix,
+//! which browsers accept only from a secure origin, for path `/` and without a `Domain`.
 
 use axum::{
     extract::{Request, State},
@@ -16,10 +23,49 @@ use sha2::{Digest, Sha256};
 
 use crate::{AppState, error::ApiError};
 
-/// The cookie's name.
+/// The cookie's name on a plain-http shop (local development).
 pub const COOKIE: &str = "cf_session";
+/// The cookie's name when it is `Secure`.
+pub const SECURE_COOKIE: &str = "__Host-cf_session";
 /// How long an idle session lives, in seconds (refreshed on use).
 pub const TTL_S: u64 = 30 * 24 * 3600;
+/// How old the last `Set-Cookie` of a session may get before it is sent again, in seconds.
+pub const REFRESH_AFTER_S: u64 = 24 * 3600;
+
+/// The session cookie's name and attributes, from the settings.
+#[derive(Debug, Clone, Copy)]
+struct CookieSpec {
+    name: &'static str,
+    secure: bool,
+}
+
+impl CookieSpec {
+    fn of(settings: &settings::Settings) -> Self {
+        let secure =
+            settings.http.secure_cookies || settings.shop.public_url.starts_with("https://");
+        CookieSpec {
+            name: if secure { SECURE_COOKIE } else { COOKIE },
+            secure,
+        }
+    }
+
+    fn set_cookie(self, id: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={TTL_S}{secure}",
+            self.name
+        )
+    }
+}
+
+/// What [`resolve`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cookie {
+    /// The cookie the client sent is fresh enough.
+    Keep,
+    /// Send the cookie (again): a new session, or a refresh of the `Max-Age`.
+    Send,
+}
 
 /// The current request's session.
 #[derive(Debug, Clone)]
@@ -41,32 +87,30 @@ impl Session {
 
 /// Middleware: loads or creates the session and puts it in the request's extensions.
 pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let presented = cookie_value(&request);
-    let (session, created) = match resolve(&state, presented).await {
+    let spec = CookieSpec::of(&state.settings);
+    let presented = cookie_value(&request, spec.name);
+    let (session, cookie) = match resolve(&state, presented).await {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
     request.extensions_mut().insert(session.clone());
     let mut response = next.run(request).await;
-    if created {
-        let secure = if state.settings.http.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
-            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={TTL_S}{secure}",
-            session.id
-        );
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
+    if cookie == Cookie::Send
+        && let Ok(value) = HeaderValue::from_str(&spec.set_cookie(&session.id))
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
 
-async fn resolve(state: &AppState, presented: Option<String>) -> Result<(Session, bool), ApiError> {
+/// The session the client presented (its TTL renewed), or a new one; and whether to send the
+/// cookie.
+async fn resolve(
+    state: &AppState,
+    presented: Option<String>,
+) -> Result<(Session, Cookie), ApiError> {
     let mut redis = state.redis.clone();
+    let now = chrono::Utc::now().timestamp();
     if let Some(id) = presented.filter(|id| is_well_formed(id)) {
         let key = session_key(&state.key_prefix, &id);
         let alive: Option<String> = redis::cmd("GETEX")
@@ -75,19 +119,40 @@ async fn resolve(state: &AppState, presented: Option<String>) -> Result<(Session
             .arg(TTL_S)
             .query_async(&mut redis)
             .await?;
-        if alive.is_some() {
-            return Ok((Session { id }, false));
+        if let Some(cookie_sent_at) = alive {
+            if !needs_refresh(&cookie_sent_at, now) {
+                return Ok((Session { id }, Cookie::Keep));
+            }
+            store(&mut redis, &key, now).await?;
+            return Ok((Session { id }, Cookie::Send));
         }
     }
     let id = new_id();
+    store(&mut redis, &session_key(&state.key_prefix, &id), now).await?;
+    Ok((Session { id }, Cookie::Send))
+}
+
+/// Writes the session with the time its cookie is sent, for [`TTL_S`].
+async fn store(
+    redis: &mut redis::aio::ConnectionManager,
+    key: &str,
+    cookie_sent_at: i64,
+) -> Result<(), ApiError> {
     redis::cmd("SET")
-        .arg(session_key(&state.key_prefix, &id))
-        .arg("1")
+        .arg(key)
+        .arg(cookie_sent_at)
         .arg("EX")
         .arg(TTL_S)
-        .query_async::<()>(&mut redis)
+        .query_async::<()>(redis)
         .await?;
-    Ok((Session { id }, true))
+    Ok(())
+}
+
+/// Whether the cookie last sent at `cookie_sent_at` (unix seconds; sessions written before this
+/// was recorded hold `1`) is due to be sent again at `now`.
+fn needs_refresh(cookie_sent_at: &str, now: i64) -> bool {
+    let sent = cookie_sent_at.parse::<i64>().unwrap_or(0);
+    now.saturating_sub(sent) > REFRESH_AFTER_S as i64
 }
 
 fn session_key(prefix: &str, id: &str) -> String {
@@ -107,7 +172,7 @@ fn is_well_formed(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn cookie_value(request: &Request) -> Option<String> {
+fn cookie_value(request: &Request, name: &str) -> Option<String> {
     request
         .headers()
         .get_all(header::COOKIE)
@@ -115,7 +180,7 @@ fn cookie_value(request: &Request) -> Option<String> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -128,6 +193,39 @@ mod tests {
         let (a, b) = (new_id(), new_id());
         assert!(is_well_formed(&a) && is_well_formed(&b));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_cookie_is_sent_again_once_the_last_one_is_a_day_old() {
+        let now = 1_800_000_000;
+        assert!(!needs_refresh(&now.to_string(), now));
+        assert!(!needs_refresh(&(now - 3600).to_string(), now));
+        assert!(needs_refresh(&(now - 24 * 3600 - 1).to_string(), now));
+        assert!(needs_refresh("1", now), "sessions from before the refresh");
+    }
+
+    #[test]
+    fn an_https_shop_gets_a_secure_host_only_cookie() {
+        let settings = settings::Settings::from_sources(&[(
+            "APP__SHOP__PUBLIC_URL",
+            "https://shop.example.com",
+        )])
+        .unwrap();
+        let cookie = CookieSpec::of(&settings).set_cookie("abc");
+        assert!(
+            cookie.starts_with("__Host-cf_session=abc; Path=/;"),
+            "{cookie}"
+        );
+        assert!(
+            cookie.ends_with("; Secure") && !cookie.contains("Domain"),
+            "{cookie}"
+        );
+        let local = settings::Settings::from_sources(&[]).unwrap();
+        assert!(
+            CookieSpec::of(&local)
+                .set_cookie("abc")
+                .starts_with("cf_session=abc;")
+        );
     }
 
     #[test]

@@ -61,6 +61,57 @@ async fn the_session_cookie_is_http_only_and_same_site_lax() {
 }
 
 #[tokio::test]
+async fn an_active_sessions_cookie_is_sent_again_once_a_day_so_it_never_dies_before_the_session() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let get = |cookie: Option<String>| {
+        let mut request = client.get(format!("{}/api/cart", app.address));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let first = get(None).await.unwrap();
+    let set = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = set.split(';').next().unwrap().to_owned();
+    let id = pair.split_once('=').unwrap().1.to_owned();
+
+    let soon = get(Some(pair.clone())).await.unwrap();
+    assert!(
+        soon.headers().get("set-cookie").is_none(),
+        "not on every answer"
+    );
+
+    // The cookie was last sent two days ago.
+    let mut redis = redis::Client::open(std::env::var("APP__REDIS__URL").unwrap())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let two_days_ago = chrono::Utc::now().timestamp() - 2 * 24 * 3600;
+    redis::cmd("SET")
+        .arg(format!("{}session:{id}", app.redis_prefix))
+        .arg(two_days_ago)
+        .arg("KEEPTTL")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    let later = get(Some(pair.clone())).await.unwrap();
+
+    let refreshed = later.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        refreshed.starts_with(&format!("{pair};")),
+        "the same session: {refreshed}"
+    );
+    assert!(refreshed.contains("Max-Age=2592000"), "{refreshed}");
+    let after = get(Some(pair)).await.unwrap();
+    assert!(
+        after.headers().get("set-cookie").is_none(),
+        "then quiet again for a day"
+    );
+}
+
+#[tokio::test]
 async fn a_session_id_made_up_by_the_client_is_not_adopted() {
     let app = spawn_app().await;
     let forged = "A".repeat(43);

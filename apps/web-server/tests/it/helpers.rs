@@ -11,6 +11,8 @@ use web_server::Application;
 pub struct TestApp {
     pub address: String,
     pub pool: PgPool,
+    /// The prefix of this app's Redis keys.
+    pub redis_prefix: String,
 }
 
 /// One shopper: an HTTP client with its own cookie jar (its own session).
@@ -35,7 +37,11 @@ pub async fn spawn_app() -> TestApp {
     let address = format!("http://{}", app.local_addr().expect("bound"));
     tokio::spawn(app.run(std::future::pending()));
     let pool = testkit::pool(&db_url, 5).await.expect("test pool");
-    TestApp { address, pool }
+    TestApp {
+        address,
+        pool,
+        redis_prefix,
+    }
 }
 
 impl TestApp {
