@@ -111,6 +111,7 @@ pub fn render(report: &OrderReport) -> String {
     let currency = order.currency.as_str();
     let mut fields = vec![
         ("order", order.order_id.to_string()),
+        ("reference", order.reference.clone()),
         ("status", order.status.clone()),
         ("waiting", report.waiting_for.to_owned()),
     ];

@@ -107,7 +107,7 @@ pub struct EmailContext {
     pub customer_name: String,
     /// The order's full UUID.
     pub order_id: String,
-    /// The short form of the order id shown to humans, e.g. `"7F3A9C21"`.
+    /// The short form of the order id shown to humans, e.g. `"K3M9Q-2XW7A"`.
     pub order_reference: String,
     /// A link to the order page.
     pub order_url: String,
@@ -145,7 +145,7 @@ impl EmailContext {
             shop_name: "ChargeFlow Coffee".to_owned(),
             customer_name: "Ada Lovelace".to_owned(),
             order_id: order_id.to_owned(),
-            order_reference: "7F3A9C21".to_owned(),
+            order_reference: "K3M9Q-2XW7A".to_owned(),
             order_url: format!("https://shop.example.com/orders/{order_id}"),
             lines: vec![
                 sample_line(
@@ -512,7 +512,7 @@ mod tests {
             assert!(!email.subject.is_empty(), "{kind:?} subject is empty");
             for (part, body) in [("html", &email.html), ("text", &email.text)] {
                 assert!(
-                    body.contains("7F3A9C21"),
+                    body.contains("K3M9Q-2XW7A"),
                     "{kind:?} {part} lacks the reference"
                 );
                 assert!(
@@ -544,7 +544,10 @@ mod tests {
     #[test]
     fn the_invoice_email_names_the_invoice_number_and_the_attached_pdf() {
         let email = render(EmailKind::Invoice, &EmailContext::sample());
-        assert_eq!(email.subject, "Your invoice INV-2026-000123");
+        assert_eq!(
+            email.subject,
+            "Your invoice INV-2026-000123 for order K3M9Q-2XW7A"
+        );
         for body in [&email.html, &email.text] {
             assert!(body.contains("INV-2026-000123"));
             assert!(body.contains("44.80 EUR"));
@@ -594,7 +597,7 @@ mod tests {
     #[test]
     fn a_line_break_in_a_value_never_reaches_the_subject() {
         let context = EmailContext {
-            order_reference: "7F3A9C21\r\nBcc: victim@example.com\n".to_owned(),
+            order_reference: "K3M9Q-2XW7A\r\nBcc: victim@example.com\n".to_owned(),
             ..EmailContext::sample()
         };
         for kind in EmailKind::ALL {

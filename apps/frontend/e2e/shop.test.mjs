@@ -117,6 +117,12 @@ describe('shop', () => {
       }
       assert.match(await page.getByTestId('tracking-number').innerText(), /\S+/);
 
+      // One reference: the page shows the one the API (and every e-mail and the invoice) carries.
+      const reference = await page.getByTestId('order-reference').innerText();
+      assert.match(reference, /^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$/);
+      const shown = await (await context.request.get(`/api/orders/${page.url().split('/').pop()}`)).json();
+      assert.equal(shown.reference, reference);
+
       // The invoice link downloads a PDF.
       const link = page.getByTestId('invoice-link');
       const href = await link.getAttribute('href');

@@ -251,7 +251,7 @@ fn draw_invoice_details(ops: &mut Vec<Op>, doc: &InvoiceDocument, mut y: f32) ->
     let details = [
         ("Invoice number", doc.number.to_string()),
         ("Invoice date", doc.issued_on.format("%Y-%m-%d").to_string()),
-        ("Order", doc.order_id.to_string()),
+        ("Order", domain::order_reference(doc.order_id)),
     ];
     for (label, value) in details {
         draw_text(ops, BODY_BOLD, LEFT, y, label);
@@ -582,7 +582,7 @@ mod tests {
         let pages = page_texts(&pdf);
         assert_eq!(pages.len(), 1);
         let text = &pages[0];
-        let order_id = doc.order_id.to_string();
+        let order_id = domain::order_reference(doc.order_id);
         let expected = [
             "Invoice",
             "INV-2026-000001",

@@ -19,5 +19,5 @@ pub use invoice::{
     compute_totals,
 };
 pub use money::{Currency, Money};
-pub use order::{CancelReason, OrderStatus, TransitionError};
+pub use order::{CancelReason, OrderStatus, TransitionError, order_reference};
 pub use routing::{Consumer, route};

@@ -182,6 +182,30 @@ impl fmt::Display for CancelReason {
     }
 }
 
+/// The one reference shoppers see for an order — on its page, in every e-mail, on the invoice
+/// and in the operator's tools: ten Crockford base32 characters in two groups, such as
+/// `K3M9Q-2XW7A`.
+///
+/// It is made of the order id's random bits (the last 50 of a UUIDv7's 62 random bits), never of
+/// its timestamp, so orders placed in the same moment get different references: two of a
+/// million orders share one with a probability of about 4 × 10⁻⁴, of a thousand about 4 × 10⁻¹⁰.
+/// Crockford's alphabet leaves out I, L, O and U, so a reference read aloud or retyped is not
+/// misread.
+pub fn order_reference(order_id: uuid::Uuid) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let bits = order_id.as_u128() & ((1 << 50) - 1);
+    let chars: Vec<char> = (0..10)
+        .rev()
+        .map(|i| ALPHABET[((bits >> (5 * i)) & 31) as usize] as char)
+        .collect();
+    let (head, tail) = chars.split_at(5);
+    format!(
+        "{}-{}",
+        head.iter().collect::<String>(),
+        tail.iter().collect::<String>()
+    )
+}
+
 impl FromStr for OrderStatus {
     type Err = UnknownStatus;
 
@@ -229,6 +253,28 @@ mod tests {
     fn shipped_is_settled_but_not_terminal() {
         assert!(Shipped.is_settled() && !Shipped.is_terminal());
         assert!(!Paid.is_settled());
+    }
+
+    #[test]
+    fn a_thousand_orders_placed_at_once_have_a_thousand_references() {
+        let references: std::collections::HashSet<String> = (0..1000)
+            .map(|_| order_reference(uuid::Uuid::now_v7()))
+            .collect();
+        assert_eq!(references.len(), 1000);
+    }
+
+    #[test]
+    fn a_reference_is_two_groups_of_five_unambiguous_characters_from_the_random_bits() {
+        let id = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+        assert_eq!(order_reference(id), "00000-00001");
+        let reference = order_reference(uuid::Uuid::now_v7());
+        assert_eq!(reference.len(), 11);
+        assert!(
+            reference
+                .chars()
+                .all(|c| c == '-' || "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c)),
+            "{reference}"
+        );
     }
 
     #[test]

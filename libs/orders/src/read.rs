@@ -12,6 +12,9 @@ use uuid::Uuid;
 pub struct OrderSummary {
     /// The order's id.
     pub order_id: Uuid,
+    /// The reference shoppers see (`domain::order_reference`).
+    #[sqlx(skip)]
+    pub reference: String,
     /// Where it is in its life.
     pub status: String,
     /// Currency of every amount.
@@ -26,6 +29,12 @@ pub struct OrderSummary {
 }
 
 impl OrderSummary {
+    /// The row with its reference filled in.
+    fn referenced(mut self) -> Self {
+        self.reference = domain::order_reference(self.order_id);
+        self
+    }
+
     /// Whether a cancellation would be accepted now: not shipped or ended, none accepted yet.
     pub fn cancellable(&self) -> bool {
         self.cancel_reason.is_none()
@@ -79,6 +88,7 @@ pub async fn list(pool: &PgPool, owner: &str) -> sqlx::Result<Vec<OrderSummary>>
     .bind(owner)
     .fetch_all(pool)
     .await
+    .map(|rows: Vec<OrderSummary>| rows.into_iter().map(OrderSummary::referenced).collect())
 }
 
 /// The order, if it exists and belongs to `owner`.
@@ -99,6 +109,7 @@ pub async fn find(
     .bind(owner)
     .fetch_optional(pool)
     .await
+    .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
 }
 
 /// The order, whoever placed it: for operator tools, never for a shopper's request.
@@ -114,6 +125,7 @@ pub async fn find_by_id(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Or
     .bind(order_id)
     .fetch_optional(pool)
     .await
+    .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
 }
 
 /// The order's lines.

@@ -43,14 +43,14 @@ async fn order_show_tells_state_timeline_payment_shipment_emails_and_invoice() {
     insert_order(&h.pool, order_id).await;
     let placed = h.admin(&["order", "show", &order_id.to_string()]).await;
     let text = placed.ok();
-    assert!(text.contains("status    placed\n"), "{text}");
+    assert!(text.contains("status     placed\n"), "{text}");
     assert!(
-        text.contains("waiting   its invoice (invoice worker)\n"),
+        text.contains("waiting    its invoice (invoice worker)\n"),
         "{text}"
     );
     assert!(!text.contains("cancelled"), "not cancelled: {text}");
-    assert!(text.contains("payment   none yet\n"), "{text}");
-    assert!(text.contains("invoice   not issued yet\n"), "{text}");
+    assert!(text.contains("payment    none yet\n"), "{text}");
+    assert!(text.contains("invoice    not issued yet\n"), "{text}");
     assert!(text.contains("MUG-ENAMEL"), "{text}");
     ship(&h, order_id).await;
 
@@ -58,26 +58,29 @@ async fn order_show_tells_state_timeline_payment_shipment_emails_and_invoice() {
 
     let text = shipped.ok();
     assert!(
-        text.starts_with(&format!("order     {order_id}\nstatus    shipped\n")),
+        text.starts_with(&format!(
+            "order      {order_id}\nreference  {}\nstatus     shipped\n",
+            domain::order_reference(order_id)
+        )),
         "{text}"
     );
-    assert!(text.contains("subtotal  29.00 EUR\n"), "{text}");
+    assert!(text.contains("subtotal   29.00 EUR\n"), "{text}");
     assert!(
-        text.contains("waiting   the partner's delivery notice\n"),
+        text.contains("waiting    the partner's delivery notice\n"),
         "{text}"
     );
     assert!(
         text.contains("\npending\n  (nothing: every event was processed)\n"),
         "{text}"
     );
-    assert!(text.contains("payment   succeeded, 40.34 EUR\n"), "{text}");
+    assert!(text.contains("payment    succeeded, 40.34 EUR\n"), "{text}");
     assert!(
-        text.contains("shipment  DHL 00340434161094042557 https://track.example/0034\n"),
+        text.contains("shipment   DHL 00340434161094042557 https://track.example/0034\n"),
         "{text}"
     );
     assert!(
         text.contains(
-            "invoice   INV-2026-000042, total 40.34 EUR (shipping 4.90 EUR, tax 6.44 EUR)"
+            "invoice    INV-2026-000042, total 40.34 EUR (shipping 4.90 EUR, tax 6.44 EUR)"
         ),
         "{text}"
     );

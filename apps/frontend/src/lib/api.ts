@@ -55,6 +55,8 @@ export interface PlacedOrder {
 
 export interface OrderSummary {
   order_id: string;
+  /** The one reference shown for the order everywhere (page, e-mails, invoice), e.g. "K3M9Q-2XW7A". */
+  reference: string;
   status: OrderStatus | string;
   currency: string;
   subtotal_minor: number;

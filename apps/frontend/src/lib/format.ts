@@ -27,8 +27,4 @@ export function formatDateTime(iso: string): string {
   return Number.isNaN(d.getTime()) ? iso : dateTime.format(d);
 }
 
-/** A short, readable form of an order id. Ids are UUIDv7, whose first digits are a timestamp
- * shared by orders placed close together, so the random end is used. */
-export function shortId(id: string): string {
-  return id.replace(/-/g, '').slice(-8).toUpperCase();
-}
+

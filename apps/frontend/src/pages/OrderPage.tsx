@@ -1,7 +1,7 @@
 import { useEffect, useId, useRef, useState } from 'react';
 import { Link, useLocation, useParams } from 'react-router-dom';
 import { api, type Order } from '../lib/api';
-import { formatDateTime, formatMoney, shortId } from '../lib/format';
+import { formatDateTime, formatMoney } from '../lib/format';
 import { isTerminal, statusLabel, statusTone } from '../lib/status';
 import { useOrderLive, type LiveState } from '../lib/useOrderLive';
 import { Timeline } from '../components/Timeline';
@@ -13,14 +13,15 @@ export function OrderPage() {
   const justPlaced = Boolean((location.state as { justPlaced?: boolean } | null)?.justPlaced);
   const { order, error, live, retry, replace } = useOrderLive(id);
 
+  const reference = order?.reference;
   useEffect(() => {
-    document.title = `Order ${shortId(id)} — ChargeFlow Outdoor`;
-  }, [id]);
+    document.title = reference ? `Order ${reference} — ChargeFlow Outdoor` : 'Your order — ChargeFlow Outdoor';
+  }, [reference]);
 
   if (!order) {
     return (
       <section>
-        <h1>Order {shortId(id)}</h1>
+        <h1>Your order</h1>
         {error?.code === 'order_not_found' ? (
           <div className="notice notice-error" role="alert">
             <p>We could not find this order. It may belong to another browser or session.</p>
@@ -57,7 +58,9 @@ function OrderView({ order, live, justPlaced, onChange }: ViewProps) {
     <section aria-labelledby="order-title" className="order-page">
       <div className="order-head">
         <div>
-          <h1 id="order-title">Order {shortId(order.order_id)}</h1>
+          <h1 id="order-title">
+            Order <span data-testid="order-reference">{order.reference}</span>
+          </h1>
           <p className="muted">Placed {formatDateTime(order.created_at)}</p>
         </div>
         <div className="order-status-box">

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Link } from 'react-router-dom';
 import { api, type OrderSummary } from '../lib/api';
-import { formatDateTime, formatMoney, shortId } from '../lib/format';
+import { formatDateTime, formatMoney } from '../lib/format';
 import { statusLabel, statusTone } from '../lib/status';
 import { LoadError, Loading } from '../components/Status';
 
@@ -43,7 +43,7 @@ export function OrdersPage() {
           {orders.map((o) => (
             <li key={o.order_id} className="card order-row" data-order-id={o.order_id}>
               <Link to={`/orders/${o.order_id}`} className="order-link">
-                Order {shortId(o.order_id)}
+                Order {o.reference}
               </Link>
               <span className="muted">{formatDateTime(o.created_at)}</span>
               <span>{formatMoney(o.subtotal_minor, o.currency)}</span>

@@ -26,7 +26,7 @@ export class FakeApi {
   calls: Call[] = [];
   lines = new Map<number, number>();
   /** Answers for `POST /api/orders`, used in turn (the last one repeats). */
-  checkoutAnswers: Answer[] = [{ status: 201, body: { order_id: '0190c1d2-0000-7000-8000-00000000abcd', status: 'placed', currency: 'EUR', subtotal_minor: 0 } }];
+  checkoutAnswers: Answer[] = [{ status: 201, body: { order_id: '0190c1d2-0000-7000-8000-00000000abcd', reference: '00000-0ABCD', status: 'placed', currency: 'EUR', subtotal_minor: 0 } }];
   /** Answers for `GET /api/orders/{id}`, used in turn (the last one repeats). */
   orderAnswers: Answer[] = [];
   /** Answers for `POST /api/orders/{id}/cancel`, used in turn (the last one repeats); a `200`
@@ -137,6 +137,7 @@ export const ORDER_ID = '0190c1d2-0000-7000-8000-00000000abcd';
 export function order(overrides: Partial<Order> = {}): Order {
   return {
     order_id: ORDER_ID,
+    reference: 'K3M9Q-2XW7A',
     status: 'placed',
     currency: 'EUR',
     subtotal_minor: 2900,

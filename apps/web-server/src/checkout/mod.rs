@@ -184,6 +184,7 @@ fn answer(order_id: Uuid, order: &OrderPlaced, created_at: chrono::DateTime<chro
     let base = format!("/api/orders/{order_id}");
     json!({
         "order_id": order_id,
+        "reference": domain::order_reference(order_id),
         "status": "placed",
         "currency": order.currency,
         "subtotal_minor": order.subtotal_minor,

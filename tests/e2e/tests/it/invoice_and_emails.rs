@@ -27,8 +27,10 @@ async fn placing_an_order_ends_invoiced_with_a_stored_pdf_and_two_emails() {
     let year = chrono::Datelike::year(&chrono::Utc::now());
     assert_eq!(number, format!("INV-{year}-000001"));
     let (_, text) = pdf_text(&pdf);
+    let reference = domain::order_reference(order_id);
     for expected in [
         &number[..],
+        &reference[..],
         "E2E-MUG",
         "Enamel mug",
         "E2E-KNIFE",
@@ -46,7 +48,6 @@ async fn placing_an_order_ends_invoiced_with_a_stored_pdf_and_two_emails() {
 
     let mails = app.sink.messages().expect("mails");
     assert_eq!(mails.len(), 2, "{mails:#?}");
-    let reference = order_id.simple().to_string()[..8].to_uppercase();
     let confirmation = mails
         .iter()
         .find(|m| m.attachments.is_empty())
@@ -61,10 +62,12 @@ async fn placing_an_order_ends_invoiced_with_a_stored_pdf_and_two_emails() {
             mail.text.contains("Ada Lovelace") && mail.html.contains("Ada Lovelace"),
             "{mail:#?}"
         );
-        assert!(
-            mail.text.contains(&reference) || mail.subject.contains(&reference),
-            "{mail:#?}"
-        );
+        for part in [&mail.subject, &mail.text, &mail.html] {
+            assert!(
+                part.contains(&reference),
+                "{reference} in every part: {mail:#?}"
+            );
+        }
         assert!(!mail.text.contains("pm_card_visa") && !mail.html.contains("pm_card_visa"));
     }
     assert!(confirmation.text.contains("Enamel mug") && confirmation.html.contains("Enamel mug"));
