@@ -65,8 +65,19 @@ async fn a_visa_checkout_ends_delivered_with_one_charge_one_shipment_and_five_em
         subjects(&app)
     );
 
+    let reference = domain::order_reference(order_id);
+    for mail in app.sink.messages().expect("mails") {
+        for part in [&mail.subject, &mail.text, &mail.html] {
+            assert!(
+                part.contains(&reference),
+                "{reference} in every e-mail: {mail:#?}"
+            );
+        }
+    }
+
     let order = timeline(&app, &shopper, order_id).await;
     assert_eq!(order["status"], "delivered");
+    assert_eq!(order["reference"], reference);
     assert!(order["shipment"]["delivered_at"].is_string(), "{order}");
     assert_eq!(order["payment"]["status"], "succeeded");
     assert_eq!(order["payment"]["amount_minor"], total);
