@@ -129,3 +129,28 @@ pub async fn lock_order(
         .await?;
     Ok(tx)
 }
+
+/// The order's status and cancel reason.
+///
+/// # Panics
+/// When the order does not exist or the query fails.
+pub async fn order_state(pool: &PgPool, order_id: Uuid) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status, cancel_reason FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(pool)
+        .await
+        .expect("the order exists")
+}
+
+/// How many outbox rows of type `event_type` the order has.
+///
+/// # Panics
+/// When the query fails.
+pub async fn outbox_events(pool: &PgPool, order_id: Uuid, event_type: EventType) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = $2")
+        .bind(order_id)
+        .bind(event_type.as_str())
+        .fetch_one(pool)
+        .await
+        .expect("count outbox rows")
+}

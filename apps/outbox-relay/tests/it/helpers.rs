@@ -136,22 +136,13 @@ impl Harness {
 
     /// The order's status and cancel reason.
     pub async fn order_state(&self, order_id: Uuid) -> (String, Option<String>) {
-        sqlx::query_as("SELECT status, cancel_reason FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("order")
+        testkit::orders::order_state(&self.pool, order_id).await
     }
 
     /// The `order.cancelled` outbox rows of the order.
     pub async fn cancellations(&self, order_id: Uuid) -> i64 {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.cancelled'",
-        )
-        .bind(order_id)
-        .fetch_one(&self.pool)
-        .await
-        .expect("count")
+        testkit::orders::outbox_events(&self.pool, order_id, domain::EventType::OrderCancelled)
+            .await
     }
 
     /// The real relay binary, in its own process group, logging to a temp file.

@@ -1,7 +1,7 @@
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, order_body, spawn_app};
+use crate::helpers::{Shopper, assert_error, order_body, spawn_app};
 
 #[tokio::test]
 async fn a_checkout_writes_the_order_its_lines_the_timeline_and_one_outbox_row() {
@@ -185,20 +185,26 @@ async fn two_shoppers_racing_for_the_last_unit_one_wins_and_the_other_is_told_it
     assert_eq!(app.count("orders").await, 1);
 }
 
-#[tokio::test]
-async fn checkout_without_items_takes_the_cart_and_empties_it() {
-    let app = spawn_app().await;
-    let mug = app.add_product(1450, 5).await;
-    let shopper = app.shopper();
+/// Puts `quantity` of `product` in the shopper's cart; returns a checkout body without `items`.
+async fn cart_checkout(shopper: &Shopper, product: i64, quantity: i64) -> Value {
     shopper
         .client
-        .put(shopper.url(&format!("/api/cart/items/{mug}")))
-        .json(&json!({"quantity": 3}))
+        .put(shopper.url(&format!("/api/cart/items/{product}")))
+        .json(&json!({"quantity": quantity}))
         .send()
         .await
         .unwrap();
     let mut body = order_body(&[]);
     body.as_object_mut().unwrap().remove("items");
+    body
+}
+
+#[tokio::test]
+async fn checkout_without_items_takes_the_cart_and_empties_it() {
+    let app = spawn_app().await;
+    let mug = app.add_product(1450, 5).await;
+    let shopper = app.shopper();
+    let body = cart_checkout(&shopper, mug, 3).await;
 
     let response = shopper.checkout(&body).await;
 
@@ -214,15 +220,7 @@ async fn a_cart_checkout_retried_with_its_key_after_the_cart_was_emptied_replays
     let app = spawn_app().await;
     let mug = app.add_product(1450, 5).await;
     let shopper = app.shopper();
-    shopper
-        .client
-        .put(shopper.url(&format!("/api/cart/items/{mug}")))
-        .json(&json!({"quantity": 2}))
-        .send()
-        .await
-        .unwrap();
-    let mut body = order_body(&[]);
-    body.as_object_mut().unwrap().remove("items");
+    let body = cart_checkout(&shopper, mug, 2).await;
 
     let first = shopper.checkout_with_key(&body, "cart-retry").await;
     // The answer was lost; the client retries the same request with the same key.
