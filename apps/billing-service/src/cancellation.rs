@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use crate::{
     gateway::Intent,
-    handler::{BillingError, BillingHandler, emit_refunded},
+    handler::{BillingError, BillingHandler, emit_refunded, lock},
     store::{self, PaymentRow},
 };
 
@@ -52,30 +52,22 @@ impl BillingHandler {
         cancelled: &OrderCancelled,
         tx: &mut PgConnection,
     ) -> Result<(), BillingError> {
-        let order_id = event.order_id;
-        let status = orders::lock_status(tx, order_id)
-            .await?
-            .ok_or(BillingError::OrderNotFound(order_id))?;
-        match status {
-            OrderStatus::Paid => self.refund_cancelled(event, tx).await,
-            OrderStatus::Cancelled => self.settle_intent(event, tx).await,
-            other => {
+        let locked = lock(tx, event.order_id).await?;
+        match (locked.status, locked.cancel_reason) {
+            (OrderStatus::Paid, Some(_)) => {
+                self.refund_locked(event, locked.status, REFUND_REASON, tx)
+                    .await
+            }
+            (OrderStatus::Paid, None) => {
+                tracing::warn!("the paid order's cancellation was not accepted; not refunding");
+                Ok(())
+            }
+            (OrderStatus::Cancelled, _) => self.settle_intent(event, tx).await,
+            (other, _) => {
                 tracing::info!(status = %other, paid = cancelled.paid, "nothing to settle for the cancellation");
                 Ok(())
             }
         }
-    }
-
-    async fn refund_cancelled(
-        &self,
-        event: &Event,
-        tx: &mut PgConnection,
-    ) -> Result<(), BillingError> {
-        if store::cancel_reason(tx, event.order_id).await?.is_none() {
-            tracing::warn!("the paid order's cancellation was not accepted; not refunding");
-            return Ok(());
-        }
-        self.refund(event, REFUND_REASON, tx).await
     }
 
     /// Cancels or refunds whatever PaymentIntent an attempt left for the cancelled order.
@@ -131,11 +123,7 @@ impl BillingHandler {
         intent: &Intent,
         tx: &mut PgConnection,
     ) -> Result<(), BillingError> {
-        let refund_id = self
-            .gateway
-            .refund(&intent.id, &format!("refund-{}", event.id))
-            .await?;
-        store::record_refund(tx, event.order_id, &intent.id, &refund_id).await?;
+        let refund_id = self.refund_at_stripe(event, &intent.id, tx).await?;
         tracing::warn!(
             payment_intent.id = intent.id,
             "a payment went through for an order cancelled before it was paid: refunding it"

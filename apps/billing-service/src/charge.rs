@@ -47,7 +47,7 @@ use uuid::Uuid;
 
 use crate::{
     gateway::{Charge, Confirmed, Created, Intent},
-    handler::{BillingError, BillingHandler},
+    handler::{BillingError, BillingHandler, lock},
     refusal, store,
 };
 
@@ -60,9 +60,7 @@ impl BillingHandler {
         tx: &mut PgConnection,
     ) -> Result<(), BillingError> {
         let order_id = event.order_id;
-        let status = orders::lock_status(tx, order_id)
-            .await?
-            .ok_or(BillingError::OrderNotFound(order_id))?;
+        let status = lock(tx, order_id).await?.status;
         if status != OrderStatus::Invoiced {
             tracing::info!(%status, "the order is no longer waiting for its payment; nothing to charge");
             return Ok(());

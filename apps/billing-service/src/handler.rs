@@ -100,10 +100,19 @@ impl BillingHandler {
         reason: &str,
         tx: &mut PgConnection,
     ) -> Result<(), BillingError> {
+        let status = lock(tx, event.order_id).await?.status;
+        self.refund_locked(event, status, reason, tx).await
+    }
+
+    /// [`BillingHandler::refund`] for an order the caller has locked and found in `status`.
+    pub(crate) async fn refund_locked(
+        &self,
+        event: &Event,
+        status: OrderStatus,
+        reason: &str,
+        tx: &mut PgConnection,
+    ) -> Result<(), BillingError> {
         let order_id = event.order_id;
-        let status = orders::lock_status(tx, order_id)
-            .await?
-            .ok_or(BillingError::OrderNotFound(order_id))?;
         if status.transition(OrderStatus::Refunded).is_err() {
             tracing::info!(%status, "not refunding an order in this state");
             return Ok(());
@@ -115,11 +124,7 @@ impl BillingHandler {
             .payment_intent_id
             .clone()
             .ok_or(BillingError::NothingToRefund(order_id))?;
-        let refund_id = self
-            .gateway
-            .refund(&intent_id, &format!("refund-{}", event.id))
-            .await?;
-        store::record_refund(tx, order_id, &intent_id, &refund_id).await?;
+        let refund_id = self.refund_at_stripe(event, &intent_id, tx).await?;
         if let Transition::Rejected(refused) =
             orders::transition(tx, order_id, status, OrderStatus::Refunded).await?
         {
@@ -129,6 +134,38 @@ impl BillingHandler {
         orders::release_stock(tx, order_id).await?;
         emit_refunded(tx, event, &payment, refund_id, reason).await
     }
+}
+
+impl BillingHandler {
+    /// Refunds the PaymentIntent at Stripe (once: the key comes from `event`, and an existing
+    /// refund is reused) and marks the order's payment refunded in `tx`; returns the refund's id.
+    pub(crate) async fn refund_at_stripe(
+        &self,
+        event: &Event,
+        payment_intent_id: &str,
+        tx: &mut PgConnection,
+    ) -> Result<String, BillingError> {
+        let refund_id = self
+            .gateway
+            .refund(payment_intent_id, &format!("refund-{}", event.id))
+            .await?;
+        store::record_refund(tx, event.order_id, payment_intent_id, &refund_id).await?;
+        Ok(refund_id)
+    }
+}
+
+/// The order's row, locked until `tx` ends.
+///
+/// # Errors
+/// [`BillingError::OrderNotFound`] when there is no such order; [`BillingError::Store`] when the
+/// read fails.
+pub(crate) async fn lock(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<orders::Locked, BillingError> {
+    orders::lock(tx, order_id)
+        .await?
+        .ok_or(BillingError::OrderNotFound(order_id))
 }
 
 /// Records `payment.refunded` (timeline + outbox) for the refund `refund_id` of `payment`,

@@ -91,19 +91,6 @@ pub async fn payment_method(
         .await
 }
 
-/// Why the order's cancellation was accepted (`shopper`, `operator`, …), `None` if it was not.
-pub async fn cancel_reason(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-) -> sqlx::Result<Option<String>> {
-    let reason: Option<Option<String>> =
-        sqlx::query_scalar("SELECT cancel_reason FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(reason.flatten())
-}
-
 /// Marks the attempt failed, with the shopper's reason, when Stripe refused it before any
 /// PaymentIntent existed; in the handler's transaction.
 pub async fn record_refused(

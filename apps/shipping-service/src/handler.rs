@@ -9,7 +9,7 @@
 //!    is not `paid` any more, or whose cancellation was accepted, gets nothing booked.
 //! 2. Book at the partner with the key `ship-{event id}` ([`PartnerClient::create_shipment`]):
 //!    a few quick retries within `APP__SHIPPING__DEADLINE_MS`.
-//! 3. Lock the order (`orders::lock_status`, inside a savepoint) and check again. Still `paid`
+//! 3. Lock the order (`orders::lock`, inside a savepoint) and check again. Still `paid`
 //!    and not cancelled: store the shipment, `paid → shipped`, emit `shipment.created`, commit.
 //!    A cancellation was accepted while the partner call was in flight: roll back to the
 //!    savepoint (the lock goes with it), cancel the shipment just booked
@@ -322,13 +322,13 @@ async fn still_to_ship(
     tx: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Option<OrderStatus>, ShippingError> {
-    let status = orders::lock_status(tx, order_id)
+    let locked = orders::lock(tx, order_id)
         .await?
         .ok_or(ShippingError::OrderNotFound(order_id))?;
-    if status != OrderStatus::Paid || store::cancel_requested(tx, order_id).await? {
+    if locked.status != OrderStatus::Paid || locked.cancel_reason.is_some() {
         return Ok(None);
     }
-    Ok(Some(status))
+    Ok(Some(locked.status))
 }
 
 async fn shipped(

@@ -71,15 +71,6 @@ pub async fn order_to_ship(
     }))
 }
 
-/// Whether a cancellation of the order was accepted. Read under the row lock, it cannot change
-/// before the transaction ends.
-pub async fn cancel_requested(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT cancel_reason IS NOT NULL FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_one(conn)
-        .await
-}
-
 /// Stores the partner's shipment for the order.
 pub async fn insert(
     conn: &mut PgConnection,

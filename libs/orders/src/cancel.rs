@@ -48,18 +48,13 @@ pub async fn cancel(
     order_id: Uuid,
     origin: &Origin<'_>,
 ) -> Result<Option<Cancellation>, OrdersError> {
-    let row: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT status, cancel_reason FROM orders WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(order_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((status, reason)) = row else {
+    let Some(locked) = lifecycle::lock(conn, order_id).await? else {
         return Ok(None);
     };
-    if let Some(reason) = reason {
-        return Ok(Some(Cancellation::AlreadyCancelled(reason.parse()?)));
+    if let Some(reason) = locked.cancel_reason {
+        return Ok(Some(Cancellation::AlreadyCancelled(reason)));
     }
-    cancel_locked(conn, order_id, status.parse()?, origin)
+    cancel_locked(conn, order_id, locked.status, origin)
         .await
         .map(Some)
 }

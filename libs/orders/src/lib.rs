@@ -10,7 +10,9 @@ pub mod read;
 pub mod stuck;
 
 pub use cancel::{Cancellation, Origin, cancel};
-pub use lifecycle::{Transition, lock_status, record_event, release_stock, transition};
+pub use lifecycle::{
+    Locked, Transition, lock, lock_status, record_event, release_stock, transition,
+};
 
 /// The error type of this library.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! to it, the event it emits recorded for the timeline and the outbox, and stock put back — all
 //! inside the caller's transaction, so a state change and its announcement commit together.
 
-use domain::{EventEnvelope, OrderStatus, TransitionError};
+use domain::{CancelReason, EventEnvelope, OrderStatus, TransitionError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -17,22 +17,47 @@ pub enum Transition {
     Rejected(TransitionError),
 }
 
-/// Locks the order's row until the transaction ends and returns its status, or `None` when
-/// there is no such order. The lock (`FOR NO KEY UPDATE`) serialises everything that changes the
-/// order's status, but still lets other transactions insert rows that reference the order.
+/// An order row as read under its lock: what decides which transition may follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    /// Where the order is.
+    pub status: OrderStatus,
+    /// Why it is being cancelled, once a cancellation was accepted (a paid order then keeps
+    /// `paid` until billing has refunded it).
+    pub cancel_reason: Option<CancelReason>,
+}
+
+/// Locks the order's row until the transaction ends and returns its status and cancel reason,
+/// or `None` when there is no such order. The lock (`FOR NO KEY UPDATE`) serialises everything
+/// that changes the order's status or cancels it, but still lets other transactions insert rows
+/// that reference the order.
 ///
 /// # Errors
-/// [`OrdersError`] when the statement fails or the stored status is unknown.
+/// [`OrdersError`] when the statement fails or a stored value is unknown.
+pub async fn lock(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Locked>, OrdersError> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, cancel_reason FROM orders WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(order_id)
+            .fetch_optional(conn)
+            .await?;
+    let Some((status, cancel_reason)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Locked {
+        status: status.parse()?,
+        cancel_reason: cancel_reason.map(|r| r.parse()).transpose()?,
+    }))
+}
+
+/// [`lock`], for a caller that needs only the status.
+///
+/// # Errors
+/// [`OrdersError`] when the statement fails or a stored value is unknown.
 pub async fn lock_status(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Option<OrderStatus>, OrdersError> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(order_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(status.map(|s| s.parse()).transpose()?)
+    Ok(lock(conn, order_id).await?.map(|locked| locked.status))
 }
 
 /// Moves a locked order from `from` to `to` if the state machine allows it; a refused move is
