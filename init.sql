@@ -69,10 +69,20 @@ CREATE TABLE orders (
     -- stays `paid` until billing has refunded it).
     cancel_reason      text        CHECK (cancel_reason IN ('shopper', 'operator', 'expired', 'payment_unusable')),
     cancelled_at       timestamptz,
+    -- The quote shown before "Place order" (libs/domain/src/pricing.rs): the invoice prints it
+    -- and the charge is its total. NULL only for orders placed before quotes were stored.
+    shipping_minor     bigint,
+    tax_rate_bp        integer,
+    tax_minor          bigint,
+    total_minor        bigint,
     CONSTRAINT orders_status_check CHECK (status IN (
         'placed', 'invoiced', 'paid', 'shipped', 'delivered',
         'payment_failed', 'refunded', 'cancelled')),
-    CONSTRAINT orders_cancel_check CHECK ((cancel_reason IS NULL) = (cancelled_at IS NULL))
+    CONSTRAINT orders_cancel_check CHECK ((cancel_reason IS NULL) = (cancelled_at IS NULL)),
+    CONSTRAINT orders_quote_check CHECK (
+        num_nulls(shipping_minor, tax_rate_bp, tax_minor, total_minor) IN (0, 4)
+        AND shipping_minor >= 0 AND tax_rate_bp BETWEEN 0 AND 10000 AND tax_minor >= 0
+        AND total_minor = subtotal_minor + shipping_minor + tax_minor)
 );
 
 CREATE INDEX orders_by_owner ON orders (owner_session, created_at DESC);
@@ -306,7 +316,8 @@ CREATE TABLE _sqlx_migrations (
 );
 
 INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
-    (20261203000001, 'order lifecycle', true, '\x8eec0a6913b903b6b574b52595fdfe5eb16bf3afb2bc0aa3076a91c8cff9753db1246be94350fa40c9a560b55a3fc412', 0);
+    (20261203000001, 'order lifecycle', true, '\x8eec0a6913b903b6b574b52595fdfe5eb16bf3afb2bc0aa3076a91c8cff9753db1246be94350fa40c9a560b55a3fc412', 0),
+    (20261204000001, 'order quote', true, '\xb86d77c62d8fe99ce33bb58118462223476b840e965562273320c169217e8e93eaf3458184447ca022f06288be5f9d27', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

@@ -19,6 +19,12 @@ scripts/services.sh start
 # shellcheck disable=SC1091
 source "$CHARGEFLOW_DATA_DIR/env.sh"
 export APP__HTTP__ADDR="${APP__HTTP__ADDR:-127.0.0.1:3000}"
+# Demo price rules: 4.90 shipping and 19 % tax by default (the settings' defaults), parcels to
+# Austria 6.90 and 20 %, to Switzerland 14.90 and no tax (README, "Settings").
+export APP__INVOICE__COUNTRIES__AT__SHIPPING_FEE_MINOR="${APP__INVOICE__COUNTRIES__AT__SHIPPING_FEE_MINOR:-690}"
+export APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP="${APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP:-2000}"
+export APP__INVOICE__COUNTRIES__CH__SHIPPING_FEE_MINOR="${APP__INVOICE__COUNTRIES__CH__SHIPPING_FEE_MINOR:-1490}"
+export APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP="${APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP:-0}"
 
 echo "== building ${apps[*]} ($profile)"
 build_args=(build --locked)

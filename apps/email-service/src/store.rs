@@ -15,6 +15,12 @@ pub struct OrderForEmail {
     pub currency: String,
     /// Sum of the lines, in minor units.
     pub subtotal_minor: i64,
+    /// The shipping fee quoted at checkout (null for orders placed before quotes were stored).
+    pub shipping_minor: Option<i64>,
+    /// The tax quoted at checkout (as `shipping_minor`).
+    pub tax_minor: Option<i64>,
+    /// The total quoted at checkout: what is charged (as `shipping_minor`).
+    pub total_minor: Option<i64>,
 }
 
 /// One line of the order.
@@ -46,7 +52,8 @@ pub struct InvoiceForEmail {
 /// The order with its customer, or `None` when it does not exist.
 pub async fn order(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Option<OrderForEmail>> {
     sqlx::query_as(
-        "SELECT c.email, c.name, o.currency::text AS currency, o.subtotal_minor
+        "SELECT c.email, c.name, o.currency::text AS currency, o.subtotal_minor, o.shipping_minor,
+                o.tax_minor, o.total_minor
          FROM orders o JOIN customers c ON c.id = o.customer_id
          WHERE o.id = $1",
     )

@@ -115,6 +115,10 @@ pub struct EmailContext {
     pub lines: Vec<EmailLine>,
     /// The sum of the lines, pre-formatted, e.g. `"38.90 EUR"`.
     pub subtotal: String,
+    /// The shipping fee, when known (quoted at checkout).
+    pub shipping: Option<String>,
+    /// The tax, when known (quoted at checkout).
+    pub tax: Option<String>,
     /// The amount due including everything, when known.
     pub total: Option<String>,
     /// The invoice number, e.g. `"INV-2026-000123"` (invoice e-mails).
@@ -158,9 +162,11 @@ impl EmailContext {
                 sample_line("MUG-ENAMEL", "Enamel mug", 1, "13.90", "13.90"),
             ],
             subtotal: "38.90 EUR".to_owned(),
-            total: Some("44.80 EUR".to_owned()),
+            shipping: Some("4.90 EUR".to_owned()),
+            tax: Some("8.32 EUR".to_owned()),
+            total: Some("52.12 EUR".to_owned()),
             invoice_number: Some("INV-2026-000123".to_owned()),
-            amount: Some("44.80 EUR".to_owned()),
+            amount: Some("52.12 EUR".to_owned()),
             failure_reason: Some("Insufficient funds".to_owned()),
             carrier: Some("DHL".to_owned()),
             tracking_number: Some("1Z999AA10123456784".to_owned()),
@@ -174,6 +180,8 @@ impl EmailContext {
     /// The same context with every optional field empty.
     fn without_options(self) -> Self {
         EmailContext {
+            shipping: None,
+            tax: None,
             total: None,
             invoice_number: None,
             amount: None,
@@ -542,6 +550,22 @@ mod tests {
     }
 
     #[test]
+    fn the_order_confirmation_shows_shipping_tax_and_the_total_that_will_be_charged() {
+        let email = render(EmailKind::OrderConfirmation, &EmailContext::sample());
+        for body in [&email.html, &email.text] {
+            for amount in ["38.90 EUR", "4.90 EUR", "8.32 EUR", "52.12 EUR"] {
+                assert!(body.contains(amount), "{amount} in {body}");
+            }
+        }
+        let without = EmailContext::sample().without_options();
+        let email = render(EmailKind::OrderConfirmation, &without);
+        assert!(
+            !email.text.contains("Total"),
+            "no total line without a quote"
+        );
+    }
+
+    #[test]
     fn the_invoice_email_names_the_invoice_number_and_the_attached_pdf() {
         let email = render(EmailKind::Invoice, &EmailContext::sample());
         assert_eq!(
@@ -550,7 +574,7 @@ mod tests {
         );
         for body in [&email.html, &email.text] {
             assert!(body.contains("INV-2026-000123"));
-            assert!(body.contains("44.80 EUR"));
+            assert!(body.contains("52.12 EUR"));
             assert!(body.contains("Enamel mug"));
             assert!(body.contains("PDF is attached"));
         }

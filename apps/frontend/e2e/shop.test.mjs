@@ -67,14 +67,47 @@ async function addToCart(page, product, expectedCount) {
   await page.getByTestId('cart-count').filter({ hasText: new RegExp(`^${expectedCount}$`) }).waitFor();
 }
 
-async function fillCheckout(page, card) {
+async function fillCheckout(page, card, country = 'GB') {
   await page.getByLabel('Full name').fill('Ada Lovelace');
   await page.getByLabel('E-mail').fill('ada@example.com');
   await page.getByLabel('Address').fill('12 Analytical Row');
   await page.getByLabel('Postal code').fill('N1 9GU');
   await page.getByLabel('City').fill('London');
-  await page.getByLabel('Country').selectOption('GB');
+  await page.getByLabel('Country').selectOption(country);
   await page.getByLabel(card).check();
+}
+
+/** "€52.24" (or "52,24 €", whatever the locale) → 5224. */
+function minorUnits(text) {
+  return Number(text.replace(/[^0-9]/g, ''));
+}
+
+/** The order as the API shows it once `done(order)` holds (polled until PIPELINE_MS). */
+async function orderWhen(context, orderId, done) {
+  const deadline = Date.now() + PIPELINE_MS;
+  for (;;) {
+    const order = await (await context.request.get(`/api/orders/${orderId}`)).json();
+    if (done(order)) return order;
+    assert.ok(Date.now() < deadline, `order ${orderId} reached the awaited state in time: ${JSON.stringify(order.status)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The fake Stripe's PaymentIntents for `orderId` (the stack's fake: scripts/services.sh). */
+async function paymentIntents(orderId) {
+  const base = process.env.APP__STRIPE__API_BASE || 'http://127.0.0.1:8420';
+  const key = process.env.APP__STRIPE__SECRET_KEY || 'sk_test_local';
+  const auth = { Authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}` };
+  const found = [];
+  let after = '';
+  for (;;) {
+    const res = await fetch(`${base}/v1/payment_intents?limit=100${after}`, { headers: auth });
+    assert.equal(res.status, 200, 'the fake Stripe lists PaymentIntents');
+    const page = await res.json();
+    found.push(...page.data.filter((pi) => pi.metadata?.order_id === orderId));
+    if (!page.has_more || page.data.length === 0) return found;
+    after = `&starting_after=${page.data[page.data.length - 1].id}`;
+  }
 }
 
 async function orderCount(context) {
@@ -133,6 +166,56 @@ describe('shop', () => {
       const bytes = await readFile(await download.path());
       assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-');
     });
+  });
+
+  test('the total shown before "Place order" is the amount answered, invoiced and charged, in three countries', { timeout: TEST_MS * 2 }, async () => {
+    // scripts/start.sh's demo rates: the default (DE) 4.90 + 19 %, AT 6.90 + 20 %, CH 14.90 + 0 %.
+    const totals = {};
+    for (const country of ['DE', 'AT', 'CH']) {
+      await withPage(`quote-${country}`, async ({ page, context }) => {
+        const [a, b] = await plentiful(context, 2);
+        await page.goto('/');
+        await addToCart(page, a, 1);
+        await addToCart(page, b, 2);
+        await page.goto('/checkout');
+        await page.getByTestId('quote-pending').waitFor();
+        await fillCheckout(page, 'Visa — succeeds', country);
+        const total = page.getByTestId('quote-total');
+        await total.waitFor();
+        const shown = minorUnits(await total.innerText());
+        const shipping = minorUnits(await page.getByTestId('quote-shipping').innerText());
+        const tax = minorUnits(await page.getByTestId('quote-tax').innerText());
+        const subtotal = minorUnits(await page.getByTestId('quote-subtotal').innerText());
+        assert.equal(subtotal, a.price_minor + b.price_minor);
+        assert.equal(shown, subtotal + shipping + tax, 'the lines, shipping and tax add up to the total shown');
+        const button = page.getByRole('button', { name: /^Place order · / });
+        assert.equal(minorUnits(await button.innerText()), shown, 'the button names the total');
+
+        const [answer] = await Promise.all([
+          page.waitForResponse((r) => r.url().endsWith('/api/orders') && r.request().method() === 'POST'),
+          button.click(),
+        ]);
+        assert.equal(answer.status(), 201);
+        const placed = await answer.json();
+        assert.equal(placed.total_minor, shown, `${country}: 201 total = total shown`);
+        await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+        assert.equal(minorUnits(await page.getByTestId('order-total').innerText()), shown, 'the order page shows it too');
+
+        const paid = await orderWhen(context, placed.order_id, (o) => o.payment?.status === 'succeeded' && o.invoice);
+        assert.equal(paid.invoice.total_minor, shown, `${country}: invoice total = total shown`);
+        assert.equal(paid.payment.amount_minor, shown, `${country}: amount charged = total shown`);
+        const intents = await paymentIntents(placed.order_id);
+        assert.equal(intents.length, 1, 'one PaymentIntent');
+        assert.equal(intents[0].amount, shown, `${country}: the fake Stripe's PaymentIntent = total shown`);
+        totals[country] = { shipping, tax, subtotal };
+      });
+    }
+    assert.deepEqual(
+      Object.values(totals).map((t) => t.shipping),
+      [490, 690, 1490],
+      'each country was quoted its own shipping',
+    );
+    assert.equal(totals.CH.tax, 0, 'no tax on parcels to Switzerland');
   });
 
   test('checkout with the declined card says the payment failed', { timeout: TEST_MS }, async () => {

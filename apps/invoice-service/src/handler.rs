@@ -4,7 +4,7 @@
 use chrono::Datelike;
 use domain::{
     Consumer, Currency, Event, EventBody, EventEnvelope, EventType, InvoiceDocument,
-    InvoiceGenerated, OrderStatus, Seller, TaxRate,
+    InvoiceGenerated, InvoiceLine, InvoiceTotals, OrderStatus, PriceRules, Seller,
 };
 use orders::Transition;
 use settings::InvoiceSettings;
@@ -26,9 +26,21 @@ pub enum InvoiceError {
     /// The order's data cannot make an invoice.
     #[error("the order cannot be invoiced")]
     Amounts(#[from] domain::invoice::InvoiceError),
+    /// The invoice's amounts differ from the quote stored with the order: the order is not
+    /// invoiced (nor charged) with amounts the shopper was not shown.
+    #[error("the invoice total {invoiced} differs from the total {quoted} quoted at checkout")]
+    QuoteMismatch {
+        /// The total quoted at checkout.
+        quoted: i64,
+        /// The total the invoice would have.
+        invoiced: i64,
+    },
     /// The order's currency is not a valid code.
     #[error("the order's currency is invalid")]
     Currency(#[from] domain::money::InvalidCurrency),
+    /// The order's stored tax rate is out of range.
+    #[error("the order's stored tax rate is invalid")]
+    TaxRate(#[from] domain::invoice::InvalidTaxRate),
     /// Rendering the PDF failed.
     #[error("the invoice PDF could not be rendered")]
     Pdf(#[from] pdf::PdfError),
@@ -61,16 +73,16 @@ impl Classify for InvoiceError {
 #[derive(Debug, Clone)]
 pub struct InvoiceHandler {
     seller: Seller,
-    tax_rate: TaxRate,
-    shipping_fee_minor: i64,
+    /// For orders placed before quotes were stored with them.
+    prices: PriceRules,
 }
 
 impl InvoiceHandler {
     /// A handler issuing invoices as configured.
     ///
     /// # Errors
-    /// [`InvoiceError::Amounts`] never; a tax rate above 100 % is refused by the settings.
-    pub fn new(settings: &InvoiceSettings) -> Result<Self, domain::invoice::InvalidTaxRate> {
+    /// A rate the settings refuse (which loading them has already refused).
+    pub fn new(settings: &InvoiceSettings) -> Result<Self, settings::SettingsError> {
         let seller = Seller {
             name: settings.seller_name.clone(),
             address_lines: settings
@@ -83,8 +95,7 @@ impl InvoiceHandler {
         };
         Ok(InvoiceHandler {
             seller,
-            tax_rate: TaxRate::from_basis_points(settings.tax_rate_bp)?,
-            shipping_fee_minor: settings.shipping_fee_minor,
+            prices: settings.price_rules()?,
         })
     }
 
@@ -120,7 +131,7 @@ impl InvoiceHandler {
             .await?
             .ok_or(InvoiceError::OrderNotFound(order_id))?;
         let lines = store::lines(tx, order_id).await?;
-        let totals = domain::compute_totals(&lines, self.shipping_fee_minor, self.tax_rate)?;
+        let totals = self.totals(&order, &lines)?;
         let issued_on = store::today();
         let number = store::next_number(tx, issued_on.year()).await?;
         Ok(InvoiceDocument {
@@ -133,6 +144,28 @@ impl InvoiceHandler {
             lines,
             totals,
         })
+    }
+}
+
+impl InvoiceHandler {
+    /// The invoice's amounts: the order's stored quote, recomputed from its lines and checked
+    /// against it; for an order placed before quotes were stored, today's rules for its country.
+    fn totals(
+        &self,
+        order: &store::OrderForInvoice,
+        lines: &[InvoiceLine],
+    ) -> Result<InvoiceTotals, InvoiceError> {
+        let Some(quote) = order.quote()? else {
+            return Ok(domain::quote(lines, &self.prices, &order.ship_country)?);
+        };
+        let totals = domain::compute_totals(lines, quote.shipping_minor, quote.tax_rate)?;
+        if totals != quote {
+            return Err(InvoiceError::QuoteMismatch {
+                quoted: quote.total_minor,
+                invoiced: totals.total_minor,
+            });
+        }
+        Ok(totals)
     }
 }
 

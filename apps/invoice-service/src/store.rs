@@ -1,7 +1,10 @@
 //! The invoice-service's SQL: the order as invoiced, the gap-free counter, the invoice row.
 
 use chrono::NaiveDate;
-use domain::{BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber};
+use domain::{
+    BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, TaxRate,
+    invoice::InvalidTaxRate,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -20,9 +23,41 @@ pub struct OrderForInvoice {
     pub ship_city: String,
     /// Country code.
     pub ship_country: String,
+    /// The quote stored at checkout; all four are null for an order placed before quotes were.
+    pub subtotal_minor: i64,
+    /// Quoted shipping fee.
+    pub shipping_minor: Option<i64>,
+    /// Quoted tax rate, basis points.
+    pub tax_rate_bp: Option<i32>,
+    /// Quoted tax.
+    pub tax_minor: Option<i64>,
+    /// Quoted total.
+    pub total_minor: Option<i64>,
 }
 
 impl OrderForInvoice {
+    /// The quote stored with the order, if it has one.
+    ///
+    /// # Errors
+    /// A stored tax rate out of range (the table's check forbids it).
+    pub fn quote(&self) -> Result<Option<InvoiceTotals>, InvalidTaxRate> {
+        let (Some(shipping_minor), Some(bp), Some(tax_minor), Some(total_minor)) = (
+            self.shipping_minor,
+            self.tax_rate_bp,
+            self.tax_minor,
+            self.total_minor,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(InvoiceTotals {
+            subtotal_minor: self.subtotal_minor,
+            shipping_minor,
+            tax_rate: TaxRate::from_basis_points(bp.unsigned_abs())?,
+            tax_minor,
+            total_minor,
+        }))
+    }
+
     /// The bill-to block of the invoice.
     pub fn bill_to(&self) -> BillTo {
         BillTo {
@@ -42,7 +77,8 @@ pub async fn order(
 ) -> sqlx::Result<Option<OrderForInvoice>> {
     sqlx::query_as(
         "SELECT currency::text AS currency, ship_name, ship_line1, ship_postal_code, ship_city,
-                ship_country::text AS ship_country
+                ship_country::text AS ship_country, subtotal_minor, shipping_minor, tax_rate_bp,
+                tax_minor, total_minor
          FROM orders WHERE id = $1",
     )
     .bind(order_id)

@@ -1,6 +1,9 @@
 //! The session's cart: a Redis hash `product id → quantity` next to the session.
 
-use domain::checkout::{MAX_LINES, Quantity};
+use domain::{
+    InvoiceLine, InvoiceTotals,
+    checkout::{MAX_LINES, Quantity},
+};
 use serde::Serialize;
 
 use crate::{AppState, catalogue, error::ApiError, session::Session};
@@ -26,13 +29,24 @@ pub struct CartLine {
     pub stock: i32,
 }
 
-/// The cart as the API shows it.
+/// The cart as the API shows it, quoted for a parcel to `country` (the default rates when no
+/// country is given): what checking it out would cost, shipping and tax included.
 #[derive(Debug, Serialize)]
 pub struct CartView {
     /// The lines, by product id.
     pub items: Vec<CartLine>,
     /// Sum of the line totals.
     pub subtotal_minor: i64,
+    /// The destination the cart is quoted for; null when none was given.
+    pub country: Option<String>,
+    /// The shipping fee to `country` (0 for an empty cart).
+    pub shipping_minor: i64,
+    /// The tax rate applied to goods and shipping, in basis points.
+    pub tax_rate_bp: u32,
+    /// The tax on goods and shipping.
+    pub tax_minor: i64,
+    /// `subtotal + shipping + tax`: what placing the order would charge.
+    pub total_minor: i64,
     /// Currency of every amount (null for an empty cart).
     pub currency: Option<String>,
 }
@@ -127,11 +141,16 @@ pub async fn clear(state: &AppState, session: &Session) {
     }
 }
 
-/// The cart priced from the catalogue; lines whose product is gone are dropped.
+/// The cart priced from the catalogue and quoted for `country`; lines whose product is gone are
+/// dropped.
 ///
 /// # Errors
 /// [`ApiError`] when Redis or PostgreSQL fails.
-pub async fn view(state: &AppState, session: &Session) -> Result<CartView, ApiError> {
+pub async fn view(
+    state: &AppState,
+    session: &Session,
+    country: Option<&str>,
+) -> Result<CartView, ApiError> {
     let lines = lines(state, session).await?;
     let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
     let products = catalogue::by_ids(&state.pool, &ids).await?;
@@ -152,9 +171,32 @@ pub async fn view(state: &AppState, session: &Session) -> Result<CartView, ApiEr
             })
         })
         .collect();
+    let quote = quote(state, &items, country)?;
     Ok(CartView {
-        subtotal_minor: items.iter().map(|l| l.line_total_minor).sum(),
+        subtotal_minor: quote.subtotal_minor,
+        country: country.map(str::to_owned),
+        shipping_minor: quote.shipping_minor,
+        tax_rate_bp: quote.tax_rate.basis_points(),
+        tax_minor: quote.tax_minor,
+        total_minor: quote.total_minor,
         currency: products.first().map(|p| p.currency.clone()),
         items,
     })
+}
+
+/// The quote of the cart's lines, exactly as a checkout would compute it (`domain::pricing`).
+fn quote(
+    state: &AppState,
+    items: &[CartLine],
+    country: Option<&str>,
+) -> Result<InvoiceTotals, ApiError> {
+    let country = country.unwrap_or_default();
+    if items.is_empty() {
+        return Ok(domain::pricing::empty_quote(&state.prices, country));
+    }
+    let lines: Vec<InvoiceLine> = items
+        .iter()
+        .map(|l| InvoiceLine::new(&l.sku, &l.name, l.unit_price_minor, l.quantity))
+        .collect();
+    domain::quote(&lines, &state.prices, country).map_err(|e| ApiError::Internal(e.into()))
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub sqs: aws_sdk_sqs::Client,
     /// The loaded settings.
     pub settings: Arc<Settings>,
+    /// Shipping fees and tax rates by destination: every quote, the cart's and the checkout's.
+    pub prices: Arc<domain::PriceRules>,
     /// Prefix of every Redis key.
     pub key_prefix: Arc<str>,
     /// Cancelled when the server shuts down: long-lived responses (event streams) end on it.
@@ -74,8 +76,13 @@ impl Application {
         let listener = TcpListener::bind(&settings.http.addr)
             .await
             .with_context(|| format!("Failed to bind {}", settings.http.addr))?;
+        let prices = settings
+            .invoice
+            .price_rules()
+            .context("Invalid price rules")?;
         let state = AppState {
             pool,
+            prices: Arc::new(prices),
             redis,
             sqs,
             key_prefix: settings.redis.key_prefix.as_str().into(),

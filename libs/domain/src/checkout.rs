@@ -138,10 +138,7 @@ impl Address {
         let line1 = required_text("customer.address.line1", line1)?;
         let city = required_text("customer.address.city", city)?;
         let postal_code = required_text("customer.address.postal_code", postal_code)?;
-        let country = required_text("customer.address.country", country)?.to_ascii_uppercase();
-        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(CheckoutError::InvalidCountry);
-        }
+        let country = parse_country(&required_text("customer.address.country", country)?)?;
         Ok(Address {
             line1,
             city,
@@ -149,6 +146,18 @@ impl Address {
             country,
         })
     }
+}
+
+/// Parses an ISO 3166-1 alpha-2 country code, trimmed and upper-cased.
+///
+/// # Errors
+/// [`CheckoutError::InvalidCountry`] unless it is two ASCII letters.
+pub fn parse_country(raw: &str) -> Result<String, CheckoutError> {
+    let country = raw.trim().to_ascii_uppercase();
+    if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(CheckoutError::InvalidCountry);
+    }
+    Ok(country)
 }
 
 /// The shopper as given at checkout.

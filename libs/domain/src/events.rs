@@ -166,6 +166,16 @@ pub struct OrderPlaced {
     pub subtotal_minor: i64,
     /// The Stripe PaymentMethod id chosen at checkout.
     pub payment_method: String,
+    /// The shipping fee quoted, in minor units (absent in events of orders placed before quotes
+    /// were stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_minor: Option<i64>,
+    /// The tax quoted, in minor units (absent as `shipping_minor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_minor: Option<i64>,
+    /// The total quoted and to be charged, in minor units (absent as `shipping_minor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_minor: Option<i64>,
 }
 
 /// One line of an [`OrderPlaced`] event.

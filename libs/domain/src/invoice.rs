@@ -73,6 +73,20 @@ pub struct InvoiceLine {
     pub line_total_minor: i64,
 }
 
+impl InvoiceLine {
+    /// A line of `quantity` units at `unit_price_minor`, its total computed (saturating: an
+    /// overflowing line is refused by [`compute_totals`] as a mismatch).
+    pub fn new(sku: &str, name: &str, unit_price_minor: i64, quantity: u32) -> Self {
+        InvoiceLine {
+            sku: sku.to_owned(),
+            name: name.to_owned(),
+            quantity,
+            unit_price_minor,
+            line_total_minor: unit_price_minor.saturating_mul(i64::from(quantity)),
+        }
+    }
+}
+
 /// The totals of an invoice, in minor units of its currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceTotals {

@@ -6,6 +6,7 @@ pub mod events;
 pub mod invoice;
 pub mod money;
 pub mod order;
+pub mod pricing;
 pub mod routing;
 
 pub use checkout::{Address, CheckoutError, CheckoutLine, Customer, EmailAddress, Quantity};
@@ -20,4 +21,5 @@ pub use invoice::{
 };
 pub use money::{Currency, Money};
 pub use order::{CancelReason, OrderStatus, TransitionError, order_reference};
+pub use pricing::{PriceRules, Rates, quote};
 pub use routing::{Consumer, route};

@@ -21,6 +21,15 @@ pub struct OrderSummary {
     pub currency: String,
     /// Sum of the line totals.
     pub subtotal_minor: i64,
+    /// The shipping fee quoted at checkout (for an order placed before quotes were stored: its
+    /// invoice's, null until it has one).
+    pub shipping_minor: Option<i64>,
+    /// The tax rate quoted, in basis points (as `shipping_minor`).
+    pub tax_rate_bp: Option<i32>,
+    /// The tax quoted (as `shipping_minor`).
+    pub tax_minor: Option<i64>,
+    /// What the order costs in all, the amount charged (as `shipping_minor`).
+    pub total_minor: Option<i64>,
     /// When it was placed.
     pub created_at: DateTime<Utc>,
     /// Why it was cancelled, once a cancellation was accepted (`shopper`, `operator`,
@@ -75,16 +84,31 @@ pub struct TimelineEntry {
     pub detail: serde_json::Value,
 }
 
+/// `SELECT <the columns of an OrderSummary> FROM orders <rest>`. An order placed before quotes
+/// were stored shows its invoice's amounts.
+macro_rules! summary {
+    ($rest:literal) => {
+        concat!(
+            "SELECT o.id AS order_id, o.status, o.currency::text AS currency, o.subtotal_minor,
+                    o.created_at, o.cancel_reason,
+                    COALESCE(o.tax_rate_bp, i.tax_rate_bp) AS tax_rate_bp,
+                    COALESCE(o.shipping_minor, i.shipping_minor) AS shipping_minor,
+                    COALESCE(o.tax_minor, i.tax_minor) AS tax_minor,
+                    COALESCE(o.total_minor, i.total_minor) AS total_minor
+             FROM orders o LEFT JOIN invoices i ON i.order_id = o.id ",
+            $rest
+        )
+    };
+}
+
 /// The session's orders, newest first (at most 100).
 ///
 /// # Errors
 /// When the query fails.
 pub async fn list(pool: &PgPool, owner: &str) -> sqlx::Result<Vec<OrderSummary>> {
-    sqlx::query_as(
-        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at,
-                cancel_reason
-         FROM orders WHERE owner_session = $1 ORDER BY created_at DESC LIMIT 100",
-    )
+    sqlx::query_as(summary!(
+        "WHERE o.owner_session = $1 ORDER BY o.created_at DESC LIMIT 100"
+    ))
     .bind(owner)
     .fetch_all(pool)
     .await
@@ -100,16 +124,12 @@ pub async fn find(
     owner: &str,
     order_id: Uuid,
 ) -> sqlx::Result<Option<OrderSummary>> {
-    sqlx::query_as(
-        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at,
-                cancel_reason
-         FROM orders WHERE id = $1 AND owner_session = $2",
-    )
-    .bind(order_id)
-    .bind(owner)
-    .fetch_optional(pool)
-    .await
-    .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
+    sqlx::query_as(summary!("WHERE o.id = $1 AND o.owner_session = $2"))
+        .bind(order_id)
+        .bind(owner)
+        .fetch_optional(pool)
+        .await
+        .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
 }
 
 /// The order, whoever placed it: for operator tools, never for a shopper's request.
@@ -117,15 +137,11 @@ pub async fn find(
 /// # Errors
 /// When the query fails.
 pub async fn find_by_id(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<OrderSummary>> {
-    sqlx::query_as(
-        "SELECT id AS order_id, status, currency::text AS currency, subtotal_minor, created_at,
-                cancel_reason
-         FROM orders WHERE id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(pool)
-    .await
-    .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
+    sqlx::query_as(summary!("WHERE o.id = $1"))
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+        .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
 }
 
 /// The order's lines.

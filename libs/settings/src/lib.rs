@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
+
+use domain::{PriceRules, Rates, TaxRate};
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -213,6 +215,60 @@ pub struct InvoiceSettings {
     pub tax_rate_bp: u32,
     /// Flat shipping fee per order, in minor units of the order's currency.
     pub shipping_fee_minor: i64,
+    /// Destination countries with rates of their own, by ISO 3166-1 alpha-2 code
+    /// (`APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP=2000`,
+    /// `APP__INVOICE__COUNTRIES__AT__SHIPPING_FEE_MINOR=690`); a rate not given is the default's.
+    pub countries: BTreeMap<String, CountryRates>,
+}
+
+/// The rates of one destination country (`APP__INVOICE__COUNTRIES__<CC>__…`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct CountryRates {
+    /// Tax rate in basis points; the default rate when not given.
+    pub tax_rate_bp: Option<u32>,
+    /// Shipping fee in minor units; the default fee when not given.
+    pub shipping_fee_minor: Option<i64>,
+}
+
+impl InvoiceSettings {
+    /// The price rules every quote, invoice and charge uses (see [`domain::pricing`]).
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] for a rate above 100 %, a negative fee or a country code that is
+    /// not two letters; [`Settings::load`] has already refused those.
+    pub fn price_rules(&self) -> Result<PriceRules, SettingsError> {
+        let rates = |bp: u32, shipping_minor: i64| -> Result<Rates, SettingsError> {
+            if shipping_minor < 0 {
+                return Err(SettingsError::Invalid {
+                    key: "invoice.shipping_fee_minor",
+                    reason: "must not be negative",
+                });
+            }
+            let tax_rate = TaxRate::from_basis_points(bp).map_err(|_| SettingsError::Invalid {
+                key: "invoice.tax_rate_bp",
+                reason: "must be at most 10000 (100 %)",
+            })?;
+            Ok(Rates {
+                shipping_minor,
+                tax_rate,
+            })
+        };
+        let default = rates(self.tax_rate_bp, self.shipping_fee_minor)?;
+        let mut countries = Vec::with_capacity(self.countries.len());
+        for (code, own) in &self.countries {
+            if code.len() != 2 || !code.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(SettingsError::Invalid {
+                    key: "invoice.countries",
+                    reason: "keys must be two-letter ISO 3166-1 country codes such as AT",
+                });
+            }
+            let bp = own.tax_rate_bp.unwrap_or(self.tax_rate_bp);
+            let fee = own.shipping_fee_minor.unwrap_or(self.shipping_fee_minor);
+            countries.push((code.to_ascii_uppercase(), rates(bp, fee)?));
+        }
+        Ok(PriceRules::new(default, countries))
+    }
 }
 
 /// SMTP settings (`APP__SMTP__…`).
@@ -386,6 +442,7 @@ impl Default for InvoiceSettings {
             seller_email: "billing@chargeflow.example".into(),
             tax_rate_bp: 1900,
             shipping_fee_minor: 490,
+            countries: BTreeMap::new(),
         }
     }
 }
@@ -527,12 +584,7 @@ impl Settings {
             );
         }
         self.validate_worker()?;
-        if self.invoice.tax_rate_bp > 10_000 {
-            return invalid("invoice.tax_rate_bp", "must be at most 10000 (100 %)");
-        }
-        if self.invoice.shipping_fee_minor < 0 {
-            return invalid("invoice.shipping_fee_minor", "must not be negative");
-        }
+        self.invoice.price_rules()?;
         if self.orders.expire_after_s == 0 || self.orders.sweep_interval_s == 0 {
             return invalid(
                 "orders.expire_after_s",
@@ -633,6 +685,38 @@ mod tests {
         assert_eq!(settings.http.addr, "127.0.0.1:3000");
         assert_eq!(settings.sqs.endpoint_url, "http://127.0.0.1:4566");
         assert_eq!(settings.relay.batch_size, 100);
+    }
+
+    #[test]
+    fn countries_get_rates_of_their_own_from_nested_keys_and_the_default_for_the_rest() {
+        let settings = Settings::from_sources(&[
+            ("APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP", "2000"),
+            ("APP__INVOICE__COUNTRIES__AT__SHIPPING_FEE_MINOR", "690"),
+            ("APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP", "0"),
+        ])
+        .unwrap();
+        let rules = settings.invoice.price_rules().unwrap();
+        let at = rules.for_country("AT");
+        assert_eq!((at.shipping_minor, at.tax_rate.basis_points()), (690, 2000));
+        let ch = rules.for_country("ch");
+        assert_eq!((ch.shipping_minor, ch.tax_rate.basis_points()), (490, 0));
+        let de = rules.for_country("DE");
+        assert_eq!((de.shipping_minor, de.tax_rate.basis_points()), (490, 1900));
+    }
+
+    #[test]
+    fn a_country_rate_out_of_range_or_a_bad_country_code_is_refused() {
+        for (key, value) in [
+            ("APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP", "10001"),
+            ("APP__INVOICE__COUNTRIES__AT__SHIPPING_FEE_MINOR", "-1"),
+            ("APP__INVOICE__COUNTRIES__AUT__TAX_RATE_BP", "2000"),
+        ] {
+            let refused = Settings::from_sources(&[(key, value)]);
+            assert!(
+                matches!(refused, Err(SettingsError::Invalid { .. })),
+                "{key}={value}"
+            );
+        }
     }
 
     #[test]

@@ -30,7 +30,17 @@ pub const QUEUES_JSON: &str = include_str!("../../../localstack/queues.json");
 /// A result for test helpers: any error, with its message.
 pub type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// The settings the test run exported (`APP__…`), with `overrides` on top.
+/// The destinations with rates of their own in every test's settings (the shop's default, 4.90
+/// shipping and 19 % tax, applies everywhere else): Austria 6.90 and 20 %, Switzerland 14.90 and
+/// no tax. Quote tests use DE, AT and CH to see three sets of rates.
+pub const COUNTRY_RATES: [(&str, &str); 4] = [
+    ("APP__INVOICE__COUNTRIES__AT__SHIPPING_FEE_MINOR", "690"),
+    ("APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP", "2000"),
+    ("APP__INVOICE__COUNTRIES__CH__SHIPPING_FEE_MINOR", "1490"),
+    ("APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP", "0"),
+];
+
+/// The settings the test run exported (`APP__…`), with [`COUNTRY_RATES`] and `overrides` on top.
 ///
 /// # Panics
 /// When the settings do not load: the test run is misconfigured.
@@ -46,8 +56,9 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> settings::Settings {
         .filter_map(|k| Some(((*k).to_owned(), std::env::var(k).ok()?)))
         .collect();
     pairs.extend(
-        overrides
+        COUNTRY_RATES
             .iter()
+            .chain(overrides)
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let borrowed: Vec<(&str, &str)> = pairs

@@ -22,9 +22,18 @@ export interface CartItem {
   stock: number;
 }
 
+/** The cart, quoted for a destination: what placing the order would charge (docs/API.md). */
 export interface Cart {
   items: CartItem[];
   subtotal_minor: number;
+  /** The destination the quote is for (`GET /api/cart?country=AT`); null: the shop's default rates. */
+  country?: string | null;
+  shipping_minor?: number;
+  /** Tax rate in basis points: 1900 is 19 %. */
+  tax_rate_bp?: number;
+  tax_minor?: number;
+  /** Subtotal + shipping + tax: the amount charged for this cart to `country`. */
+  total_minor?: number;
   currency: string | null;
 }
 
@@ -44,6 +53,8 @@ export interface Customer {
 export interface CheckoutRequest {
   customer: Customer;
   payment_method: string;
+  /** The total the page showed: the order is refused with `409 quote_changed` if it would cost another amount. */
+  expected_total_minor?: number;
 }
 
 export interface PlacedOrder {
@@ -51,6 +62,9 @@ export interface PlacedOrder {
   status: string;
   currency: string;
   subtotal_minor: number;
+  shipping_minor: number;
+  tax_minor: number;
+  total_minor: number;
 }
 
 export interface OrderSummary {
@@ -60,6 +74,12 @@ export interface OrderSummary {
   status: OrderStatus | string;
   currency: string;
   subtotal_minor: number;
+  /** The quote of the order (null only for orders placed before quotes were stored and not yet invoiced). */
+  shipping_minor?: number | null;
+  tax_rate_bp?: number | null;
+  tax_minor?: number | null;
+  /** What the order costs in all: the amount charged. */
+  total_minor?: number | null;
   created_at: string;
 }
 
@@ -166,7 +186,9 @@ async function request<T>(method: string, path: string, body?: unknown, headers:
 
 export const api = {
   products: () => request<{ products: Product[] }>('GET', '/api/products').then((r) => r.products),
-  cart: () => request<Cart>('GET', '/api/cart'),
+  /** The cart, quoted for parcels to `country` (the shop's default rates without one). */
+  cart: (country?: string) =>
+    request<Cart>('GET', country ? `/api/cart?country=${encodeURIComponent(country)}` : '/api/cart'),
   setQuantity: (productId: number, quantity: number) =>
     request<Cart>('PUT', `/api/cart/items/${productId}`, { quantity }),
   removeItem: (productId: number) => request<Cart>('DELETE', `/api/cart/items/${productId}`),

@@ -151,6 +151,9 @@ export function mapCheckoutError(error: unknown, items: CartItem[] = []): Mapped
     case 'mixed_currency':
       out.form = 'Your cart mixes products priced in different currencies. Please order them separately.';
       break;
+    case 'quote_changed':
+      out.form = 'The total changed while you were on this page (a price, the shipping or the tax). Nothing was ordered: please check the new total and place the order again.';
+      break;
     case 'idempotency_key_reused':
       out.form = 'Your order details changed since your last attempt. Please press "Place order" again.';
       break;

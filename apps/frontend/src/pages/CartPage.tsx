@@ -51,7 +51,7 @@ export function CartPage() {
             <span>Subtotal</span>
             <strong data-testid="subtotal">{formatMoney(cart.subtotal_minor, currency)}</strong>
           </p>
-          <p className="muted">Shipping and tax are added on the invoice.</p>
+          <p className="muted">Shipping and tax for your country are shown at checkout, before you place the order.</p>
           {overStock && (
             <p className="warning-text">Some quantities are more than we have in stock; the checkout will refuse them.</p>
           )}

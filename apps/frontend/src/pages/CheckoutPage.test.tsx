@@ -5,6 +5,7 @@ import { CheckoutPage } from './CheckoutPage';
 import { apiError, FakeApi } from '../test/fakeApi';
 import { renderAt } from '../test/render';
 import { BAD_COUNTRY, BAD_EMAIL, EMPTY_ORDER, GENERIC, SERVER } from '../lib/checkout';
+import { formatMoney } from '../lib/format';
 
 /** The error shown for a field: the element its aria-describedby points at. */
 function errorFor(label: string): string | null {
@@ -55,7 +56,7 @@ describe('checkout form', () => {
   it('shows an error next to each empty field and sends nothing', async () => {
     const user = setup();
     await screen.findByText('2 × Enamel camp mug');
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     expect(errorFor('Full name')).toBe('Please enter your name.');
     expect(errorFor('E-mail')).toBe('Please enter your e-mail address.');
     expect(errorFor('Address')).toBe('Please enter your street address.');
@@ -72,7 +73,7 @@ describe('checkout form', () => {
     await fillValid(user);
     await user.clear(screen.getByLabelText('E-mail'));
     await user.type(screen.getByLabelText('E-mail'), 'ada@example');
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     expect(errorFor('E-mail')).toBe(BAD_EMAIL);
     expect(errorFor('Full name')).toBeNull();
     expect(errorFor('City')).toBeNull();
@@ -87,7 +88,8 @@ describe('checkout form', () => {
     await screen.findByText('2 × Enamel camp mug');
     await fillValid(user);
     await user.click(screen.getByRole('radio', { name: /Visa — declined/ }));
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await screen.findByTestId('quote-total');
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     await waitFor(() => expect(screen.getByTestId('location').textContent).toBe('/orders/0190c1d2-0000-7000-8000-00000000abcd'));
     const [post] = api.callsTo('POST', '/api/orders');
     expect(post.body).toEqual({
@@ -97,8 +99,44 @@ describe('checkout form', () => {
         address: { line1: '12 Analytical Row', city: 'London', postal_code: 'N1 9GU', country: 'GB' },
       },
       payment_method: 'pm_card_chargeDeclined',
+      expected_total_minor: 14625,
     });
     expect(post.headers['Idempotency-Key']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('shows shipping, tax and the total for the chosen country before "Place order", and sends that total', async () => {
+    const user = setup();
+    await screen.findByText('2 × Enamel camp mug');
+    expect(screen.getByTestId('quote-pending').textContent).toBe('Choose the country to see shipping, tax and the total.');
+    await fillValid(user);
+    // 2 × 14.50 + 89.00 = 118.00; GB has the default rates: + 4.90 shipping, 19 % of 122.90 = 23.35.
+    await waitFor(() => expect(screen.getByTestId('quote-total').textContent).toBe(formatMoney(14625, 'EUR')));
+    expect(screen.getByTestId('quote-shipping').textContent).toBe(formatMoney(490, 'EUR'));
+    expect(screen.getByTestId('quote-tax').textContent).toBe(formatMoney(2335, 'EUR'));
+    expect(screen.getByText('Tax (19%)')).toBeTruthy();
+    // Austria has its own: + 6.90 shipping, 20 % of 124.90 = 24.98.
+    await user.selectOptions(screen.getByLabelText('Country'), 'AT');
+    await waitFor(() => expect(screen.getByTestId('quote-total').textContent).toBe(formatMoney(14988, 'EUR')));
+    expect(screen.getByTestId('quote-shipping').textContent).toBe(formatMoney(690, 'EUR'));
+    const button = screen.getByRole('button', { name: `Place order · ${formatMoney(14988, 'EUR')}` });
+    await user.click(button);
+    await waitFor(() => expect(screen.getByTestId('location').textContent).toMatch(/^\/orders\//));
+    const [post] = api.callsTo('POST', '/api/orders');
+    expect((post.body as { expected_total_minor: number }).expected_total_minor).toBe(14988);
+  });
+
+  it('says so and orders nothing when the total changed since it was shown (quote_changed)', async () => {
+    api.checkoutAnswers = [apiError(409, 'quote_changed', 'the total is now 150.00 EUR, not 146.25 EUR as shown')];
+    const user = setup();
+    await screen.findByText('2 × Enamel camp mug');
+    await fillValid(user);
+    await waitFor(() => expect(screen.getByTestId('quote-total')).toBeTruthy());
+    const quotesBefore = api.callsTo('GET', '/api/cart').length;
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
+    expect(await screen.findByText(/The total changed while you were on this page/)).toBeTruthy();
+    expect(screen.getByTestId('location').textContent).toBe('/checkout');
+    // The cart and its quote are read again, so the total shown is the new one.
+    await waitFor(() => expect(api.callsTo('GET', '/api/cart').length).toBeGreaterThan(quotesBefore));
   });
 
   it('sends one request for a double click, and reuses the key when retried', async () => {
@@ -106,12 +144,12 @@ describe('checkout form', () => {
     const user = setup();
     await screen.findByText('2 × Enamel camp mug');
     await fillValid(user);
-    const button = screen.getByRole('button', { name: 'Place order' });
+    const button = screen.getByRole('button', { name: /^Place order/ });
     fireEvent.click(button);
     fireEvent.click(button);
     expect(await screen.findByText(SERVER)).toBeTruthy();
     expect(api.callsTo('POST', '/api/orders')).toHaveLength(1);
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     await waitFor(() => expect(screen.getByTestId('location').textContent).toMatch(/^\/orders\//));
     const posts = api.callsTo('POST', '/api/orders');
     expect(posts).toHaveLength(2);
@@ -129,7 +167,7 @@ describe('checkout form', () => {
     const user = setup();
     await screen.findByText('2 × Enamel camp mug');
     await fillValid(user);
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     const busy = await screen.findByRole('button', { name: 'Placing order…' });
     expect((busy as HTMLButtonElement).disabled).toBe(true);
     await user.dblClick(busy);
@@ -151,7 +189,7 @@ describe('checkout form', () => {
       const user = setup();
       await screen.findByText('2 × Enamel camp mug');
       await fillValid(user);
-      await user.click(screen.getByRole('button', { name: 'Place order' }));
+      await user.click(screen.getByRole('button', { name: /^Place order/ }));
       await waitFor(() => expect(errorFor(label)).toBe(sentence));
       expect(document.activeElement).toBe(screen.getByLabelText(label));
       expect(screen.getByTestId('location').textContent).toBe('/checkout');
@@ -163,7 +201,7 @@ describe('checkout form', () => {
     const user = setup();
     await screen.findByText('1 × Ultralight tarp 3 × 3 m');
     await fillValid(user);
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     const line = (await screen.findByText('1 × Ultralight tarp 3 × 3 m')).closest('li')!;
     await waitFor(() =>
       expect(line.querySelector('.line-error')?.textContent).toBe(
@@ -180,7 +218,7 @@ describe('checkout form', () => {
     const user = setup();
     await screen.findByText('2 × Enamel camp mug');
     await fillValid(user);
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     expect(await screen.findByText(EMPTY_ORDER)).toBeTruthy();
   });
 
@@ -189,7 +227,7 @@ describe('checkout form', () => {
     const user = setup();
     await screen.findByText('2 × Enamel camp mug');
     await fillValid(user);
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     expect(await screen.findByText(GENERIC)).toBeTruthy();
 
     const original = api.fetch.getMockImplementation()!;
@@ -197,7 +235,7 @@ describe('checkout form', () => {
       if (init?.method === 'POST') throw new TypeError('Failed to fetch');
       return original(input, init);
     });
-    await user.click(screen.getByRole('button', { name: 'Place order' }));
+    await user.click(screen.getByRole('button', { name: /^Place order/ }));
     expect(await screen.findByText('We could not reach the shop. Check your connection and try again.')).toBeTruthy();
   });
 });

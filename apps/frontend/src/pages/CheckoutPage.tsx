@@ -1,6 +1,6 @@
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router-dom';
-import { api, newIdempotencyKey } from '../lib/api';
+import { api, newIdempotencyKey, type Cart } from '../lib/api';
 import { useCart } from '../lib/cart';
 import {
   COUNTRIES,
@@ -43,6 +43,28 @@ export function CheckoutPage() {
   const inFlight = useRef(false);
   const fieldRefs = useRef<Partial<Record<FieldKey, HTMLElement | null>>>({});
   const summaryRef = useRef<HTMLDivElement>(null);
+  // The cart quoted for the chosen country: lines, shipping, tax and total, exactly what placing
+  // the order charges (the server refuses the order if its total differs from the one shown).
+  const [quote, setQuote] = useState<Cart | null>(null);
+  const [quoteError, setQuoteError] = useState(false);
+  const quoteRequest = useRef(0);
+
+  const refreshQuote = useCallback(async (country: string) => {
+    const ticket = ++quoteRequest.current;
+    try {
+      const fresh = await api.cart(country || undefined);
+      if (ticket === quoteRequest.current) {
+        setQuote(fresh);
+        setQuoteError(false);
+      }
+    } catch {
+      if (ticket === quoteRequest.current) setQuoteError(true);
+    }
+  }, []);
+
+  useEffect(() => {
+    if (cart) void refreshQuote(form.country);
+  }, [cart, form.country, refreshQuote]);
 
   useEffect(() => {
     document.title = 'Checkout — ChargeFlow Outdoor';
@@ -89,6 +111,7 @@ export function CheckoutPage() {
       showMapped({ fields: {}, lines: {}, form: 'Your cart is empty. Add something from the shop before checking out.' });
       return;
     }
+    const shown = quote && quote.country === form.country ? quote.total_minor : undefined;
     inFlight.current = true;
     setSubmitting(true);
     setErrors({});
@@ -108,6 +131,7 @@ export function CheckoutPage() {
             },
           },
           payment_method: form.payment_method,
+          expected_total_minor: shown,
         },
         idempotencyKey.current,
       );
@@ -116,7 +140,7 @@ export function CheckoutPage() {
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === 'idempotency_key_reused') idempotencyKey.current = newIdempotencyKey();
-      if (code === 'out_of_stock') void reload();
+      if (code === 'out_of_stock' || code === 'quote_changed') void reload();
       showMapped(mapCheckoutError(e, cart.items));
     } finally {
       inFlight.current = false;
@@ -259,7 +283,7 @@ export function CheckoutPage() {
             )}
           </div>
           <button type="submit" className="button button-wide button-primary" disabled={submitting} aria-busy={submitting}>
-            {submitting ? 'Placing order…' : 'Place order'}
+            {submitting ? 'Placing order…' : placeOrderLabel(quote, form.country, currency)}
           </button>
         </form>
 
@@ -288,14 +312,62 @@ export function CheckoutPage() {
               ))}
             </ul>
           )}
-          <p className="summary-row summary-total">
-            <span>Subtotal</span>
-            <strong>{formatMoney(cart.subtotal_minor, currency)}</strong>
-          </p>
-          <p className="muted">Shipping and tax are added on the invoice.</p>
+          <QuoteLines cart={cart} quote={quote} country={form.country} failed={quoteError} currency={currency} />
           <Link to="/cart">Edit cart</Link>
         </aside>
       </div>
     </section>
   );
+}
+
+/** "Place order · €52.24" once the total for the chosen country is known. */
+function placeOrderLabel(quote: Cart | null, country: string, currency: string): string {
+  if (!quote || !country || quote.country !== country || quote.total_minor == null || quote.items.length === 0) return 'Place order';
+  return `Place order · ${formatMoney(quote.total_minor, currency)}`;
+}
+
+/** Subtotal, shipping, tax and total of the quote for `country`: the amount the card is charged. */
+function QuoteLines(props: { cart: Cart; quote: Cart | null; country: string; failed: boolean; currency: string }) {
+  const { cart, quote, country, failed, currency } = props;
+  const fresh = quote && country && quote.country === country ? quote : null;
+  return (
+    <dl className="quote" aria-live="polite" data-testid="quote">
+      <div className="summary-row">
+        <dt>Subtotal</dt>
+        <dd data-testid="quote-subtotal">{formatMoney((fresh ?? cart).subtotal_minor, currency)}</dd>
+      </div>
+      {fresh && fresh.shipping_minor != null && fresh.tax_minor != null && fresh.total_minor != null ? (
+        <>
+          <div className="summary-row">
+            <dt>Shipping</dt>
+            <dd data-testid="quote-shipping">{formatMoney(fresh.shipping_minor, currency)}</dd>
+          </div>
+          <div className="summary-row">
+            <dt>Tax ({formatRate(fresh.tax_rate_bp ?? 0)})</dt>
+            <dd data-testid="quote-tax">{formatMoney(fresh.tax_minor, currency)}</dd>
+          </div>
+          <div className="summary-row summary-total">
+            <dt>Total</dt>
+            <dd>
+              <strong data-testid="quote-total">{formatMoney(fresh.total_minor, currency)}</strong>
+            </dd>
+          </div>
+          <p className="muted">This is the amount your card will be charged.</p>
+        </>
+      ) : (
+        <p className="muted" data-testid="quote-pending">
+          {failed
+            ? 'The total could not be worked out just now; it will be shown as soon as the shop answers.'
+            : country
+              ? 'Working out shipping and tax…'
+              : 'Choose the country to see shipping, tax and the total.'}
+        </p>
+      )}
+    </dl>
+  );
+}
+
+/** 1900 basis points → "19%", 750 → "7.5%". */
+function formatRate(bp: number): string {
+  return `${(bp / 100).toLocaleString('en', { maximumFractionDigits: 2 })}%`;
 }

@@ -48,6 +48,7 @@ interface ViewProps {
 
 function OrderView({ order, live, justPlaced, onChange }: ViewProps) {
   const money = (minor: number) => formatMoney(minor, order.currency);
+  const totals = orderTotals(order);
   const tone = statusTone(order.status);
   const failure = order.timeline.find((e) => e.event_type === 'payment.failed');
   const reason =
@@ -185,25 +186,31 @@ function OrderView({ order, live, justPlaced, onChange }: ViewProps) {
                   </th>
                   <td className="num">{money(order.subtotal_minor)}</td>
                 </tr>
-                {order.invoice && (
+                {totals && (
                   <>
                     <tr>
                       <th scope="row" colSpan={2}>
                         Shipping
                       </th>
-                      <td className="num">{money(order.invoice.shipping_minor)}</td>
+                      <td className="num" data-testid="order-shipping">
+                        {money(totals.shipping_minor)}
+                      </td>
                     </tr>
                     <tr>
                       <th scope="row" colSpan={2}>
-                        Tax
+                        Tax{totals.tax_rate_bp != null ? ` (${totals.tax_rate_bp / 100}%)` : ''}
                       </th>
-                      <td className="num">{money(order.invoice.tax_minor)}</td>
+                      <td className="num" data-testid="order-tax">
+                        {money(totals.tax_minor)}
+                      </td>
                     </tr>
                     <tr className="grand-total">
                       <th scope="row" colSpan={2}>
                         Total
                       </th>
-                      <td className="num">{money(order.invoice.total_minor)}</td>
+                      <td className="num" data-testid="order-total">
+                        {money(totals.total_minor)}
+                      </td>
                     </tr>
                   </>
                 )}
@@ -391,4 +398,14 @@ function LiveIndicator({ live, status }: { live: LiveState; status: string }) {
       Connecting…
     </span>
   );
+}
+
+/** The order's quote (stored at checkout), or its invoice's amounts for an order placed before
+ * quotes were stored; null while neither is known. */
+function orderTotals(order: Order): { shipping_minor: number; tax_rate_bp: number | null; tax_minor: number; total_minor: number } | null {
+  if (order.shipping_minor != null && order.tax_minor != null && order.total_minor != null) {
+    return { shipping_minor: order.shipping_minor, tax_rate_bp: order.tax_rate_bp ?? null, tax_minor: order.tax_minor, total_minor: order.total_minor };
+  }
+  if (order.invoice) return { ...order.invoice, tax_rate_bp: null };
+  return null;
 }

@@ -46,7 +46,7 @@ export function OrdersPage() {
                 Order {o.reference}
               </Link>
               <span className="muted">{formatDateTime(o.created_at)}</span>
-              <span>{formatMoney(o.subtotal_minor, o.currency)}</span>
+              <span>{formatMoney(o.total_minor ?? o.subtotal_minor, o.currency)}</span>
               <span className={`badge badge-${statusTone(o.status)}`}>{statusLabel(o.status)}</span>
             </li>
           ))}

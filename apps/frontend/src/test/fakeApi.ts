@@ -47,7 +47,12 @@ export class FakeApi {
     return this;
   }
 
-  cart(): Cart {
+  /** Shipping fee and tax rate (basis points) per destination, as the shop's settings would
+   * have them; other countries get `DEFAULT_RATES`. */
+  rates: Record<string, [number, number]> = { AT: [690, 2000], CH: [1490, 0] };
+  static DEFAULT_RATES: [number, number] = [490, 1900];
+
+  cart(country?: string): Cart {
     const items = [...this.lines].map(([id, quantity]) => {
       const p = PRODUCTS.find((x) => x.id === id)!;
       return {
@@ -61,7 +66,21 @@ export class FakeApi {
         stock: p.stock,
       };
     });
-    return { items, subtotal_minor: items.reduce((n, i) => n + i.line_total_minor, 0), currency: items.length ? 'EUR' : null };
+    const subtotal = items.reduce((n, i) => n + i.line_total_minor, 0);
+    const [fee, bp] = (country && this.rates[country]) || FakeApi.DEFAULT_RATES;
+    const shipping = items.length ? fee : 0;
+    // Tax on goods and shipping, rounded half up once (libs/domain/src/invoice.rs).
+    const tax = items.length ? Math.floor(((subtotal + shipping) * bp + 5000) / 10000) : 0;
+    return {
+      items,
+      subtotal_minor: subtotal,
+      country: country ?? null,
+      shipping_minor: shipping,
+      tax_rate_bp: bp,
+      tax_minor: tax,
+      total_minor: subtotal + shipping + tax,
+      currency: items.length ? 'EUR' : null,
+    };
   }
 
   /** Makes the next cancellations wait; call the returned function to let them answer. */
@@ -94,12 +113,13 @@ export class FakeApi {
 
   private route(method: string, url: string, body: any): Answer {
     if (method === 'GET' && url === '/api/products') return { status: 200, body: { products: PRODUCTS } };
-    if (method === 'GET' && url === '/api/cart') {
+    const cartQuery = url.match(/^\/api\/cart(?:\?country=([A-Z]{2}))?$/);
+    if (method === 'GET' && cartQuery) {
       if (this.cartFailures > 0) {
         this.cartFailures -= 1;
         return apiError(503, 'service_unavailable', 'service unavailable');
       }
-      return { status: 200, body: this.cart() };
+      return { status: 200, body: this.cart(cartQuery[1]) };
     }
     const item = url.match(/^\/api\/cart\/items\/(\d+)$/);
     if (item) {

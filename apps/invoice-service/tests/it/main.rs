@@ -6,3 +6,4 @@ mod crash;
 mod helpers;
 mod lambda;
 mod poison;
+mod quote;

@@ -6,7 +6,10 @@ mod request;
 mod store;
 
 use axum::http::StatusCode;
-use domain::{EventEnvelope, EventType, OrderPlaced, OrderPlacedLine};
+use domain::{
+    EventEnvelope, EventType, InvoiceLine, InvoiceTotals, Money, OrderPlaced, OrderPlacedLine,
+    PriceRules,
+};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -38,13 +41,16 @@ pub struct Context<'a> {
     pub correlation_id: &'a str,
     /// The W3C trace context the `order.placed` event carries on (a span of the request's trace).
     pub traceparent: &'a str,
+    /// The shop's shipping fees and tax rates: the order is quoted with them.
+    pub prices: &'a PriceRules,
 }
 
 /// Places an order, or replays the first answer for a repeated idempotency key.
 ///
 /// # Errors
-/// `409 out_of_stock`, `422 unknown_product`, `422 mixed_currency`, `422 idempotency_key_reused`,
-/// or an opaque `500`/`503`. Nothing is written in any of those cases.
+/// `409 out_of_stock`, `409 quote_changed`, `422 unknown_product`, `422 mixed_currency`,
+/// `422 idempotency_key_reused`, or an opaque `500`/`503`. Nothing is written in any of those
+/// cases.
 pub async fn place_order(
     pool: &PgPool,
     request: &CheckoutRequest,
@@ -83,7 +89,12 @@ async fn write_order(
     store::reserve_stock(conn, &ids, &quantities).await?;
     let customer_id = store::upsert_customer(conn, &request.customer).await?;
     let order_id = Uuid::now_v7();
-    let payload = order_placed(request, &lines)?;
+    let mut payload = order_placed(request, &lines)?;
+    let quote = quote_of(&payload, ctx.prices, &request.customer.address.country)?;
+    check_expected_total(request, &payload, &quote)?;
+    payload.shipping_minor = Some(quote.shipping_minor);
+    payload.tax_minor = Some(quote.tax_minor);
+    payload.total_minor = Some(quote.total_minor);
     let event = EventEnvelope::new(
         EventType::OrderPlaced,
         order_id,
@@ -97,7 +108,7 @@ async fn write_order(
         customer_id,
         owner: ctx.owner,
         currency: payload.currency.as_str(),
-        subtotal_minor: payload.subtotal_minor,
+        quote: &quote,
         payment_method: &request.payment_method,
         ship_name: &request.customer.name,
         address: &request.customer.address,
@@ -107,7 +118,43 @@ async fn write_order(
     store::insert_items(conn, order_id, &locked, &quantities).await?;
     store::insert_timeline(conn, &event).await?;
     outbox::enqueue(conn, &event).await?;
-    Ok(answer(order_id, &payload, created_at))
+    Ok(answer(order_id, &payload, &quote, created_at))
+}
+
+/// The order's quote: its lines as priced from the locked products, shipping and tax for the
+/// parcel's destination (see `domain::pricing`).
+fn quote_of(
+    order: &OrderPlaced,
+    prices: &PriceRules,
+    country: &str,
+) -> Result<InvoiceTotals, ApiError> {
+    let lines: Vec<InvoiceLine> = order
+        .lines
+        .iter()
+        .map(|l| InvoiceLine::new(&l.sku, &l.name, l.unit_price_minor, l.quantity))
+        .collect();
+    domain::quote(&lines, prices, country).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Refuses the order when the client showed the shopper another total than the one it would be
+/// charged (a price or a rate changed since the page was quoted): `409 quote_changed`.
+fn check_expected_total(
+    request: &CheckoutRequest,
+    order: &OrderPlaced,
+    quote: &InvoiceTotals,
+) -> Result<(), ApiError> {
+    match request.expected_total_minor {
+        Some(shown) if shown != quote.total_minor => Err(ApiError::Conflict {
+            code: "quote_changed",
+            message: format!(
+                "the total is now {}, not {} as shown: please look at the order again",
+                Money::new(quote.total_minor, order.currency),
+                Money::new(shown, order.currency),
+            ),
+            product_id: None,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Pairs each requested line with its locked product, checking existence, currency and stock.
@@ -177,17 +224,29 @@ fn order_placed(
         lines,
         currency,
         payment_method: request.payment_method.clone(),
+        shipping_minor: None,
+        tax_minor: None,
+        total_minor: None,
     })
 }
 
-fn answer(order_id: Uuid, order: &OrderPlaced, created_at: chrono::DateTime<chrono::Utc>) -> Value {
+fn answer(
+    order_id: Uuid,
+    order: &OrderPlaced,
+    quote: &InvoiceTotals,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> Value {
     let base = format!("/api/orders/{order_id}");
     json!({
         "order_id": order_id,
         "reference": domain::order_reference(order_id),
         "status": "placed",
         "currency": order.currency,
-        "subtotal_minor": order.subtotal_minor,
+        "subtotal_minor": quote.subtotal_minor,
+        "shipping_minor": quote.shipping_minor,
+        "tax_rate_bp": quote.tax_rate.basis_points(),
+        "tax_minor": quote.tax_minor,
+        "total_minor": quote.total_minor,
         "items": order.lines.iter().map(|l| json!({
             "product_id": l.product_id,
             "sku": l.sku,

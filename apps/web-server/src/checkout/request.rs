@@ -16,6 +16,9 @@ pub struct CheckoutBody {
     customer: Option<CustomerBody>,
     items: Option<Vec<ItemBody>>,
     payment_method: Option<String>,
+    /// The total the page showed; the order is refused (`409 quote_changed`) when it would cost
+    /// another amount.
+    expected_total_minor: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +53,8 @@ pub struct CheckoutRequest {
     pub payment_method: String,
     /// Whether the lines came from the session's cart (the body named no items).
     pub from_cart: bool,
+    /// The total the shopper was shown, if the client sent it.
+    pub expected_total_minor: Option<i64>,
 }
 
 impl CheckoutBody {
@@ -73,6 +78,7 @@ impl CheckoutBody {
             lines: parse_lines(&raw_lines).map_err(invalid)?,
             payment_method: self.parse_payment_method()?,
             from_cart: self.items.is_none(),
+            expected_total_minor: self.expected_total_minor,
         })
     }
 

@@ -30,7 +30,7 @@ pub struct NewOrder<'a> {
     pub customer_id: Uuid,
     pub owner: &'a str,
     pub currency: &'a str,
-    pub subtotal_minor: i64,
+    pub quote: &'a domain::InvoiceTotals,
     pub payment_method: &'a str,
     pub ship_name: &'a str,
     pub address: &'a Address,
@@ -147,15 +147,16 @@ pub async fn insert_order(
 ) -> sqlx::Result<DateTime<Utc>> {
     sqlx::query_scalar(
         "INSERT INTO orders (id, customer_id, owner_session, currency, subtotal_minor, payment_method,
-                             ship_name, ship_line1, ship_city, ship_postal_code, ship_country, correlation_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                             ship_name, ship_line1, ship_city, ship_postal_code, ship_country, correlation_id,
+                             shipping_minor, tax_rate_bp, tax_minor, total_minor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          RETURNING created_at",
     )
     .bind(order.id)
     .bind(order.customer_id)
     .bind(order.owner)
     .bind(order.currency)
-    .bind(order.subtotal_minor)
+    .bind(order.quote.subtotal_minor)
     .bind(order.payment_method)
     .bind(order.ship_name)
     .bind(&order.address.line1)
@@ -163,6 +164,10 @@ pub async fn insert_order(
     .bind(&order.address.postal_code)
     .bind(&order.address.country)
     .bind(order.correlation_id)
+    .bind(order.quote.shipping_minor)
+    .bind(i32::try_from(order.quote.tax_rate.basis_points()).unwrap_or(i32::MAX))
+    .bind(order.quote.tax_minor)
+    .bind(order.quote.total_minor)
     .fetch_one(conn)
     .await
 }

@@ -65,6 +65,7 @@ pub async fn checkout(
         idempotency_key: idempotency_key.as_deref(),
         correlation_id,
         traceparent: &traceparent,
+        prices: &state.prices,
     };
     let placed = checkout::place_order(&state.pool, &request, &ctx).await?;
     tracing::info!(

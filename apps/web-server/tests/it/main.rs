@@ -10,4 +10,5 @@ mod metrics;
 mod orders;
 mod partner_events;
 mod products;
+mod quote;
 mod stripe_webhook;

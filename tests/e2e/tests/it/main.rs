@@ -7,6 +7,7 @@ mod lifecycle;
 mod lifecycle_ends;
 mod load;
 mod migrations;
+mod quote;
 mod redelivery;
 mod smtp_outage;
 mod template;
