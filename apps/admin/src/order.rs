@@ -121,6 +121,7 @@ pub fn render(report: &OrderReport) -> String {
     fields.extend([
         ("placed", render::time(order.created_at)),
         ("subtotal", render::money(order.subtotal_minor, currency)),
+        ("quoted", quoted(order, currency)),
         ("payment", payment(report.payment.as_ref(), currency)),
         ("shipment", shipment(report.shipment.as_ref())),
         ("invoice", invoice(report.invoice.as_ref(), currency)),
@@ -154,6 +155,24 @@ fn pending(steps: &[Pending]) -> String {
         .iter()
         .map(|step| format!("  {}\n", step.description))
         .collect()
+}
+
+/// `53.88 EUR (shipping 6.90 EUR, tax 20% 8.98 EUR)`: the total quoted at checkout, the amount
+/// charged; `none stored` for an order placed before quotes were stored.
+fn quoted(order: &::orders::read::OrderSummary, currency: &str) -> String {
+    match (order.total_minor, order.shipping_minor, order.tax_minor) {
+        (Some(total), Some(shipping), Some(tax)) => format!(
+            "{} (shipping {}, tax {}{})",
+            render::money(total, currency),
+            render::money(shipping, currency),
+            order
+                .tax_rate_bp
+                .map(|bp| format!("{}% ", f64::from(bp) / 100.0))
+                .unwrap_or_default(),
+            render::money(tax, currency)
+        ),
+        _ => "none stored".to_owned(),
+    }
 }
 
 fn payment(payment: Option<&PaymentSummary>, currency: &str) -> String {

@@ -65,6 +65,11 @@ async fn order_show_tells_state_timeline_payment_shipment_emails_and_invoice() {
         "{text}"
     );
     assert!(text.contains("subtotal   29.00 EUR\n"), "{text}");
+    // Placed before quotes were stored: the quote shown is the invoice's.
+    assert!(
+        text.contains("quoted     40.34 EUR (shipping 4.90 EUR, tax 19% 6.44 EUR)\n"),
+        "{text}"
+    );
     assert!(
         text.contains("waiting    the partner's delivery notice\n"),
         "{text}"
