@@ -188,6 +188,10 @@ CREATE TABLE inbox (
     PRIMARY KEY (consumer, event_id)
 );
 
+-- By age, for the purge: a row is kept `relay.inbox_retention_s` (15 days), longer than any
+-- message can be redelivered (libs/outbox/src/retention.rs).
+CREATE INDEX inbox_by_age ON inbox (processed_at);
+
 -- ---------------------------------------------------------------------------------------------
 -- Invoices (invoice-service)
 -- ---------------------------------------------------------------------------------------------
@@ -273,6 +277,9 @@ CREATE TABLE stripe_events (
     received_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- By age, for the purge (kept `relay.webhook_event_retention_s`, 3 days: Stripe's retry horizon).
+CREATE INDEX stripe_events_by_age ON stripe_events (received_at);
+
 -- ---------------------------------------------------------------------------------------------
 -- Shipments (shipping-service)
 -- ---------------------------------------------------------------------------------------------
@@ -299,6 +306,9 @@ CREATE TABLE partner_events (
     received_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- By age, for the purge (kept as long as Stripe's).
+CREATE INDEX partner_events_by_age ON partner_events (received_at);
+
 -- ---------------------------------------------------------------------------------------------
 -- Schema version
 -- ---------------------------------------------------------------------------------------------
@@ -317,7 +327,9 @@ CREATE TABLE _sqlx_migrations (
 
 INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
     (20261203000001, 'order lifecycle', true, '\x8eec0a6913b903b6b574b52595fdfe5eb16bf3afb2bc0aa3076a91c8cff9753db1246be94350fa40c9a560b55a3fc412', 0),
-    (20261204000001, 'order quote', true, '\xb86d77c62d8fe99ce33bb58118462223476b840e965562273320c169217e8e93eaf3458184447ca022f06288be5f9d27', 0);
+    (20261204000001, 'order quote', true, '\xb86d77c62d8fe99ce33bb58118462223476b840e965562273320c169217e8e93eaf3458184447ca022f06288be5f9d27', 0),
+    (20261204000003, 'inbox by age', true, '\xcda41d5b8e3f768e36ce085ee22e4b9ad76281296831e3260e5b6efd9da0970c552346420957c78b5854492857e83ff2', 0),
+    (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

@@ -11,7 +11,7 @@ use crate::{
     dlq::{self, RedrivePlan},
     order, outbox,
     render::output,
-    stuck,
+    retention, stuck,
 };
 
 /// The operator's command for ChargeFlow: the outbox, the workers' dead-letter queues, orders.
@@ -61,6 +61,9 @@ pub enum DbCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// The bounded tables (inbox, idempotency keys, webhook ids): rows, how long they are kept,
+    /// how many the relay's next purge deletes.
+    Retention,
 }
 
 /// `outbox …`
@@ -159,6 +162,10 @@ pub async fn run(cli: Cli, settings: &Settings) -> Result<String, AdminError> {
             let report = match command {
                 DbCommand::Status => db::status(&pool).await?,
                 DbCommand::Migrate { yes } => db::migrate(&pool, !yes).await?,
+                DbCommand::Retention => {
+                    let report = retention::status(&pool, &settings.relay).await?;
+                    return output(json, &report, retention::render);
+                }
             };
             output(json, &report, db::render)
         }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod order;
 pub mod outbox;
 pub mod render;
+pub mod retention;
 pub mod stuck;
 
 use std::time::Duration;

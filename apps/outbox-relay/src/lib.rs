@@ -268,22 +268,40 @@ impl Relay {
         }
     }
 
+    /// Purges at start and every `purge_interval_s`: published outbox rows and the bounded
+    /// tables of [`outbox::retention`].
     async fn purge_loop(self, shutdown: CancellationToken) {
-        let retention = Duration::from_secs(self.settings.retention_s);
         let every = Duration::from_secs(self.settings.purge_interval_s.max(1));
         loop {
+            self.purge_all().await;
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 () = shutdown.cancelled() => return,
             }
-            match self.purge(retention).await {
-                Ok(0) => {}
-                Ok(rows) => tracing::info!(rows, "purged published outbox rows"),
-                Err(error) => tracing::warn!(error = %error_chain(&error), "outbox purge failed"),
-            }
         }
     }
 
+    /// One purge of every table; a failure is logged and retried at the next interval.
+    async fn purge_all(&self) {
+        let outbox_retention = Duration::from_secs(self.settings.retention_s);
+        match self.purge(None, outbox_retention).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "purged published outbox rows"),
+            Err(error) => tracing::warn!(error = %error_chain(&error), "outbox purge failed"),
+        }
+        for table in outbox::retention::Table::ALL {
+            match self
+                .purge(Some(table), table.retention(&self.settings))
+                .await
+            {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, table = table.name(), "purged old rows"),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), table = table.name(), "purge failed")
+                }
+            }
+        }
+    }
     /// Reads the backlog now and every [`metrics::BACKLOG_EVERY`] into its gauges.
     async fn backlog_loop(self, shutdown: CancellationToken) {
         loop {
@@ -305,19 +323,34 @@ impl Relay {
         Ok(outbox::backlog(&mut conn).await?)
     }
 
-    async fn purge(&self, retention: Duration) -> Result<u64, RelayError> {
-        const CHUNK: i64 = 1_000;
+    /// Deletes `table`'s rows older than `retention` (published outbox rows for `None`) in
+    /// batches of [`PURGE_CHUNK`], each its own statement; counts them in
+    /// `chargeflow_rows_purged_total`.
+    async fn purge(
+        &self,
+        table: Option<outbox::retention::Table>,
+        retention: Duration,
+    ) -> Result<u64, RelayError> {
         let mut total = 0;
         loop {
             let mut conn = self.pool.acquire().await?;
-            let rows = outbox::purge_published(&mut conn, retention, CHUNK).await?;
+            let rows = match table {
+                None => outbox::purge_published(&mut conn, retention, PURGE_CHUNK).await?,
+                Some(table) => {
+                    outbox::retention::purge(&mut conn, table, retention, PURGE_CHUNK).await?
+                }
+            };
             total += rows;
-            if rows < CHUNK as u64 {
+            metrics::count_purged(table.map_or("outbox", |t| t.name()), rows);
+            if rows < PURGE_CHUNK.unsigned_abs() {
                 return Ok(total);
             }
         }
     }
 }
+
+/// Rows deleted per purge statement.
+const PURGE_CHUNK: i64 = 1_000;
 
 /// The rows of `batch` whose ids are in `published`.
 fn published_rows<'a>(

@@ -10,6 +10,7 @@
 //! | `chargeflow_outbox_backlog`, `chargeflow_outbox_oldest_unpublished_seconds` | gauges, read every 5 s | unpublished rows, age of the oldest |
 //! | `chargeflow_orders_expired_total` | counter | unpaid orders this relay cancelled as `expired` |
 //! | `chargeflow_orders_stuck` | gauge, read after each sweep (`orders.sweep_interval_s`) | orders not settled (`placed`, `invoiced`, `paid`) placed more than `orders.stuck_after_s` ago |
+//! | `chargeflow_rows_purged_total{table}` | counter | rows the purge deleted: published `outbox` rows and the bounded tables of `outbox::retention` |
 //!
 //! The relay owns the backlog gauges: every relay process reads them every [`BACKLOG_EVERY`]
 //! with one query over the partial index of unpublished rows (several relays report the same
@@ -49,6 +50,9 @@ pub const ORDERS_EXPIRED_TOTAL: &str = "chargeflow_orders_expired_total";
 /// more than `orders.stuck_after_s` ago, counted after each sweep.
 pub const ORDERS_STUCK: &str = "chargeflow_orders_stuck";
 
+/// Counter `chargeflow_rows_purged_total{table}`: rows the purge deleted, by table.
+pub const ROWS_PURGED_TOTAL: &str = "chargeflow_rows_purged_total";
+
 /// How often each relay reads the backlog.
 pub const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -76,6 +80,10 @@ pub fn describe() {
     ::metrics::describe_counter!(
         ORDERS_EXPIRED_TOTAL,
         "Unpaid orders cancelled as expired by this relay's sweeper."
+    );
+    ::metrics::describe_counter!(
+        ROWS_PURGED_TOTAL,
+        "Rows deleted by the purge (published outbox rows, old inbox rows, idempotency keys, webhook ids), by table."
     );
     ::metrics::describe_gauge!(
         ORDERS_STUCK,
@@ -108,4 +116,9 @@ pub(crate) fn record_expired(n: usize) {
 /// Sets the stuck-orders gauge.
 pub(crate) fn set_stuck(stuck: i64) {
     ::metrics::gauge!(ORDERS_STUCK).set(stuck as f64);
+}
+
+/// Counts `rows` purged from `table` (0 registers the series).
+pub(crate) fn count_purged(table: &'static str, rows: u64) {
+    ::metrics::counter!(ROWS_PURGED_TOTAL, "table" => table).increment(rows);
 }

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod inbox;
+pub mod retention;
 
 use std::time::Duration;
 

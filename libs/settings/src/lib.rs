@@ -160,6 +160,15 @@ pub struct RelaySettings {
     pub backoff_max_ms: u64,
     /// How long published rows are kept before the purge, in seconds.
     pub retention_s: u64,
+    /// How long `inbox` rows are kept, in seconds (`APP__RELAY__INBOX_RETENTION_S`): longer
+    /// than a message can live in a queue (14 days at most), so no redelivery outlives its row.
+    pub inbox_retention_s: u64,
+    /// How long saved checkout answers are kept, in seconds
+    /// (`APP__RELAY__IDEMPOTENCY_KEY_RETENTION_S`, 24 h as Stripe keeps its keys).
+    pub idempotency_key_retention_s: u64,
+    /// How long handled Stripe and partner webhook ids are kept, in seconds
+    /// (`APP__RELAY__WEBHOOK_EVENT_RETENTION_S`, 3 days: Stripe's retry horizon).
+    pub webhook_event_retention_s: u64,
     /// How often the purge runs, in seconds.
     pub purge_interval_s: u64,
     /// Timeout of one SQS call, in milliseconds.
@@ -511,6 +520,9 @@ impl Default for RelaySettings {
             backoff_base_ms: 500,
             backoff_max_ms: 60_000,
             retention_s: 7 * 24 * 3600,
+            inbox_retention_s: 15 * 24 * 3600,
+            idempotency_key_retention_s: 24 * 3600,
+            webhook_event_retention_s: 3 * 24 * 3600,
             purge_interval_s: 300,
             sqs_timeout_ms: 10_000,
             lambda_run_s: 50,
@@ -581,6 +593,17 @@ impl Settings {
             return invalid(
                 "relay.backoff_max_ms",
                 "must be at least backoff_base_ms, which must be positive",
+            );
+        }
+        let kept = [
+            self.relay.inbox_retention_s,
+            self.relay.idempotency_key_retention_s,
+            self.relay.webhook_event_retention_s,
+        ];
+        if kept.iter().any(|&s| s < 3600) {
+            return invalid(
+                "relay.inbox_retention_s",
+                "inbox, idempotency-key and webhook-event retentions must be at least 3600 s",
             );
         }
         self.validate_worker()?;

@@ -8,4 +8,5 @@ mod dlq;
 mod helpers;
 mod order;
 mod outbox;
+mod retention;
 mod stuck;

@@ -10,4 +10,5 @@ mod lifecycle;
 mod metrics;
 mod ordering;
 mod outage;
+mod retention;
 mod routing;
