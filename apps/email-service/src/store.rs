@@ -9,7 +9,8 @@ use uuid::Uuid;
 pub struct OrderForEmail {
     /// The customer's e-mail address (never logged).
     pub email: String,
-    /// The customer's name.
+    /// The name the order was placed with (never another order's: see the web-server's
+    /// `upsert_customer`).
     pub name: String,
     /// ISO currency code.
     pub currency: String,
@@ -52,7 +53,7 @@ pub struct InvoiceForEmail {
 /// The order with its customer, or `None` when it does not exist.
 pub async fn order(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Option<OrderForEmail>> {
     sqlx::query_as(
-        "SELECT c.email, c.name, o.currency::text AS currency, o.subtotal_minor, o.shipping_minor,
+        "SELECT c.email, o.ship_name AS name, o.currency::text AS currency, o.subtotal_minor, o.shipping_minor,
                 o.tax_minor, o.total_minor
          FROM orders o JOIN customers c ON c.id = o.customer_id
          WHERE o.id = $1",

@@ -126,11 +126,15 @@ pub async fn reserve_stock(
     Ok(())
 }
 
-/// The customer with this e-mail address, created or renamed.
+/// The customer with this e-mail address, created if new. An existing customer is never changed:
+/// whoever knows an address could otherwise rename that person in their later e-mails; each
+/// order keeps the name it was placed with (`orders.ship_name`), which is what e-mails use. (The
+/// no-op update makes a concurrent first order with the same address wait and then return the
+/// row it created.)
 pub async fn upsert_customer(conn: &mut PgConnection, customer: &Customer) -> sqlx::Result<Uuid> {
     sqlx::query_scalar(
         "INSERT INTO customers (id, email, name) VALUES ($1, $2, $3)
-         ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name
+         ON CONFLICT (email) DO UPDATE SET email = customers.email
          RETURNING id",
     )
     .bind(Uuid::now_v7())

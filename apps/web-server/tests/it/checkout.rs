@@ -465,3 +465,34 @@ async fn unreadable_bodies_get_their_status_and_code_and_nothing_is_written() {
 fn remove(value: &mut Value, key: &str) {
     value.as_object_mut().expect("object").remove(key);
 }
+
+#[tokio::test]
+async fn a_checkout_with_someone_elses_address_does_not_rename_them() {
+    let app = spawn_app().await;
+    let mug = app.add_product(1450, 10).await;
+    let first = app.shopper().checkout(&order_body(&[(mug, 1)])).await;
+    assert_eq!(first.status(), 201);
+    let mut stranger = order_body(&[(mug, 1)]);
+    stranger["customer"]["name"] = json!("Mallory Impostor");
+    let second = app.shopper().checkout(&stranger).await;
+    assert_eq!(second.status(), 201);
+
+    let customers: Vec<(String, String)> = sqlx::query_as("SELECT email, name FROM customers")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        customers,
+        [("ada@example.com".to_owned(), "Ada Lovelace".to_owned())],
+        "one customer per address, named as it first ordered"
+    );
+    let names: Vec<String> = sqlx::query_scalar("SELECT ship_name FROM orders ORDER BY created_at")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        ["Ada Lovelace", "Mallory Impostor"],
+        "each order its own"
+    );
+}
