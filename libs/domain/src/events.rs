@@ -360,9 +360,9 @@ pub enum DecodeError {
     InvalidPayload {
         /// The event type.
         event_type: EventType,
-        /// What serde found wrong.
+        /// What serde found wrong, without the values it quoted (they may be personal data).
         #[source]
-        source: serde_json::Error,
+        source: crate::redact::SchemaMismatch,
     },
 }
 
@@ -381,7 +381,10 @@ impl Event {
                 version: envelope.version,
             });
         }
-        let invalid = |source| DecodeError::InvalidPayload { event_type, source };
+        let invalid = |source: serde_json::Error| DecodeError::InvalidPayload {
+            event_type,
+            source: source.into(),
+        };
         let payload = envelope.payload;
         let body = match event_type {
             EventType::OrderPlaced => EventBody::OrderPlaced(decode(payload).map_err(invalid)?),

@@ -7,6 +7,7 @@ pub mod invoice;
 pub mod money;
 pub mod order;
 pub mod pricing;
+pub mod redact;
 pub mod routing;
 
 pub use checkout::{Address, CheckoutError, CheckoutLine, Customer, EmailAddress, Quantity};

@@ -91,8 +91,14 @@ pub async fn process<H: Handler>(
 
 /// The typed event in `body`, or why there is none (a permanent failure).
 fn decode(body: &str) -> Result<Event, String> {
-    let envelope: EventEnvelope =
-        serde_json::from_str(body).map_err(|e| format!("not an event envelope: {e}"))?;
+    let envelope: EventEnvelope = serde_json::from_str(body).map_err(|e| {
+        // Redacted: the body's values (an e-mail address, a name) must not reach the logs
+        // or the parked message's reason.
+        format!(
+            "not an event envelope: {}",
+            domain::redact::SchemaMismatch::of(&e)
+        )
+    })?;
     Event::from_envelope(envelope).map_err(|e| error_chain(&e))
 }
 
@@ -179,5 +185,32 @@ mod tests {
         assert!(matches!(timed_out, Disposition::Retry { after: None, .. }));
         let parked = decide(Err(RunError::Handler(RateLimited(Failure::Permanent))));
         assert!(matches!(parked, Disposition::Park { .. }));
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_decoded_is_parked_without_the_values_it_holds() {
+        let envelope = |payload: &str| {
+            format!(
+                r#"{{"event_id": "0190c1d2-0000-7000-8000-000000000001", "event_type": "order.placed",
+                    "version": 1, "order_id": "0190c1d2-0000-7000-8000-000000000002",
+                    "occurred_at": "2026-12-04T10:00:00Z", "correlation_id": "c", "traceparent": "",
+                    "payload": {payload}}}"#
+            )
+        };
+        let bodies = [
+            r#"{"event_id": "ada@example.com"}"#.to_owned(),
+            envelope(r#"{"customer_name": "Ada Lovelace", "customer_email": 42}"#),
+            envelope(r#"{"customer_name": ["12 Analytical Row"]}"#),
+        ];
+        for body in bodies {
+            let reason = decode(&body).expect_err("not decodable");
+            for personal in ["ada@example.com", "Ada Lovelace", "Analytical"] {
+                assert!(!reason.contains(personal), "{personal} in {reason}");
+            }
+            assert!(
+                reason.contains("invalid"),
+                "it still says what is wrong: {reason}"
+            );
+        }
     }
 }
