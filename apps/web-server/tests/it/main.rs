@@ -1,6 +1,7 @@
 //! Integration tests of the web-server against real PostgreSQL, Redis and LocalStack
 //! (started by `scripts/test.sh`).
 
+mod access;
 mod cancel;
 mod cart;
 mod checkout;
@@ -10,4 +11,5 @@ mod metrics;
 mod orders;
 mod partner_events;
 mod products;
+mod sign_in;
 mod stripe_webhook;
