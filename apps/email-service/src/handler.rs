@@ -350,7 +350,26 @@ impl Handler for EmailHandler {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    #[test]
+    fn the_handler_refuses_to_be_made_without_a_link_secret_of_32_bytes() {
+        let templates_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let make = |secret: &str| {
+            let settings =
+                settings::Settings::from_sources(&[("APP__SHOP__LINK_SECRET", secret)]).unwrap();
+            let templates = Templates::load(&templates_dir).unwrap();
+            let mailer = Mailer::new(&settings.smtp).unwrap();
+            EmailHandler::new(templates, mailer, settings.shop)
+        };
+        for short in ["", "thirty-one bytes are not enough"] {
+            let error = make(short).unwrap_err();
+            assert!(error.to_string().contains("shop.link_secret"), "{error}");
+        }
+        assert!(make(&"k".repeat(32)).is_ok());
+    }
 
     #[test]
     fn every_event_type_but_shipment_failed_has_its_own_email() {
