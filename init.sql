@@ -44,6 +44,9 @@ CREATE TABLE customers (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- The customers of an address whatever its letter case (sign-in).
+CREATE INDEX customers_by_email_lower ON customers (lower(email));
+
 CREATE TABLE orders (
     id                 uuid        PRIMARY KEY,
     customer_id        uuid        NOT NULL REFERENCES customers (id),
@@ -86,6 +89,8 @@ CREATE TABLE orders (
 );
 
 CREATE INDEX orders_by_owner ON orders (owner_session, created_at DESC);
+-- A customer's orders (a signed-in session's list and the access check).
+CREATE INDEX orders_by_customer ON orders (customer_id, created_at DESC);
 -- The orders still on their way, by age: the expiry sweep and the stuck-order count.
 CREATE INDEX orders_unsettled ON orders (created_at) WHERE status IN ('placed', 'invoiced', 'paid');
 
@@ -115,6 +120,39 @@ CREATE TABLE order_timeline (
 );
 
 CREATE INDEX order_timeline_by_order ON order_timeline (order_id, occurred_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- "My orders" on any device: one-time sign-in links and the sessions they signed in
+-- ---------------------------------------------------------------------------------------------
+
+-- One row per "find my orders" request, written with its outbox row in one transaction whether
+-- or not the address has orders. The link's token is never stored: it is an HMAC of the id
+-- (domain::links). Used at most once (`used_at`), and only before `expires_at`.
+CREATE TABLE sign_in_requests (
+    id            uuid        PRIMARY KEY,
+    email         text        NOT NULL CHECK (email LIKE '%_@_%.__%'),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at    timestamptz NOT NULL,
+    used_at       timestamptz,
+    -- What the e-mail worker did: sent or rejected (see sent_emails), no_orders (nothing is
+    -- sent to an address without orders), stale (already used or expired when it came).
+    mail_outcome  text        CHECK (mail_outcome IN ('sent', 'rejected', 'no_orders', 'stale')),
+    CHECK (expires_at > created_at),
+    CHECK (used_at IS NULL OR used_at <= expires_at)
+);
+
+-- Expired requests by age, for the purge (they hold an e-mail address).
+CREATE INDEX sign_in_requests_by_expiry ON sign_in_requests (expires_at);
+
+-- The customers a session may see the orders of, besides the ones it placed itself: written
+-- when the session opens a sign-in link. `owner_session` is the SHA-256 of the session id, as
+-- on orders.
+CREATE TABLE session_grants (
+    owner_session  text        NOT NULL CHECK (owner_session ~ '^[0-9a-f]{64}$'),
+    customer_id    uuid        NOT NULL REFERENCES customers (id),
+    granted_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner_session, customer_id)
+);
 
 -- ---------------------------------------------------------------------------------------------
 -- Idempotent checkout
@@ -230,17 +268,19 @@ CREATE TABLE invoices (
 -- One row per event an e-mail was sent (or refused) for: at most one e-mail per (order, event).
 -- Written in the same transaction as the inbox row; the Message-ID is derived from the event id,
 -- so even a re-send after a crash between the SMTP reply and the commit carries the same id.
--- The recipient address is not copied here: it stays with the customer.
+-- The recipient address is not copied here: it stays with the customer (or the sign-in
+-- request: a sign-in e-mail belongs to no order).
 CREATE TABLE sent_emails (
     event_id       uuid        PRIMARY KEY,
-    order_id       uuid        NOT NULL REFERENCES orders (id),
+    order_id       uuid        REFERENCES orders (id),
     kind           text        NOT NULL CHECK (kind ~ '^[a-z_]+$'),
     message_id     text        NOT NULL UNIQUE,
     -- sent: the server accepted it; rejected: the server refused the recipient for good (5xx).
     status         text        NOT NULL CHECK (status IN ('sent', 'rejected')),
     smtp_response  text,
     -- When the server answered (the row is written right after the SMTP conversation).
-    created_at     timestamptz NOT NULL DEFAULT clock_timestamp()
+    created_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT sent_emails_order_check CHECK (order_id IS NOT NULL OR kind = 'sign_in')
 );
 
 CREATE INDEX sent_emails_by_order ON sent_emails (order_id);
@@ -328,6 +368,7 @@ CREATE TABLE _sqlx_migrations (
 INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
     (20261203000001, 'order lifecycle', true, '\x8eec0a6913b903b6b574b52595fdfe5eb16bf3afb2bc0aa3076a91c8cff9753db1246be94350fa40c9a560b55a3fc412', 0),
     (20261204000001, 'order quote', true, '\xb86d77c62d8fe99ce33bb58118462223476b840e965562273320c169217e8e93eaf3458184447ca022f06288be5f9d27', 0),
+    (20261204000002, 'sign in', true, '\x7b767d527ed298a8c2caf74542a8f972a3b1d2a14bc6b116558f46b544ce7c7d509c191b4d9a1813a348b5dd1a2f3135', 0),
     (20261204000003, 'inbox by age', true, '\xcda41d5b8e3f768e36ce085ee22e4b9ad76281296831e3260e5b6efd9da0970c552346420957c78b5854492857e83ff2', 0),
     (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0);
 

@@ -6,11 +6,14 @@ Run with the LocalStack venv's python (it has PyYAML):
 Checks that every service has an image or a build; that each build names, in its APP build arg,
 a folder apps/<APP> whose Cargo.toml package is called APP (and that its context and Dockerfile
 exist); that every bind-mounted host path exists inside the repository; that every depends_on
-names a defined service; and that web-server publishes port 3000. Prints one `ok …`/`FAIL …`
-line per check, then `N passed, M failed`; exits 1 if any check failed.
+names a defined service; that web-server publishes port 3000; and that the web-server and the
+email-service get an APP__SHOP__LINK_SECRET of at least 32 bytes (they refuse to start
+without). Prints one `ok …`/`FAIL …` line per check, then `N passed, M failed`; exits 1 if any
+check failed.
 """
 
 import os
+import re
 import sys
 import tomllib
 
@@ -104,6 +107,42 @@ def published_ports(service):
         yield parts[-2] if len(parts) >= 2 else parts[-1]
 
 
+# The processes that sign or check order and sign-in links, and the shortest secret they accept.
+LINK_SECRET_USERS = ("web-server", "email-service")
+MIN_LINK_SECRET_LEN = 32
+
+
+def environment(service):
+    """A service's environment as a dict (map or `KEY=value` list syntax)."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return env
+
+
+def interpolate(value):
+    """`${VAR:-default}` / `${VAR-default}` / `${VAR}` as compose resolves them here."""
+
+    def resolve(match):
+        name, op, default = match.group(1), match.group(2), match.group(3) or ""
+        found = os.environ.get(name)
+        if op == ":-":
+            return found or default
+        if op == "-":
+            return default if found is None else found
+        return found or ""
+
+    return re.sub(r"\$\{(\w+)(?:(:?-)([^}]*))?\}", resolve, value)
+
+
+def check_link_secret(report, name, service):
+    secret = interpolate(str(environment(service).get("APP__SHOP__LINK_SECRET") or ""))
+    report.check(
+        len(secret.encode()) >= MIN_LINK_SECRET_LEN,
+        f"{name}: APP__SHOP__LINK_SECRET has at least {MIN_LINK_SECRET_LEN} bytes",
+    )
+
+
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO_ROOT, "docker-compose.yml")
     base = os.path.dirname(os.path.abspath(path))
@@ -120,6 +159,8 @@ def main():
         check_depends(report, name, service, services)
     web = services.get("web-server") or {}
     report.check("3000" in set(published_ports(web)), "web-server: publishes port 3000")
+    for name in LINK_SECRET_USERS:
+        check_link_secret(report, name, services.get(name) or {})
     print(f"{report.passed} passed, {report.failed} failed")
     return 1 if report.failed else 0
 

@@ -3,7 +3,8 @@
 # (with the queues and the demo catalogue), builds the front end and the apps, starts the apps,
 # and prints the shop's URL.
 #
-# Everything listens on 127.0.0.1. Data and logs go to .data/dev (CHARGEFLOW_DATA_DIR).
+# Everything listens on 127.0.0.1. Data and logs go to .data/dev (CHARGEFLOW_DATA_DIR), with the
+# link secret made on the first start (link_secret, see below).
 # Stop it all with scripts/stop.sh; see what runs with scripts/status.sh.
 # PROFILE=release builds optimised binaries (slower to build, faster to run).
 set -euo pipefail
@@ -25,6 +26,16 @@ export APP__INVOICE__COUNTRIES__AT__SHIPPING_FEE_MINOR="${APP__INVOICE__COUNTRIE
 export APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP="${APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP:-2000}"
 export APP__INVOICE__COUNTRIES__CH__SHIPPING_FEE_MINOR="${APP__INVOICE__COUNTRIES__CH__SHIPPING_FEE_MINOR:-1490}"
 export APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP="${APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP:-0}"
+
+# The key of the order links in e-mails and of the sign-in links: made once per data dir (links
+# already mailed keep working across restarts), readable by this user only. An exported
+# APP__SHOP__LINK_SECRET wins.
+link_secret_file="$CHARGEFLOW_DATA_DIR/link_secret"
+if [ ! -s "$link_secret_file" ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' >"$link_secret_file.tmp")
+  mv "$link_secret_file.tmp" "$link_secret_file"
+fi
+export APP__SHOP__LINK_SECRET="${APP__SHOP__LINK_SECRET:-$(cat "$link_secret_file")}"
 
 echo "== building ${apps[*]} ($profile)"
 build_args=(build --locked)

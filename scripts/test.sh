@@ -56,12 +56,17 @@ if [ "$*" = "--workspace" ] && [ -f apps/frontend/package.json ]; then
   scripts/frontend.sh test || status=1
   echo "== front end: browser tests (headless Chromium) against the whole stack"
   sim_port=$(free_port)
-  if APP__HTTP__ADDR="127.0.0.1:$(free_port)" SIM_ADDR="127.0.0.1:$sim_port" \
+  shop_addr="127.0.0.1:$(free_port)"
+  # The e-mails' links point at this stack (APP__SHOP__PUBLIC_URL); the browser tests read them
+  # from the shared SMTP sink's Maildir (CHARGEFLOW_MAILDIR, from env.sh) and sign tokens of
+  # their own with the stack's link secret (made by start.sh in the data dir).
+  if APP__HTTP__ADDR="$shop_addr" APP__SHOP__PUBLIC_URL="http://$shop_addr" SIM_ADDR="127.0.0.1:$sim_port" \
      APP__SHIPPING__PARTNER_URL="http://127.0.0.1:$sim_port" APP__WORKER__WAIT_TIME_S=2 \
      scripts/start.sh >"$data_dir/start.log" 2>&1; then
     shop_url=$(grep -o 'Open http://[0-9.:]*' "$data_dir/start.log" | cut -d' ' -f2)
     browser_started=$(date +%s)
-    SHOP_URL="$shop_url" scripts/frontend.sh e2e || status=1
+    SHOP_URL="$shop_url" LINK_SECRET="$(cat "$data_dir/link_secret")" CHARGEFLOW_MAILDIR="$CHARGEFLOW_MAILDIR" \
+      scripts/frontend.sh e2e || status=1
     echo "browser tests took $(( $(date +%s) - browser_started )) s; screenshots in apps/frontend/test-results/"
   else
     tail -n 40 "$data_dir/start.log" >&2

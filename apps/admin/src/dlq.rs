@@ -17,7 +17,7 @@ use std::collections::HashSet;
 
 use aws_sdk_sqs::Client;
 use chrono::{DateTime, Utc};
-use domain::Consumer;
+use domain::{Consumer, EventType};
 use serde::Serialize;
 use settings::SqsSettings;
 use sqs_transport::{
@@ -397,9 +397,12 @@ fn render_message(message: &ParkedMessage) -> String {
         message.event_id.clone().unwrap_or_else(unknown)
     );
     let sent = message.sent_at.map_or_else(unknown, render::time);
+    // The message group is the event's aggregate: an order, or a sign-in request.
+    let sign_in = message.event_type.as_deref() == Some(EventType::SignInRequested.as_str());
+    let group = if sign_in { "sign-in" } else { "order" };
     let mut fields = vec![
         ("message", message.message_id.clone()),
-        ("order", message.group_id.clone().unwrap_or_else(unknown)),
+        (group, message.group_id.clone().unwrap_or_else(unknown)),
         ("event", event),
         (
             "parked",

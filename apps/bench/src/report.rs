@@ -176,6 +176,10 @@ fn child_env(settings: &settings::Settings, stripe: &str, partner: &str) -> Vec<
         ("APP__STRIPE__API_BASE", stripe.to_owned()),
         ("APP__SHIPPING__PARTNER_URL", partner.to_owned()),
         ("APP__METRICS__ADDR", String::new()),
+        (
+            "APP__SHOP__LINK_SECRET",
+            settings.shop.link_secret.expose_secret().to_owned(),
+        ),
         ("RUST_LOG", "error".to_owned()),
     ]
     .into_iter()

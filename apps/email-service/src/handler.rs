@@ -1,4 +1,11 @@
-//! Every event routed to the e-mail queue → at most one e-mail to the order's customer.
+//! Every event routed to the e-mail queue → at most one e-mail to the order's customer, or for
+//! `customer.sign_in_requested` at most one sign-in e-mail to the address that asked.
+//!
+//! Every order e-mail's link carries a signed token valid for `shop.order_link_ttl_s` from the
+//! event's `occurred_at` (`domain::links`), and the sign-in link's token is an HMAC of the
+//! request id: both are computed from the event alone, so a re-send has the same content. A
+//! sign-in request is answered only while it is unused and unexpired, and only for an address
+//! that has orders; otherwise nothing is sent, and what happened is recorded on the request.
 //!
 //! The inbox row, the sent-mail record and the SMTP hand-over share one transaction: a
 //! redelivered event finds the inbox row (or waits on it while the first delivery is still
@@ -6,8 +13,9 @@
 //! left — the server accepted the e-mail and the process died before the commit — produces a
 //! second copy with the same `Message-ID`, which mail clients show once.
 
-use domain::{CancelReason, Consumer, Currency, Event, EventBody, EventType, Money};
-use settings::ShopSettings;
+use domain::{CancelReason, Consumer, Currency, Event, EventBody, EventType, Money, links};
+use secrecy::ExposeSecret;
+use settings::{SettingsError, ShopSettings};
 use sqlx::PgConnection;
 use uuid::Uuid;
 use worker::{Classify, Failure, Handler};
@@ -15,7 +23,7 @@ use worker::{Classify, Failure, Handler};
 use crate::{
     mailer::{Delivery, MailError, Mailer, Outgoing},
     store::{self, SentEmail},
-    templates::{EmailContext, EmailKind, EmailLine, TemplateError, Templates},
+    templates::{EmailContext, EmailKind, EmailLine, SignInContext, TemplateError, Templates},
 };
 
 /// Why an e-mail could not be sent.
@@ -60,13 +68,48 @@ pub struct EmailHandler {
 }
 
 impl EmailHandler {
-    /// A handler rendering `templates` and sending through `mailer`.
-    pub fn new(templates: Templates, mailer: Mailer, shop: ShopSettings) -> Self {
-        EmailHandler {
+    /// A handler rendering `templates` and sending through `mailer`, with links signed by the
+    /// shop's link secret.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] when `shop.link_secret` is missing or too short.
+    pub fn new(
+        templates: Templates,
+        mailer: Mailer,
+        shop: ShopSettings,
+    ) -> Result<Self, SettingsError> {
+        shop.link_key()?;
+        Ok(EmailHandler {
             templates,
             mailer,
             shop,
-        }
+        })
+    }
+
+    /// The link secret (checked by [`EmailHandler::new`]).
+    fn link_key(&self) -> &[u8] {
+        self.shop.link_secret.expose_secret().as_bytes()
+    }
+
+    /// The order page's address with a token valid for `order_link_ttl_s` from the event.
+    fn order_url(&self, event: &Event) -> String {
+        let ttl = chrono::Duration::seconds(self.shop.order_link_ttl_s as i64);
+        let token = links::sign(self.link_key(), event.order_id, event.occurred_at + ttl);
+        format!(
+            "{}/orders/{}?t={token}",
+            self.shop.public_url, event.order_id
+        )
+    }
+
+    /// Sends `outgoing` and sorts the answer into the status recorded for it and the reply.
+    async fn deliver(&self, outgoing: Outgoing<'_>) -> Result<(&'static str, String), EmailError> {
+        Ok(match self.mailer.send(outgoing).await? {
+            Delivery::Accepted(reply) => ("sent", reply),
+            Delivery::Rejected(reply) => {
+                tracing::warn!(reply, "the SMTP server refused the recipient; not retrying");
+                ("rejected", reply)
+            }
+        })
     }
 
     async fn email(
@@ -89,16 +132,10 @@ impl EmailHandler {
             message_id: message_id.clone(),
             pdf,
         };
-        let (status, reply) = match self.mailer.send(outgoing).await? {
-            Delivery::Accepted(reply) => ("sent", reply),
-            Delivery::Rejected(reply) => {
-                tracing::warn!(reply, "the SMTP server refused the recipient; not retrying");
-                ("rejected", reply)
-            }
-        };
+        let (status, reply) = self.deliver(outgoing).await?;
         let sent = SentEmail {
             event_id: event.id,
-            order_id: event.order_id,
+            order_id: Some(event.order_id),
             kind: kind.name(),
             message_id: &message_id,
             status,
@@ -124,7 +161,7 @@ impl EmailHandler {
             customer_name: order.name.clone(),
             order_id: event.order_id.to_string(),
             order_reference: domain::order_reference(event.order_id),
-            order_url: format!("{}/orders/{}", self.shop.public_url, event.order_id),
+            order_url: self.order_url(event),
             lines: lines.iter().map(|l| email_line(l, &money)).collect(),
             subtotal: money(order.subtotal_minor),
             shipping: order.shipping_minor.map(money),
@@ -161,10 +198,69 @@ impl EmailHandler {
         context.invoice_number = Some(invoice.number.clone());
         Ok(Some((format!("{}.pdf", invoice.number), invoice.pdf)))
     }
+
+    /// `customer.sign_in_requested`: the sign-in e-mail, if the request is still usable and its
+    /// address has orders; the outcome is recorded on the request either way.
+    async fn sign_in(&self, event: &Event, tx: &mut PgConnection) -> Result<(), EmailError> {
+        let Some(request) = store::sign_in_request(tx, event.order_id).await? else {
+            tracing::warn!("the sign-in request no longer exists: nothing to send");
+            return Ok(());
+        };
+        let outcome = match (request.usable, request.customer_name.as_deref()) {
+            (false, _) => "stale",
+            (true, None) => "no_orders",
+            (true, Some(name)) => self.send_sign_in(event, &request, name, tx).await?,
+        };
+        store::record_sign_in_outcome(tx, event.order_id, outcome).await?;
+        tracing::info!(email.kind = "sign_in", outcome, "sign-in request handled");
+        Ok(())
+    }
+
+    /// Sends the sign-in e-mail and records it; returns `sent` or `rejected`.
+    async fn send_sign_in(
+        &self,
+        event: &Event,
+        request: &store::SignInForEmail,
+        name: &str,
+        tx: &mut PgConnection,
+    ) -> Result<&'static str, EmailError> {
+        let token = links::sign_in_token(self.link_key(), event.order_id);
+        let valid_s = (request.expires_at - event.occurred_at)
+            .num_seconds()
+            .max(60);
+        let context = SignInContext {
+            shop_name: self.shop.name.clone(),
+            customer_name: name.to_owned(),
+            sign_in_url: format!("{}/sign-in?token={token}", self.shop.public_url),
+            valid_minutes: (valid_s as u64).div_ceil(60),
+            find_orders_url: format!("{}/find-orders", self.shop.public_url),
+        };
+        let message_id = format!("<{}@{}>", event.id, self.mailer.domain());
+        let outgoing = Outgoing {
+            to_name: name,
+            to_email: &request.email,
+            content: self.templates.render_sign_in(&context)?,
+            message_id: message_id.clone(),
+            pdf: None,
+        };
+        let (status, reply) = self.deliver(outgoing).await?;
+        let sent = SentEmail {
+            event_id: event.id,
+            order_id: None,
+            kind: EmailKind::SignIn.name(),
+            message_id: &message_id,
+            status,
+            smtp_response: &reply,
+        };
+        store::record(tx, &sent).await?;
+        Ok(status)
+    }
 }
 
 /// The e-mail an event type gets, if any. `shipment.failed` gets none of its own: the refund
 /// that follows it is announced, with the reason, by the `payment.refunded` e-mail.
+/// `customer.sign_in_requested` gets [`EmailKind::SignIn`] when its request is usable and its
+/// address has orders.
 pub fn kind_of(event_type: EventType) -> Option<EmailKind> {
     match event_type {
         EventType::OrderPlaced => Some(EmailKind::OrderConfirmation),
@@ -176,6 +272,7 @@ pub fn kind_of(event_type: EventType) -> Option<EmailKind> {
         EventType::ShipmentFailed => None,
         EventType::OrderCancelled => Some(EmailKind::Cancelled),
         EventType::ShipmentDelivered => Some(EmailKind::Delivered),
+        EventType::SignInRequested => Some(EmailKind::SignIn),
     }
 }
 
@@ -191,7 +288,9 @@ fn email_line(line: &store::LineForEmail, money: &impl Fn(i64) -> String) -> Ema
 
 fn fill_from_payload(context: &mut EmailContext, body: &EventBody, money: &impl Fn(i64) -> String) {
     match body {
-        EventBody::OrderPlaced(_) | EventBody::ShipmentFailed(_) => {}
+        EventBody::OrderPlaced(_)
+        | EventBody::ShipmentFailed(_)
+        | EventBody::SignInRequested(_) => {}
         EventBody::InvoiceGenerated(p) => {
             context.invoice_number = Some(p.invoice_number.clone());
             context.total = Some(money(p.total_minor));
@@ -241,6 +340,7 @@ impl Handler for EmailHandler {
 
     async fn handle(&self, event: &Event, tx: &mut PgConnection) -> Result<(), EmailError> {
         match kind_of(event.event_type()) {
+            Some(EmailKind::SignIn) => self.sign_in(event, tx).await,
             Some(kind) => self.email(event, kind, tx).await,
             None => {
                 tracing::info!("no e-mail for this event type");
@@ -252,7 +352,26 @@ impl Handler for EmailHandler {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    #[test]
+    fn the_handler_refuses_to_be_made_without_a_link_secret_of_32_bytes() {
+        let templates_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let make = |secret: &str| {
+            let settings =
+                settings::Settings::from_sources(&[("APP__SHOP__LINK_SECRET", secret)]).unwrap();
+            let templates = Templates::load(&templates_dir).unwrap();
+            let mailer = Mailer::new(&settings.smtp).unwrap();
+            EmailHandler::new(templates, mailer, settings.shop)
+        };
+        for short in ["", "thirty-one bytes are not enough"] {
+            let error = make(short).unwrap_err();
+            assert!(error.to_string().contains("shop.link_secret"), "{error}");
+        }
+        assert!(make(&"k".repeat(32)).is_ok());
+    }
 
     #[test]
     fn every_event_type_but_shipment_failed_has_its_own_email() {
@@ -260,7 +379,8 @@ mod tests {
             .into_iter()
             .filter(|t| kind_of(*t).is_some())
             .collect();
-        assert_eq!(with_email.len(), 8);
+        assert_eq!(with_email.len(), 9);
         assert_eq!(kind_of(EventType::ShipmentFailed), None);
+        assert_eq!(kind_of(EventType::SignInRequested), Some(EmailKind::SignIn));
     }
 }

@@ -1,6 +1,8 @@
-//! The email-service's SQL: who the order's e-mails go to, what to show, and the sent-mail
-//! record that makes every e-mail happen at most once per event.
+//! The email-service's SQL: who the order's e-mails go to, what to show, the sign-in request a
+//! sign-in e-mail answers, and the sent-mail record that makes every e-mail happen at most once
+//! per event.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -85,13 +87,61 @@ pub async fn invoice(
         .await
 }
 
+/// A sign-in request as its e-mail needs it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SignInForEmail {
+    /// The address the link was asked for (never logged).
+    pub email: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Whether the request is still unused and unexpired.
+    pub usable: bool,
+    /// The name given at the latest checkout of a customer with this address (in any letter
+    /// case) who has orders; `None` when the address has no orders.
+    pub customer_name: Option<String>,
+}
+
+/// The sign-in request `request_id`, or `None` when it does not exist (any more).
+pub async fn sign_in_request(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+) -> sqlx::Result<Option<SignInForEmail>> {
+    sqlx::query_as(
+        "SELECT r.email, r.expires_at, (r.used_at IS NULL AND r.expires_at > now()) AS usable,
+                (SELECT c.name FROM customers c
+                 WHERE lower(c.email) = lower(r.email)
+                   AND EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)
+                 ORDER BY (SELECT max(o.created_at) FROM orders o WHERE o.customer_id = c.id) DESC
+                 LIMIT 1) AS customer_name
+         FROM sign_in_requests r WHERE r.id = $1",
+    )
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records what the worker did with a sign-in request: `sent`, `rejected`, `no_orders` or
+/// `stale`.
+pub async fn record_sign_in_outcome(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    outcome: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sign_in_requests SET mail_outcome = $2 WHERE id = $1")
+        .bind(request_id)
+        .bind(outcome)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// What became of one e-mail.
 #[derive(Debug)]
 pub struct SentEmail<'a> {
     /// The event it was sent for.
     pub event_id: Uuid,
-    /// The order.
-    pub order_id: Uuid,
+    /// The order; `None` for a sign-in e-mail.
+    pub order_id: Option<Uuid>,
     /// The template kind.
     pub kind: &'a str,
     /// The `Message-ID` header value.
@@ -120,8 +170,11 @@ pub async fn record(conn: &mut PgConnection, sent: &SentEmail<'_>) -> sqlx::Resu
 }
 
 /// Adds the e-mail to the order's timeline (`email.sent` or `email.rejected`), so the order page
-/// shows it.
+/// shows it. An e-mail of no order (sign-in) goes on no timeline.
 pub async fn record_on_timeline(conn: &mut PgConnection, sent: &SentEmail<'_>) -> sqlx::Result<()> {
+    let Some(order_id) = sent.order_id else {
+        return Ok(());
+    };
     let event_type = if sent.status == "sent" {
         "email.sent"
     } else {
@@ -131,7 +184,7 @@ pub async fn record_on_timeline(conn: &mut PgConnection, sent: &SentEmail<'_>) -
         "INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
          VALUES (gen_random_uuid(), $1, $2, clock_timestamp(), jsonb_build_object('kind', $3::text))",
     )
-    .bind(sent.order_id)
+    .bind(order_id)
     .bind(event_type)
     .bind(sent.kind)
     .execute(conn)

@@ -2,7 +2,9 @@
 //!
 //! Each [`EmailKind`] has three Handlebars files in the templates directory:
 //! `<kind>.subject.hbs`, `<kind>.html.hbs` and `<kind>.txt.hbs`, plus shared partials in
-//! `partials/` (`lines` and `footer`, each as `.html.hbs` and `.txt.hbs`).
+//! `partials/` (`lines` and `footer`, each as `.html.hbs` and `.txt.hbs`). The order e-mails
+//! ([`EmailKind::ORDER`]) render an [`EmailContext`]; the sign-in e-mail, which belongs to no
+//! order, renders a [`SignInContext`].
 //!
 //! Why it is built this way:
 //!
@@ -34,7 +36,7 @@ use handlebars::{
 };
 use serde::Serialize;
 
-/// The e-mails the worker sends, one per order event.
+/// The e-mails the worker sends: one per order event, and the sign-in link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EmailKind {
     /// The order was placed.
@@ -53,11 +55,13 @@ pub enum EmailKind {
     Cancelled,
     /// The parcel was delivered.
     Delivered,
+    /// A one-time sign-in link ("find my orders"); rendered with a [`SignInContext`].
+    SignIn,
 }
 
 impl EmailKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [EmailKind; 8] = [
+    /// The e-mails about an order, rendered with an [`EmailContext`], in a fixed order.
+    pub const ORDER: [EmailKind; 8] = [
         EmailKind::OrderConfirmation,
         EmailKind::Invoice,
         EmailKind::PaymentReceipt,
@@ -66,6 +70,19 @@ impl EmailKind {
         EmailKind::Refunded,
         EmailKind::Cancelled,
         EmailKind::Delivered,
+    ];
+
+    /// Every kind, in a fixed order: the order e-mails, then the sign-in e-mail.
+    pub const ALL: [EmailKind; 9] = [
+        EmailKind::OrderConfirmation,
+        EmailKind::Invoice,
+        EmailKind::PaymentReceipt,
+        EmailKind::PaymentFailed,
+        EmailKind::Shipped,
+        EmailKind::Refunded,
+        EmailKind::Cancelled,
+        EmailKind::Delivered,
+        EmailKind::SignIn,
     ];
 
     /// The kind's snake_case name, which is also the stem of its template files.
@@ -79,6 +96,7 @@ impl EmailKind {
             EmailKind::Refunded => "refunded",
             EmailKind::Cancelled => "cancelled",
             EmailKind::Delivered => "delivered",
+            EmailKind::SignIn => "sign_in",
         }
     }
 }
@@ -109,7 +127,8 @@ pub struct EmailContext {
     pub order_id: String,
     /// The short form of the order id shown to humans, e.g. `"K3M9Q-2XW7A"`.
     pub order_reference: String,
-    /// A link to the order page.
+    /// A link to the order page that works on any device: it carries a signed, expiring token
+    /// (`?t=`, see `domain::links`).
     pub order_url: String,
     /// The order's lines.
     pub lines: Vec<EmailLine>,
@@ -150,7 +169,9 @@ impl EmailContext {
             customer_name: "Ada Lovelace".to_owned(),
             order_id: order_id.to_owned(),
             order_reference: "K3M9Q-2XW7A".to_owned(),
-            order_url: format!("https://shop.example.com/orders/{order_id}"),
+            order_url: format!(
+                "https://shop.example.com/orders/{order_id}?t=1900000000.b5_tLZ2uNvd1kVn0PFwj3sSwJ2rZrCbiL4i7W5T0d0E"
+            ),
             lines: vec![
                 sample_line(
                     "COF-ETH-250",
@@ -203,6 +224,34 @@ fn sample_line(sku: &str, name: &str, quantity: u32, unit: &str, total: &str) ->
         quantity,
         unit_price: format!("{unit} EUR"),
         line_total: format!("{total} EUR"),
+    }
+}
+
+/// What the sign-in e-mail shows. It names no order and holds no token other than the link's.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignInContext {
+    /// The shop's name.
+    pub shop_name: String,
+    /// The name given at the address's latest checkout.
+    pub customer_name: String,
+    /// The one-time sign-in link (`<public_url>/sign-in?token=…`).
+    pub sign_in_url: String,
+    /// How long the link works, in minutes.
+    pub valid_minutes: u64,
+    /// Where to ask for a new link (`<public_url>/find-orders`).
+    pub find_orders_url: String,
+}
+
+impl SignInContext {
+    /// A filled-in context, used to check the templates at start-up and in tests.
+    pub fn sample() -> Self {
+        SignInContext {
+            shop_name: "ChargeFlow Coffee".to_owned(),
+            customer_name: "Ada Lovelace".to_owned(),
+            sign_in_url: "https://shop.example.com/sign-in?token=7f3a9c21-5b8e-4d2a-9c61-0e4f8a2b7d13.b5_tLZ2uNvd1kVn0PFwj3sSwJ2rZrCbiL4i7W5T0d0E".to_owned(),
+            valid_minutes: 15,
+            find_orders_url: "https://shop.example.com/find-orders".to_owned(),
+        }
     }
 }
 
@@ -267,8 +316,9 @@ impl std::fmt::Debug for Templates {
 
 impl Templates {
     /// Loads `<dir>/<kind>.{subject,html,txt}.hbs` for every kind plus `<dir>/partials/*.hbs`,
-    /// compiles them, and renders each kind with `EmailContext::sample()` and with a sample
-    /// whose Option fields are all None; any failure is an error.
+    /// compiles them, and renders each order kind with `EmailContext::sample()` and with a
+    /// sample whose Option fields are all None, and the sign-in e-mail with
+    /// `SignInContext::sample()`; any failure is an error.
     ///
     /// Partials named `*.html.hbs` go to the HTML registry and `*.txt.hbs` to the text
     /// registry, both under their stem (`partials/lines.html.hbs` is `{{> lines}}` in HTML
@@ -286,11 +336,31 @@ impl Templates {
         Ok(templates)
     }
 
-    /// Renders the subject, HTML and text of one e-mail.
+    /// Renders the subject, HTML and text of one order e-mail (a kind of [`EmailKind::ORDER`]).
+    ///
+    /// # Errors
+    /// [`TemplateError::Render`] when a template fails, e.g. for [`EmailKind::SignIn`], whose
+    /// templates need a [`SignInContext`].
     pub fn render(
         &self,
         kind: EmailKind,
         context: &EmailContext,
+    ) -> Result<RenderedEmail, TemplateError> {
+        self.render_any(kind, context)
+    }
+
+    /// Renders the subject, HTML and text of the sign-in e-mail.
+    ///
+    /// # Errors
+    /// [`TemplateError::Render`] when a template fails.
+    pub fn render_sign_in(&self, context: &SignInContext) -> Result<RenderedEmail, TemplateError> {
+        self.render_any(EmailKind::SignIn, context)
+    }
+
+    fn render_any(
+        &self,
+        kind: EmailKind,
+        context: &impl Serialize,
     ) -> Result<RenderedEmail, TemplateError> {
         Ok(RenderedEmail {
             subject: one_line(&render_part(&self.text, kind, "subject", context)?),
@@ -331,14 +401,16 @@ impl Templates {
         }
     }
 
-    /// Renders every kind with a full and an empty-options sample, discarding the output.
+    /// Renders every order kind with a full and an empty-options sample, and the sign-in
+    /// e-mail with its sample, discarding the output.
     fn check(&self) -> Result<(), TemplateError> {
         let full = EmailContext::sample();
         let bare = EmailContext::sample().without_options();
-        for kind in EmailKind::ALL {
+        for kind in EmailKind::ORDER {
             self.render(kind, &full)?;
             self.render(kind, &bare)?;
         }
+        self.render_sign_in(&SignInContext::sample())?;
         Ok(())
     }
 }
@@ -375,7 +447,7 @@ fn render_part(
     registry: &Handlebars<'static>,
     kind: EmailKind,
     part: &str,
-    context: &EmailContext,
+    context: &impl Serialize,
 ) -> Result<String, TemplateError> {
     let template = template_name(kind, part);
     registry
@@ -515,7 +587,7 @@ mod tests {
     fn every_kind_renders_a_subject_html_and_text_naming_the_order_and_the_customer() {
         let templates = loaded();
         let context = EmailContext::sample();
-        for kind in EmailKind::ALL {
+        for kind in EmailKind::ORDER {
             let email = templates.render(kind, &context).unwrap();
             assert!(!email.subject.is_empty(), "{kind:?} subject is empty");
             for (part, body) in [("html", &email.html), ("text", &email.text)] {
@@ -535,7 +607,7 @@ mod tests {
     fn every_kind_also_renders_when_all_optional_fields_are_empty() {
         let templates = loaded();
         let context = EmailContext::sample().without_options();
-        for kind in EmailKind::ALL {
+        for kind in EmailKind::ORDER {
             let email = templates.render(kind, &context).unwrap();
             assert!(!email.subject.is_empty(), "{kind:?} subject is empty");
             for body in [&email.subject, &email.html, &email.text] {
@@ -607,7 +679,7 @@ mod tests {
             customer_name: "<script>alert(1)</script>".to_owned(),
             ..EmailContext::sample()
         };
-        for kind in EmailKind::ALL {
+        for kind in EmailKind::ORDER {
             let email = render(kind, &context);
             assert!(
                 !email.html.contains("<script>"),
@@ -624,7 +696,7 @@ mod tests {
             order_reference: "K3M9Q-2XW7A\r\nBcc: victim@example.com\n".to_owned(),
             ..EmailContext::sample()
         };
-        for kind in EmailKind::ALL {
+        for kind in EmailKind::ORDER {
             let subject = render(kind, &context).subject;
             assert!(!subject.contains(['\r', '\n']), "{kind:?}: {subject:?}");
             assert_eq!(subject, subject.trim());
@@ -634,7 +706,7 @@ mod tests {
     #[test]
     fn the_html_parts_load_nothing_external_and_run_no_scripts() {
         let templates = loaded();
-        for kind in EmailKind::ALL {
+        for kind in EmailKind::ORDER {
             let html = templates
                 .render(kind, &EmailContext::sample())
                 .unwrap()
@@ -654,7 +726,7 @@ mod tests {
             EmailContext::sample(),
             EmailContext::sample().without_options(),
         ];
-        for kind in EmailKind::ALL {
+        for kind in EmailKind::ORDER {
             for context in &contexts {
                 let email = templates.render(kind, context).unwrap();
                 for body in [&email.subject, &email.html, &email.text] {
@@ -745,6 +817,61 @@ mod tests {
             chain(&error)
         );
         assert!(chain(&error).contains("footer"), "{}", chain(&error));
+    }
+
+    #[test]
+    fn the_sign_in_email_carries_the_one_time_link_and_names_no_order() {
+        let email = loaded()
+            .render_sign_in(&SignInContext::sample())
+            .expect("renders");
+        assert_eq!(email.subject, "Your sign-in link for ChargeFlow Coffee");
+        for body in [&email.html, &email.text] {
+            assert!(body.contains("Ada Lovelace"));
+            assert!(body.contains("15 minutes"));
+            assert!(body.contains("https://shop.example.com/find-orders"));
+            assert!(!body.contains("/orders/"), "no order link");
+        }
+        assert!(email.text.contains(&SignInContext::sample().sign_in_url));
+        let escaped_link = "https://shop.example.com/sign-in?token&#x3D;7f3a9c21";
+        assert!(email.html.contains(escaped_link), "{}", email.html);
+    }
+
+    #[test]
+    fn the_sign_in_email_escapes_the_name_and_keeps_its_subject_on_one_line() {
+        let context = SignInContext {
+            customer_name: "<script>alert(1)</script>".to_owned(),
+            shop_name: "Shop\r\nBcc: victim@example.com".to_owned(),
+            ..SignInContext::sample()
+        };
+        let email = loaded().render_sign_in(&context).expect("renders");
+        assert!(!email.html.contains("<script>"));
+        assert!(email.text.contains("<script>alert(1)</script>"));
+        assert!(!email.subject.contains(['\r', '\n']), "{:?}", email.subject);
+        for banned in [
+            "<script", "<link", "<img", "src=", "url(", "@import", "<style",
+        ] {
+            let html = loaded()
+                .render_sign_in(&SignInContext::sample())
+                .unwrap()
+                .html;
+            assert!(!html.contains(banned), "sign-in html contains {banned}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_variable_in_the_sign_in_email_makes_load_fail() {
+        let error = load_broken(|dir| append(&dir.join("sign_in.txt.hbs"), "{{order_reference}}"));
+        assert!(
+            matches!(
+                &error,
+                TemplateError::Render {
+                    kind: EmailKind::SignIn,
+                    ..
+                }
+            ),
+            "{}",
+            chain(&error)
+        );
     }
 
     #[test]

@@ -33,8 +33,11 @@ npm run build
 
 export CHARGEFLOW_DATA_DIR="$data" PG_PORT="$pg" REDIS_PORT="$redis" LOCALSTACK_PORT="$localstack" \
   SMTP_PORT="$smtp" STRIPE_PORT="$stripe" APP__HTTP__ADDR="127.0.0.1:$http" \
+  APP__SHOP__PUBLIC_URL="http://127.0.0.1:$http" \
   APP__HTTP__STATIC_DIR="$frontend/dist" SIM_ADDR="127.0.0.1:$sim" \
   APP__SHIPPING__PARTNER_URL="http://127.0.0.1:$sim"
 "$repo/scripts/start.sh"
 
-SHOP_URL="http://127.0.0.1:$http" npm run e2e
+# The link tests read the e-mails from the stack's SMTP sink and sign tokens with its secret.
+SHOP_URL="http://127.0.0.1:$http" CHARGEFLOW_MAILDIR="$data/mail" LINK_SECRET="$(cat "$data/link_secret")" \
+  npm run e2e

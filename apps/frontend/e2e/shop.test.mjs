@@ -3,7 +3,8 @@
 // Run with `npm run e2e` after `npm run build` and with the stack started.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile } from 'node:fs/promises';
+import { createHmac, randomUUID } from 'node:crypto';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -14,6 +15,11 @@ const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 't
 /** How long the pipeline may take from checkout to a terminal state. */
 const PIPELINE_MS = Number(process.env.E2E_PIPELINE_TIMEOUT_MS || 60_000);
 const TEST_MS = PIPELINE_MS + 60_000;
+/** The stack's SMTP sink's Maildir and link secret (scripts/test.sh passes both): the link tests
+ * read the e-mails there and sign tokens of their own. Without them those tests are skipped. */
+const MAILDIR = process.env.CHARGEFLOW_MAILDIR;
+const LINK_SECRET = process.env.LINK_SECRET;
+const LINKS = MAILDIR && LINK_SECRET ? {} : { skip: 'needs CHARGEFLOW_MAILDIR and LINK_SECRET of the stack' };
 
 let browser;
 
@@ -108,6 +114,91 @@ async function paymentIntents(orderId) {
     if (!page.has_more || page.data.length === 0) return found;
     after = `&starting_after=${page.data[page.data.length - 1].id}`;
   }
+}
+
+/** Places an order of one unit of `product` for `email` through the API; returns its id. */
+async function placeOrder(context, product, email) {
+  const res = await context.request.post('/api/orders', {
+    data: {
+      customer: {
+        name: 'Ada Lovelace',
+        email,
+        address: { line1: '12 Analytical Row', city: 'London', postal_code: 'N1 9GU', country: 'GB' },
+      },
+      items: [{ product_id: product.id, quantity: 1 }],
+      payment_method: 'pm_card_visa',
+    },
+  });
+  assert.equal(res.status(), 201, await res.text());
+  return (await res.json()).order_id;
+}
+
+/** A body part's text, decoded from its transfer encoding (quoted-printable, base64 or none). */
+function decodePart(headers, body) {
+  const encoding = (/^content-transfer-encoding:\s*(\S+)/im.exec(headers)?.[1] ?? '7bit').toLowerCase();
+  if (encoding === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  if (encoding === 'quoted-printable') {
+    const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+    return Buffer.from(bytes, 'latin1').toString('utf8');
+  }
+  return body;
+}
+
+/** The plain-text part of a raw e-mail. */
+function plainText(raw) {
+  for (const part of raw.split(/\r?\n--[^\r\n]+\r?\n/)) {
+    const split = part.search(/\r?\n\r?\n/);
+    if (split < 0) continue;
+    const headers = part.slice(0, split);
+    if (/^content-type:\s*text\/plain/im.test(headers)) return decodePart(headers, part.slice(split).trim());
+  }
+  throw new Error('no text/plain part');
+}
+
+/** Waits for the e-mail to `to` whose subject starts with `subject` in the stack's SMTP sink and
+ * returns its plain text. */
+async function mailTo(to, subject) {
+  const deadline = Date.now() + PIPELINE_MS;
+  while (Date.now() < deadline) {
+    for (const sub of ['new', 'cur']) {
+      const dir = path.join(MAILDIR, sub);
+      for (const name of await readdir(dir).catch(() => [])) {
+        const raw = await readFile(path.join(dir, name), 'latin1');
+        const head = raw.slice(0, raw.search(/\r?\n\r?\n/));
+        const rcpt = /^X-Sink-Rcpt-To:\s*(.*)$/im.exec(head)?.[1] ?? '';
+        const subj = /^Subject:\s*(.*)$/im.exec(head)?.[1] ?? '';
+        if (rcpt.split(',').map((a) => a.trim()).includes(to) && subj.startsWith(subject)) return plainText(raw);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`no e-mail "${subject}…" to ${to} within ${PIPELINE_MS} ms`);
+}
+
+/** The first link in `text` containing `marker`, moved onto SHOP_URL (same path and query). */
+function linkIn(text, marker) {
+  const link = text.split(/\s+/).find((word) => word.startsWith('http') && word.includes(marker));
+  assert.ok(link, `a ${marker} link in:\n${text}`);
+  const url = new URL(link);
+  return `${SHOP_URL}${url.pathname}${url.search}`;
+}
+
+/** An order link token as the shop makes it (domain::links), for any expiry. */
+function orderToken(orderId, expiresUnix) {
+  const mac = createHmac('sha256', LINK_SECRET).update(`order-link:v1:${orderId}:${expiresUnix}`).digest('base64url');
+  return `${expiresUnix}.${mac}`;
+}
+
+/** A fresh address per test run, so the tests find their own e-mails in a shared sink. */
+function uniqueEmail(name) {
+  return `${name}-${randomUUID().slice(0, 8)}@example.com`;
+}
+
+/** A new browser context: another device, with no session cookie. */
+async function otherDevice() {
+  const context = await browser.newContext({ baseURL: SHOP_URL, viewport: { width: 1200, height: 900 } });
+  context.setDefaultTimeout(15_000);
+  return context;
 }
 
 async function orderCount(context) {
@@ -283,6 +374,87 @@ describe('shop', () => {
       await page.getByTestId('orders-list').waitFor();
       assert.equal(await page.locator('[data-testid="orders-list"] > li').count(), 1, 'one order in My orders');
       assert.equal(await orderCount(context), 1, 'one order in the session');
+    });
+  });
+  test('an e-mailed order link opens the order and its invoice on another device; an altered or expired one does not', { timeout: TEST_MS, ...LINKS }, async () => {
+    await withPage('order-link', async ({ context }) => {
+      const [a] = await plentiful(context, 1, ['TARP-3X3']);
+      const email = uniqueEmail('link');
+      const orderId = await placeOrder(context, a, email);
+      const link = linkIn(await mailTo(email, 'Thanks for your order'), `/orders/${orderId}?t=`);
+
+      const device = await otherDevice();
+      try {
+        const page = await device.newPage();
+        await page.goto(link);
+        await page.getByTestId('order-reference').waitFor();
+        assert.equal(new URL(page.url()).pathname, `/orders/${orderId}`);
+        const invoice = page.getByTestId('invoice-link');
+        await invoice.waitFor({ timeout: PIPELINE_MS });
+        const href = await invoice.getAttribute('href');
+        assert.match(href, /\?t=/, 'the invoice link carries the token');
+        const pdf = await device.request.get(href);
+        assert.equal(pdf.status(), 200);
+        assert.match(pdf.headers()['content-type'], /^application\/pdf/);
+        assert.equal((await pdf.body()).subarray(0, 5).toString('latin1'), '%PDF-');
+        assert.equal(pdf.headers()['referrer-policy'], 'no-referrer');
+
+        // One character of the token changed: the stranger's "not found".
+        const token = new URL(link).searchParams.get('t');
+        const i = token.length - 4;
+        const altered = token.slice(0, i) + (token[i] === 'A' ? 'B' : 'A') + token.slice(i + 1);
+        await page.goto(`/orders/${orderId}?t=${altered}`);
+        await page.getByText('We could not find this order.').waitFor();
+
+        // Correctly signed but expired: refused too; the same signing a minute ahead works.
+        const now = Math.floor(Date.now() / 1000);
+        await page.goto(`/orders/${orderId}?t=${orderToken(orderId, now - 60)}`);
+        await page.getByText('We could not find this order.').waitFor();
+        await page.goto(`/orders/${orderId}?t=${orderToken(orderId, now + 600)}`);
+        await page.getByTestId('order-reference').waitFor();
+        await page.screenshot({ path: path.join(RESULTS, 'order-link-other-device.png'), fullPage: true }).catch(() => {});
+      } finally {
+        await device.close();
+      }
+    });
+  });
+
+  test('"Find my orders" e-mails a sign-in link that shows the orders on another device, once', { timeout: TEST_MS, ...LINKS }, async () => {
+    await withPage('find-my-orders', async ({ context }) => {
+      const [a] = await plentiful(context, 1, ['TARP-3X3']);
+      const email = uniqueEmail('signin');
+      const orderId = await placeOrder(context, a, email);
+
+      const device = await otherDevice();
+      try {
+        const page = await device.newPage();
+        await page.goto('/orders');
+        await page.getByRole('link', { name: 'Find my orders' }).click();
+        await page.waitForURL('**/find-orders');
+        await page.getByLabel('E-mail').fill(email);
+        await page.getByRole('button', { name: 'E-mail me a sign-in link' }).click();
+        await page.getByTestId('find-orders-sent').waitFor();
+        await page.screenshot({ path: path.join(RESULTS, 'find-my-orders-sent.png'), fullPage: true }).catch(() => {});
+
+        const link = linkIn(await mailTo(email, 'Your sign-in link'), '/sign-in?token=');
+        await page.goto(link);
+        await page.getByTestId('signed-in').waitFor();
+        await page.locator(`[data-order-id="${orderId}"]`).waitFor();
+        assert.equal(new URL(page.url()).search, '', 'the used token left the address bar');
+        await page.locator(`[data-order-id="${orderId}"] a`).click();
+        await page.waitForURL(`**/orders/${orderId}`);
+        await page.getByTestId('order-reference').waitFor();
+        await page.goto('/orders');
+        await page.locator(`[data-testid="orders-list"] [data-order-id="${orderId}"]`).waitFor();
+
+        // The link works once: opened again (here, or anywhere) it says so.
+        await page.goto(link);
+        await page.getByTestId('sign-in-invalid').waitFor();
+        assert.match(await page.getByTestId('sign-in-invalid').innerText(), /expired or was already used/);
+        await page.screenshot({ path: path.join(RESULTS, 'find-my-orders-used-link.png'), fullPage: true }).catch(() => {});
+      } finally {
+        await device.close();
+      }
     });
   });
 });

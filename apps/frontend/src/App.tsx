@@ -6,6 +6,8 @@ import { CartPage } from './pages/CartPage';
 import { CheckoutPage } from './pages/CheckoutPage';
 import { OrderPage } from './pages/OrderPage';
 import { OrdersPage } from './pages/OrdersPage';
+import { FindOrdersPage } from './pages/FindOrdersPage';
+import { SignInPage } from './pages/SignInPage';
 
 export function App() {
   return (
@@ -68,6 +70,8 @@ function Shell() {
           <Route path="/checkout" element={<CheckoutPage />} />
           <Route path="/orders" element={<OrdersPage />} />
           <Route path="/orders/:id" element={<OrderPage />} />
+          <Route path="/find-orders" element={<FindOrdersPage />} />
+          <Route path="/sign-in" element={<SignInPage />} />
           <Route path="*" element={<NotFound />} />
         </Routes>
       </main>

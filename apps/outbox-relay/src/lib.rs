@@ -368,12 +368,25 @@ fn log_published(published: &[&outbox::PendingEvent]) {
         return;
     }
     for event in published {
-        tracing::debug!(
-            event.id = %event.event_id,
-            event.r#type = %event.event_type,
-            order.id = %event.aggregate_id,
-            trace_id = %telemetry::trace::trace_id_of(&event.traceparent),
-            "event published"
-        );
+        let trace_id = telemetry::trace::trace_id_of(&event.traceparent);
+        // Every aggregate is an order but a sign-in request's (`customer.sign_in_requested`).
+        let aggregate = event.event_type.parse().map(domain::EventType::aggregate);
+        if aggregate == Ok(domain::Aggregate::SignInRequest) {
+            tracing::debug!(
+                event.id = %event.event_id,
+                event.r#type = %event.event_type,
+                sign_in_request.id = %event.aggregate_id,
+                trace_id = %trace_id,
+                "event published"
+            );
+        } else {
+            tracing::debug!(
+                event.id = %event.event_id,
+                event.r#type = %event.event_type,
+                order.id = %event.aggregate_id,
+                trace_id = %trace_id,
+                "event published"
+            );
+        }
     }
 }

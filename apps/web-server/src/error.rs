@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -46,6 +46,15 @@ pub enum ApiError {
         /// The product concerned, if any.
         product_id: Option<i64>,
     },
+    /// 410: the thing asked for existed once and is gone for good (a used or expired sign-in
+    /// link).
+    #[error("{message}")]
+    Gone {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// 413: the body is over the limit.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -61,6 +70,16 @@ pub enum ApiError {
         message: String,
         /// The field or product concerned, if any.
         field: Option<String>,
+    },
+    /// 429: too many requests of this kind; answered with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+        /// Seconds until the client may try again (the `Retry-After` header).
+        retry_after_s: u64,
     },
     /// 503: a dependency is down; the client may retry.
     #[error("service unavailable")]
@@ -94,6 +113,8 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Gone { code, .. } => (StatusCode::GONE, code),
+            ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -162,6 +183,11 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let ApiError::TooManyRequests { retry_after_s, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
         response.extensions_mut().insert(ErrorCode(code));
         response
     }

@@ -1,10 +1,12 @@
-//! The gateway: catalogue, session and cart, checkout, and the shopper's order pages.
+//! The gateway: catalogue, session and cart, checkout, the shopper's order pages (reachable by
+//! the one rule of [`access`]), and "find my orders" sign-in by e-mailed link ([`sign_in`]).
 //!
 //! [`Application::build`] wires the routes over PostgreSQL, Redis and SQS; `main.rs` only loads
 //! settings and runs it until a shutdown signal. Handlers parse their input into domain types,
 //! call one function of [`checkout`] or a repository, and map the result; every error is an
 //! [`error::ApiError`]. `GET /metrics` serves the Prometheus series of [`metrics`].
 
+pub mod access;
 mod cart;
 mod catalogue;
 pub mod checkout;
@@ -14,6 +16,7 @@ pub mod metrics;
 pub mod partner;
 mod routes;
 pub mod session;
+pub mod sign_in;
 pub mod signature;
 pub mod stripe;
 pub mod trace;
@@ -47,6 +50,13 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
+impl AppState {
+    /// The key of order and sign-in links (`shop.link_secret`, checked at start-up).
+    pub fn link_key(&self) -> &[u8] {
+        self.settings.shop.link_secret.expose_secret().as_bytes()
+    }
+}
+
 /// A bound, not yet serving, web-server.
 pub struct Application {
     listener: TcpListener,
@@ -58,8 +68,13 @@ impl Application {
     /// Connects to the services and binds the listener (`http.addr`; port 0 picks a free one).
     ///
     /// # Errors
-    /// When PostgreSQL or Redis cannot be reached, or the address cannot be bound.
+    /// When the link secret is missing or too short, PostgreSQL or Redis cannot be reached, or
+    /// the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings
+            .shop
+            .link_key()
+            .context("Order and sign-in links cannot be signed")?;
         telemetry::metrics::install();
         metrics::describe();
         let pool = settings
@@ -117,7 +132,11 @@ impl Application {
             shutdown.await;
             token.cancel();
         });
-        axum::serve(self.listener, self.router)
+        // The peer address feeds the per-client rate limit of sign-in links.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await
     }

@@ -38,6 +38,20 @@ pub enum EventType {
     /// The partner delivered the parcel.
     #[serde(rename = "shipment.delivered")]
     ShipmentDelivered,
+    /// A shopper asked for a one-time sign-in link ("find my orders"). Its aggregate is the
+    /// sign-in request, not an order: see [`Aggregate`].
+    #[serde(rename = "customer.sign_in_requested")]
+    SignInRequested,
+}
+
+/// What an event's aggregate id (the envelope's `order_id` field, the SQS message group and the
+/// outbox's `aggregate_id`) names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    /// An order: every `order.*`, `invoice.*`, `payment.*` and `shipment.*` event.
+    Order,
+    /// A stored sign-in request (`customer.sign_in_requested`): no order, no timeline.
+    SignInRequest,
 }
 
 /// The error for an event type name this version does not know.
@@ -47,7 +61,7 @@ pub struct UnknownEventType(pub String);
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::OrderPlaced,
         EventType::InvoiceGenerated,
         EventType::PaymentSucceeded,
@@ -57,6 +71,7 @@ impl EventType {
         EventType::PaymentRefunded,
         EventType::OrderCancelled,
         EventType::ShipmentDelivered,
+        EventType::SignInRequested,
     ];
 
     /// The wire name, such as `order.placed`.
@@ -71,6 +86,15 @@ impl EventType {
             EventType::PaymentRefunded => "payment.refunded",
             EventType::OrderCancelled => "order.cancelled",
             EventType::ShipmentDelivered => "shipment.delivered",
+            EventType::SignInRequested => "customer.sign_in_requested",
+        }
+    }
+
+    /// What the aggregate id of an event of this type names.
+    pub fn aggregate(self) -> Aggregate {
+        match self {
+            EventType::SignInRequested => Aggregate::SignInRequest,
+            _ => Aggregate::Order,
         }
     }
 }
@@ -104,7 +128,9 @@ pub struct EventEnvelope {
     pub event_type: EventType,
     /// The payload schema version of this event type.
     pub version: u16,
-    /// The aggregate the event belongs to; also the SQS message group.
+    /// The aggregate the event belongs to; also the SQS message group. An order's id, except
+    /// for the event types whose [`EventType::aggregate`] says otherwise (the field keeps its
+    /// name for the wire format's sake).
     pub order_id: Uuid,
     /// When the state change happened.
     pub occurred_at: DateTime<Utc>,
@@ -287,6 +313,15 @@ pub struct ShipmentDelivered {
     pub delivered_at: DateTime<Utc>,
 }
 
+/// Payload of `customer.sign_in_requested` (version 1). It holds no personal data: the address
+/// stays in the sign-in request row (the envelope's aggregate id), where the e-mail worker reads
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignInRequested {
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A decoded event payload: one variant per event type this version understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventBody {
@@ -308,6 +343,8 @@ pub enum EventBody {
     OrderCancelled(OrderCancelled),
     /// `shipment.delivered`.
     ShipmentDelivered(ShipmentDelivered),
+    /// `customer.sign_in_requested`.
+    SignInRequested(SignInRequested),
 }
 
 impl EventBody {
@@ -323,6 +360,7 @@ impl EventBody {
             EventBody::PaymentRefunded(_) => EventType::PaymentRefunded,
             EventBody::OrderCancelled(_) => EventType::OrderCancelled,
             EventBody::ShipmentDelivered(_) => EventType::ShipmentDelivered,
+            EventBody::SignInRequested(_) => EventType::SignInRequested,
         }
     }
 }
@@ -332,7 +370,8 @@ impl EventBody {
 pub struct Event {
     /// Unique per event: the inbox key.
     pub id: Uuid,
-    /// The order it belongs to.
+    /// The order it belongs to — for the events whose [`EventType::aggregate`] is an order;
+    /// the sign-in request's id for `customer.sign_in_requested`.
     pub order_id: Uuid,
     /// When the state change happened.
     pub occurred_at: DateTime<Utc>,
@@ -409,6 +448,9 @@ impl Event {
             }
             EventType::ShipmentDelivered => {
                 EventBody::ShipmentDelivered(decode(payload).map_err(invalid)?)
+            }
+            EventType::SignInRequested => {
+                EventBody::SignInRequested(decode(payload).map_err(invalid)?)
             }
         };
         Ok(Event {

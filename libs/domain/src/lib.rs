@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod events;
 pub mod invoice;
+pub mod links;
 pub mod money;
 pub mod order;
 pub mod pricing;
@@ -12,9 +13,9 @@ pub mod routing;
 
 pub use checkout::{Address, CheckoutError, CheckoutLine, Customer, EmailAddress, Quantity};
 pub use events::{
-    DecodeError, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated, OrderCancelled,
-    OrderPlaced, OrderPlacedLine, PaymentFailed, PaymentRefunded, PaymentSucceeded,
-    ShipmentCreated, ShipmentDelivered, ShipmentFailed, UnknownEventType,
+    Aggregate, DecodeError, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated,
+    OrderCancelled, OrderPlaced, OrderPlacedLine, PaymentFailed, PaymentRefunded, PaymentSucceeded,
+    ShipmentCreated, ShipmentDelivered, ShipmentFailed, SignInRequested, UnknownEventType,
 };
 pub use invoice::{
     BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, Seller, TaxRate,

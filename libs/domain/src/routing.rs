@@ -65,6 +65,7 @@ pub fn route(event_type: EventType) -> &'static [Consumer] {
         EventType::PaymentRefunded => &[Email],
         EventType::OrderCancelled => &[Billing, Email],
         EventType::ShipmentDelivered => &[Email],
+        EventType::SignInRequested => &[Email],
     }
 }
 
@@ -77,6 +78,11 @@ mod tests {
         for event_type in EventType::ALL {
             assert!(route(event_type).contains(&Consumer::Email), "{event_type}");
         }
+    }
+
+    #[test]
+    fn a_sign_in_request_reaches_only_the_email_consumer() {
+        assert_eq!(route(EventType::SignInRequested), &[Consumer::Email]);
     }
 
     #[test]

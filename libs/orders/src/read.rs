@@ -1,6 +1,8 @@
 //! The read model of orders: what the order page, a session's list and the operator's
-//! `order show` read. The queries take a pool and return plain rows; access rules (which
-//! session may see which order) are the callers'.
+//! `order show` read. The queries take a pool and return plain rows. Which request may see which
+//! order is decided by the caller (the web-server's access rule) and passed in as a [`Viewer`]:
+//! the queries of a shopper's request apply it in SQL, so an order the viewer may not see is
+//! simply not found.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -101,13 +103,30 @@ macro_rules! summary {
     };
 }
 
-/// The session's orders, newest first (at most 100).
+/// The access facts of a shopper's request, gathered by the web-server's access rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    /// SHA-256 (hex) of the request's session id, as orders store their `owner_session`.
+    pub owner: &'a str,
+    /// Whether the request carries a valid signed link (`domain::links`) to the very order
+    /// asked for.
+    pub has_order_link: bool,
+}
+
+/// The orders `owner`'s session may list, newest first (at most 100): the ones it placed, and
+/// those of the customers a sign-in link granted it (`session_grants`).
 ///
 /// # Errors
 /// When the query fails.
 pub async fn list(pool: &PgPool, owner: &str) -> sqlx::Result<Vec<OrderSummary>> {
-    sqlx::query_as(summary!(
-        "WHERE o.owner_session = $1 ORDER BY o.created_at DESC LIMIT 100"
+    sqlx::query_as(concat!(
+        summary!("WHERE o.owner_session = $1"),
+        " UNION ",
+        summary!(
+            "WHERE o.customer_id IN (SELECT g.customer_id FROM session_grants g
+                                     WHERE g.owner_session = $1)"
+        ),
+        " ORDER BY created_at DESC LIMIT 100"
     ))
     .bind(owner)
     .fetch_all(pool)
@@ -115,21 +134,28 @@ pub async fn list(pool: &PgPool, owner: &str) -> sqlx::Result<Vec<OrderSummary>>
     .map(|rows: Vec<OrderSummary>| rows.into_iter().map(OrderSummary::referenced).collect())
 }
 
-/// The order, if it exists and belongs to `owner`.
+/// The order, if it exists and `viewer` may see it: its session placed it, a sign-in link
+/// granted its session the order's customer, or it carries a valid link to this order.
 ///
 /// # Errors
 /// When the query fails.
-pub async fn find(
+pub async fn find_for(
     pool: &PgPool,
-    owner: &str,
     order_id: Uuid,
+    viewer: &Viewer<'_>,
 ) -> sqlx::Result<Option<OrderSummary>> {
-    sqlx::query_as(summary!("WHERE o.id = $1 AND o.owner_session = $2"))
-        .bind(order_id)
-        .bind(owner)
-        .fetch_optional(pool)
-        .await
-        .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
+    sqlx::query_as(summary!(
+        "WHERE o.id = $1
+           AND ($3 OR o.owner_session = $2
+                OR EXISTS (SELECT 1 FROM session_grants g
+                           WHERE g.owner_session = $2 AND g.customer_id = o.customer_id))"
+    ))
+    .bind(order_id)
+    .bind(viewer.owner)
+    .bind(viewer.has_order_link)
+    .fetch_optional(pool)
+    .await
+    .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
 }
 
 /// The order, whoever placed it: for operator tools, never for a shopper's request.

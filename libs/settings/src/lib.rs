@@ -142,6 +142,11 @@ pub struct HttpSettings {
     pub secure_cookies: bool,
     /// Seconds the catalogue stays cached in Redis (`APP__HTTP__CATALOGUE_CACHE_S`).
     pub catalogue_cache_s: u64,
+    /// How many proxies in front of the web-server append to `X-Forwarded-For`
+    /// (`APP__HTTP__TRUSTED_PROXIES`, default 0). 0: a client is the connection's peer address;
+    /// 1 behind one load balancer: the last `X-Forwarded-For` entry; n: the n-th from the end.
+    /// Used for the per-client rate limit of sign-in links.
+    pub trusted_proxies: usize,
 }
 
 /// Outbox relay settings.
@@ -198,7 +203,7 @@ pub struct WorkerSettings {
     pub sqs_timeout_ms: u64,
 }
 
-/// Shop identity used in e-mails (`APP__SHOP__…`).
+/// Shop identity used in e-mails, and the shopper's signed links (`APP__SHOP__…`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct ShopSettings {
@@ -206,6 +211,26 @@ pub struct ShopSettings {
     pub name: String,
     /// The address shoppers open, without a trailing slash; order links start with it.
     pub public_url: String,
+    /// The key of the order links in e-mails and of the one-time sign-in links
+    /// (`APP__SHOP__LINK_SECRET`, at least 32 bytes; from the secret store in AWS). Empty by
+    /// default: the web-server and the email-service refuse to start without one
+    /// ([`ShopSettings::link_key`]); the other processes do not need it. Changing it makes every
+    /// link sent so far stop working.
+    pub link_secret: SecretString,
+    /// How long an order link in an e-mail works, in seconds, counted from the event the e-mail
+    /// is about (`APP__SHOP__ORDER_LINK_TTL_S`, default 90 days).
+    pub order_link_ttl_s: u64,
+    /// How long a one-time sign-in link works, in seconds (`APP__SHOP__SIGN_IN_TTL_S`, default
+    /// 900 = 15 min).
+    pub sign_in_ttl_s: u64,
+    /// Sign-in links one e-mail address may ask for per window
+    /// (`APP__SHOP__SIGN_IN_PER_ADDRESS`, default 3).
+    pub sign_in_per_address: u32,
+    /// Sign-in links one client (IP address) may ask for per window
+    /// (`APP__SHOP__SIGN_IN_PER_CLIENT`, default 10).
+    pub sign_in_per_client: u32,
+    /// The rate limits' fixed window, in seconds (`APP__SHOP__SIGN_IN_WINDOW_S`, default 900).
+    pub sign_in_window_s: u64,
 }
 
 /// Invoice settings (`APP__INVOICE__…`).
@@ -438,7 +463,37 @@ impl Default for ShopSettings {
         ShopSettings {
             name: "ChargeFlow Outdoor Shop".into(),
             public_url: "http://127.0.0.1:3000".into(),
+            link_secret: SecretString::from(""),
+            order_link_ttl_s: 90 * 24 * 3600,
+            sign_in_ttl_s: 900,
+            sign_in_per_address: 3,
+            sign_in_per_client: 10,
+            sign_in_window_s: 900,
         }
+    }
+}
+
+/// The shortest accepted `shop.link_secret`, in bytes.
+pub const MIN_LINK_SECRET_LEN: usize = 32;
+
+impl ShopSettings {
+    /// The link secret's bytes, for the processes that make or check links (the web-server and
+    /// the email-service call this at start-up).
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] naming `shop.link_secret` when it is shorter than
+    /// [`MIN_LINK_SECRET_LEN`] bytes (or unset).
+    pub fn link_key(&self) -> Result<&[u8], SettingsError> {
+        use secrecy::ExposeSecret;
+        let key = self.link_secret.expose_secret().as_bytes();
+        if key.len() < MIN_LINK_SECRET_LEN {
+            return Err(SettingsError::Invalid {
+                key: "shop.link_secret",
+                reason: "must be set to a random value of at least 32 bytes \
+                         (APP__SHOP__LINK_SECRET; scripts/start.sh makes one for the local stack)",
+            });
+        }
+        Ok(key)
     }
 }
 
@@ -507,6 +562,7 @@ impl Default for HttpSettings {
             static_dir: "apps/frontend/dist".into(),
             secure_cookies: false,
             catalogue_cache_s: 30,
+            trusted_proxies: 0,
         }
     }
 }
@@ -616,6 +672,21 @@ impl Settings {
         }
         if !(1..=1000).contains(&self.orders.sweep_batch) {
             return invalid("orders.sweep_batch", "must be between 1 and 1000");
+        }
+        if self.shop.order_link_ttl_s == 0 || self.shop.sign_in_ttl_s == 0 {
+            return invalid(
+                "shop.sign_in_ttl_s",
+                "order_link_ttl_s and sign_in_ttl_s must be at least 1",
+            );
+        }
+        if self.shop.sign_in_per_address == 0
+            || self.shop.sign_in_per_client == 0
+            || self.shop.sign_in_window_s == 0
+        {
+            return invalid(
+                "shop.sign_in_window_s",
+                "sign_in_per_address, sign_in_per_client and sign_in_window_s must be at least 1",
+            );
         }
         if self.sqs.region.is_empty() {
             return invalid("sqs.region", "must not be empty");
@@ -778,6 +849,20 @@ mod tests {
     fn a_metrics_address_that_is_not_ip_and_port_is_refused() {
         let err = Settings::from_sources(&[("APP__METRICS__ADDR", "nowhere")]).unwrap_err();
         assert!(err.to_string().contains("metrics.addr"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_or_short_link_secret_is_refused_by_those_who_need_it() {
+        let unset = Settings::from_sources(&[]).unwrap();
+        let err = unset.shop.link_key().unwrap_err();
+        assert!(err.to_string().contains("shop.link_secret"), "{err}");
+        let short = Settings::from_sources(&[("APP__SHOP__LINK_SECRET", "too short")]).unwrap();
+        assert!(short.shop.link_key().is_err());
+        let good = "k".repeat(MIN_LINK_SECRET_LEN);
+        let set = Settings::from_sources(&[("APP__SHOP__LINK_SECRET", &good)]).unwrap();
+        assert_eq!(set.shop.link_key().unwrap(), good.as_bytes());
+        assert_eq!(set.shop.order_link_ttl_s, 90 * 24 * 3600);
+        assert_eq!(set.shop.sign_in_ttl_s, 900);
     }
 
     #[test]

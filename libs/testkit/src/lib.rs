@@ -27,6 +27,10 @@ pub const SCHEMA: &str = include_str!("../../../init.sql");
 /// The queue definitions shared with the LocalStack ready hook.
 pub const QUEUES_JSON: &str = include_str!("../../../localstack/queues.json");
 
+/// The link secret every test's settings carry (`APP__SHOP__LINK_SECRET`), so tests can make
+/// and check order and sign-in links with `domain::links`.
+pub const LINK_SECRET: &str = "chargeflow-test-link-secret-0123456789abcdef";
+
 /// A result for test helpers: any error, with its message.
 pub type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -40,7 +44,8 @@ pub const COUNTRY_RATES: [(&str, &str); 4] = [
     ("APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP", "0"),
 ];
 
-/// The settings the test run exported (`APP__…`), with [`COUNTRY_RATES`] and `overrides` on top.
+/// The settings the test run exported (`APP__…`), the test [`LINK_SECRET`] and
+/// [`COUNTRY_RATES`], with `overrides` on top.
 ///
 /// # Panics
 /// When the settings do not load: the test run is misconfigured.
@@ -55,6 +60,7 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> settings::Settings {
         .iter()
         .filter_map(|k| Some(((*k).to_owned(), std::env::var(k).ok()?)))
         .collect();
+    pairs.push(("APP__SHOP__LINK_SECRET".to_owned(), LINK_SECRET.to_owned()));
     pairs.extend(
         COUNTRY_RATES
             .iter()
@@ -553,7 +559,8 @@ pub async fn wait_drained(client: &Client, queue_url: &str, timeout: Duration) -
 }
 
 /// The settings a worker process of a test runs with: its database, SQS endpoint and queue
-/// prefix, and short waits (1 s long polls, 3 s visibility, 1 s first retry) so tests move fast.
+/// prefix, the test [`LINK_SECRET`], and short waits (1 s long polls, 3 s visibility, 1 s first
+/// retry) so tests move fast.
 pub fn worker_overrides(
     db_url: &str,
     sqs_endpoint: &str,
@@ -566,6 +573,7 @@ pub fn worker_overrides(
         ("APP__WORKER__WAIT_TIME_S", "1".into()),
         ("APP__WORKER__VISIBILITY_TIMEOUT_S", "3".into()),
         ("APP__WORKER__RETRY_BASE_S", "1".into()),
+        ("APP__SHOP__LINK_SECRET", LINK_SECRET.into()),
     ]
 }
 

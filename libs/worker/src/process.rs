@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use domain::{Event, EventEnvelope};
+use domain::{Aggregate, Event, EventEnvelope};
 use outbox::inbox::{self, Inbox};
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -70,11 +70,20 @@ pub async fn process<H: Handler>(
         "event",
         event.id = %event.id,
         event.r#type = %event.event_type(),
-        order.id = %event.order_id,
+        order.id = tracing::field::Empty,
+        sign_in_request.id = tracing::field::Empty,
         correlation_id = %event.correlation_id,
         trace_id = %telemetry::trace::trace_id_of(&event.traceparent),
         consumer = %handler.consumer(),
     );
+    // The envelope's aggregate is an order for every event type but the sign-in request.
+    match event.event_type().aggregate() {
+        Aggregate::Order => span.record("order.id", tracing::field::display(event.order_id)),
+        Aggregate::SignInRequest => span.record(
+            "sign_in_request.id",
+            tracing::field::display(event.order_id),
+        ),
+    };
     async {
         let started = std::time::Instant::now();
         let result = tokio::time::timeout(timeout, run(handler, pool, &event))

@@ -133,14 +133,22 @@ export class ApiError extends Error {
   readonly code: string;
   readonly field?: string;
   readonly productId?: number;
+  /** Seconds to wait before trying again, from a `429` answer's `Retry-After`. */
+  readonly retryAfterS?: number;
 
-  constructor(status: number, code: string, message: string, extra: { field?: string; product_id?: number } = {}) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    extra: { field?: string; product_id?: number; retry_after_s?: number } = {},
+  ) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.field = extra.field;
     this.productId = extra.product_id;
+    this.retryAfterS = extra.retry_after_s;
   }
 }
 
@@ -174,11 +182,12 @@ async function request<T>(method: string, path: string, body?: unknown, headers:
   }
   if (!response.ok) {
     const error = (payload as { error?: { code?: string; message?: string; field?: string; product_id?: number } } | null)?.error;
+    const retryAfter = Number(response.headers.get('Retry-After'));
     throw new ApiError(
       response.status,
       error?.code ?? (response.status >= 500 ? 'internal' : 'http_' + response.status),
       error?.message ?? `The shop answered ${response.status}.`,
-      { field: error?.field, product_id: error?.product_id },
+      { field: error?.field, product_id: error?.product_id, retry_after_s: retryAfter > 0 ? retryAfter : undefined },
     );
   }
   return payload as T;
@@ -195,11 +204,25 @@ export const api = {
   placeOrder: (body: CheckoutRequest, idempotencyKey: string) =>
     request<PlacedOrder>('POST', '/api/orders', body, { 'Idempotency-Key': idempotencyKey }),
   orders: () => request<{ orders: OrderSummary[] }>('GET', '/api/orders').then((r) => r.orders),
-  order: (id: string) => request<Order>('GET', `/api/orders/${encodeURIComponent(id)}`),
+  /** The order; `token` is the `t` of an e-mailed order link, passed on to the API as `?t=`. */
+  order: (id: string, token?: string) => request<Order>('GET', withLink(`/api/orders/${encodeURIComponent(id)}`, token)),
   /** `200` with the order, or `404 order_not_found` / `409 order_not_cancellable` (the message says why). */
-  cancelOrder: (id: string) => request<Order>('POST', `/api/orders/${encodeURIComponent(id)}/cancel`),
-  orderEventsUrl: (id: string) => `/api/orders/${encodeURIComponent(id)}/events`,
+  cancelOrder: (id: string, token?: string) =>
+    request<Order>('POST', withLink(`/api/orders/${encodeURIComponent(id)}/cancel`, token)),
+  orderEventsUrl: (id: string, token?: string) => withLink(`/api/orders/${encodeURIComponent(id)}/events`, token),
+  /** Asks for a one-time sign-in link by e-mail: `202` whatever the address (the answer never says
+   * whether it has orders), `422 invalid_email`, `429 rate_limited` (`retryAfterS` says when). */
+  requestSignIn: (email: string) => request<{ status: string; message: string }>('POST', '/api/sign-in/requests', { email }),
+  /** Uses an e-mailed sign-in link's token: the session then sees that address's orders (answered
+   * here); `410 sign_in_link_invalid` when it was used, has expired or is not valid. */
+  signIn: (token: string) => request<{ orders: OrderSummary[] }>('POST', '/api/sign-in', { token }).then((r) => r.orders),
 };
+
+/** `url` with an order link's token as `?t=` (or `&t=`), unchanged without one. */
+export function withLink(url: string, token?: string | null): string {
+  if (!token) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}t=${encodeURIComponent(token)}`;
+}
 
 /** A fresh idempotency key (a UUID); falls back to getRandomValues outside secure contexts. */
 export function newIdempotencyKey(): string {

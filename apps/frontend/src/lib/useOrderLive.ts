@@ -23,9 +23,10 @@ export interface OrderLive {
  * `/api/orders/{id}/events`. While the stream is away (an error, a server without the stream, the
  * API briefly down) the order is polled every second; EventSource reconnects by itself, and a
  * stream that gave up is reopened with a growing pause. Everything stops at a terminal status
- * (a shipped order is followed until it is delivered).
+ * (a shipped order is followed until it is delivered). `token`, the `t` of an e-mailed order link,
+ * goes with every request (`?t=`), so the page works on a device the order was not placed on.
  */
-export function useOrderLive(id: string): OrderLive {
+export function useOrderLive(id: string, token?: string | null): OrderLive {
   const [order, setOrder] = useState<Order | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [live, setLive] = useState<LiveState>('connecting');
@@ -71,7 +72,7 @@ export function useOrderLive(id: string): OrderLive {
       if (inFlight || stopped) return;
       inFlight = true;
       try {
-        apply(await api.order(id));
+        apply(await api.order(id, token ?? undefined));
       } catch (e) {
         if (stopped) return;
         const err = e instanceof ApiError ? e : new ApiError(0, 'network_error', String(e));
@@ -93,7 +94,7 @@ export function useOrderLive(id: string): OrderLive {
         startPolling();
         return;
       }
-      const es = new EventSource(api.orderEventsUrl(id));
+      const es = new EventSource(api.orderEventsUrl(id, token ?? undefined));
       source = es;
       es.addEventListener('order', (event) => {
         let next: Order;
@@ -131,7 +132,7 @@ export function useOrderLive(id: string): OrderLive {
       if (applyRef.current === apply) applyRef.current = null;
       stopAll();
     };
-  }, [id, attempt]);
+  }, [id, token, attempt]);
 
   const retry = useCallback(() => setAttempt((n) => n + 1), []);
   const replace = useCallback((next: Order) => applyRef.current?.(next), []);

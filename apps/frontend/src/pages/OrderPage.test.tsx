@@ -307,4 +307,40 @@ describe('order page', () => {
     expect(await screen.findByText(/We could not find this order/)).toBeTruthy();
     await waitFor(() => expect(FakeEventSource.latest().readyState).toBe(FakeEventSource.CLOSED));
   });
+
+  describe('opened by an e-mailed order link', () => {
+    const TOKEN = '1900000000.b5_tLZ2uNvd1kVn0PFwj3sSwJ2rZrCbiL4i7W5T0d0E';
+
+    it('passes the token on to the order, its stream, its invoice link and its cancellation', async () => {
+      api.orderAnswers = [{ status: 200, body: { ...invoiced, cancellable: true } }];
+      api.cancelAnswers = [{ status: 200, body: cancelledFrom(invoiced) }];
+      const user = userEvent.setup();
+      renderAt(`/orders/${ORDER_ID}?t=${TOKEN}`, '/orders/:id', <OrderPage />);
+      expect(await screen.findByText('Invoice issued')).toBeTruthy();
+
+      expect(api.callsTo('GET', `/api/orders/${ORDER_ID}`).map((c) => c.url)).toContain(`/api/orders/${ORDER_ID}?t=${TOKEN}`);
+      expect(FakeEventSource.latest().url).toBe(`/api/orders/${ORDER_ID}/events?t=${TOKEN}`);
+      expect(screen.getByTestId('invoice-link').getAttribute('href')).toBe(`/api/orders/${ORDER_ID}/invoice.pdf?t=${TOKEN}`);
+      await user.click(screen.getByRole('button', { name: 'Cancel order' }));
+      await user.click(screen.getByRole('button', { name: 'Yes, cancel' }));
+      await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Cancelled'));
+      expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/cancel`).map((c) => c.url)).toEqual([`/api/orders/${ORDER_ID}/cancel?t=${TOKEN}`]);
+    });
+
+    it('shows the not-found state for a link the shop refuses, with a way to find the orders by e-mail', async () => {
+      renderAt(`/orders/${ORDER_ID}?t=${TOKEN}x`, '/orders/:id', <OrderPage />);
+      const alert = await screen.findByRole('alert');
+      expect(alert.textContent).toContain('We could not find this order.');
+      expect(screen.getByRole('link', { name: 'Find my orders by e-mail' }).getAttribute('href')).toBe('/find-orders');
+      expect(api.callsTo('GET', '/api/orders/').every((c) => c.url.endsWith(`?t=${TOKEN}x`))).toBe(true);
+    });
+
+    it('sends no token when the page was opened without one', async () => {
+      api.orderAnswers = [{ status: 200, body: invoiced }];
+      renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+      expect(await screen.findByText('Invoice issued')).toBeTruthy();
+      expect(api.calls.some((c) => c.url.includes('t='))).toBe(false);
+      expect(FakeEventSource.latest().url).toBe(`/api/orders/${ORDER_ID}/events`);
+    });
+  });
 });

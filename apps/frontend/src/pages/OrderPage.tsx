@@ -1,6 +1,6 @@
 import { useEffect, useId, useRef, useState } from 'react';
-import { Link, useLocation, useParams } from 'react-router-dom';
-import { api, type Order } from '../lib/api';
+import { Link, useLocation, useParams, useSearchParams } from 'react-router-dom';
+import { api, withLink, type Order } from '../lib/api';
 import { formatDateTime, formatMoney } from '../lib/format';
 import { isTerminal, statusLabel, statusTone } from '../lib/status';
 import { useOrderLive, type LiveState } from '../lib/useOrderLive';
@@ -11,7 +11,10 @@ export function OrderPage() {
   const { id = '' } = useParams();
   const location = useLocation();
   const justPlaced = Boolean((location.state as { justPlaced?: boolean } | null)?.justPlaced);
-  const { order, error, live, retry, replace } = useOrderLive(id);
+  // An e-mailed order link carries `?t=<token>`: every API call of this page passes it on.
+  const [search] = useSearchParams();
+  const token = search.get('t');
+  const { order, error, live, retry, replace } = useOrderLive(id, token);
 
   const reference = order?.reference;
   useEffect(() => {
@@ -24,8 +27,12 @@ export function OrderPage() {
         <h1>Your order</h1>
         {error?.code === 'order_not_found' ? (
           <div className="notice notice-error" role="alert">
-            <p>We could not find this order. It may belong to another browser or session.</p>
-            <Link to="/orders">See my orders</Link>
+            <p>
+              We could not find this order. It may belong to another browser or session, or the link you followed has expired.
+            </p>
+            <p>
+              <Link to="/orders">See my orders</Link> · <Link to="/find-orders">Find my orders by e-mail</Link>
+            </p>
           </div>
         ) : error ? (
           <LoadError what="this order" error={error} onRetry={retry} />
@@ -35,18 +42,20 @@ export function OrderPage() {
       </section>
     );
   }
-  return <OrderView order={order} live={live} justPlaced={justPlaced} onChange={replace} />;
+  return <OrderView order={order} token={token} live={live} justPlaced={justPlaced} onChange={replace} />;
 }
 
 interface ViewProps {
   order: Order;
+  /** The order link's token this page was opened with, if any. */
+  token: string | null;
   live: LiveState;
   justPlaced: boolean;
   /** Shows a newer order, e.g. the answer of a cancellation. */
   onChange: (order: Order) => void;
 }
 
-function OrderView({ order, live, justPlaced, onChange }: ViewProps) {
+function OrderView({ order, token, live, justPlaced, onChange }: ViewProps) {
   const money = (minor: number) => formatMoney(minor, order.currency);
   const totals = orderTotals(order);
   const tone = statusTone(order.status);
@@ -144,7 +153,7 @@ function OrderView({ order, live, justPlaced, onChange }: ViewProps) {
         </p>
       )}
 
-      <CancelOrder order={order} onCancelled={onChange} />
+      <CancelOrder order={order} token={token} onCancelled={onChange} />
 
       <div className="order-grid">
         <div className="card">
@@ -228,7 +237,7 @@ function OrderView({ order, live, justPlaced, onChange }: ViewProps) {
                 {order.invoice_url ? (
                   <>
                     {order.invoice && <span className="invoice-number">{order.invoice.number}</span>}
-                    <a href={order.invoice_url} download className="button button-secondary button-small" data-testid="invoice-link">
+                    <a href={withLink(order.invoice_url, token)} download className="button button-secondary button-small" data-testid="invoice-link">
                       Download invoice (PDF)
                     </a>
                   </>
@@ -289,7 +298,7 @@ function deliveryTime(order: Order): string | null {
  * "Cancel order" while the order may be cancelled: asks in the page, then sends
  * `POST /api/orders/{id}/cancel` and shows the answer; a refusal is shown in an alert.
  */
-function CancelOrder({ order, onCancelled }: { order: Order; onCancelled: (order: Order) => void }) {
+function CancelOrder({ order, token, onCancelled }: { order: Order; token: string | null; onCancelled: (order: Order) => void }) {
   const [step, setStep] = useState<'idle' | 'confirming' | 'sending'>('idle');
   const [error, setError] = useState<string | null>(null);
   const sending = useRef(false);
@@ -312,7 +321,7 @@ function CancelOrder({ order, onCancelled }: { order: Order; onCancelled: (order
     setStep('sending');
     setError(null);
     try {
-      onCancelled(await api.cancelOrder(order.order_id));
+      onCancelled(await api.cancelOrder(order.order_id, token ?? undefined));
     } catch (e) {
       setError(describeLoadError(e));
     } finally {

@@ -1,9 +1,8 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Link } from 'react-router-dom';
 import { api, type OrderSummary } from '../lib/api';
-import { formatDateTime, formatMoney } from '../lib/format';
-import { statusLabel, statusTone } from '../lib/status';
 import { LoadError, Loading } from '../components/Status';
+import { OrderList } from '../components/OrderList';
 
 export function OrdersPage() {
   const [orders, setOrders] = useState<OrderSummary[] | null>(null);
@@ -33,25 +32,18 @@ export function OrdersPage() {
         <Loading label="Loading your orders…" />
       ) : orders.length === 0 ? (
         <div className="empty">
-          <p>You have not ordered anything yet.</p>
+          <p>You have not ordered anything yet in this browser.</p>
           <Link className="button" to="/">
             Browse the shop
           </Link>
         </div>
       ) : (
-        <ul className="orders-list" data-testid="orders-list">
-          {orders.map((o) => (
-            <li key={o.order_id} className="card order-row" data-order-id={o.order_id}>
-              <Link to={`/orders/${o.order_id}`} className="order-link">
-                Order {o.reference}
-              </Link>
-              <span className="muted">{formatDateTime(o.created_at)}</span>
-              <span>{formatMoney(o.total_minor ?? o.subtotal_minor, o.currency)}</span>
-              <span className={`badge badge-${statusTone(o.status)}`}>{statusLabel(o.status)}</span>
-            </li>
-          ))}
-        </ul>
+        <OrderList orders={orders} />
       )}
+      <p className="muted find-orders-hint">
+        Ordered on another device or in another browser? <Link to="/find-orders">Find my orders</Link> with the e-mail address you
+        ordered with.
+      </p>
     </section>
   );
 }

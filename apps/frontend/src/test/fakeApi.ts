@@ -36,6 +36,12 @@ export class FakeApi {
   cancelHold: Promise<void> | null = null;
   /** Set to make `GET /api/cart` fail this many times. */
   cartFailures = 0;
+  /** Answers for `POST /api/sign-in/requests`, used in turn (the last one repeats). */
+  signInRequestAnswers: Answer[] = [{ status: 202, body: { status: 'accepted', message: 'if this address has orders with us, we have sent it a sign-in link' } }];
+  /** Answers for `POST /api/sign-in`, used in turn (the last one repeats). */
+  signInAnswers: Answer[] = [{ status: 200, body: { orders: [] } }];
+  /** Headers added to every answer of `POST /api/sign-in/requests` (e.g. `Retry-After`). */
+  signInRequestHeaders: Record<string, string> = {};
   fetch = vi.fn((input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init));
 
   constructor(lines: [number, number][] = []) {
@@ -105,21 +111,32 @@ export class FakeApi {
     const body = typeof init?.body === 'string' ? JSON.parse(init.body) : undefined;
     const headers = (init?.headers ?? {}) as Record<string, string>;
     this.calls.push({ method, url, body, headers });
-    if (method === 'POST' && /^\/api\/orders\/[^/]+\/cancel$/.test(url) && this.cancelHold) await this.cancelHold;
-    const answer = this.route(method, url, body);
+    const path = url.split('?')[0];
+    if (method === 'POST' && /^\/api\/orders\/[^/]+\/cancel$/.test(path) && this.cancelHold) await this.cancelHold;
+    const query = new URLSearchParams(url.split('?')[1] ?? '');
+    const answer = this.route(method, path, body, query);
+    const extra = method === 'POST' && path === '/api/sign-in/requests' ? this.signInRequestHeaders : {};
     await Promise.resolve();
-    return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { 'Content-Type': 'application/json' } });
+    return new Response(JSON.stringify(answer.body), {
+      status: answer.status,
+      headers: { 'Content-Type': 'application/json', ...extra },
+    });
   }
 
-  private route(method: string, url: string, body: any): Answer {
+  private route(method: string, url: string, body: any, query: URLSearchParams): Answer {
+    if (method === 'POST' && url === '/api/sign-in/requests') {
+      return this.signInRequestAnswers.length > 1 ? this.signInRequestAnswers.shift()! : this.signInRequestAnswers[0];
+    }
+    if (method === 'POST' && url === '/api/sign-in') {
+      return this.signInAnswers.length > 1 ? this.signInAnswers.shift()! : this.signInAnswers[0];
+    }
     if (method === 'GET' && url === '/api/products') return { status: 200, body: { products: PRODUCTS } };
-    const cartQuery = url.match(/^\/api\/cart(?:\?country=([A-Z]{2}))?$/);
-    if (method === 'GET' && cartQuery) {
+    if (method === 'GET' && url === '/api/cart') {
       if (this.cartFailures > 0) {
         this.cartFailures -= 1;
         return apiError(503, 'service_unavailable', 'service unavailable');
       }
-      return { status: 200, body: this.cart(cartQuery[1]) };
+      return { status: 200, body: this.cart(query.get('country') ?? undefined) };
     }
     const item = url.match(/^\/api\/cart\/items\/(\d+)$/);
     if (item) {

@@ -4,12 +4,14 @@ mod cart;
 mod health;
 mod orders;
 mod products;
+mod sign_in;
 
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{HeaderName, Request},
+    http::{HeaderName, HeaderValue, Request, header},
     middleware,
+    response::Response,
     routing::{get, post, put},
 };
 use tower_http::{
@@ -42,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}/invoice.pdf", get(orders::invoice_pdf))
         .route("/orders/{order_id}/events", get(orders::events))
         .route("/orders/{order_id}/cancel", post(orders::cancel))
+        .route("/sign-in", post(sign_in::sign_in))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::layer,
@@ -50,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/products", get(products::list))
         .route("/stripe/webhook", post(crate::stripe::webhook))
         .route("/partner/events", post(crate::partner::events))
+        .route("/sign-in/requests", post(sign_in::request_link))
         .merge(shopper)
         .fallback(|| async { not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
@@ -63,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .fallback_service(front_end)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response(no_referrer))
         .layer(middleware::from_fn(metrics::track_checkout))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -76,6 +81,17 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(trace::start))
         .with_state(state)
+}
+
+/// `Referrer-Policy: no-referrer` on every answer (pages, API, files): an order page opened by a
+/// signed link has its token in the address, which must not reach another site as a
+/// `Referer`.
+async fn no_referrer(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 fn not_found() -> ApiError {

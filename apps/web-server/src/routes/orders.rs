@@ -20,7 +20,9 @@ use ::orders::read as orders;
 use telemetry::trace::TraceContext;
 
 use crate::{
-    AppState, cart, catalogue,
+    AppState,
+    access::{self, OrderAccess, OrderLink},
+    cart, catalogue,
     checkout::{self, CheckoutBody, Context},
     error::ApiError,
     json::ApiJson,
@@ -92,7 +94,7 @@ fn respond(placed: checkout::Placed) -> Response {
     response
 }
 
-/// The session's orders.
+/// The session's orders: the ones it placed and those of the customers it was signed in for.
 pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -101,23 +103,29 @@ pub async fn list(
     Ok(Json(json!({ "orders": orders })))
 }
 
-/// One order of the session, with its lines and timeline. Another session's order, a malformed
-/// id and a missing order all answer the same `404 order_not_found`.
+/// One order, with its lines and timeline, for a request the access rule lets see it
+/// ([`access`]: its own session, a signed-in session, or a signed link). Anything else — another
+/// session's order, a malformed id, a missing order, a bad link — answers the same
+/// `404 order_not_found`.
 pub async fn show(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-    Path(order_id): Path<String>,
+    link: OrderLink,
+    path: Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
-    Ok(Json(order_view(&state, &session.owner(), order_id).await?))
+    let order_id = access::order_id(path)?;
+    let access = OrderAccess::new(&session, link);
+    Ok(Json(order_view(&state, &access, order_id).await?))
 }
 
 /// The order page's data: the order with its lines, timeline, invoice, payment and shipment.
-/// `404 order_not_found` unless `owner` placed it.
-async fn order_view(state: &AppState, owner: &str, order_id: Uuid) -> Result<Value, ApiError> {
-    let order = orders::find(&state.pool, owner, order_id)
-        .await?
-        .ok_or_else(ApiError::order_not_found)?;
+/// `404 order_not_found` unless `access` may see it.
+async fn order_view(
+    state: &AppState,
+    access: &OrderAccess,
+    order_id: Uuid,
+) -> Result<Value, ApiError> {
+    let order = access.order(state, order_id).await?;
     let (items, timeline, invoice, shipment, payment) = tokio::try_join!(
         orders::lines(&state.pool, order_id),
         orders::timeline(&state.pool, order_id),
@@ -141,22 +149,21 @@ async fn order_view(state: &AppState, owner: &str, order_id: Uuid) -> Result<Val
     Ok(body)
 }
 
-/// Cancels one order of the session (see `orders::cancel`): an unpaid order ends `cancelled`,
-/// a paid one is refunded. Answers the order as `GET` does; a repeated cancellation changes
-/// nothing and answers the same. `409 order_not_cancellable` once the order is shipped or has
-/// ended otherwise; `404 order_not_found` as for the order itself.
+/// Cancels an order the request may see (see `orders::cancel`): an unpaid order ends
+/// `cancelled`, a paid one is refunded. Answers the order as `GET` does; a repeated cancellation
+/// changes nothing and answers the same. `409 order_not_cancellable` once the order is shipped or
+/// has ended otherwise; `404 order_not_found` as for the order itself.
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     Extension(trace): Extension<TraceContext>,
     headers: HeaderMap,
-    Path(order_id): Path<String>,
+    link: OrderLink,
+    path: Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
-    let owner = session.owner();
-    orders::find(&state.pool, &owner, order_id)
-        .await?
-        .ok_or_else(ApiError::order_not_found)?;
+    let order_id = access::order_id(path)?;
+    let access = OrderAccess::new(&session, link);
+    access.order(&state, order_id).await?;
     let traceparent = trace.child().to_string();
     let origin = ::orders::Origin {
         reason: domain::CancelReason::Shopper,
@@ -177,7 +184,7 @@ pub async fn cancel(
     }
     tx.commit().await?;
     tracing::info!(order.id = %order_id, ?cancellation, "cancellation asked by the shopper");
-    Ok(Json(order_view(&state, &owner, order_id).await?))
+    Ok(Json(order_view(&state, &access, order_id).await?))
 }
 
 fn not_cancellable_message(status: domain::OrderStatus) -> &'static str {
@@ -207,15 +214,16 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 pub async fn events(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-    Path(order_id): Path<String>,
+    link: OrderLink,
+    path: Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
-    let owner = session.owner();
+    let order_id = access::order_id(path)?;
+    let access = OrderAccess::new(&session, link);
     let version = orders::version(&state.pool, order_id).await?;
-    let first = order_view(&state, &owner, order_id).await?;
+    let first = order_view(&state, &access, order_id).await?;
     let watch = Watch {
         state,
-        owner,
+        access,
         order_id,
         version,
         last: None,
@@ -227,7 +235,8 @@ pub async fn events(
 /// What an open event stream remembers.
 struct Watch {
     state: AppState,
-    owner: String,
+    /// Checked again at every read: a link that expires stops the updates.
+    access: OrderAccess,
     order_id: Uuid,
     /// [`orders::version`] when the page was last read: the page is read again only when it moves.
     version: Option<String>,
@@ -254,7 +263,7 @@ async fn next_change(mut watch: Watch) -> Option<(Result<Event, Infallible>, Wat
         if version == watch.version {
             continue;
         }
-        watch.next = order_view(&watch.state, &watch.owner, watch.order_id)
+        watch.next = order_view(&watch.state, &watch.access, watch.order_id)
             .await
             .ok();
         if watch.next.is_some() {
@@ -263,17 +272,19 @@ async fn next_change(mut watch: Watch) -> Option<(Result<Event, Infallible>, Wat
     }
 }
 
-/// The order's invoice PDF, for the session that placed the order. `404 order_not_found` as
-/// for the order itself; `404 invoice_not_ready` while the invoice is still being made.
+/// The order's invoice PDF, for a request the access rule lets see the order.
+/// `404 order_not_found` as for the order itself; `404 invoice_not_ready` while the invoice is
+/// still being made.
 pub async fn invoice_pdf(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-    Path(order_id): Path<String>,
+    link: OrderLink,
+    path: Path<String>,
 ) -> Result<Response, ApiError> {
-    let order_id: Uuid = order_id.parse().map_err(|_| ApiError::order_not_found())?;
-    orders::find(&state.pool, &session.owner(), order_id)
-        .await?
-        .ok_or_else(ApiError::order_not_found)?;
+    let order_id = access::order_id(path)?;
+    OrderAccess::new(&session, link)
+        .order(&state, order_id)
+        .await?;
     let (number, pdf) = orders::invoice_pdf(&state.pool, order_id)
         .await?
         .ok_or_else(|| ApiError::NotFound {

@@ -39,3 +39,21 @@ async fn every_response_carries_a_request_id() {
 
     assert!(!response.headers()["x-request-id"].is_empty());
 }
+
+#[tokio::test]
+async fn the_web_server_refuses_to_start_without_a_link_secret_of_32_bytes() {
+    for secret in ["", "thirty-one bytes are not enough"] {
+        let settings = testkit::test_settings(&[
+            ("APP__SHOP__LINK_SECRET", secret),
+            ("APP__HTTP__ADDR", "127.0.0.1:0"),
+        ]);
+
+        let error = match web_server::Application::build(settings).await {
+            Ok(_) => panic!("started with the link secret {secret:?}"),
+            Err(error) => format!("{error:#}"),
+        };
+
+        assert!(error.contains("shop.link_secret"), "{error}");
+        assert!(error.contains("APP__SHOP__LINK_SECRET"), "{error}");
+    }
+}

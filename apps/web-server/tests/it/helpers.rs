@@ -88,6 +88,8 @@ impl TestApp {
             "customers" => "SELECT count(*) FROM customers",
             "order_timeline" => "SELECT count(*) FROM order_timeline",
             "idempotency_keys" => "SELECT count(*) FROM idempotency_keys",
+            "sign_in_requests" => "SELECT count(*) FROM sign_in_requests",
+            "session_grants" => "SELECT count(*) FROM session_grants",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql)
@@ -131,6 +133,25 @@ impl Shopper {
 
     pub async fn post(&self, path: &str) -> Response {
         self.client.post(self.url(path)).send().await.expect("POST")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Places an order of one unit of `product` for `email`; returns the order id.
+    pub async fn place_order_for(&self, product: i64, email: &str) -> String {
+        let mut body = order_body(&[(product, 1)]);
+        body["customer"]["email"] = json!(email);
+        let response = self.checkout(&body).await;
+        assert_eq!(response.status(), 201);
+        let placed: Value = response.json().await.expect("JSON");
+        placed["order_id"].as_str().expect("order id").to_owned()
     }
 
     pub async fn checkout_with_key(&self, body: &Value, key: &str) -> Response {

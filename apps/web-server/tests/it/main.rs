@@ -1,6 +1,7 @@
 //! Integration tests of the web-server against real PostgreSQL, Redis and LocalStack
 //! (started by `scripts/test.sh`).
 
+mod access;
 mod cancel;
 mod cart;
 mod checkout;
@@ -11,4 +12,5 @@ mod orders;
 mod partner_events;
 mod products;
 mod quote;
+mod sign_in;
 mod stripe_webhook;

@@ -5,6 +5,7 @@ mod helpers;
 mod invoice_and_emails;
 mod lifecycle;
 mod lifecycle_ends;
+mod links;
 mod load;
 mod migrations;
 mod quote;

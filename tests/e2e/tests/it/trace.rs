@@ -62,6 +62,7 @@ async fn stack() -> Stack {
         ("APP__STRIPE__API_BASE", stripe.api_base()),
         ("APP__SHIPPING__PARTNER_URL", partner),
         ("APP__METRICS__ADDR", String::new()),
+        ("APP__SHOP__LINK_SECRET", testkit::LINK_SECRET.into()),
         ("LOG_FORMAT", "json".into()),
         (
             "RUST_LOG",
