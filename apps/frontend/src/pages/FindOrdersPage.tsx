@@ -62,7 +62,7 @@ export function FindOrdersPage() {
         <div className="notice notice-good" role="status" data-testid="find-orders-sent">
           <p>
             If <strong>{step.email}</strong> has orders with us, we have just sent it a sign-in link. Open it on this device to see
-            your orders. It works once, within 15 minutes.
+            your orders. It works once, and only for a short while (the e-mail says how long).
           </p>
         </div>
         <p className="muted">
