@@ -11,9 +11,10 @@ tests may start private ones with `"$CHARGEFLOW_VENV/bin/python" scripts/smtp_si
   as received after DATA (CRLF line endings, dot-unstuffed), preceded by one added header line
   `X-Sink-Rcpt-To: <envelope recipients, comma separated>` (Bcc recipients appear only there).
 - Recipient switches, to test failure paths (by the local part, case-insensitive):
-    bounce*@...    550 5.1.1 mailbox unavailable, at RCPT, every time
-    greylist*@...  451 4.7.1 try again later the first time this process sees that exact
-                   address, accepted afterwards
+    bounce*@...    550 5.1.1 <address>: mailbox unavailable, at RCPT, every time
+    greylist*@...  451 4.7.1 <address>: try again later the first time this process sees that
+                   exact address, accepted afterwards
+  (quoting the recipient as real servers do, so tests see that no address reaches the logs)
   Everything else is accepted. A message with some refused recipients is stored for the others.
 - Logs one line per stored message to stdout (Message-ID, recipient count, size), never the body.
 - Listens on a loopback address only; --host 0.0.0.0 (or any other) needs --allow-any-host, which
@@ -67,10 +68,10 @@ class SinkHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = local_part(address)
         if local.startswith("bounce"):
-            return "550 5.1.1 mailbox unavailable"
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
         if local.startswith("greylist") and address not in self.greylist_seen:
             self.greylist_seen.add(address)
-            return "451 4.7.1 try again later"
+            return f"451 4.7.1 <{address}>: try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"

@@ -1,6 +1,11 @@
 //! Sending over SMTP with lettre, and sorting the server's answer: accepted, refused for good
 //! (a 5xx for the recipient: record it, do not loop) or worth retrying (server down, 4xx,
 //! timeout).
+//!
+//! SMTP servers quote the recipient in their answers (`550 5.1.1 <ada@example.com>: Recipient
+//! address rejected`). Every answer kept or logged here goes through [`scrub`], which replaces
+//! each word holding an `@` with `<…>`, and a transient failure carries that scrubbed text
+//! ([`SmtpFailure`]) instead of lettre's error, whose text would quote the address again.
 
 use lettre::{
     Message,
@@ -27,15 +32,43 @@ pub enum MailError {
     Tls(#[source] lettre::transport::smtp::Error),
     /// The SMTP conversation failed in a way that may pass (server down, 4xx, timeout).
     #[error("SMTP delivery failed for now")]
-    Transient(#[source] SendError),
+    Transient(#[source] SmtpFailure),
+}
+
+/// What went wrong in an SMTP conversation, scrubbed of e-mail addresses (see the module
+/// documentation). It has no `source`: lettre's error, which it was made from, would print the
+/// server's answer with the recipient in it, so it is dropped on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SmtpFailure(String);
+
+impl SmtpFailure {
+    fn of(error: &SendError) -> Self {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        SmtpFailure(scrub(&text))
+    }
+}
+
+/// `text` with every word that holds an `@` (an address, bare or in `<…>`) replaced by `<…>`.
+pub fn scrub(text: &str) -> String {
+    text.split(' ')
+        .map(|word| if word.contains('@') { "<…>" } else { word })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The server's final answer to an e-mail it was handed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// Accepted (2xx), with the server's reply.
+    /// Accepted (2xx), with the server's reply ([`scrub`]bed).
     Accepted(String),
-    /// Refused for good (5xx), with the server's reply.
+    /// Refused for good (5xx), with the server's reply ([`scrub`]bed).
     Rejected(String),
 }
 
@@ -102,8 +135,8 @@ impl Mailer {
                 response.code().to_string(),
                 response.message(),
             ))),
-            Err(e) if e.is_permanent() => Ok(Delivery::Rejected(e.to_string())),
-            Err(e) => Err(MailError::Transient(e)),
+            Err(e) if e.is_permanent() => Ok(Delivery::Rejected(SmtpFailure::of(&e).0)),
+            Err(e) => Err(MailError::Transient(SmtpFailure::of(&e))),
         }
     }
 
@@ -132,5 +165,23 @@ fn pdf_part(name: String, bytes: Vec<u8>) -> SinglePart {
 
 fn reply<'a>(code: String, lines: impl Iterator<Item = &'a str>) -> String {
     let text: Vec<&str> = lines.collect();
-    format!("{code} {}", text.join(" "))
+    scrub(&format!("{code} {}", text.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_in_a_server_answer_are_scrubbed_and_the_rest_kept() {
+        assert_eq!(
+            scrub("550 5.1.1 <ada@example.com>: Recipient address rejected"),
+            "550 5.1.1 <…> Recipient address rejected"
+        );
+        assert_eq!(
+            scrub("250 2.0.0 Ok: queued as 4F2A1"),
+            "250 2.0.0 Ok: queued as 4F2A1"
+        );
+        assert_eq!(scrub("to=ada@example.com, dsn=4.2.2"), "<…> dsn=4.2.2");
+    }
 }

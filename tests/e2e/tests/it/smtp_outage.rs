@@ -53,6 +53,14 @@ async fn a_recipient_the_server_refuses_for_good_is_recorded_and_not_retried() {
             .await,
         2
     );
+    // The sink quotes the recipient in its refusal, as real servers do; what is kept is not.
+    let replies: Vec<String> = sqlx::query_scalar("SELECT smtp_response FROM sent_emails")
+        .fetch_all(&app.pool)
+        .await
+        .expect("replies");
+    for reply in replies {
+        assert!(reply.contains("5.1.1") && !reply.contains('@'), "{reply}");
+    }
     assert!(app.sink.messages().expect("mails").is_empty());
 }
 
