@@ -154,6 +154,10 @@ CREATE TABLE session_grants (
     PRIMARY KEY (owner_session, customer_id)
 );
 
+-- Grants by age, for the purge: a sign-in lasts `relay.session_grant_retention_s` (30 days, a
+-- session's idle life), then the shopper signs in again.
+CREATE INDEX session_grants_by_age ON session_grants (granted_at);
+
 -- ---------------------------------------------------------------------------------------------
 -- Idempotent checkout
 -- ---------------------------------------------------------------------------------------------
@@ -368,7 +372,7 @@ CREATE TABLE _sqlx_migrations (
 INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
     (20261203000001, 'order lifecycle', true, '\x8eec0a6913b903b6b574b52595fdfe5eb16bf3afb2bc0aa3076a91c8cff9753db1246be94350fa40c9a560b55a3fc412', 0),
     (20261204000001, 'order quote', true, '\xb86d77c62d8fe99ce33bb58118462223476b840e965562273320c169217e8e93eaf3458184447ca022f06288be5f9d27', 0),
-    (20261204000002, 'sign in', true, '\x7b767d527ed298a8c2caf74542a8f972a3b1d2a14bc6b116558f46b544ce7c7d509c191b4d9a1813a348b5dd1a2f3135', 0),
+    (20261204000002, 'sign in', true, '\x80659569e5cee5d7ec8b23ca51b193ae9f6055bba9e91c6da79eda771a1d06ce0ccc5da375ec2244cd0023d292fab13b', 0),
     (20261204000003, 'inbox by age', true, '\xcda41d5b8e3f768e36ce085ee22e4b9ad76281296831e3260e5b6efd9da0970c552346420957c78b5854492857e83ff2', 0),
     (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0);
 

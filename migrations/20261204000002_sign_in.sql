@@ -33,6 +33,10 @@ CREATE TABLE session_grants (
     PRIMARY KEY (owner_session, customer_id)
 );
 
+-- Grants by age, for the purge: a sign-in lasts `relay.session_grant_retention_s` (30 days, a
+-- session's idle life), then the shopper signs in again.
+CREATE INDEX session_grants_by_age ON session_grants (granted_at);
+
 -- A customer's orders (a signed-in session's list and the access check), and the customers of
 -- an address whatever its letter case (sign-in).
 CREATE INDEX orders_by_customer ON orders (customer_id, created_at DESC);

@@ -6,6 +6,8 @@
 //! | `idempotency_keys` | a checkout retried after a lost answer | 24 hours, as Stripe keeps its keys |
 //! | `stripe_events` | a webhook Stripe sends again | 3 days, Stripe's retry horizon |
 //! | `partner_events` | a delivery notice the partner sends again | 3 days, as Stripe's |
+//! | `sign_in_requests` | (holds an e-mail address) a sign-in link used after it expired | 1 day after its expiry |
+//! | `session_grants` | a session signed in by an e-mailed link | 30 days, a session's idle life: then the shopper signs in again |
 //!
 //! (Published `outbox` rows have their own purge, [`crate::purge_published`].) A purge deletes
 //! in batches of a bounded size, each one its own statement; rows are taken with
@@ -62,15 +64,21 @@ pub enum Table {
     StripeEvents,
     /// Handled partner notices, by `received_at`.
     PartnerEvents,
+    /// "Find my orders" requests, by `expires_at`.
+    SignInRequests,
+    /// Sessions signed in for a customer, by `granted_at`.
+    SessionGrants,
 }
 
 impl Table {
     /// Every purged table.
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 6] = [
         Table::Inbox,
         Table::IdempotencyKeys,
         Table::StripeEvents,
         Table::PartnerEvents,
+        Table::SignInRequests,
+        Table::SessionGrants,
     ];
 
     /// How long the table's rows are kept, as configured (`APP__RELAY__…_RETENTION_S`).
@@ -79,6 +87,8 @@ impl Table {
             Table::Inbox => relay.inbox_retention_s,
             Table::IdempotencyKeys => relay.idempotency_key_retention_s,
             Table::StripeEvents | Table::PartnerEvents => relay.webhook_event_retention_s,
+            Table::SignInRequests => relay.sign_in_request_retention_s,
+            Table::SessionGrants => relay.session_grant_retention_s,
         })
     }
 
@@ -89,6 +99,8 @@ impl Table {
             Table::IdempotencyKeys => "idempotency_keys",
             Table::StripeEvents => "stripe_events",
             Table::PartnerEvents => "partner_events",
+            Table::SignInRequests => "sign_in_requests",
+            Table::SessionGrants => "session_grants",
         }
     }
 
@@ -99,6 +111,8 @@ impl Table {
             Table::IdempotencyKeys => purge_sql!("idempotency_keys", "created_at"),
             Table::StripeEvents => purge_sql!("stripe_events", "received_at"),
             Table::PartnerEvents => purge_sql!("partner_events", "received_at"),
+            Table::SignInRequests => purge_sql!("sign_in_requests", "expires_at"),
+            Table::SessionGrants => purge_sql!("session_grants", "granted_at"),
         }
     }
 
@@ -109,6 +123,8 @@ impl Table {
             Table::IdempotencyKeys => status_sql!("idempotency_keys", "created_at"),
             Table::StripeEvents => status_sql!("stripe_events", "received_at"),
             Table::PartnerEvents => status_sql!("partner_events", "received_at"),
+            Table::SignInRequests => status_sql!("sign_in_requests", "expires_at"),
+            Table::SessionGrants => status_sql!("session_grants", "granted_at"),
         }
     }
 }

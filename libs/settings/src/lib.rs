@@ -174,6 +174,12 @@ pub struct RelaySettings {
     /// How long handled Stripe and partner webhook ids are kept, in seconds
     /// (`APP__RELAY__WEBHOOK_EVENT_RETENTION_S`, 3 days: Stripe's retry horizon).
     pub webhook_event_retention_s: u64,
+    /// How long a "find my orders" request (it holds an e-mail address) is kept after it
+    /// expired, in seconds (`APP__RELAY__SIGN_IN_REQUEST_RETENTION_S`, 1 day).
+    pub sign_in_request_retention_s: u64,
+    /// How long a session stays signed in for a customer by an e-mailed link, in seconds
+    /// (`APP__RELAY__SESSION_GRANT_RETENTION_S`, 30 days: a session's idle life).
+    pub session_grant_retention_s: u64,
     /// How often the purge runs, in seconds.
     pub purge_interval_s: u64,
     /// Timeout of one SQS call, in milliseconds.
@@ -579,6 +585,8 @@ impl Default for RelaySettings {
             inbox_retention_s: 15 * 24 * 3600,
             idempotency_key_retention_s: 24 * 3600,
             webhook_event_retention_s: 3 * 24 * 3600,
+            sign_in_request_retention_s: 24 * 3600,
+            session_grant_retention_s: 30 * 24 * 3600,
             purge_interval_s: 300,
             sqs_timeout_ms: 10_000,
             lambda_run_s: 50,
@@ -655,11 +663,13 @@ impl Settings {
             self.relay.inbox_retention_s,
             self.relay.idempotency_key_retention_s,
             self.relay.webhook_event_retention_s,
+            self.relay.sign_in_request_retention_s,
+            self.relay.session_grant_retention_s,
         ];
         if kept.iter().any(|&s| s < 3600) {
             return invalid(
                 "relay.inbox_retention_s",
-                "inbox, idempotency-key and webhook-event retentions must be at least 3600 s",
+                "every bounded table's retention must be at least 3600 s",
             );
         }
         self.validate_worker()?;

@@ -35,7 +35,9 @@ async fn db_retention_counts_each_bounded_tables_rows_and_those_due_for_purge() 
             "inbox",
             "idempotency_keys",
             "stripe_events",
-            "partner_events"
+            "partner_events",
+            "sign_in_requests",
+            "session_grants"
         ]
     );
     assert_eq!(tables[0]["due"], 1);

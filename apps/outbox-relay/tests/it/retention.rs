@@ -1,6 +1,7 @@
-//! Bounded tables: a running relay purges `inbox`, `idempotency_keys`, `stripe_events` and
-//! `partner_events` rows past their retention, keeps the recent ones, publishes meanwhile, and
-//! never waits on a row another transaction holds (it takes it at a later round).
+//! Bounded tables: a running relay purges `inbox`, `idempotency_keys`, `stripe_events`,
+//! `partner_events`, `sign_in_requests` and `session_grants` rows past their retention, keeps
+//! the recent ones, publishes meanwhile, and never waits on a row another transaction holds (it
+//! takes it at a later round).
 
 use std::time::Duration;
 
@@ -25,6 +26,14 @@ async fn seed(pool: &sqlx::PgPool) {
         "INSERT INTO partner_events (event_id, event_type, received_at) VALUES
              ('evt_old', 'shipment.delivered', now() - interval '4 days'),
              ('evt_recent', 'shipment.delivered', now() - interval '2 days')",
+        "INSERT INTO sign_in_requests (id, email, created_at, expires_at) VALUES
+             (gen_random_uuid(), 'old@example.com', now() - interval '26 hours', now() - interval '25 hours'),
+             (gen_random_uuid(), 'recent@example.com', now() - interval '2 hours', now() - interval '1 hour')",
+        "INSERT INTO customers (id, email, name) VALUES
+             ('00000000-0000-7000-8000-0000000000c1', 'granted@example.com', 'Ada Lovelace')",
+        "INSERT INTO session_grants (owner_session, customer_id, granted_at) VALUES
+             (repeat('b', 64), '00000000-0000-7000-8000-0000000000c1', now() - interval '31 days'),
+             (repeat('c', 64), '00000000-0000-7000-8000-0000000000c1', now() - interval '29 days')",
     ];
     for sql in statements {
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -87,6 +96,15 @@ async fn the_relay_purges_rows_past_their_retention_keeps_recent_ones_and_skips_
     assert_eq!(
         keys(&h.pool, "SELECT event_id FROM partner_events").await,
         ["evt_recent"]
+    );
+    assert_eq!(
+        keys(&h.pool, "SELECT email FROM sign_in_requests").await,
+        ["recent@example.com"],
+        "a request expired a day ago goes with its address"
+    );
+    assert_eq!(
+        keys(&h.pool, "SELECT owner_session FROM session_grants").await,
+        ["c".repeat(64)]
     );
 
     holder.rollback().await.unwrap();
