@@ -72,7 +72,9 @@ done
 
 url="http://$APP__HTTP__ADDR"
 for _ in $(seq 1 100); do
-  if curl -fsS "$url/readyz" >/dev/null 2>&1; then
+  # The catalogue answers once the web-server reaches PostgreSQL and Redis (its readiness check
+  # is on the operations port, which may be switched off).
+  if curl -fsS "$url/api/products" >/dev/null 2>&1; then
     # Let the fake Stripe deliver its PaymentIntent events to the webhook, as Stripe would.
     curl -fsS -o /dev/null -X POST "$APP__STRIPE__API_BASE/_config/webhooks/chargeflow" \
       --data-urlencode "url=$url/api/stripe/webhook" --data-urlencode "secret=$APP__STRIPE__WEBHOOK_SECRET" \
@@ -80,7 +82,8 @@ for _ in $(seq 1 100); do
       || echo "warning: could not register the Stripe webhook with the fake Stripe" >&2
     echo
     echo "ChargeFlow is running. Open $url"
-    echo "  catalogue: $url/api/products   readiness: $url/readyz"
+    ops="${APP__METRICS__ADDR-127.0.0.1:9100}"
+    echo "  catalogue: $url/api/products${ops:+   readiness and metrics: http://$ops/readyz, /metrics}"
     echo "  stop everything: scripts/stop.sh"
     exit 0
   fi

@@ -190,7 +190,7 @@ fn child_env(settings: &settings::Settings, stripe: &str, partner: &str) -> Vec<
 async fn wait_healthy(address: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{address}/readyz")).await
+        if let Ok(r) = reqwest::get(format!("{address}/api/products")).await
             && r.status().is_success()
         {
             return Ok(());

@@ -48,6 +48,8 @@ pub struct AppState {
     pub key_prefix: Arc<str>,
     /// Cancelled when the server shuts down: long-lived responses (event streams) end on it.
     pub shutdown: CancellationToken,
+    /// When the orders-by-status gauge was last counted (see [`metrics`]).
+    pub orders_counted_at: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl AppState {
@@ -61,6 +63,8 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// The operations listener (`/metrics`, `/readyz`, `/healthz`), when one is configured.
+    ops: Option<(TcpListener, axum::Router)>,
     shutdown: CancellationToken,
 }
 
@@ -103,12 +107,37 @@ impl Application {
             key_prefix: settings.redis.key_prefix.as_str().into(),
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
+            orders_counted_at: Arc::default(),
+        };
+        // As for the relay and the workers, metrics are not worth dying for: a taken port is
+        // logged and the shop runs on without its operations listener.
+        let ops = match state.settings.metrics.listen_addr("web-server") {
+            Some(addr) => match TcpListener::bind(&addr).await {
+                Ok(ops_listener) => Some((ops_listener, routes::ops_router(state.clone()))),
+                Err(error) => {
+                    tracing::error!(addr, error = %error, "could not bind the operations port: running without /metrics and /readyz");
+                    None
+                }
+            },
+            None => None,
         };
         Ok(Application {
             listener,
+            ops,
             shutdown: state.shutdown.clone(),
             router: routes::router(state),
         })
+    }
+
+    /// The address of the operations listener (`/metrics`, `/readyz`), if there is one.
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn ops_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.ops
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
+            .transpose()
     }
 
     /// The address actually bound.
@@ -132,6 +161,17 @@ impl Application {
             shutdown.await;
             token.cancel();
         });
+        if let Some((listener, router)) = self.ops {
+            let stop = self.shutdown.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(error = %error, "the operations listener failed");
+                }
+            });
+        }
         // The peer address feeds the per-client rate limit of sign-in links.
         let service = self
             .router

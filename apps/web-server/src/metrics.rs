@@ -3,7 +3,10 @@
 //! Series (served at `GET /metrics` on the web-server's own listener):
 //! - [`CHECKOUT_REQUESTS_TOTAL`] and [`CHECKOUT_DURATION`], recorded by [`track_checkout`], a
 //!   middleware around the whole `POST /api/orders` request (session, body, transaction);
-//! - [`ORDERS`], refreshed from one `GROUP BY` query each time `/metrics` is scraped.
+//! - [`ORDERS`], refreshed from one `GROUP BY` query when `/metrics` is scraped, at most every
+//!   `metrics.orders_refresh_s` (15 s): however many scrapers, one count per interval.
+//!
+//! All of it is served on the operations listener (`APP__METRICS__ADDR`), not the shop's port.
 //!
 //! The outbox backlog gauges belong to the relay (`outbox_relay::metrics`), not to this process.
 
@@ -85,8 +88,25 @@ fn checkout_outcome(response: &Response) -> (&'static str, Option<&'static str>)
 
 /// `GET /metrics`: refreshes the orders gauge, then renders every series of the process.
 pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    refresh_orders(&state.pool).await;
+    {
+        // Held across the count: concurrent scrapes wait for one count instead of each running
+        // their own.
+        let mut counted_at = state.orders_counted_at.lock().await;
+        if count_due(
+            *counted_at,
+            state.settings.metrics.orders_refresh(),
+            Instant::now(),
+        ) {
+            refresh_orders(&state.pool).await;
+            *counted_at = Some(Instant::now());
+        }
+    }
     telemetry::metrics::scrape().await
+}
+
+/// Whether the orders gauge, last counted at `counted_at`, is to be counted again at `now`.
+fn count_due(counted_at: Option<Instant>, every: std::time::Duration, now: Instant) -> bool {
+    counted_at.is_none_or(|at| now.saturating_duration_since(at) >= every)
 }
 
 async fn refresh_orders(pool: &PgPool) {
@@ -111,9 +131,21 @@ fn set_orders(counts: &[(String, i64)]) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use axum::http::{HeaderValue, StatusCode};
 
     use super::*;
+
+    #[test]
+    fn orders_are_counted_at_the_first_scrape_and_then_once_per_interval() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(15);
+        assert!(count_due(None, every, t0));
+        assert!(!count_due(Some(t0), every, t0 + Duration::from_secs(14)));
+        assert!(count_due(Some(t0), every, t0 + every));
+        assert!(count_due(Some(t0), Duration::ZERO, t0), "0: every scrape");
+    }
     use crate::error::ApiError;
 
     fn outcome_of(error: ApiError) -> (&'static str, Option<&'static str>) {

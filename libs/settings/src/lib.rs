@@ -351,22 +351,32 @@ pub struct StripeSettings {
 
 /// Metrics port settings (`APP__METRICS__…`).
 ///
-/// The web-server serves `GET /metrics` on its own listener; the relay and each long-running
-/// worker serve it on a small port of their own, by default on 127.0.0.1 at
-/// [`MetricsSettings::default_port`].
+/// The web-server, the relay and each long-running worker serve `GET /metrics` on a small port
+/// of their own (never the shop's), by default on 127.0.0.1 at
+/// [`MetricsSettings::default_port`]; the web-server's also answers `/readyz`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct MetricsSettings {
     /// `ip:port` of the process's metrics port (`APP__METRICS__ADDR`). Unset: the process's
     /// default port on 127.0.0.1; empty: no metrics port.
     pub addr: Option<String>,
+    /// The web-server counts orders by status (one `GROUP BY` over the orders) at most this
+    /// often, in seconds, however often it is scraped (`APP__METRICS__ORDERS_REFRESH_S`; unset:
+    /// 15; 0: at every scrape).
+    pub orders_refresh_s: Option<u64>,
 }
 
 impl MetricsSettings {
-    /// The default metrics port of a process: `relay` 9101, `invoice` 9102, `billing` 9103,
+    /// How often the web-server counts orders by status at most (see `orders_refresh_s`).
+    pub fn orders_refresh(&self) -> Duration {
+        Duration::from_secs(self.orders_refresh_s.unwrap_or(15))
+    }
+
+    /// The default metrics port of a process: `web-server` 9100, `relay` 9101, `invoice` 9102, `billing` 9103,
     /// `shipping` 9104, `email` 9105; `None` for any other name.
     pub fn default_port(process: &str) -> Option<u16> {
         match process {
+            "web-server" => Some(9100),
             "relay" => Some(9101),
             "invoice" => Some(9102),
             "billing" => Some(9103),
@@ -845,7 +855,10 @@ mod tests {
             defaults.metrics.listen_addr("email").as_deref(),
             Some("127.0.0.1:9105")
         );
-        assert_eq!(defaults.metrics.listen_addr("web-server"), None);
+        assert_eq!(
+            defaults.metrics.listen_addr("web-server").as_deref(),
+            Some("127.0.0.1:9100")
+        );
         let off = Settings::from_sources(&[("APP__METRICS__ADDR", "")]).unwrap();
         assert_eq!(off.metrics.listen_addr("relay"), None);
         let set = Settings::from_sources(&[("APP__METRICS__ADDR", "127.0.0.1:0")]).unwrap();

@@ -61,6 +61,9 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> settings::Settings {
         .filter_map(|k| Some(((*k).to_owned(), std::env::var(k).ok()?)))
         .collect();
     pairs.push(("APP__SHOP__LINK_SECRET".to_owned(), LINK_SECRET.to_owned()));
+    // No operations ports unless a test asks for one: the processes' default ports would collide
+    // between the tests running at once (and with a running dev stack).
+    pairs.push(("APP__METRICS__ADDR".to_owned(), String::new()));
     pairs.extend(
         COUNTRY_RATES
             .iter()

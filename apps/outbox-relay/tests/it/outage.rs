@@ -13,7 +13,7 @@ async fn checkout_succeeds_while_sqs_is_down_and_the_relay_catches_up_when_it_is
     let h = harness_on(&localstack.endpoint()).await;
     let shutdown = CancellationToken::new();
     let relay = tokio::spawn(h.relay().await.run(shutdown.clone()));
-    let shop = spawn_web_server(&h).await;
+    let (shop, ops) = spawn_web_server(&h).await;
     let client = reqwest::Client::new();
 
     localstack.stop();
@@ -33,7 +33,7 @@ async fn checkout_succeeds_while_sqs_is_down_and_the_relay_catches_up_when_it_is
         let body: Value = response.json().await.unwrap();
         order_ids.push(body["order_id"].as_str().unwrap().to_owned());
     }
-    let ready = client.get(format!("{shop}/readyz")).send().await.unwrap();
+    let ready = client.get(format!("{ops}/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503, "readiness reports SQS down");
     testkit::eventually(
         "the relay to record failed attempts",
@@ -71,8 +71,9 @@ async fn checkout_succeeds_while_sqs_is_down_and_the_relay_catches_up_when_it_is
     relay.await.unwrap();
 }
 
-/// A web-server over the harness's database and SQS endpoint; returns its base URL.
-async fn spawn_web_server(h: &Harness) -> String {
+/// A web-server over the harness's database and SQS endpoint; returns the base URLs of its shop
+/// and of its operations listener.
+async fn spawn_web_server(h: &Harness) -> (String, String) {
     let redis_prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
     let settings = testkit::test_settings(&[
         ("APP__DATABASE__URL", &h.db_url),
@@ -80,13 +81,15 @@ async fn spawn_web_server(h: &Harness) -> String {
         ("APP__SQS__QUEUE_PREFIX", &h.queues.prefix),
         ("APP__REDIS__KEY_PREFIX", &redis_prefix),
         ("APP__HTTP__ADDR", "127.0.0.1:0"),
+        ("APP__METRICS__ADDR", "127.0.0.1:0"),
     ]);
     let app = web_server::Application::build(settings)
         .await
         .expect("web-server builds");
     let url = format!("http://{}", app.local_addr().expect("bound"));
+    let ops = format!("http://{}", app.ops_addr().unwrap().expect("ops listener"));
     tokio::spawn(app.run(std::future::pending()));
-    url
+    (url, ops)
 }
 
 fn order() -> Value {

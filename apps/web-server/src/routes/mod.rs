@@ -63,8 +63,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .route("/metrics", get(metrics::scrape))
+        // Served on the operations listener only ([`ops_router`]); a plain 404 here, not the
+        // front end's page.
+        .route("/metrics", get(|| async { not_found() }))
+        .route("/readyz", get(|| async { not_found() }))
         .fallback_service(front_end)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(no_referrer))
@@ -80,6 +82,18 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(trace::start))
+        .with_state(state)
+}
+
+/// The operations listener (`APP__METRICS__ADDR`, 127.0.0.1:9100 by default), never the shop's
+/// port: Prometheus metrics (order volumes, error codes) and the readiness check (a database, a
+/// Redis and an SQS call per hit) are for the operator's network only.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
+        .fallback(|| async { not_found() })
         .with_state(state)
 }
 

@@ -10,6 +10,8 @@ use web_server::Application;
 /// A running web-server and what a test needs to look behind it.
 pub struct TestApp {
     pub address: String,
+    /// The operations listener (`/metrics`, `/readyz`).
+    pub ops_address: String,
     pub pool: PgPool,
     /// The prefix of this app's Redis keys.
     pub redis_prefix: String,
@@ -30,15 +32,23 @@ pub async fn spawn_app() -> TestApp {
         ("APP__REDIS__KEY_PREFIX", &redis_prefix),
         ("APP__HTTP__ADDR", "127.0.0.1:0"),
         ("APP__HTTP__STATIC_DIR", "no-front-end-in-tests"),
+        ("APP__METRICS__ADDR", "127.0.0.1:0"),
+        ("APP__METRICS__ORDERS_REFRESH_S", "0"),
     ]);
     let app = Application::build(settings)
         .await
         .expect("application builds");
     let address = format!("http://{}", app.local_addr().expect("bound"));
+    let ops = app
+        .ops_addr()
+        .expect("bound")
+        .expect("an operations listener");
+    let ops_address = format!("http://{ops}");
     tokio::spawn(app.run(std::future::pending()));
     let pool = testkit::pool(&db_url, 5).await.expect("test pool");
     TestApp {
         address,
+        ops_address,
         pool,
         redis_prefix,
     }

@@ -1,4 +1,5 @@
-//! `GET /metrics`: the checkout and order series move as orders are placed.
+//! `GET /metrics` on the operations listener: the checkout and order series move as orders are
+//! placed; the shop's port does not serve them.
 //!
 //! Every test of this binary shares one recorder and checks out in parallel, so the checkout
 //! series are compared before and after (they moved by at least this test's requests); the
@@ -11,7 +12,7 @@ use web_server::metrics::{CHECKOUT_DURATION, CHECKOUT_REQUESTS_TOTAL, ORDERS};
 use crate::helpers::{TestApp, assert_error, order_body, spawn_app};
 
 async fn scrape(app: &TestApp) -> String {
-    let response = reqwest::get(format!("{}/metrics", app.address))
+    let response = reqwest::get(format!("{}/metrics", app.ops_address))
         .await
         .expect("GET /metrics");
     assert_eq!(response.status().as_u16(), 200);
@@ -72,4 +73,18 @@ async fn metrics_count_checkouts_by_outcome_time_them_and_count_orders_by_status
         Some(0.0),
         "{after}"
     );
+}
+
+#[tokio::test]
+async fn metrics_and_readiness_are_served_on_the_operations_listener_only() {
+    let app = spawn_app().await;
+    let shopper = app.shopper();
+    for path in ["/metrics", "/readyz"] {
+        assert_error(shopper.get(path).await, 404, "not_found").await;
+        let ops = reqwest::get(format!("{}{path}", app.ops_address))
+            .await
+            .expect("ops");
+        assert_eq!(ops.status().as_u16(), 200, "{path}");
+    }
+    assert_eq!(shopper.get("/healthz").await.status().as_u16(), 200);
 }

@@ -78,7 +78,7 @@ async fn stack() -> Stack {
         .expect("the pipeline's binaries (cargo build --bins)");
     let web = format!("http://127.0.0.1:{port}");
     testkit::eventually("the web-server ready", Duration::from_secs(60), || async {
-        reqwest::get(format!("{web}/readyz"))
+        reqwest::get(format!("{web}/api/products"))
             .await
             .is_ok_and(|r| r.status().is_success())
     })
