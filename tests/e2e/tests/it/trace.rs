@@ -1,7 +1,8 @@
 //! One trace per order across processes: the real binaries (web-server, relay, the four
 //! workers) run as separate processes logging JSON to files; a checkout sent with a
 //! `traceparent` header ends up `shipped`, and every process has log lines of that order carrying
-//! the request's trace id.
+//! the request's trace id — and none with the shopper's e-mail address, name, street, postal code
+//! or payment method.
 
 use std::time::Duration;
 
@@ -66,7 +67,9 @@ async fn stack() -> Stack {
         ("LOG_FORMAT", "json".into()),
         (
             "RUST_LOG",
-            "warn,web_server=info,outbox_relay=debug,worker=info".into(),
+            "warn,web_server=info,outbox_relay=debug,worker=info,invoice_service=info,\
+             billing_service=info,shipping_service=info,email_service=info,orders=info"
+                .into(),
         ),
     ]
     .into_iter()
@@ -174,6 +177,27 @@ async fn an_orders_log_lines_in_every_process_share_the_requests_trace_id() {
                 .any(|l| l.to_string().contains(&order_id.to_string())),
             "{process}: no line with the trace id names the order"
         );
+    }
+    // A whole order's logs, every process at `info`, hold none of the shopper's personal data.
+    for process in PIPELINE {
+        let log =
+            std::fs::read_to_string(stack.logs.join(format!("{process}.log"))).unwrap_or_default();
+        for personal in [
+            "ada@example.com",
+            "Ada Lovelace",
+            "1 Main St",
+            "N1 9GU",
+            "pm_card_visa",
+        ] {
+            assert!(
+                !log.contains(personal),
+                "{process} logged {personal:?}:\n{}",
+                log.lines()
+                    .filter(|l| l.contains(personal))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
     }
     std::fs::remove_dir_all(&stack.logs).ok();
 }
