@@ -72,18 +72,17 @@ impl EmailKind {
         EmailKind::Delivered,
     ];
 
-    /// Every kind, in a fixed order: the order e-mails, then the sign-in e-mail.
-    pub const ALL: [EmailKind; 9] = [
-        EmailKind::OrderConfirmation,
-        EmailKind::Invoice,
-        EmailKind::PaymentReceipt,
-        EmailKind::PaymentFailed,
-        EmailKind::Shipped,
-        EmailKind::Refunded,
-        EmailKind::Cancelled,
-        EmailKind::Delivered,
-        EmailKind::SignIn,
-    ];
+    /// Every kind, in a fixed order: the order e-mails ([`EmailKind::ORDER`]), then the sign-in
+    /// e-mail.
+    pub const ALL: [EmailKind; 9] = {
+        let mut all = [EmailKind::SignIn; 9];
+        let mut i = 0;
+        while i < Self::ORDER.len() {
+            all[i] = Self::ORDER[i];
+            i += 1;
+        }
+        all
+    };
 
     /// The kind's snake_case name, which is also the stem of its template files.
     pub fn name(self) -> &'static str {

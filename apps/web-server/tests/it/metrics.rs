@@ -88,3 +88,27 @@ async fn metrics_and_readiness_are_served_on_the_operations_listener_only() {
     }
     assert_eq!(shopper.get("/healthz").await.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn a_taken_operations_port_leaves_the_shop_running_without_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let addr = taken.local_addr().unwrap().to_string();
+    let db_url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::test_settings(&[
+        ("APP__DATABASE__URL", &db_url),
+        ("APP__HTTP__ADDR", "127.0.0.1:0"),
+        ("APP__HTTP__STATIC_DIR", "no-front-end-in-tests"),
+        ("APP__METRICS__ADDR", &addr),
+    ]);
+
+    let app = web_server::Application::build(settings)
+        .await
+        .expect("the shop starts although its operations port is taken");
+
+    assert_eq!(app.ops_addr().unwrap(), None);
+    let shop = format!("http://{}", app.local_addr().unwrap());
+    tokio::spawn(app.run(std::future::pending()));
+    let products = reqwest::get(format!("{shop}/api/products")).await.unwrap();
+    assert_eq!(products.status().as_u16(), 200);
+    drop(taken);
+}
