@@ -220,7 +220,13 @@ async fn a_partner_down_past_the_retry_budget_parks_the_message_and_leaves_the_o
         error_rate: 1.0,
         ..Faults::default()
     };
-    let settings = fast_retries_and(&[("APP__SHIPPING__RETRY_BUDGET_S", "2")]);
+    // The simulator answers 503 at once; the client gets 2 s per attempt so that a loaded
+    // machine cannot turn the last answer into a timeout of our own (the reason names the 503).
+    let settings = fast_retries_and(&[
+        ("APP__SHIPPING__RETRY_BUDGET_S", "2"),
+        ("APP__SHIPPING__ATTEMPT_TIMEOUT_MS", "2000"),
+        ("APP__SHIPPING__DEADLINE_MS", "2000"),
+    ]);
     let h = harness_with(down, &settings).await;
     let event = h.paid_order().await;
     h.send(&[&event]).await;
