@@ -6,9 +6,10 @@ Run with the LocalStack venv's python (it has PyYAML):
 Checks that every service has an image or a build; that each build names, in its APP build arg,
 a folder apps/<APP> whose Cargo.toml package is called APP (and that its context and Dockerfile
 exist); that every bind-mounted host path exists inside the repository; that every depends_on
-names a defined service; that web-server publishes port 3000; and that the web-server and the
+names a defined service; that web-server publishes port 3000; that the web-server and the
 email-service get an APP__SHOP__LINK_SECRET of at least 32 bytes (they refuse to start
-without). Prints one `ok …`/`FAIL …` line per check, then `N passed, M failed`; exits 1 if any
+without); and that every process of the pipeline runs with APP__PROFILE=local (this stack's fixed
+secrets and fakes are refused under production, the default). Prints one `ok …`/`FAIL …` line per check, then `N passed, M failed`; exits 1 if any
 check failed.
 """
 
@@ -135,6 +136,22 @@ def interpolate(value):
     return re.sub(r"\$\{(\w+)(?:(:?-)([^}]*))?\}", resolve, value)
 
 
+# The processes that check their settings against APP__PROFILE at start-up.
+PIPELINE = (
+    "web-server",
+    "outbox-relay",
+    "invoice-service",
+    "billing-service",
+    "shipping-service",
+    "email-service",
+)
+
+
+def check_profile(report, name, service):
+    profile = interpolate(str(environment(service).get("APP__PROFILE") or ""))
+    report.check(profile == "local", f"{name}: runs with APP__PROFILE=local")
+
+
 def check_link_secret(report, name, service):
     secret = interpolate(str(environment(service).get("APP__SHOP__LINK_SECRET") or ""))
     report.check(
@@ -161,6 +178,8 @@ def main():
     report.check("3000" in set(published_ports(web)), "web-server: publishes port 3000")
     for name in LINK_SECRET_USERS:
         check_link_secret(report, name, services.get(name) or {})
+    for name in PIPELINE:
+        check_profile(report, name, services.get(name) or {})
     print(f"{report.passed} passed, {report.failed} failed")
     return 1 if report.failed else 0
 

@@ -508,6 +508,8 @@ write_env() {
   local tmp="$DATA_DIR/env.sh.tmp"
   cat >"$tmp" <<EOF
 # Written by scripts/services.sh start: source this file to point the apps at these services.
+# The local stack's profile: local defaults and endpoints are fine (production refuses them).
+export APP__PROFILE='local'
 export APP__DATABASE__URL='postgres://postgres@127.0.0.1:$PG_PORT/chargeflow'
 export APP__REDIS__URL='redis://127.0.0.1:$REDIS_PORT'
 export APP__SQS__ENDPOINT_URL='http://127.0.0.1:$LOCALSTACK_PORT'

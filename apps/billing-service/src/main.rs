@@ -7,9 +7,9 @@ use billing_service::{BillingHandler, gateway::Gateway};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("billing-service");
-    let settings = secrets::load_settings()
+    let settings = secrets::load_settings_for(settings::Process::Billing)
         .await
-        .context("Failed to load settings")?;
+        .unwrap_or_else(|error| telemetry::refuse_to_start("billing-service", &error));
     let gateway = Gateway::new(&settings.stripe).context("Invalid Stripe settings")?;
     // One pool: the handler commits its attempt records through it, the runtime its transactions.
     let pool = settings

@@ -9,9 +9,9 @@ use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("email-service");
-    let settings = secrets::load_settings()
+    let settings = secrets::load_settings_for(settings::Process::Email)
         .await
-        .context("Failed to load settings")?;
+        .unwrap_or_else(|error| telemetry::refuse_to_start("email-service", &error));
     let templates = Templates::load(Path::new(&settings.smtp.templates_dir))
         .context("Failed to load the e-mail templates")?;
     let mailer = Mailer::new(&settings.smtp).context("Invalid SMTP settings")?;

@@ -7,9 +7,9 @@ use invoice_service::InvoiceHandler;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("invoice-service");
-    let settings = secrets::load_settings()
+    let settings = secrets::load_settings_for(settings::Process::Invoice)
         .await
-        .context("Failed to load settings")?;
+        .unwrap_or_else(|error| telemetry::refuse_to_start("invoice-service", &error));
     let handler = InvoiceHandler::new(&settings.invoice).context("Invalid invoice settings")?;
     let pool = settings
         .database

@@ -13,9 +13,9 @@ use outbox_relay::Relay;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("outbox-relay");
-    let settings = secrets::load_settings()
+    let settings = secrets::load_settings_for(settings::Process::Relay)
         .await
-        .context("Failed to load settings")?;
+        .unwrap_or_else(|error| telemetry::refuse_to_start("outbox-relay", &error));
     let relay = Relay::connect(&settings)
         .await
         .context("Failed to start the relay")?;

@@ -7,9 +7,9 @@ use shipping_service::{ShippingHandler, partner::PartnerClient};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("shipping-service");
-    let settings = secrets::load_settings()
+    let settings = secrets::load_settings_for(settings::Process::Shipping)
         .await
-        .context("Failed to load settings")?;
+        .unwrap_or_else(|error| telemetry::refuse_to_start("shipping-service", &error));
     let partner = PartnerClient::new(&settings.shipping).context("Invalid shipping settings")?;
     let pool = settings
         .database

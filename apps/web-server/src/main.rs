@@ -6,9 +6,9 @@ use web_server::Application;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("web-server");
-    let settings = secrets::load_settings()
+    let settings = secrets::load_settings_for(settings::Process::WebServer)
         .await
-        .context("Failed to load settings")?;
+        .unwrap_or_else(|error| telemetry::refuse_to_start("web-server", &error));
     let app = Application::build(settings).await?;
     tracing::info!(addr = %app.local_addr()?, "web-server listening");
     app.run(telemetry::shutdown_signal())

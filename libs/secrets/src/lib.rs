@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use settings::Settings;
+use settings::{Process, Settings};
 
 /// The environment variable naming the secret (its ARN or name).
 pub const SECRETS_ARN_VAR: &str = "APP_SECRETS_ARN";
@@ -46,6 +46,20 @@ pub async fn load_settings() -> Result<Settings, SecretsError> {
     let overrides = fetch(&secret).await?;
     tracing::info!(keys = overrides.len(), "settings read from Secrets Manager");
     Ok(Settings::load_with(&overrides)?)
+}
+
+/// Loads the settings like [`load_settings`], then checks the ones `process` uses against the
+/// profile ([`Settings::check_profile`]): under `production`, a missing or documented local
+/// secret, an http shop or a public listener next to local endpoints is refused. Every process
+/// of the pipeline starts with this, before it connects to anything.
+///
+/// # Errors
+/// As [`load_settings`], and [`SecretsError::Settings`] with [`settings::SettingsError::Unsafe`]
+/// naming the refused setting.
+pub async fn load_settings_for(process: Process) -> Result<Settings, SecretsError> {
+    let settings = load_settings().await?;
+    settings.check_profile(process)?;
+    Ok(settings)
 }
 
 /// Reads the secret `secret` (ARN or name) and returns its `APP__…` pairs.

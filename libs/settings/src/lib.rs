@@ -8,6 +8,10 @@ use domain::{PriceRules, Rates, TaxRate};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod profile;
+
+pub use profile::{LOCAL_SECRETS, Process, Profile};
+
 /// The error type of this library.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -22,11 +26,26 @@ pub enum SettingsError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Under the `production` profile, a setting is missing, a documented local value or unsafe
+    /// next to the others (see [`Settings::check_profile`]).
+    #[error(
+        "{setting} {reason} (APP__PROFILE=production; APP__PROFILE=local is for the local stack)"
+    )]
+    Unsafe {
+        /// The environment variable, as `APP__SECTION__KEY`.
+        setting: &'static str,
+        /// What is wrong with it and what to set.
+        reason: &'static str,
+    },
 }
 
 /// Every setting of every process; each process reads the sections it needs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// Which rules the settings must pass at start-up (`APP__PROFILE`: `local` or, by default,
+    /// `production`; see [`Settings::check_profile`]).
+    #[serde(default)]
+    pub profile: Profile,
     /// PostgreSQL.
     #[serde(default)]
     pub database: DatabaseSettings,

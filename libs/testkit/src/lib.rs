@@ -60,6 +60,8 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> settings::Settings {
         .iter()
         .filter_map(|k| Some(((*k).to_owned(), std::env::var(k).ok()?)))
         .collect();
+    // The tests' profile, as the local stack's (the checks of production are tested on their own).
+    pairs.push(("APP__PROFILE".to_owned(), "local".to_owned()));
     pairs.push(("APP__SHOP__LINK_SECRET".to_owned(), LINK_SECRET.to_owned()));
     // No operations ports unless a test asks for one: the processes' default ports would collide
     // between the tests running at once (and with a running dev stack).

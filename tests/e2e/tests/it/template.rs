@@ -469,3 +469,76 @@ fn every_function_is_a_binary_of_the_workspace() {
     assert_eq!(dir.as_str(), Some("/var/task/templates"), "{id}");
     assert!(repo_root().join("apps/email-service/templates").is_dir());
 }
+
+/// What a deployer fills in for the parameters without a default (docs/DEPLOY.md, step 4).
+fn example_parameter(parameter: &str) -> String {
+    match parameter {
+        "AWS::Region" => "eu-central-1".into(),
+        "ShopPublicUrl" => "https://shop.example.com".into(),
+        "SmtpHost" => "email-smtp.eu-central-1.amazonaws.com".into(),
+        "ShippingPartnerUrl" => "https://partner.example.com".into(),
+        "SmtpFrom" => "Shop <orders@shop.example.com>".into(),
+        other => TEMPLATE.default_of(other),
+    }
+}
+
+/// The secret's keys as docs/DEPLOY.md (step 2) has them, with values of a real deployment.
+const SECRET: [(&str, &str); 7] = [
+    (
+        "APP__DATABASE__URL",
+        "postgres://chargeflow:pw@db.internal.example:5432/chargeflow",
+    ),
+    ("APP__STRIPE__SECRET_KEY", "sk_live_example"),
+    ("APP__STRIPE__WEBHOOK_SECRET", "whsec_example"),
+    ("APP__SHIPPING__CALLBACK_SECRET", "partner_example"),
+    (
+        "APP__SHOP__LINK_SECRET",
+        "an-example-link-secret-of-more-than-32-bytes",
+    ),
+    ("APP__SMTP__USERNAME", "AKIAEXAMPLE"),
+    ("APP__SMTP__PASSWORD", "example"),
+];
+
+#[test]
+fn every_function_starts_under_the_production_profile_with_the_documented_secret() {
+    for (binary, (id, function)) in TEMPLATE.functions() {
+        let env = TEMPLATE.environment(function);
+        let profile = env.get("APP__PROFILE").and_then(Value::as_str);
+        assert_eq!(profile, Some("production"), "{id}");
+        let mut pairs: Vec<(String, String)> = env
+            .iter()
+            .filter(|(name, _)| name.starts_with("APP__"))
+            .filter_map(|(name, value)| {
+                let value = match (ref_of(value), value) {
+                    (Some(parameter), _) => example_parameter(parameter),
+                    (None, Value::String(s)) => s.clone(),
+                    (None, Value::Number(n)) => n.to_string(),
+                    (None, Value::Bool(b)) => b.to_string(),
+                    _ => return None,
+                };
+                Some((name.clone(), value))
+            })
+            .collect();
+        pairs.extend(
+            SECRET
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let settings = Settings::from_sources(&borrowed).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let process = match binary.as_str() {
+            RELAY => settings::Process::Relay,
+            "invoice-service" => settings::Process::Invoice,
+            "billing-service" => settings::Process::Billing,
+            "shipping-service" => settings::Process::Shipping,
+            "email-service" => settings::Process::Email,
+            other => panic!("{id}: unknown binary {other}"),
+        };
+        settings
+            .check_profile(process)
+            .unwrap_or_else(|e| panic!("{id} would refuse to start: {e}"));
+    }
+}
