@@ -7,12 +7,12 @@
 //! The session's life slides: every use renews its Redis TTL, and the cookie's `Max-Age` is sent
 //! again when the last one sent is more than [`REFRESH_AFTER_S`] old (the session's Redis value is
 //! when that was), so an active shopper's cookie never dies before the session does, without a
-//! `Set-Cookie` on every answer.
-//!
-//! A new session is counted against its client's `new_session` rate limit ([`crate::limits`])
-//! before it is written: a client without cookies cannot fill Redis with sessions. When the shop's public URL is `https` (or
+//! `Set-Cookie` on every answer. When the shop's public URL is `https` (or
 //! `APP__HTTP__SECURE_COOKIES` is set) the cookie is `Secure` and named with the `__Host-` prefix,
 //! which browsers accept only from a secure origin, for path `/` and without a `Domain`.
+//!
+//! A new session is counted against its client's `new_session` rate limit ([`crate::limits`])
+//! before it is written: a client without cookies cannot fill Redis with sessions.
 
 use axum::{
     extract::{Request, State},
