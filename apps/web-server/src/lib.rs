@@ -113,7 +113,7 @@ impl Application {
             key_prefix: settings.redis.key_prefix.as_str().into(),
             shutdown: CancellationToken::new(),
             orders_counted_at: Arc::default(),
-            limits: Arc::new(limits::Limits::new(&settings.limits)),
+            limits: Arc::new(limits::Limits::new(&settings)),
             settings: Arc::new(settings),
         };
         // As for the relay and the workers, metrics are not worth dying for: a taken port is

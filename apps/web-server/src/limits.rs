@@ -43,12 +43,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
-use settings::LimitSettings;
+use settings::Settings;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    AppState,
     client::{ClientAddr, ClientKey},
     error::ApiError,
     metrics, session,
@@ -60,8 +59,13 @@ pub const CLEAN_EVERY: Duration = Duration::from_secs(30);
 /// A session as the limiters count it: the SHA-256 of the session id its cookie presents.
 type SessionKey = [u8; 32];
 
-/// Every in-process limiter of the web-server.
+/// Every in-process limiter of the web-server, and what it needs to know a request's client and
+/// session (so that [`layer`] holds this alone, not the whole `AppState`).
 pub struct Limits {
+    /// `http.trusted_proxies`.
+    trusted_proxies: usize,
+    /// The session cookie's name.
+    cookie_name: &'static str,
     api: Limit<ClientKey>,
     new_session: Limit<ClientKey>,
     sign_in: Limit<ClientKey>,
@@ -80,14 +84,16 @@ enum Action {
 }
 
 impl Limits {
-    /// The limiters with the quotas of `settings` (validated: every value at least 1).
-    pub fn new(settings: &LimitSettings) -> Self {
-        let s = settings;
+    /// The limiters with the quotas of `settings.limits` (validated: every value at least 1).
+    pub fn new(settings: &Settings) -> Self {
+        let s = &settings.limits;
         let pair = |name, what, session: (u32, u32), client: (u32, u32)| SessionAndClient {
             per_session: Limit::new(name, "session", what, session),
             per_client: Limit::new(name, "client", what, client),
         };
         Limits {
+            trusted_proxies: settings.http.trusted_proxies,
+            cookie_name: session::cookie_name(settings),
             api: Limit::new(
                 "api",
                 "client",
@@ -183,21 +189,21 @@ impl Limits {
 
 /// Middleware on the shopper API, before the session layer: the `api` limit of the client, then
 /// the limits of what the matched route does.
-pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn layer(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
     let client = ClientAddr::of(
         request.extensions(),
         request.headers(),
-        state.settings.http.trusted_proxies,
+        limits.trusted_proxies,
     );
     let action = request
         .extensions()
         .get::<MatchedPath>()
         .and_then(|path| action_of(request.method(), path.as_str()));
     let session = || {
-        session::presented_id(request.headers(), &state.settings)
+        session::presented_id(request.headers(), limits.cookie_name)
             .map(|id| SessionKey::from(Sha256::digest(id.as_bytes())))
     };
-    match state.limits.check(&client.limit_key(), action, session) {
+    match limits.check(&client.limit_key(), action, session) {
         Ok(()) => next.run(request).await,
         Err(refused) => refused.into_response(),
     }
@@ -322,8 +328,8 @@ mod tests {
 
     use super::*;
 
-    fn settings(pairs: &[(&str, &str)]) -> LimitSettings {
-        settings::Settings::from_sources(pairs).unwrap().limits
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_sources(pairs).unwrap()
     }
 
     fn client(ip: &str) -> ClientKey {

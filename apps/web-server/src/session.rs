@@ -182,10 +182,15 @@ fn is_well_formed(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The session id a request's cookie presents, if it is well-formed (whether such a session
-/// exists is not looked up): what the per-session rate limits key on.
-pub fn presented_id(headers: &HeaderMap, settings: &settings::Settings) -> Option<String> {
-    cookie_value(headers, CookieSpec::of(settings).name).filter(|id| is_well_formed(id))
+/// The name of the session cookie with these settings ([`COOKIE`] or [`SECURE_COOKIE`]).
+pub fn cookie_name(settings: &settings::Settings) -> &'static str {
+    CookieSpec::of(settings).name
+}
+
+/// The session id the cookie `cookie_name` of a request presents, if it is well-formed (whether
+/// such a session exists is not looked up): what the per-session rate limits key on.
+pub fn presented_id(headers: &HeaderMap, cookie_name: &str) -> Option<String> {
+    cookie_value(headers, cookie_name).filter(|id| is_well_formed(id))
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/products", get(products::list))
         .route("/sign-in/requests", post(sign_in::request_link))
         .merge(shopper)
-        .route_layer(middleware::from_fn_with_state(state.clone(), limits::layer));
+        .route_layer(middleware::from_fn_with_state(
+            state.limits.clone(),
+            limits::layer,
+        ));
     let api = Router::new()
         .route("/stripe/webhook", post(crate::stripe::webhook))
         .route("/partner/events", post(crate::partner::events))
