@@ -394,7 +394,10 @@ async fn a_flood_of_ten_thousand_checkouts_from_one_client_leaves_another_client
  {
     // The shop's default limits, unchanged.
     let app = spawn_app_with(&[], limits(|_| {})).await;
-    let product = app.add_product(990, 1_000_000).await;
+    // Each client its own product: the other client's checkouts are not to wait for the row lock
+    // of the flood's few accepted ones.
+    let product = app.add_product(990, 1_000).await;
+    let flooded = app.add_product(990, 1_000).await;
     let defaults = LimitSettings::default();
     let other_orders = 10;
 
@@ -407,7 +410,7 @@ async fn a_flood_of_ten_thousand_checkouts_from_one_client_leaves_another_client
     let started = Instant::now();
     let flooding = flood(
         flooder,
-        order_body(&[(product, 1)]),
+        order_body(&[(flooded, 1)]),
         done.clone(),
         tally.clone(),
         progress,
