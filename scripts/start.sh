@@ -27,6 +27,16 @@ export APP__INVOICE__COUNTRIES__AT__TAX_RATE_BP="${APP__INVOICE__COUNTRIES__AT__
 export APP__INVOICE__COUNTRIES__CH__SHIPPING_FEE_MINOR="${APP__INVOICE__COUNTRIES__CH__SHIPPING_FEE_MINOR:-1490}"
 export APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP="${APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP:-0}"
 
+# The local stack is never rate-limited: a developer clicking around, curl loops and the browser
+# tests (many sessions and orders from 127.0.0.1) must not meet the web-server's per-client limits.
+# Each limit (settings::LimitSettings, testkit::RATE_LIMITS) gets a million at once and a million a
+# second unless exported already.
+for limit in API_PER_CLIENT NEW_SESSION_PER_CLIENT CART_WRITE_PER_SESSION CART_WRITE_PER_CLIENT \
+  CHECKOUT_PER_SESSION CHECKOUT_PER_CLIENT CANCEL_PER_SESSION CANCEL_PER_CLIENT SIGN_IN_PER_CLIENT; do
+  burst="APP__LIMITS__${limit}_BURST" per_minute="APP__LIMITS__${limit}_PER_MINUTE"
+  export "$burst=${!burst:-1000000}" "$per_minute=${!per_minute:-60000000}"
+done
+
 # The key of the order links in e-mails and of the sign-in links: made once per data dir (links
 # already mailed keep working across restarts), readable by this user only. An exported
 # APP__SHOP__LINK_SECRET wins.

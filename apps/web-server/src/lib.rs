@@ -10,8 +10,10 @@ pub mod access;
 mod cart;
 mod catalogue;
 pub mod checkout;
+pub mod client;
 pub mod error;
 mod json;
+pub mod limits;
 pub mod metrics;
 pub mod partner;
 mod routes;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// When the orders-by-status gauge was last counted (see [`metrics`]).
     pub orders_counted_at: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
+    /// The in-process rate limits per client and per session ([`limits`]).
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
@@ -66,6 +70,8 @@ pub struct Application {
     /// The operations listener (`/metrics`, `/readyz`, `/healthz`), when one is configured.
     ops: Option<(TcpListener, axum::Router)>,
     shutdown: CancellationToken,
+    /// Cleaned periodically while serving ([`limits::clean_periodically`]).
+    limits: Arc<limits::Limits>,
 }
 
 impl Application {
@@ -105,9 +111,10 @@ impl Application {
             redis,
             sqs,
             key_prefix: settings.redis.key_prefix.as_str().into(),
-            settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
             orders_counted_at: Arc::default(),
+            limits: Arc::new(limits::Limits::new(&settings)),
+            settings: Arc::new(settings),
         };
         // As for the relay and the workers, metrics are not worth dying for: a taken port is
         // logged and the shop runs on without its operations listener.
@@ -125,6 +132,7 @@ impl Application {
             listener,
             ops,
             shutdown: state.shutdown.clone(),
+            limits: state.limits.clone(),
             router: routes::router(state),
         })
     }
@@ -161,6 +169,10 @@ impl Application {
             shutdown.await;
             token.cancel();
         });
+        tokio::spawn(limits::clean_periodically(
+            self.limits,
+            self.shutdown.clone(),
+        ));
         if let Some((listener, router)) = self.ops {
             let stop = self.shutdown.clone();
             tokio::spawn(async move {
@@ -172,7 +184,7 @@ impl Application {
                 }
             });
         }
-        // The peer address feeds the per-client rate limit of sign-in links.
+        // The peer address is the client of the per-client rate limits (see [`client`]).
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -6,6 +6,10 @@
 //! - [`ORDERS`], refreshed from one `GROUP BY` query when `/metrics` is scraped, at most every
 //!   `metrics.orders_refresh_s` (15 s): however many scrapers, one count per interval.
 //!
+//! - [`RATE_LIMITED_TOTAL`], counted by [`rate_limited`] for every request a rate limit
+//!   refused ([`crate::limits`], and the sign-in e-mails' limits in Redis), and
+//!   [`RATE_LIMIT_KEYS`], set by the limiters' clean-up pass.
+//!
 //! All of it is served on the operations listener (`APP__METRICS__ADDR`), not the shop's port.
 //!
 //! The outbox backlog gauges belong to the relay (`outbox_relay::metrics`), not to this process.
@@ -27,12 +31,22 @@ use crate::{AppState, error::ErrorCode, routes::REPLAYED};
 
 /// Counter `chargeflow_checkout_requests_total{outcome, code}`: checkouts by outcome —
 /// `created`, `replayed` (idempotent retry), `invalid` (4xx), `out_of_stock`, `conflict`
-/// (another 409), `unavailable` (503), `error` (500) — with the error's stable `code` on errors.
+/// (another 409), `rate_limited` (429), `unavailable` (503), `error` (500) — with the error's
+/// stable `code` on errors.
 pub const CHECKOUT_REQUESTS_TOTAL: &str = "chargeflow_checkout_requests_total";
 /// Histogram `chargeflow_checkout_duration_seconds`: time to answer `POST /api/orders`.
 pub const CHECKOUT_DURATION: &str = "chargeflow_checkout_duration_seconds";
 /// Gauge `chargeflow_orders{status}`: orders in each status, every status listed.
 pub const ORDERS: &str = "chargeflow_orders";
+
+/// Counter `chargeflow_http_rate_limited_total{limit, per}`: requests answered `429
+/// rate_limited`, by limit (`api`, `new_session`, `cart_write`, `checkout`, `cancel`,
+/// `sign_in`, and `sign_in_email` for the Redis limits of sign-in e-mails) and by what it counts
+/// (`client`, `session`, `address`).
+pub const RATE_LIMITED_TOTAL: &str = "chargeflow_http_rate_limited_total";
+/// Gauge `chargeflow_rate_limit_keys{limit, per}`: clients or sessions an in-process limiter
+/// holds a state for (its memory), after its last clean-up.
+pub const RATE_LIMIT_KEYS: &str = "chargeflow_rate_limit_keys";
 
 /// Describes the series (their `# HELP` lines); harmless before a recorder is installed.
 pub fn describe() {
@@ -43,6 +57,19 @@ pub fn describe() {
         "Time to answer a checkout request."
     );
     ::metrics::describe_gauge!(ORDERS, "Orders in each status.");
+    ::metrics::describe_counter!(
+        RATE_LIMITED_TOTAL,
+        "Requests refused by a rate limit (429 rate_limited), by limit and by what it counts."
+    );
+    ::metrics::describe_gauge!(
+        RATE_LIMIT_KEYS,
+        "Clients or sessions an in-process rate limiter holds a state for."
+    );
+}
+
+/// Counts one request refused by the rate limit `limit` per `per` (see [`RATE_LIMITED_TOTAL`]).
+pub fn rate_limited(limit: &'static str, per: &'static str) {
+    ::metrics::counter!(RATE_LIMITED_TOTAL, "limit" => limit, "per" => per).increment(1);
 }
 
 /// Middleware: counts and times `POST /api/orders`; passes every other request through.
@@ -70,6 +97,7 @@ fn checkout_outcome(response: &Response) -> (&'static str, Option<&'static str>)
         let outcome = match (status.as_u16(), *code) {
             (_, "out_of_stock") => "out_of_stock",
             (409, _) => "conflict",
+            (429, _) => "rate_limited",
             (503, _) => "unavailable",
             (400..=499, _) => "invalid",
             _ => "error",

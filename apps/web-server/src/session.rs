@@ -10,10 +10,13 @@
 //! `Set-Cookie` on every answer. When the shop's public URL is `https` (or
 //! `APP__HTTP__SECURE_COOKIES` is set) the cookie is `Secure` and named with the `__Host-` prefix,
 //! which browsers accept only from a secure origin, for path `/` and without a `Domain`.
+//!
+//! A new session is counted against its client's `new_session` rate limit ([`crate::limits`])
+//! before it is written: a client without cookies cannot fill Redis with sessions.
 
 use axum::{
     extract::{Request, State},
-    http::{HeaderValue, header},
+    http::{HeaderMap, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -21,7 +24,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, error::ApiError};
+use crate::{AppState, client::ClientAddr, error::ApiError};
 
 /// The cookie's name on a plain-http shop (local development).
 pub const COOKIE: &str = "cf_session";
@@ -88,8 +91,13 @@ impl Session {
 /// Middleware: loads or creates the session and puts it in the request's extensions.
 pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let spec = CookieSpec::of(&state.settings);
-    let presented = cookie_value(&request, spec.name);
-    let (session, cookie) = match resolve(&state, presented).await {
+    let presented = cookie_value(request.headers(), spec.name);
+    let client = ClientAddr::of(
+        request.extensions(),
+        request.headers(),
+        state.settings.http.trusted_proxies,
+    );
+    let (session, cookie) = match resolve(&state, presented, client).await {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
@@ -103,11 +111,12 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     response
 }
 
-/// The session the client presented (its TTL renewed), or a new one; and whether to send the
-/// cookie.
+/// The session the client presented (its TTL renewed), or a new one if `client` may have one;
+/// and whether to send the cookie.
 async fn resolve(
     state: &AppState,
     presented: Option<String>,
+    client: ClientAddr,
 ) -> Result<(Session, Cookie), ApiError> {
     let mut redis = state.redis.clone();
     let now = chrono::Utc::now().timestamp();
@@ -127,6 +136,7 @@ async fn resolve(
             return Ok((Session { id }, Cookie::Send));
         }
     }
+    state.limits.new_session(client)?;
     let id = new_id();
     store(&mut redis, &session_key(&state.key_prefix, &id), now).await?;
     Ok((Session { id }, Cookie::Send))
@@ -172,9 +182,19 @@ fn is_well_formed(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn cookie_value(request: &Request, name: &str) -> Option<String> {
-    request
-        .headers()
+/// The name of the session cookie with these settings ([`COOKIE`] or [`SECURE_COOKIE`]).
+pub fn cookie_name(settings: &settings::Settings) -> &'static str {
+    CookieSpec::of(settings).name
+}
+
+/// The session id the cookie `cookie_name` of a request presents, if it is well-formed (whether
+/// such a session exists is not looked up): what the per-session rate limits key on.
+pub fn presented_id(headers: &HeaderMap, cookie_name: &str) -> Option<String> {
+    cookie_value(headers, cookie_name).filter(|id| is_well_formed(id))
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())

@@ -85,6 +85,193 @@ pub struct Settings {
     /// The order lifecycle: expiry of unpaid orders, when an order counts as stuck.
     #[serde(default)]
     pub orders: OrdersSettings,
+    /// The web-server's in-process rate limits per client and per session.
+    #[serde(default)]
+    pub limits: LimitSettings,
+}
+
+/// The web-server's rate limits (`APP__LIMITS__…`): each one lets `…_BURST` requests through at
+/// once and then `…_PER_MINUTE` a minute, evenly spaced (a token bucket: GCRA). "Per client" is
+/// per IP address (an IPv6 client per /64 network), as `http.trusted_proxies` tells it; "per
+/// session" per session cookie.
+///
+/// The defaults are meant for a real shop: a household or an office sharing one address (NAT)
+/// shopping at once is never refused in normal use, a script hammering one path is after a few
+/// seconds. Every value must be at least 1; there is no switch to turn a limit off: a very high
+/// value does that (the local stack, the tests and the benchmark set them so).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Any shopper API request (catalogue, cart, orders, sign-in), per client: the backstop
+    /// (`APP__LIMITS__API_PER_CLIENT_BURST`, default 300). A page of the shop makes a handful of
+    /// requests; 300 at once covers dozens of shoppers behind one address opening pages together.
+    pub api_per_client_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__API_PER_CLIENT_PER_MINUTE`, default 1200 =
+    /// 20/s): a hundred shoppers behind one address browsing steadily, while a flood from one
+    /// address is refused (and costs no Redis or PostgreSQL call).
+    pub api_per_client_per_minute: u32,
+    /// New sessions (a request without a valid session cookie), per client
+    /// (`APP__LIMITS__NEW_SESSION_PER_CLIENT_BURST`, default 30). A browser makes one and keeps its
+    /// cookie (its first page may make two or three at once); every session is a Redis key that
+    /// lives 30 days, so a cookie-less script must not mint them at will.
+    pub new_session_per_client_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__NEW_SESSION_PER_CLIENT_PER_MINUTE`, default 10:
+    /// ten new visitors a minute behind one address, 600 an hour).
+    pub new_session_per_client_per_minute: u32,
+    /// Cart writes (`PUT`/`DELETE /api/cart/items/…`) per session
+    /// (`APP__LIMITS__CART_WRITE_PER_SESSION_BURST`, default 20): a shopper clicking a quantity
+    /// up quickly.
+    pub cart_write_per_session_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__CART_WRITE_PER_SESSION_PER_MINUTE`, default 60,
+    /// one a second: faster than anyone edits a cart for long).
+    pub cart_write_per_session_per_minute: u32,
+    /// Cart writes per client (`APP__LIMITS__CART_WRITE_PER_CLIENT_BURST`, default 100): the
+    /// sessions behind one address together.
+    pub cart_write_per_client_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__CART_WRITE_PER_CLIENT_PER_MINUTE`, default 300).
+    pub cart_write_per_client_per_minute: u32,
+    /// Checkouts (`POST /api/orders`, whatever their answer) per session
+    /// (`APP__LIMITS__CHECKOUT_PER_SESSION_BURST`, default 10): a shopper correcting a form or
+    /// trying another card several times.
+    pub checkout_per_session_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__CHECKOUT_PER_SESSION_PER_MINUTE`, default 10).
+    pub checkout_per_session_per_minute: u32,
+    /// Checkouts per client (`APP__LIMITS__CHECKOUT_PER_CLIENT_BURST`, default 30).
+    pub checkout_per_client_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__CHECKOUT_PER_CLIENT_PER_MINUTE`, default 60: an
+    /// order a second from one address is a busy office, not a person).
+    pub checkout_per_client_per_minute: u32,
+    /// Cancellations (`POST /api/orders/…/cancel`) per session
+    /// (`APP__LIMITS__CANCEL_PER_SESSION_BURST`, default 10).
+    pub cancel_per_session_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__CANCEL_PER_SESSION_PER_MINUTE`, default 10).
+    pub cancel_per_session_per_minute: u32,
+    /// Cancellations per client (`APP__LIMITS__CANCEL_PER_CLIENT_BURST`, default 30).
+    pub cancel_per_client_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__CANCEL_PER_CLIENT_PER_MINUTE`, default 60).
+    pub cancel_per_client_per_minute: u32,
+    /// Sign-in link requests (`POST /api/sign-in/requests`) per client, in process
+    /// (`APP__LIMITS__SIGN_IN_PER_CLIENT_BURST`, default 10). The e-mails themselves are limited
+    /// in Redis across instances (`shop.sign_in_per_client`, `shop.sign_in_per_address`); this
+    /// one sheds a flood before it costs a Redis call.
+    pub sign_in_per_client_burst: u32,
+    /// … then this many a minute (`APP__LIMITS__SIGN_IN_PER_CLIENT_PER_MINUTE`, default 2: above
+    /// the Redis limit's 10 per 15 minutes, so that one decides in normal use).
+    pub sign_in_per_client_per_minute: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            api_per_client_burst: 300,
+            api_per_client_per_minute: 1200,
+            new_session_per_client_burst: 30,
+            new_session_per_client_per_minute: 10,
+            cart_write_per_session_burst: 20,
+            cart_write_per_session_per_minute: 60,
+            cart_write_per_client_burst: 100,
+            cart_write_per_client_per_minute: 300,
+            checkout_per_session_burst: 10,
+            checkout_per_session_per_minute: 10,
+            checkout_per_client_burst: 30,
+            checkout_per_client_per_minute: 60,
+            cancel_per_session_burst: 10,
+            cancel_per_session_per_minute: 10,
+            cancel_per_client_burst: 30,
+            cancel_per_client_per_minute: 60,
+            sign_in_per_client_burst: 10,
+            sign_in_per_client_per_minute: 2,
+        }
+    }
+}
+
+impl LimitSettings {
+    /// Every value with its setting's name (`limits.…`), for validation.
+    fn values(&self) -> [(&'static str, u32); 18] {
+        [
+            ("limits.api_per_client_burst", self.api_per_client_burst),
+            (
+                "limits.api_per_client_per_minute",
+                self.api_per_client_per_minute,
+            ),
+            (
+                "limits.new_session_per_client_burst",
+                self.new_session_per_client_burst,
+            ),
+            (
+                "limits.new_session_per_client_per_minute",
+                self.new_session_per_client_per_minute,
+            ),
+            (
+                "limits.cart_write_per_session_burst",
+                self.cart_write_per_session_burst,
+            ),
+            (
+                "limits.cart_write_per_session_per_minute",
+                self.cart_write_per_session_per_minute,
+            ),
+            (
+                "limits.cart_write_per_client_burst",
+                self.cart_write_per_client_burst,
+            ),
+            (
+                "limits.cart_write_per_client_per_minute",
+                self.cart_write_per_client_per_minute,
+            ),
+            (
+                "limits.checkout_per_session_burst",
+                self.checkout_per_session_burst,
+            ),
+            (
+                "limits.checkout_per_session_per_minute",
+                self.checkout_per_session_per_minute,
+            ),
+            (
+                "limits.checkout_per_client_burst",
+                self.checkout_per_client_burst,
+            ),
+            (
+                "limits.checkout_per_client_per_minute",
+                self.checkout_per_client_per_minute,
+            ),
+            (
+                "limits.cancel_per_session_burst",
+                self.cancel_per_session_burst,
+            ),
+            (
+                "limits.cancel_per_session_per_minute",
+                self.cancel_per_session_per_minute,
+            ),
+            (
+                "limits.cancel_per_client_burst",
+                self.cancel_per_client_burst,
+            ),
+            (
+                "limits.cancel_per_client_per_minute",
+                self.cancel_per_client_per_minute,
+            ),
+            (
+                "limits.sign_in_per_client_burst",
+                self.sign_in_per_client_burst,
+            ),
+            (
+                "limits.sign_in_per_client_per_minute",
+                self.sign_in_per_client_per_minute,
+            ),
+        ]
+    }
+
+    /// # Errors
+    /// [`SettingsError::Invalid`] naming the first value that is 0.
+    fn validate(&self) -> Result<(), SettingsError> {
+        match self.values().into_iter().find(|(_, value)| *value == 0) {
+            Some((key, _)) => Err(SettingsError::Invalid {
+                key,
+                reason: "must be at least 1 (a burst of 0 or 0 a minute would refuse everything)",
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Order lifecycle settings (`APP__ORDERS__…`).
@@ -164,7 +351,7 @@ pub struct HttpSettings {
     /// How many proxies in front of the web-server append to `X-Forwarded-For`
     /// (`APP__HTTP__TRUSTED_PROXIES`, default 0). 0: a client is the connection's peer address;
     /// 1 behind one load balancer: the last `X-Forwarded-For` entry; n: the n-th from the end.
-    /// Used for the per-client rate limit of sign-in links.
+    /// Used for the per-client rate limits (`limits`, and the sign-in links' in Redis).
     pub trusted_proxies: usize,
 }
 
@@ -702,6 +889,7 @@ impl Settings {
             );
         }
         self.validate_worker()?;
+        self.limits.validate()?;
         self.invoice.price_rules()?;
         if self.orders.expire_after_s == 0 || self.orders.sweep_interval_s == 0 {
             return invalid(
@@ -905,6 +1093,46 @@ mod tests {
         assert_eq!(set.shop.link_key().unwrap(), good.as_bytes());
         assert_eq!(set.shop.order_link_ttl_s, 90 * 24 * 3600);
         assert_eq!(set.shop.sign_in_ttl_s, 900);
+    }
+
+    #[test]
+    fn rate_limits_default_to_a_shops_and_refuse_a_zero_naming_the_setting() {
+        let defaults = Settings::from_sources(&[]).unwrap().limits;
+        assert_eq!(
+            (
+                defaults.checkout_per_client_burst,
+                defaults.checkout_per_client_per_minute
+            ),
+            (30, 60)
+        );
+        let set = Settings::from_sources(&[
+            ("APP__LIMITS__CHECKOUT_PER_SESSION_BURST", "3"),
+            ("APP__LIMITS__CHECKOUT_PER_SESSION_PER_MINUTE", "120"),
+        ])
+        .unwrap()
+        .limits;
+        assert_eq!(
+            (
+                set.checkout_per_session_burst,
+                set.checkout_per_session_per_minute
+            ),
+            (3, 120)
+        );
+        assert_eq!(
+            set.checkout_per_client_burst, 30,
+            "the others keep their defaults"
+        );
+        for key in [
+            "APP__LIMITS__API_PER_CLIENT_BURST",
+            "APP__LIMITS__NEW_SESSION_PER_CLIENT_PER_MINUTE",
+            "APP__LIMITS__SIGN_IN_PER_CLIENT_PER_MINUTE",
+        ] {
+            let err = Settings::from_sources(&[(key, "0")]).unwrap_err();
+            let name = key.trim_start_matches("APP__LIMITS__").to_lowercase();
+            assert!(err.to_string().contains(&format!("limits.{name}")), "{err}");
+        }
+        let negative = Settings::from_sources(&[("APP__LIMITS__CANCEL_PER_CLIENT_BURST", "-1")]);
+        assert!(negative.is_err(), "not a count");
     }
 
     #[test]

@@ -44,8 +44,40 @@ pub const COUNTRY_RATES: [(&str, &str); 4] = [
     ("APP__INVOICE__COUNTRIES__CH__TAX_RATE_BP", "0"),
 ];
 
-/// The settings the test run exported (`APP__…`), the test [`LINK_SECRET`] and
-/// [`COUNTRY_RATES`], with `overrides` on top.
+/// The web-server's rate limits (`APP__LIMITS__<NAME>_BURST` and `…_PER_MINUTE`), as named in
+/// `settings::LimitSettings`.
+pub const RATE_LIMITS: [&str; 9] = [
+    "API_PER_CLIENT",
+    "NEW_SESSION_PER_CLIENT",
+    "CART_WRITE_PER_SESSION",
+    "CART_WRITE_PER_CLIENT",
+    "CHECKOUT_PER_SESSION",
+    "CHECKOUT_PER_CLIENT",
+    "CANCEL_PER_SESSION",
+    "CANCEL_PER_CLIENT",
+    "SIGN_IN_PER_CLIENT",
+];
+
+/// Every rate limit of [`RATE_LIMITS`] so high that nothing is ever limited (a million at once,
+/// a million a second): the tests and the benchmark send many requests from 127.0.0.1. A test
+/// of the limits sets its own low ones on top.
+pub fn generous_limits() -> Vec<(String, String)> {
+    RATE_LIMITS
+        .iter()
+        .flat_map(|name| {
+            [
+                (format!("APP__LIMITS__{name}_BURST"), "1000000".to_owned()),
+                (
+                    format!("APP__LIMITS__{name}_PER_MINUTE"),
+                    "60000000".to_owned(),
+                ),
+            ]
+        })
+        .collect()
+}
+
+/// The settings the test run exported (`APP__…`), the test [`LINK_SECRET`],
+/// [`generous_limits`] and [`COUNTRY_RATES`], with `overrides` on top.
 ///
 /// # Panics
 /// When the settings do not load: the test run is misconfigured.
@@ -66,6 +98,7 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> settings::Settings {
     // No operations ports unless a test asks for one: the processes' default ports would collide
     // between the tests running at once (and with a running dev stack).
     pairs.push(("APP__METRICS__ADDR".to_owned(), String::new()));
+    pairs.extend(generous_limits());
     pairs.extend(
         COUNTRY_RATES
             .iter()

@@ -20,7 +20,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{AppState, error::ApiError, metrics, session, trace};
+use crate::{AppState, error::ApiError, limits, metrics, session, trace};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -49,12 +49,20 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             session::layer,
         ));
-    let api = Router::new()
+    // Rate limits before the session: a refused request costs no Redis or PostgreSQL call. The
+    // webhooks come from Stripe and the partner, signed, and are not limited.
+    let limited = Router::new()
         .route("/products", get(products::list))
-        .route("/stripe/webhook", post(crate::stripe::webhook))
-        .route("/partner/events", post(crate::partner::events))
         .route("/sign-in/requests", post(sign_in::request_link))
         .merge(shopper)
+        .route_layer(middleware::from_fn_with_state(
+            state.limits.clone(),
+            limits::layer,
+        ));
+    let api = Router::new()
+        .route("/stripe/webhook", post(crate::stripe::webhook))
+        .route("/partner/events", post(crate::partner::events))
+        .merge(limited)
         .fallback(|| async { not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let static_dir = &state.settings.http.static_dir;

@@ -14,11 +14,12 @@ use ::orders::read as orders;
 
 use crate::{
     AppState,
+    client::ClientAddr,
     error::ApiError,
     json::ApiJson,
     routes::REQUEST_ID,
     session::Session,
-    sign_in::{self, ClientAddr, Origin},
+    sign_in::{self, Origin},
 };
 
 /// The body of `POST /api/sign-in/requests`.

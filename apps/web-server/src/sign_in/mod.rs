@@ -23,9 +23,7 @@ use chrono::{Duration, Utc};
 use domain::{EmailAddress, EventEnvelope, EventType, SignInRequested, links};
 use uuid::Uuid;
 
-pub use limit::ClientAddr;
-
-use crate::{AppState, error::ApiError};
+use crate::{AppState, client::ClientAddr, error::ApiError};
 
 /// The one answer to an accepted request for a sign-in link, whatever the address.
 pub const ACCEPTED: &str = "if this address has orders with us, we have sent it a sign-in link; \

@@ -1,8 +1,14 @@
 //! `spawn_app()`: a web-server on a free port over a fresh database and a fresh Redis key space.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
-use reqwest::{Client, Response};
+use reqwest::{Client, Response, cookie::Jar};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use web_server::Application;
@@ -24,17 +30,29 @@ pub struct Shopper {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[], |_| {}).await
+}
+
+/// [`spawn_app`] with `overrides` (`APP__…` pairs) on the test settings and then `adjust` (for
+/// instance rate limits lower than the tests' generous ones).
+pub async fn spawn_app_with(
+    overrides: &[(&str, &str)],
+    adjust: impl FnOnce(&mut settings::Settings),
+) -> TestApp {
     let db_url = testkit::fresh_database().await.expect("fresh database");
     let redis_prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
-    let settings = testkit::test_settings(&[
-        ("APP__DATABASE__URL", &db_url),
+    let mut pairs = vec![
+        ("APP__DATABASE__URL", db_url.as_str()),
         ("APP__DATABASE__MAX_CONNECTIONS", "30"),
         ("APP__REDIS__KEY_PREFIX", &redis_prefix),
         ("APP__HTTP__ADDR", "127.0.0.1:0"),
         ("APP__HTTP__STATIC_DIR", "no-front-end-in-tests"),
         ("APP__METRICS__ADDR", "127.0.0.1:0"),
         ("APP__METRICS__ORDERS_REFRESH_S", "0"),
-    ]);
+    ];
+    pairs.extend_from_slice(overrides);
+    let mut settings = testkit::test_settings(&pairs);
+    adjust(&mut settings);
     let app = Application::build(settings)
         .await
         .expect("application builds");
@@ -62,6 +80,22 @@ impl TestApp {
             .expect("client");
         Shopper {
             client,
+            address: self.address.clone(),
+        }
+    }
+
+    /// A shopper connecting from `source`, an address of 127.0.0.0/8 (Linux routes all of it to
+    /// loopback), so that the server sees it as a client of its own; with `jar`, it shares
+    /// that cookie jar (and so its session) with other shoppers, else it sends no cookies.
+    pub fn shopper_from(&self, source: &str, jar: Option<Arc<Jar>>) -> Shopper {
+        let source: IpAddr = source.parse().expect("an IP address");
+        let builder = Client::builder().local_address(source);
+        let builder = match jar {
+            Some(jar) => builder.cookie_provider(jar),
+            None => builder,
+        };
+        Shopper {
+            client: builder.build().expect("client"),
             address: self.address.clone(),
         }
     }

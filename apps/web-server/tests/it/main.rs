@@ -12,5 +12,6 @@ mod orders;
 mod partner_events;
 mod products;
 mod quote;
+mod rate_limits;
 mod sign_in;
 mod stripe_webhook;
