@@ -4,7 +4,8 @@
 //! [`Application::build`] wires the routes over PostgreSQL, Redis and SQS; `main.rs` only loads
 //! settings and runs it until a shutdown signal. Handlers parse their input into domain types,
 //! call one function of [`checkout`] or a repository, and map the result; every error is an
-//! [`error::ApiError`]. `GET /metrics` serves the Prometheus series of [`metrics`].
+//! [`error::ApiError`]. `GET /metrics` serves the Prometheus series of [`metrics`]. Open order
+//! pages follow their order live through one PostgreSQL listener per process ([`streams`]).
 
 pub mod access;
 mod cart;
@@ -18,6 +19,7 @@ mod routes;
 pub mod session;
 pub mod sign_in;
 pub mod signature;
+pub mod streams;
 pub mod stripe;
 pub mod trace;
 mod webhooks;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// When the orders-by-status gauge was last counted (see [`metrics`]).
     pub orders_counted_at: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
+    /// The open live order streams, fed by the process's one order change listener.
+    pub streams: streams::Streams,
 }
 
 impl AppState {
@@ -66,6 +70,9 @@ pub struct Application {
     /// The operations listener (`/metrics`, `/readyz`, `/healthz`), when one is configured.
     ops: Option<(TcpListener, axum::Router)>,
     shutdown: CancellationToken,
+    /// The order change listener, run with the server ([`streams`]).
+    changes: streams::Listener,
+    streams: streams::Streams,
 }
 
 impl Application {
@@ -81,6 +88,7 @@ impl Application {
             .context("Order and sign-in links cannot be signed")?;
         telemetry::metrics::install();
         metrics::describe();
+        streams::describe();
         let pool = settings
             .database
             .connect()
@@ -91,6 +99,13 @@ impl Application {
             .get_connection_manager()
             .await
             .context("Failed to connect to Redis")?;
+        let changes = streams::Listener::connect(&settings.database)
+            .await
+            .context("Failed to listen for order changes")?;
+        let streams = streams::Streams::new(
+            settings.streams.clone(),
+            settings.database.max_connections as usize / 4,
+        );
         let sqs = sqs_transport::connect(&settings.sqs, Duration::from_secs(2)).await;
         let listener = TcpListener::bind(&settings.http.addr)
             .await
@@ -108,6 +123,7 @@ impl Application {
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
             orders_counted_at: Arc::default(),
+            streams: streams.clone(),
         };
         // As for the relay and the workers, metrics are not worth dying for: a taken port is
         // logged and the shop runs on without its operations listener.
@@ -126,6 +142,8 @@ impl Application {
             ops,
             shutdown: state.shutdown.clone(),
             router: routes::router(state),
+            changes,
+            streams,
         })
     }
 
@@ -138,6 +156,11 @@ impl Application {
             .as_ref()
             .map(|(listener, _)| listener.local_addr())
             .transpose()
+    }
+
+    /// The open live order streams (to watch their number).
+    pub fn streams(&self) -> streams::Streams {
+        self.streams.clone()
     }
 
     /// The address actually bound.
@@ -161,6 +184,7 @@ impl Application {
             shutdown.await;
             token.cancel();
         });
+        tokio::spawn(self.changes.run(self.streams, self.shutdown.clone()));
         if let Some((listener, router)) = self.ops {
             let stop = self.shutdown.clone();
             tokio::spawn(async move {

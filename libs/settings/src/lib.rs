@@ -66,6 +66,52 @@ pub struct Settings {
     /// The order lifecycle: expiry of unpaid orders, when an order counts as stuck.
     #[serde(default)]
     pub orders: OrdersSettings,
+    /// The web-server's live order streams: how many may be open at once.
+    #[serde(default)]
+    pub streams: StreamSettings,
+}
+
+/// Caps on the web-server's live order streams, `GET /api/orders/{id}/events`
+/// (`APP__STREAMS__…`). A stream opened with an order link counts for the session that opened it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StreamSettings {
+    /// Streams one session may hold open at once (`APP__STREAMS__PER_SESSION`, default 5): one
+    /// per order page open in a tab. A browser opens at most 6 connections to the shop over
+    /// HTTP/1.1, so a session with more open streams would starve its own other requests anyway;
+    /// one more is answered `429 too_many_streams`.
+    pub per_session: usize,
+    /// Streams one web-server process holds open at once, all sessions together
+    /// (`APP__STREAMS__PER_PROCESS`, default 1000); one more is answered `429 streams_full`.
+    /// Each open stream holds a connection (a file descriptor) and its last page in memory.
+    pub per_process: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            per_session: 5,
+            per_process: 1000,
+        }
+    }
+}
+
+impl StreamSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.per_session == 0 {
+            return Err(SettingsError::Invalid {
+                key: "streams.per_session",
+                reason: "must be at least 1",
+            });
+        }
+        if self.per_process < self.per_session {
+            return Err(SettingsError::Invalid {
+                key: "streams.per_process",
+                reason: "must be at least streams.per_session",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Order lifecycle settings (`APP__ORDERS__…`).
@@ -683,6 +729,7 @@ impl Settings {
             );
         }
         self.validate_worker()?;
+        self.streams.validate()?;
         self.invoice.price_rules()?;
         if self.orders.expire_after_s == 0 || self.orders.sweep_interval_s == 0 {
             return invalid(
@@ -886,6 +933,23 @@ mod tests {
         assert_eq!(set.shop.link_key().unwrap(), good.as_bytes());
         assert_eq!(set.shop.order_link_ttl_s, 90 * 24 * 3600);
         assert_eq!(set.shop.sign_in_ttl_s, 900);
+    }
+
+    #[test]
+    fn stream_caps_default_to_five_per_session_and_a_thousand_per_process_and_refuse_nonsense() {
+        let defaults = Settings::from_sources(&[]).unwrap();
+        assert_eq!(defaults.streams.per_session, 5);
+        assert_eq!(defaults.streams.per_process, 1000);
+        let set = Settings::from_sources(&[
+            ("APP__STREAMS__PER_SESSION", "2"),
+            ("APP__STREAMS__PER_PROCESS", "10"),
+        ])
+        .unwrap();
+        assert_eq!((set.streams.per_session, set.streams.per_process), (2, 10));
+        let none = Settings::from_sources(&[("APP__STREAMS__PER_SESSION", "0")]).unwrap_err();
+        assert!(none.to_string().contains("streams.per_session"), "{none}");
+        let below = Settings::from_sources(&[("APP__STREAMS__PER_PROCESS", "4")]).unwrap_err();
+        assert!(below.to_string().contains("streams.per_process"), "{below}");
     }
 
     #[test]

@@ -13,4 +13,5 @@ mod partner_events;
 mod products;
 mod quote;
 mod sign_in;
+mod streams;
 mod stripe_webhook;
