@@ -31,7 +31,9 @@ CREATE TRIGGER order_changed_notify AFTER INSERT ON order_timeline
     FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
 CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE ON invoices
     FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
-CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE ON payments
-    FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
+-- The PaymentIntent id billing records on its own, before confirming it, is not shown: only
+-- the columns the page shows notify (an extra notifying commit would queue for NOTIFY's lock).
+CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE OF status, amount_minor, failure_reason
+    ON payments FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
 CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE ON shipments
     FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();

@@ -233,7 +233,7 @@ pub async fn events(
         order_id,
         watcher,
         failed: false,
-        last: None,
+        last: String::new(),
         next: Some(first),
     };
     Ok(Sse::new(futures::stream::unfold(watch, next_change)).keep_alive(KeepAlive::default()))
@@ -249,7 +249,9 @@ struct Watch {
     watcher: Watcher,
     /// Whether the last read failed (and is to be tried again after [`READ_AGAIN_AFTER`]).
     failed: bool,
-    last: Option<Value>,
+    /// The data of the last event sent, as sent: kept as text, a fraction of the parsed page's
+    /// size, for as long as the stream is open.
+    last: String,
     next: Option<Value>,
 }
 
@@ -257,9 +259,11 @@ struct Watch {
 /// once the request may no longer see the order.
 async fn next_change(mut watch: Watch) -> Option<(Result<Event, Infallible>, Watch)> {
     loop {
-        if let Some(view) = watch.next.take().filter(|v| Some(v) != watch.last.as_ref()) {
-            let event = Event::default().event("order").data(view.to_string());
-            watch.last = Some(view);
+        if let Some(data) = watch.next.take().map(|v| v.to_string())
+            && data != watch.last
+        {
+            let event = Event::default().event("order").data(&data);
+            watch.last = data;
             return Some((Ok(event), watch));
         }
         if !watch.wait().await {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use domain::{OrderStatus, links};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use web_server::streams::{APPLICATION_NAME, Load};
@@ -377,4 +377,97 @@ async fn a_stream_opened_with_a_link_ends_at_the_first_change_after_the_link_exp
         stream.next_within_10_s().await.is_none(),
         "no update once the link expired: the stream ends"
     );
+}
+
+#[tokio::test]
+async fn every_part_of_the_order_page_wakes_its_stream_when_it_changes() {
+    let app = spawn_app().await;
+    let order_id = written_orders(&app, 1).await[0];
+    let mut stream = EventStream::new(app.shopper().get(&linked_events_path(order_id)).await);
+    assert!(stream.next_within_10_s().await.is_some());
+    // Each change as its worker writes it, and what the page then shows (a JSON pointer).
+    let changes = [
+        (
+            "INSERT INTO invoices (order_id, year, seq, number, issued_on, currency, subtotal_minor,
+                                   shipping_minor, tax_rate_bp, tax_minor, total_minor, pdf)
+             VALUES ($1, 2026, 7, 'INV-2026-000007', current_date, 'EUR', 2900, 490, 1900, 644,
+                     4034, '\\x255044462d312e34'::bytea)",
+            "/invoice/number",
+            "INV-2026-000007",
+        ),
+        (
+            "INSERT INTO payments (order_id, amount_minor, currency) VALUES ($1, 4034, 'EUR')",
+            "/payment/status",
+            "pending",
+        ),
+        (
+            "UPDATE payments SET status = 'succeeded', payment_intent_id = 'pi_1' WHERE order_id = $1",
+            "/payment/status",
+            "succeeded",
+        ),
+        (
+            "INSERT INTO shipments (order_id, partner_shipment_id, carrier, tracking_number)
+             VALUES ($1, 'shp_1', 'ParcelNet', 'PN000000000042')",
+            "/tracking_number",
+            "PN000000000042",
+        ),
+        (
+            "UPDATE shipments SET delivered_at = '2026-12-04T10:00:00Z' WHERE order_id = $1",
+            "/shipment/delivered_at",
+            "2026-12-04T10:00:00Z",
+        ),
+        (
+            "INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at)
+             VALUES (gen_random_uuid(), $1, 'email.sent', now())",
+            "/timeline/0/event_type",
+            "email.sent",
+        ),
+    ];
+
+    for (sql, shown, expected) in changes {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(order_id)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        let (_, page) = stream.next_within_10_s().await.expect("the change");
+        assert_eq!(
+            page.pointer(shown),
+            Some(&serde_json::json!(expected)),
+            "after {sql}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_payment_intent_id_recorded_alone_notifies_nobody() {
+    let app = spawn_app().await;
+    let orders = written_orders(&app, 2).await;
+    sqlx::query("INSERT INTO payments (order_id, amount_minor, currency) VALUES ($1, 4034, 'EUR')")
+        .bind(orders[0])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut listener = PgListener::connect_with(&app.pool).await.unwrap();
+    listener
+        .listen(::orders::read::CHANGES_CHANNEL)
+        .await
+        .unwrap();
+
+    // Billing records the PaymentIntent id before confirming it: the page does not show it.
+    sqlx::query(
+        "UPDATE payments SET payment_intent_id = 'pi_1', updated_at = now() WHERE order_id = $1",
+    )
+    .bind(orders[0])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    invoice(&app.pool, orders[1]).await;
+
+    // Notifications arrive in commit order: the first one is the second order's.
+    let first = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a notification within 10 s")
+        .unwrap();
+    assert_eq!(first.payload(), orders[1].to_string());
 }
