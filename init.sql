@@ -354,6 +354,44 @@ CREATE TABLE partner_events (
 CREATE INDEX partner_events_by_age ON partner_events (received_at);
 
 -- ---------------------------------------------------------------------------------------------
+-- Live order pages (web-server event streams)
+-- ---------------------------------------------------------------------------------------------
+
+-- Every change to what the order page shows is announced with `NOTIFY order_changed,
+-- '<order id>'`, which the web-server's one listener per process fans out to the open event
+-- streams of that order (apps/web-server/src/streams.rs). NOTIFY is delivered at commit, and
+-- identical notifications of one transaction fold into one, so a per-row trigger costs one
+-- notification per order and transaction. The page shows the order row, its timeline, invoice,
+-- payment and shipment; its lines are written only with the order row itself and never change.
+CREATE FUNCTION order_changed_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('order_changed', NEW.id::text);
+    RETURN NULL;
+END;
+$$;
+
+-- The same, for the tables whose rows belong to an order through `order_id`.
+CREATE FUNCTION order_part_changed_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('order_changed', NEW.order_id::text);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE ON orders
+    FOR EACH ROW EXECUTE FUNCTION order_changed_notify();
+CREATE TRIGGER order_changed_notify AFTER INSERT ON order_timeline
+    FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
+CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE ON invoices
+    FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
+-- The PaymentIntent id billing records on its own, before confirming it, is not shown: only
+-- the columns the page shows notify (an extra notifying commit would queue for NOTIFY's lock).
+CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE OF status, amount_minor, failure_reason
+    ON payments FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
+CREATE TRIGGER order_changed_notify AFTER INSERT OR UPDATE ON shipments
+    FOR EACH ROW EXECUTE FUNCTION order_part_changed_notify();
+
+-- ---------------------------------------------------------------------------------------------
 -- Schema version
 -- ---------------------------------------------------------------------------------------------
 
@@ -374,7 +412,8 @@ INSERT INTO _sqlx_migrations (version, description, success, checksum, execution
     (20261204000001, 'order quote', true, '\xb86d77c62d8fe99ce33bb58118462223476b840e965562273320c169217e8e93eaf3458184447ca022f06288be5f9d27', 0),
     (20261204000002, 'sign in', true, '\x80659569e5cee5d7ec8b23ca51b193ae9f6055bba9e91c6da79eda771a1d06ce0ccc5da375ec2244cd0023d292fab13b', 0),
     (20261204000003, 'inbox by age', true, '\xcda41d5b8e3f768e36ce085ee22e4b9ad76281296831e3260e5b6efd9da0970c552346420957c78b5854492857e83ff2', 0),
-    (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0);
+    (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0),
+    (20261204000005, 'order change notify', true, '\x6791a4425589d906113e9555443e98cd6dff9d2814b2f6e19d042de102e1bbbe3e3048f862c514e5fead88a321b926b4', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

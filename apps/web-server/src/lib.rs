@@ -4,7 +4,8 @@
 //! [`Application::build`] wires the routes over PostgreSQL, Redis and SQS; `main.rs` only loads
 //! settings and runs it until a shutdown signal. Handlers parse their input into domain types,
 //! call one function of [`checkout`] or a repository, and map the result; every error is an
-//! [`error::ApiError`]. `GET /metrics` serves the Prometheus series of [`metrics`].
+//! [`error::ApiError`]. `GET /metrics` serves the Prometheus series of [`metrics`]. Open order
+//! pages follow their order live through one PostgreSQL listener per process ([`streams`]).
 
 pub mod access;
 mod cart;
@@ -20,6 +21,7 @@ mod routes;
 pub mod session;
 pub mod sign_in;
 pub mod signature;
+pub mod streams;
 pub mod stripe;
 pub mod trace;
 mod webhooks;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub orders_counted_at: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
     /// The in-process rate limits per client and per session ([`limits`]).
     pub limits: Arc<limits::Limits>,
+    /// The open live order streams, fed by the process's one order change listener.
+    pub streams: streams::Streams,
 }
 
 impl AppState {
@@ -72,6 +76,9 @@ pub struct Application {
     shutdown: CancellationToken,
     /// Cleaned periodically while serving ([`limits::clean_periodically`]).
     limits: Arc<limits::Limits>,
+    /// The order change listener, run with the server ([`streams`]).
+    changes: streams::Listener,
+    streams: streams::Streams,
 }
 
 impl Application {
@@ -87,6 +94,7 @@ impl Application {
             .context("Order and sign-in links cannot be signed")?;
         telemetry::metrics::install();
         metrics::describe();
+        streams::describe();
         let pool = settings
             .database
             .connect()
@@ -97,6 +105,13 @@ impl Application {
             .get_connection_manager()
             .await
             .context("Failed to connect to Redis")?;
+        let changes = streams::Listener::connect(&settings.database)
+            .await
+            .context("Failed to listen for order changes")?;
+        let streams = streams::Streams::new(
+            settings.streams.clone(),
+            settings.database.max_connections as usize / 4,
+        );
         let sqs = sqs_transport::connect(&settings.sqs, Duration::from_secs(2)).await;
         let listener = TcpListener::bind(&settings.http.addr)
             .await
@@ -115,6 +130,7 @@ impl Application {
             orders_counted_at: Arc::default(),
             limits: Arc::new(limits::Limits::new(&settings)),
             settings: Arc::new(settings),
+            streams: streams.clone(),
         };
         // As for the relay and the workers, metrics are not worth dying for: a taken port is
         // logged and the shop runs on without its operations listener.
@@ -134,6 +150,8 @@ impl Application {
             shutdown: state.shutdown.clone(),
             limits: state.limits.clone(),
             router: routes::router(state),
+            changes,
+            streams,
         })
     }
 
@@ -146,6 +164,11 @@ impl Application {
             .as_ref()
             .map(|(listener, _)| listener.local_addr())
             .transpose()
+    }
+
+    /// The open live order streams (to watch their number).
+    pub fn streams(&self) -> streams::Streams {
+        self.streams.clone()
     }
 
     /// The address actually bound.
@@ -173,6 +196,7 @@ impl Application {
             self.limits,
             self.shutdown.clone(),
         ));
+        tokio::spawn(self.changes.run(self.streams, self.shutdown.clone()));
         if let Some((listener, router)) = self.ops {
             let stop = self.shutdown.clone();
             tokio::spawn(async move {

@@ -9,6 +9,12 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// The PostgreSQL notification channel on which every change to what the order page shows is
+/// announced, with the order's id as the payload: triggers on `orders`, `order_timeline`,
+/// `invoices`, `payments` and `shipments` notify it, at commit (`init.sql`, migration
+/// `20261204000005_order_change_notify`). The web-server's live order streams listen to it.
+pub const CHANGES_CHANNEL: &str = "order_changed";
+
 /// An order in the session's list.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct OrderSummary {
@@ -282,25 +288,6 @@ pub async fn payment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Payme
         .bind(order_id)
         .fetch_optional(pool)
         .await
-}
-
-/// A string that changes whenever anything the order page shows changes: the status (with
-/// `updated_at`), the number of timeline entries (every invoice, payment outcome, shipment and
-/// e-mail adds one) and the payment row's `updated_at`. One cheap query, for the event stream
-/// to poll instead of the whole page.
-///
-/// # Errors
-/// When the query fails.
-pub async fn version(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "SELECT concat_ws('|', o.status, o.updated_at,
-                    (SELECT count(*) FROM order_timeline t WHERE t.order_id = o.id),
-                    (SELECT p.updated_at FROM payments p WHERE p.order_id = o.id))
-         FROM orders o WHERE o.id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(pool)
-    .await
 }
 
 /// How many orders are in each status (statuses without orders are left out), for the

@@ -28,6 +28,7 @@ use crate::{
     json::ApiJson,
     routes::{REPLAYED, REQUEST_ID},
     session::Session,
+    streams::Watcher,
 };
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -204,13 +205,17 @@ fn request_id(headers: &HeaderMap) -> &str {
         .unwrap_or_default()
 }
 
-/// How often an open event stream looks for changes.
-const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// How long an open event stream waits before reading its order again after a failed read (the
+/// database briefly away).
+const READ_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// The order page as a live Server-Sent Events stream: an `order` event with the whole order
-/// (the shape of `GET /api/orders/{id}`) at once and after every change (watched through one
-/// cheap query per tick, [`orders::version`]), keep-alive comments in
-/// between. It ends when the server shuts down; browsers' `EventSource` reconnects by itself.
+/// (the shape of `GET /api/orders/{id}`) at once and after every change, keep-alive comments in
+/// between. Changes come from the process's one PostgreSQL listener ([`crate::streams`]); each
+/// one is read through the access rule, so the stream ends once the request may no longer see
+/// the order (its link expired). It ends too when the server shuts down; browsers' `EventSource`
+/// reconnects by itself. `429 too_many_streams` when the session, `429 streams_full` when the
+/// process holds as many streams as `APP__STREAMS__…` allow.
 pub async fn events(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -219,14 +224,16 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let order_id = access::order_id(path)?;
     let access = OrderAccess::new(&session, link);
-    let version = orders::version(&state.pool, order_id).await?;
+    // Subscribed before the first read: a change committed meanwhile is read again.
+    let watcher = state.streams.open(access.owner(), order_id)?;
     let first = order_view(&state, &access, order_id).await?;
     let watch = Watch {
         state,
         access,
         order_id,
-        version,
-        last: None,
+        watcher,
+        failed: false,
+        last: String::new(),
         next: Some(first),
     };
     Ok(Sse::new(futures::stream::unfold(watch, next_change)).keep_alive(KeepAlive::default()))
@@ -235,40 +242,72 @@ pub async fn events(
 /// What an open event stream remembers.
 struct Watch {
     state: AppState,
-    /// Checked again at every read: a link that expires stops the updates.
+    /// Checked again at every read: a link that expires ends the stream.
     access: OrderAccess,
     order_id: Uuid,
-    /// [`orders::version`] when the page was last read: the page is read again only when it moves.
-    version: Option<String>,
-    last: Option<Value>,
+    /// The stream's place: its order's changes, counted until the stream is dropped.
+    watcher: Watcher,
+    /// Whether the last read failed (and is to be tried again after [`READ_AGAIN_AFTER`]).
+    failed: bool,
+    /// The data of the last event sent, as sent: kept as text, a fraction of the parsed page's
+    /// size, for as long as the stream is open.
+    last: String,
     next: Option<Value>,
 }
 
-/// The next `order` event: when the order differs from the last one sent; `None` at shutdown.
+/// The next `order` event: when the order differs from the last one sent; `None` at shutdown or
+/// once the request may no longer see the order.
 async fn next_change(mut watch: Watch) -> Option<(Result<Event, Infallible>, Watch)> {
     loop {
-        if let Some(view) = watch.next.take().filter(|v| Some(v) != watch.last.as_ref()) {
-            let event = Event::default().event("order").data(view.to_string());
-            watch.last = Some(view);
+        if let Some(data) = watch.next.take().map(|v| v.to_string())
+            && data != watch.last
+        {
+            let event = Event::default().event("order").data(&data);
+            watch.last = data;
             return Some((Ok(event), watch));
         }
-        tokio::select! {
-            () = tokio::time::sleep(WATCH_EVERY) => {}
-            () = watch.state.shutdown.cancelled() => return None,
+        if !watch.wait().await {
+            return None;
         }
-        // A failed read (database briefly away) is skipped: the next tick tries again.
-        let Ok(version) = orders::version(&watch.state.pool, watch.order_id).await else {
-            continue;
-        };
-        if version == watch.version {
-            continue;
+        let read = order_view(&watch.state, &watch.access, watch.order_id);
+        match watch.watcher.read(read).await {
+            Ok(view) => (watch.next, watch.failed) = (Some(view), false),
+            Err(ApiError::NotFound { .. }) => return None,
+            // Logged once per outage, not at every attempt of every stream.
+            Err(error) => {
+                if !watch.failed {
+                    tracing::warn!(order.id = %watch.order_id, error = %error_chain(&error), "an order stream could not read its order; trying again every second");
+                }
+                watch.failed = true;
+            }
         }
-        watch.next = order_view(&watch.state, &watch.access, watch.order_id)
-            .await
-            .ok();
-        if watch.next.is_some() {
-            watch.version = version;
+    }
+}
+
+impl Watch {
+    /// Waits for a reason to read the order again: a change, or the pause after a failed read.
+    /// `false` at shutdown.
+    async fn wait(&mut self) -> bool {
+        let shutdown = &self.state.shutdown;
+        if self.failed {
+            tokio::select! {
+                () = tokio::time::sleep(READ_AGAIN_AFTER) => true,
+                () = shutdown.cancelled() => false,
+            }
+        } else {
+            tokio::select! {
+                changed = self.watcher.changed() => changed,
+                () = shutdown.cancelled() => false,
+            }
         }
+    }
+}
+
+/// The cause of a failed read, for the log.
+fn error_chain(error: &ApiError) -> String {
+    match error {
+        ApiError::Internal(cause) | ApiError::Unavailable(cause) => format!("{cause:#}"),
+        other => other.to_string(),
     }
 }
 

@@ -11,7 +11,8 @@ use std::{
 use reqwest::{Client, Response, cookie::Jar};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use web_server::Application;
+use tokio_util::sync::CancellationToken;
+use web_server::{Application, streams::Streams};
 
 /// A running web-server and what a test needs to look behind it.
 pub struct TestApp {
@@ -21,6 +22,10 @@ pub struct TestApp {
     pub pool: PgPool,
     /// The prefix of this app's Redis keys.
     pub redis_prefix: String,
+    /// Cancel it to shut the server down (as Ctrl-C would).
+    pub shutdown: CancellationToken,
+    /// The server's open live order streams.
+    pub streams: Streams,
 }
 
 /// One shopper: an HTTP client with its own cookie jar (its own session).
@@ -44,7 +49,7 @@ pub async fn spawn_app_with(
     let mut pairs = vec![
         ("APP__DATABASE__URL", db_url.as_str()),
         ("APP__DATABASE__MAX_CONNECTIONS", "30"),
-        ("APP__REDIS__KEY_PREFIX", &redis_prefix),
+        ("APP__REDIS__KEY_PREFIX", redis_prefix.as_str()),
         ("APP__HTTP__ADDR", "127.0.0.1:0"),
         ("APP__HTTP__STATIC_DIR", "no-front-end-in-tests"),
         ("APP__METRICS__ADDR", "127.0.0.1:0"),
@@ -62,13 +67,17 @@ pub async fn spawn_app_with(
         .expect("bound")
         .expect("an operations listener");
     let ops_address = format!("http://{ops}");
-    tokio::spawn(app.run(std::future::pending()));
+    let streams = app.streams();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone().cancelled_owned()));
     let pool = testkit::pool(&db_url, 5).await.expect("test pool");
     TestApp {
         address,
         ops_address,
         pool,
         redis_prefix,
+        shutdown,
+        streams,
     }
 }
 
@@ -220,6 +229,50 @@ pub fn order_body(lines: &[(i64, i64)]) -> Value {
         "items": lines.iter().map(|(id, q)| json!({"product_id": id, "quantity": q})).collect::<Vec<_>>(),
         "payment_method": "pm_card_visa"
     })
+}
+
+/// An open Server-Sent Events answer, read one event at a time.
+pub struct EventStream {
+    response: Response,
+    buffer: String,
+}
+
+impl EventStream {
+    pub fn new(response: Response) -> Self {
+        EventStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (`event:` and `data:` lines up to a blank line, keep-alive comments
+    /// skipped) as its name and JSON data; `None` once the server has ended the stream. Waits as
+    /// long as it takes: callers bound it with a timeout.
+    pub async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                };
+                if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                    return Some((event, serde_json::from_str(&data).expect("JSON data")));
+                }
+                continue;
+            }
+            let chunk = self.response.chunk().await.expect("stream")?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// [`EventStream::next`], failing the test after 10 s.
+    pub async fn next_within_10_s(&mut self) -> Option<(String, Value)> {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.next())
+            .await
+            .expect("an event (or the end) within 10 s")
+    }
 }
 
 /// Asserts the status and the error code of a JSON error answer; returns the error object.

@@ -14,4 +14,5 @@ mod products;
 mod quote;
 mod rate_limits;
 mod sign_in;
+mod streams;
 mod stripe_webhook;
