@@ -451,7 +451,10 @@ pub struct WorkerSettings {
     pub in_flight: usize,
     /// Long-poll wait of one receive, in seconds (0–20).
     pub wait_time_s: i32,
-    /// Visibility timeout set (and renewed) while a handler works, in seconds.
+    /// Visibility timeout set on receive, in seconds (`APP__WORKER__VISIBILITY_TIMEOUT_S`,
+    /// default 15); renewed every third of it while a handler works, so only a message whose
+    /// handler runs longer than that costs a visibility change. Short, so that the messages of a
+    /// worker that died come back to the others within seconds rather than a minute.
     pub visibility_timeout_s: i32,
     /// Longest time one handler may run before it is abandoned and retried, in seconds.
     pub handler_timeout_s: u64,
@@ -719,7 +722,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             in_flight: 10,
             wait_time_s: 20,
-            visibility_timeout_s: 60,
+            visibility_timeout_s: 15,
             handler_timeout_s: 30,
             retry_base_s: 2,
             retry_max_s: 300,
@@ -1055,6 +1058,10 @@ mod tests {
         assert_eq!(settings.http.addr, "127.0.0.1:3000");
         assert_eq!(settings.sqs.endpoint_url, "http://127.0.0.1:4566");
         assert_eq!(settings.relay.batch_size, 100);
+        assert_eq!(
+            settings.worker.visibility_timeout_s, 15,
+            "a killed worker's messages come back in seconds"
+        );
     }
 
     #[test]

@@ -72,3 +72,61 @@ async fn a_worker_killed_in_the_middle_of_a_message_still_invoices_the_order_onc
     let status = worker.wait().expect("exit");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+/// A worker with the production visibility timeout (the default, 15 s) instead of the tests' 3 s.
+fn spawn_worker_with_default_visibility(h: &Harness) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invoice-service"));
+    command
+        .envs(
+            h.overrides()
+                .into_iter()
+                .filter(|(k, _)| *k != "APP__WORKER__VISIBILITY_TIMEOUT_S"),
+        )
+        .env_remove("APP__WORKER__VISIBILITY_TIMEOUT_S")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    command.spawn().expect("worker process")
+}
+
+#[tokio::test]
+async fn with_the_default_visibility_a_killed_workers_message_is_handled_by_another_within_seconds()
+{
+    let h = harness().await;
+    let event = h.place_order().await;
+    let blocker = testkit::orders::lock_order(&h.pool, event.order_id)
+        .await
+        .expect("lock");
+    h.send(&[serde_json::to_string(&event).expect("json")])
+        .await;
+    let mut first = spawn_worker_with_default_visibility(&h);
+    testkit::eventually(
+        "the first worker to be mid-message",
+        Duration::from_secs(20),
+        || waiting_on_a_lock(&h),
+    )
+    .await
+    .expect("worker blocked on the order");
+    // A second worker polls the same queue; the message stays hidden from it while the first
+    // one holds it.
+    let mut second = spawn_worker_with_default_visibility(&h);
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+    let killed_at = std::time::Instant::now();
+    blocker.rollback().await.expect("release");
+
+    // With the old 60 s visibility (renewed every 20 s) the message stayed hidden for 40–60 s
+    // after the kill; with 15 s (renewed every 5 s) it is back within 15 s.
+    h.wait_status(event.order_id, "invoiced", Duration::from_secs(35))
+        .await;
+    println!(
+        "the killed worker's message was handled by the other {:.1} s after the kill",
+        killed_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(h.count("SELECT count(*) FROM invoices").await, 1);
+
+    Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .expect("SIGTERM");
+    assert!(second.wait().expect("exit").success());
+}
