@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::{MIN_LINK_SECRET_LEN, Settings, SettingsError};
+use crate::{DatabaseSettings, MIN_LINK_SECRET_LEN, RedisSettings, Settings, SettingsError};
 
 /// Which rules the settings must pass at start-up (`APP__PROFILE`, default `production`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -95,15 +95,15 @@ impl Settings {
     }
 
     fn first_refusal(&self, process: Process) -> Option<Refusal> {
-        let defaults = Settings::default_values();
-        if self.database.url.expose_secret() == defaults.database.url.expose_secret() {
+        let local = DatabaseSettings::default();
+        if self.database.url.expose_secret() == local.url.expose_secret() {
             return Some((
                 "APP__DATABASE__URL",
                 "is the local default; set the production database's URL (with its password)",
             ));
         }
         let own = match process {
-            Process::WebServer => self.web_server_refusal(&defaults),
+            Process::WebServer => self.web_server_refusal(),
             Process::Billing => secret_refusal(
                 "APP__STRIPE__SECRET_KEY",
                 &self.stripe.secret_key,
@@ -118,8 +118,8 @@ impl Settings {
         own.or_else(|| self.endpoint_refusal(process))
     }
 
-    fn web_server_refusal(&self, defaults: &Settings) -> Option<Refusal> {
-        if self.redis.url.expose_secret() == defaults.redis.url.expose_secret() {
+    fn web_server_refusal(&self) -> Option<Refusal> {
+        if self.redis.url.expose_secret() == RedisSettings::default().url.expose_secret() {
             return Some((
                 "APP__REDIS__URL",
                 "is the local default; set the production Redis URL",
@@ -209,11 +209,6 @@ impl Settings {
             addrs.push(self.http.addr.clone());
         }
         addrs
-    }
-
-    /// The settings with no source at all: the local defaults the rules compare against.
-    fn default_values() -> Settings {
-        Settings::from_sources(&[]).expect("the defaults are valid")
     }
 }
 

@@ -35,14 +35,7 @@ pub fn init(service: &'static str) {
 /// to start: <error>: <cause>…` (the whole chain of sources), and exit code 78 (`EX_CONFIG`).
 /// For the start of `main`, before anything is connected.
 pub fn refuse_to_start(service: &str, error: &(dyn std::error::Error + 'static)) -> ! {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    eprintln!("{service}: refusing to start: {line}");
+    eprintln!("{service}: refusing to start: {}", error_chain(error));
     std::process::exit(78)
 }
 

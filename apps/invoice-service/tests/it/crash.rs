@@ -6,9 +6,26 @@ use std::{
 use crate::helpers::{Harness, harness};
 
 fn spawn_worker(h: &Harness) -> Child {
+    spawn_worker_with(h, Visibility::Tests)
+}
+
+/// The visibility timeout a spawned worker runs with.
+#[derive(PartialEq)]
+enum Visibility {
+    /// The tests' 3 s.
+    Tests,
+    /// The production default (15 s).
+    Default,
+}
+
+fn spawn_worker_with(h: &Harness, visibility: Visibility) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_invoice-service"));
+    // Nothing inherited: the default applies unless the tests' value is laid on.
     command
-        .envs(h.overrides())
+        .env_remove("APP__WORKER__VISIBILITY_TIMEOUT_S")
+        .envs(h.overrides().into_iter().filter(|(k, _)| {
+            visibility == Visibility::Tests || *k != "APP__WORKER__VISIBILITY_TIMEOUT_S"
+        }))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     command.spawn().expect("worker process")
@@ -73,21 +90,6 @@ async fn a_worker_killed_in_the_middle_of_a_message_still_invoices_the_order_onc
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
-/// A worker with the production visibility timeout (the default, 15 s) instead of the tests' 3 s.
-fn spawn_worker_with_default_visibility(h: &Harness) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_invoice-service"));
-    command
-        .envs(
-            h.overrides()
-                .into_iter()
-                .filter(|(k, _)| *k != "APP__WORKER__VISIBILITY_TIMEOUT_S"),
-        )
-        .env_remove("APP__WORKER__VISIBILITY_TIMEOUT_S")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    command.spawn().expect("worker process")
-}
-
 #[tokio::test]
 async fn with_the_default_visibility_a_killed_workers_message_is_handled_by_another_within_seconds()
 {
@@ -98,7 +100,7 @@ async fn with_the_default_visibility_a_killed_workers_message_is_handled_by_anot
         .expect("lock");
     h.send(&[serde_json::to_string(&event).expect("json")])
         .await;
-    let mut first = spawn_worker_with_default_visibility(&h);
+    let mut first = spawn_worker_with(&h, Visibility::Default);
     testkit::eventually(
         "the first worker to be mid-message",
         Duration::from_secs(20),
@@ -108,7 +110,7 @@ async fn with_the_default_visibility_a_killed_workers_message_is_handled_by_anot
     .expect("worker blocked on the order");
     // A second worker polls the same queue; the message stays hidden from it while the first
     // one holds it.
-    let mut second = spawn_worker_with_default_visibility(&h);
+    let mut second = spawn_worker_with(&h, Visibility::Default);
     first.kill().expect("kill -9");
     first.wait().expect("reaped");
     let killed_at = std::time::Instant::now();
