@@ -454,7 +454,8 @@ pub struct WorkerSettings {
     /// Visibility timeout set on receive, in seconds (`APP__WORKER__VISIBILITY_TIMEOUT_S`,
     /// default 15); renewed every third of it while a handler works, so only a message whose
     /// handler runs longer than that costs a visibility change. Short, so that the messages of a
-    /// worker that died come back to the others within seconds rather than a minute.
+    /// worker that died come back to the others within seconds rather than a minute. Under
+    /// Lambda, the records of a batch are held for this long at a time in the same way.
     pub visibility_timeout_s: i32,
     /// Longest time one handler may run before it is abandoned and retried, in seconds.
     pub handler_timeout_s: u64,

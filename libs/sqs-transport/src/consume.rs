@@ -7,7 +7,8 @@
 use aws_sdk_sqs::{
     Client,
     types::{
-        DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+        ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+        MessageSystemAttributeName, QueueAttributeName,
     },
 };
 
@@ -157,13 +158,7 @@ pub async fn delete_batch(
     queue_url: &str,
     receipt_handles: &[String],
 ) -> Result<BatchOutcome, TransportError> {
-    if receipt_handles.is_empty() || receipt_handles.len() > crate::MAX_BATCH {
-        return Err(TransportError::InvalidBatch(format!(
-            "{} receipt handles (1..={} allowed)",
-            receipt_handles.len(),
-            crate::MAX_BATCH
-        )));
-    }
+    check_batch(receipt_handles)?;
     let entries = receipt_handles
         .iter()
         .enumerate()
@@ -186,6 +181,56 @@ pub async fn delete_batch(
         sent: out.successful.into_iter().map(|s| s.id).collect(),
         failed: refusals(out.failed),
     })
+}
+
+/// Sets the visibility of up to [`crate::MAX_BATCH`] received messages to `seconds` from now
+/// with one call.
+///
+/// # Errors
+/// [`TransportError`] when the call fails as a whole; single refusals (an expired receipt
+/// handle) are in the outcome (entry ids are the positions in `receipt_handles`).
+pub async fn change_visibility_batch(
+    client: &Client,
+    queue_url: &str,
+    receipt_handles: &[String],
+    seconds: i32,
+) -> Result<BatchOutcome, TransportError> {
+    check_batch(receipt_handles)?;
+    let entries = receipt_handles
+        .iter()
+        .enumerate()
+        .map(|(i, handle)| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle)
+                .visibility_timeout(seconds)
+                .build()
+                .map_err(|e| TransportError::InvalidBatch(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = client
+        .change_message_visibility_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(|e| TransportError::call("ChangeMessageVisibilityBatch", e))?;
+    Ok(BatchOutcome {
+        sent: out.successful.into_iter().map(|s| s.id).collect(),
+        failed: refusals(out.failed),
+    })
+}
+
+/// Refuses an empty batch or one larger than SQS takes.
+fn check_batch(receipt_handles: &[String]) -> Result<(), TransportError> {
+    if receipt_handles.is_empty() || receipt_handles.len() > crate::MAX_BATCH {
+        return Err(TransportError::InvalidBatch(format!(
+            "{} receipt handles (1..={} allowed)",
+            receipt_handles.len(),
+            crate::MAX_BATCH
+        )));
+    }
+    Ok(())
 }
 
 /// Makes a received message visible again after `seconds` (0 = at once), or keeps it hidden

@@ -14,6 +14,13 @@
 //!   group in the batch is listed too without being run (with the same delay), so an order's
 //!   events keep their order.
 //!
+//! - while the invocation runs, its records are kept invisible for the short
+//!   `visibility_timeout_s` at a time (one `ChangeMessageVisibilityBatch` when the batch starts,
+//!   renewed every third of it; [`Hold`](crate::queue::Hold)), not for the queue's own
+//!   `VisibilityTimeout` (6 × the function's timeout, as AWS asks for event sources): the
+//!   records of an invocation that died — a crash, running out of memory, Lambda stopping it at
+//!   its timeout — are delivered again within seconds instead of minutes. A record given a retry
+//!   delay leaves the hold first, so its delay stands.
 //! - a record that could not finish before the invocation's deadline (less the handler timeout
 //!   and [`DEADLINE_MARGIN`]) is listed without being run, so a slow batch answers in time
 //!   instead of being cut off by Lambda (which would send the whole batch back).
@@ -108,6 +115,16 @@ impl<H: Handler> LambdaAdapter<H> {
     ) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         let mut failed_groups = HashSet::new();
+        let handles: Vec<String> = event
+            .records
+            .iter()
+            .filter_map(|record| record.receipt_handle.clone())
+            .collect();
+        let hold = if handles.is_empty() {
+            None
+        } else {
+            Some(self.queue.hold(handles).await)
+        };
         for record in event.records {
             let message_id = record.message_id.clone().unwrap_or_default();
             let group = record.attributes.get("MessageGroupId").cloned();
@@ -130,6 +147,9 @@ impl<H: Handler> LambdaAdapter<H> {
                     failed_groups.insert(group);
                 }
                 if let Some(delivery) = delivery(&record) {
+                    if let Some(hold) = &hold {
+                        hold.release(delivery.receipt_handle).await;
+                    }
                     self.queue.retry_later(&delivery, after).await;
                 }
                 response.add_failure(message_id);

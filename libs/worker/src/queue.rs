@@ -1,8 +1,10 @@
 //! A worker's queue as both consumers see it — the poller and the Lambda adapter: its client,
 //! URL and dead-letter queue, and what is done to a delivery that was not handled: redelivered
-//! after a delay that grows with its receive count, or parked in the dead-letter queue.
+//! after a delay that grows with its receive count, or parked in the dead-letter queue. Also the
+//! [`Hold`] a Lambda invocation keeps on its batch, so that the records of an invocation that
+//! died come back after the short visibility timeout instead of the queue's own.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use aws_sdk_sqs::Client;
 use domain::Consumer;
@@ -118,6 +120,80 @@ impl WorkQueue {
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "could not read the dead-letter queue's depth")
             }
+        }
+    }
+}
+
+/// The records of one Lambda batch, kept invisible for `visibility_timeout_s` at a time while the
+/// invocation works on them: set once when the batch starts (one `ChangeMessageVisibilityBatch`
+/// per ten records), renewed every third of it, and given up when dropped — so the records of an
+/// invocation that died (or was stopped at its timeout) are visible again within the short
+/// timeout, whatever the queue's own `VisibilityTimeout`.
+pub(crate) struct Hold {
+    held: Arc<tokio::sync::Mutex<Vec<String>>>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl WorkQueue {
+    /// Holds `receipt_handles` (see [`Hold`]).
+    pub(crate) async fn hold(&self, receipt_handles: Vec<String>) -> Hold {
+        let seconds = self.settings.visibility_timeout_s;
+        let held = Arc::new(tokio::sync::Mutex::new(receipt_handles));
+        set_visibility(&self.client, &self.url, &held.lock().await, seconds).await;
+        let renewer = tokio::spawn(renew(
+            self.client.clone(),
+            self.url.clone(),
+            Arc::clone(&held),
+            seconds,
+        ));
+        Hold { held, renewer }
+    }
+}
+
+impl Hold {
+    /// Stops renewing `receipt_handle`, once a renewal under way has finished: a record given
+    /// its own retry delay must not have it overwritten.
+    pub(crate) async fn release(&self, receipt_handle: &str) {
+        self.held.lock().await.retain(|h| h != receipt_handle);
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+/// Renews the held records' visibility every third of `seconds`, until aborted.
+async fn renew(
+    client: Client,
+    url: String,
+    held: Arc<tokio::sync::Mutex<Vec<String>>>,
+    seconds: i32,
+) {
+    let every = Duration::from_millis(u64::try_from(seconds).unwrap_or(1) * 1000 / 3);
+    loop {
+        tokio::time::sleep(every).await;
+        // Locked through the calls: `Hold::release` waits for them.
+        let handles = held.lock().await;
+        set_visibility(&client, &url, &handles, seconds).await;
+    }
+}
+
+/// Sets the visibility of `receipt_handles` to `seconds`; a failure leaves the records with the
+/// visibility they had (at worst the queue's own), so it is logged and otherwise ignored.
+async fn set_visibility(client: &Client, url: &str, receipt_handles: &[String], seconds: i32) {
+    for chunk in receipt_handles.chunks(sqs_transport::MAX_BATCH) {
+        match consume::change_visibility_batch(client, url, chunk, seconds).await {
+            Ok(outcome) if outcome.failed.is_empty() => {}
+            Ok(outcome) => tracing::warn!(
+                failed = outcome.failed.len(),
+                "some records' visibility could not be set; they keep the queue's timeout"
+            ),
+            Err(e) => tracing::warn!(
+                error = %error_chain(&e),
+                "the records' visibility could not be set; they keep the queue's timeout"
+            ),
         }
     }
 }

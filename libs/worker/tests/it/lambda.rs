@@ -199,3 +199,137 @@ async fn records_that_cannot_finish_before_the_deadline_are_listed_without_runni
         [first.event_id, second.event_id]
     );
 }
+
+/// Runs the events whose id is listed as `slow` for `slow_for` (or forever when `None`) after
+/// signalling that it started them, and fails the `fail` ones retryably.
+#[derive(Clone, Default)]
+struct Slow {
+    slow: Arc<HashSet<Uuid>>,
+    slow_for: Option<Duration>,
+    fail: Arc<HashSet<Uuid>>,
+    started: Arc<tokio::sync::Notify>,
+}
+
+impl Handler for Slow {
+    type Error = Transient;
+
+    fn consumer(&self) -> Consumer {
+        Consumer::Billing
+    }
+
+    async fn handle(&self, event: &Event, _tx: &mut PgConnection) -> Result<(), Transient> {
+        if self.slow.contains(&event.id) {
+            self.started.notify_one();
+            match self.slow_for {
+                Some(slow_for) => tokio::time::sleep(slow_for).await,
+                None => std::future::pending().await,
+            }
+        }
+        if self.fail.contains(&event.id) {
+            return Err(Transient);
+        }
+        Ok(())
+    }
+}
+
+/// The short visibility the adapter holds records for in these tests.
+const HOLD_S: i32 = 3;
+
+async fn held_adapter(h: &Harness, handler: Slow, retry_base_s: i32) -> LambdaAdapter<Slow> {
+    LambdaAdapter::new(
+        handler,
+        h.pool.clone(),
+        h.sqs.clone(),
+        h.queue_url.clone(),
+        settings::WorkerSettings {
+            handler_timeout_s: 60,
+            visibility_timeout_s: HOLD_S,
+            retry_base_s,
+            ..settings::WorkerSettings::default()
+        },
+    )
+    .await
+    .expect("adapter")
+}
+
+/// A Lambda event of the `n` messages on the harness queue, received as the event source
+/// does: hidden for 300 s, the queue's own visibility timeout in AWS.
+async fn batch_from_queue(h: &Harness, n: usize) -> (serde_json::Value, SqsEvent) {
+    let json = testkit::lambda_api::sqs_event_from_queue(&h.sqs, &h.queue_url, n, "billing.fifo")
+        .await
+        .expect("received");
+    let event = serde_json::from_value(json.clone()).expect("an SqsEvent");
+    (json, event)
+}
+
+#[tokio::test]
+async fn the_records_of_an_invocation_that_died_come_back_within_the_short_visibility() {
+    let h = harness().await;
+    let (first, second) = (h.send_event().await, h.send_event().await);
+    let (_, batch) = batch_from_queue(&h, 2).await;
+    let handler = Slow {
+        slow: Arc::new(HashSet::from([first.event_id, second.event_id])),
+        ..Slow::default()
+    };
+    let started = Arc::clone(&handler.started);
+    let adapter = Arc::new(held_adapter(&h, handler, 1).await);
+
+    let running = tokio::spawn({
+        let adapter = Arc::clone(&adapter);
+        async move { adapter.handle(batch).await }
+    });
+    started.notified().await;
+    // The invocation dies mid-record: nothing answers, nothing renews the hold any more.
+    running.abort();
+    let died = std::time::Instant::now();
+    drop(adapter);
+
+    let back = testkit::receive_all(&h.sqs, &h.queue_url, 2, Duration::from_secs(60))
+        .await
+        .expect("receive");
+    let after = died.elapsed();
+    println!(
+        "both records back {after:?} after the invocation died (hold {HOLD_S} s, queue 300 s)"
+    );
+    assert_eq!(
+        back.len(),
+        2,
+        "both records are delivered again within a minute, not after the queue's 300 s"
+    );
+}
+
+#[tokio::test]
+async fn while_a_batch_runs_its_records_stay_hidden_and_a_retried_one_keeps_its_delay() {
+    let h = harness().await;
+    let (failing, slow) = (h.send_event().await, h.send_event().await);
+    let (json, batch) = batch_from_queue(&h, 2).await;
+    let handler = Slow {
+        slow: Arc::new(HashSet::from([slow.event_id])),
+        slow_for: Some(Duration::from_secs(3 * HOLD_S as u64)),
+        fail: Arc::new(HashSet::from([failing.event_id])),
+        ..Slow::default()
+    };
+    // The failed record is to come back after 60 s, far past the hold's renewals.
+    let adapter = held_adapter(&h, handler, 60).await;
+    let watcher = tokio::spawn({
+        let (sqs, url) = (h.sqs.clone(), h.queue_url.clone());
+        let window = Duration::from_secs(5 * HOLD_S as u64);
+        async move { testkit::receive_all(&sqs, &url, usize::MAX, window).await }
+    });
+
+    let response = adapter.handle(batch).await;
+    let failed = failures(&response);
+    assert_eq!(failed.len(), 1, "the failing record is retried");
+    // As the event source does: the records not listed are deleted when the function answers.
+    testkit::lambda_api::delete_succeeded(&h.sqs, &h.queue_url, &json, &failed)
+        .await
+        .expect("delete");
+
+    let seen = watcher.await.expect("watcher").expect("receive");
+    assert!(
+        seen.is_empty(),
+        "no record was visible while the batch ran (3× the hold) nor, for the retried one, in \
+         the 2× the hold after it: {} seen",
+        seen.len()
+    );
+}
