@@ -50,15 +50,18 @@ pub async fn load_settings() -> Result<Settings, SecretsError> {
 
 /// Loads the settings like [`load_settings`], then checks the ones `process` uses against the
 /// profile ([`Settings::check_profile`]): under `production`, a missing or documented local
-/// secret, an http shop or a public listener next to local endpoints is refused. Every process
-/// of the pipeline starts with this, before it connects to anything.
+/// secret, an http shop or a public listener next to local endpoints is refused; and a worker's
+/// messages in flight against its pool ([`Settings::check_capacity`]). Every process of the
+/// pipeline starts with this, before it connects to anything.
 ///
 /// # Errors
 /// As [`load_settings`], and [`SecretsError::Settings`] with [`settings::SettingsError::Unsafe`]
-/// naming the refused setting.
+/// or [`settings::SettingsError::Invalid`] naming the refused setting.
 pub async fn load_settings_for(process: Process) -> Result<Settings, SecretsError> {
     let settings = load_settings().await?;
     settings.check_profile(process)?;
+    let under_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    settings.check_capacity(process, under_lambda)?;
     Ok(settings)
 }
 

@@ -8,6 +8,7 @@ use domain::{PriceRules, Rates, TaxRate};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod capacity;
 mod profile;
 
 pub use profile::{LOCAL_SECRETS, Process, Profile};

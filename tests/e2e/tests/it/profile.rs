@@ -2,7 +2,8 @@
 //! process exit with code 78 and one line on stderr naming the setting (never its value) before
 //! it connects to anything — as a long-running process and under the Lambda stand-in; a
 //! web-server with safe production settings starts, and a webhook signed with the documented
-//! local secret gets `400`.
+//! local secret gets `400`. A worker with more messages in flight than pool connections refuses
+//! in every profile.
 
 use std::{process::Stdio, time::Duration};
 
@@ -262,4 +263,25 @@ async fn a_production_web_server_refuses_webhooks_signed_with_the_documented_loc
     // know, it is recorded and ignored).
     let genuine = post(secret).await;
     assert_eq!(genuine.status(), 200, "{:?}", genuine.text().await);
+}
+
+#[tokio::test]
+async fn a_worker_with_more_messages_in_flight_than_connections_refuses_in_any_profile() {
+    // The test run's own (local) profile: the check is not a production one.
+    let env = [
+        ("APP__WORKER__IN_FLIGHT", "30".to_owned()),
+        ("APP__DATABASE__MAX_CONNECTIONS", "10".to_owned()),
+    ];
+    let exit = refusal(command("invoice-service", &env, &[])).await;
+    assert_eq!(exit.code, Some(78), "{}", exit.stderr);
+    let lines: Vec<&str> = exit.stderr.lines().collect();
+    let [line] = lines.as_slice() else {
+        panic!("one line on stderr, got {lines:?}");
+    };
+    assert!(
+        line.starts_with("invoice-service: refusing to start: ")
+            && line.contains("`worker.in_flight`")
+            && line.contains("APP__DATABASE__MAX_CONNECTIONS"),
+        "{line}"
+    );
 }
