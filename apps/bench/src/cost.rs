@@ -1,11 +1,12 @@
 //! What a million orders would cost on AWS at the counts measured here: SQS FIFO requests (as
 //! billed, per 64 KiB chunk) and the four worker functions' Lambda requests and GB-seconds at the
 //! handler durations measured here, with each function's memory size and batch size read from
-//! `deploy/template.yaml` (a small line scan of that one file, compiled in, rather than a YAML
-//! library: the template's `!Ref`/`!Sub` tags would need custom handling anyway; a test checks
-//! it finds every function).
+//! `deploy/template.yaml` (compiled in; `serde_norway`, as the e2e template test reads it; a test
+//! checks every function is found).
 //!
 //! Prices are us-east-1 list prices, without the free tiers.
+
+use serde_norway::Value;
 
 use crate::scrape::{Scrape, moved};
 
@@ -157,49 +158,33 @@ handler, commit, on this loaded 2-core machine) at the function's MemorySize, bi
 start-up (cold starts) and the batch's own overhead are left out. The web-server is not a \
 Lambda function and not in this estimate; nor are PostgreSQL, data transfer and CloudWatch.\n";
 
-/// `MemorySize` (the function's, else the template's `Globals`) and `BatchSize` of a function;
-/// `None` when the template has no such function.
+/// `MemorySize` (the function's, else the template's `Globals`) and the SQS event's `BatchSize`
+/// (1 without one) of a function; `None` when the template has no such function.
 pub fn sizing(template: &str, function: &str) -> Option<Sizing> {
-    let own = block(template, &format!("  {function}:"))?;
-    let globals = || block_field(&block(template, "Globals:")?, "MemorySize");
-    let memory_mb = block_field(&own, "MemorySize").or_else(globals)?;
-    let batch_size = block_field(&own, "BatchSize").unwrap_or(1.0);
+    let root: Value = serde_norway::from_str(template).ok()?;
+    let properties = root.get("Resources")?.get(function)?.get("Properties")?;
+    let memory = properties
+        .get("MemorySize")
+        .or_else(|| root.get("Globals")?.get("Function")?.get("MemorySize"))?;
+    let batch = properties
+        .get("Events")
+        .and_then(|events| events.get("Queue")?.get("Properties")?.get("BatchSize"));
     Some(Sizing {
-        memory_mb,
-        batch_size,
+        memory_mb: number(memory)?,
+        batch_size: batch.and_then(number).unwrap_or(1.0),
     })
 }
 
-/// The lines under `header` (exactly a line of the template) up to the next line indented no
-/// deeper than it, blank lines and comments aside.
-fn block<'a>(template: &'a str, header: &str) -> Option<Vec<&'a str>> {
-    let depth = indent(header);
-    let mut lines = template.lines().skip_while(|line| *line != header);
-    lines.next()?;
-    let inside = |line: &&str| {
-        let text = line.trim_start();
-        text.is_empty() || text.starts_with('#') || indent(line) > depth
-    };
-    Some(lines.take_while(inside).collect())
-}
-
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-/// The number after `key:` on the first line of `block` that has it (quotes and comments cut).
-fn block_field(block: &[&str], key: &str) -> Option<f64> {
-    let prefix = format!("{key}:");
-    block.iter().find_map(|line| {
-        let value = line.trim_start().strip_prefix(&prefix)?;
-        let value = value.split('#').next()?.trim().trim_matches('"');
-        value.parse().ok()
-    })
-}
-
-/// An environment variable's number in a function's block.
+/// An environment variable's number in a function's `Environment.Variables`.
 fn variable(template: &str, function: &str, name: &str) -> Option<f64> {
-    block_field(&block(template, &format!("  {function}:"))?, name)
+    let root: Value = serde_norway::from_str(template).ok()?;
+    let properties = root.get("Resources")?.get(function)?.get("Properties")?;
+    number(properties.get("Environment")?.get("Variables")?.get(name)?)
+}
+
+/// A number, or a string holding one (environment values are strings).
+fn number(value: &Value) -> Option<f64> {
+    value.as_f64().or_else(|| value.as_str()?.parse().ok())
 }
 
 #[cfg(test)]
@@ -226,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_function_s_own_memory_size_wins_over_the_globals() {
-        let template = "Globals:\n  Function:\n    MemorySize: 256\n\nResources:\n  A:\n    Properties:\n      MemorySize: 1024 # big\n      BatchSize: 3\n  B:\n    Properties:\n      Timeout: 3\n";
+        let template = "Globals:\n  Function:\n    MemorySize: 256\n\nResources:\n  A:\n    Properties:\n      MemorySize: 1024 # big\n      Events:\n        Queue:\n          Properties:\n            BatchSize: 3\n  B:\n    Properties:\n      Timeout: !Ref Seconds\n";
         assert_eq!(
             sizing(template, "A"),
             Some(Sizing {

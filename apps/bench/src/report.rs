@@ -127,11 +127,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     wait_shipped(&setup.pool, &ids, &mut processes).await?;
     let total = started.elapsed();
     let ended = watch.end().await?;
-    let journeys = journeys(&setup.pool, placed).await?;
     let queued = still_queued(&setup.sqs, &setup.queues).await?;
     let rss = processes.stop();
     partner_sim.stop();
     let costs = watch.finish(opened, ended, total).await?;
+    let journeys = journeys(&setup.pool, placed).await?;
 
     let report = Report {
         args: &args,

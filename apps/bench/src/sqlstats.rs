@@ -5,10 +5,13 @@
 //!
 //! The statements are counted from a reset at the start of the window (for this database only,
 //! so a shared test cluster's other databases keep theirs) to its end. The transactions are the
-//! difference of `pg_stat_database` read before the window and after the processes stopped: a
-//! backend reports its counts up to 10 s late while its connection idles, but always when it
-//! exits. The bench's own statements in the window (its completion polls, the reset) are left
-//! out of the statements and, with its two stats reads, subtracted from the commits.
+//! difference of `pg_stat_database` read before the window and after the processes stopped and
+//! their backends exited: a backend reports its counts up to 10 s late while its connection
+//! idles, but always when it exits. The bench's own statements in the window (its completion
+//! polls, the reset) are left out of the statements and, with its stats reads, subtracted from
+//! the commits (give or take the few transactions of preparing its statements on a connection).
+
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
@@ -22,6 +25,8 @@ const SHOWN_CHARS: usize = 110;
 const RESET_SQL: &str = "SELECT pg_stat_statements_reset($1::oid, $2::oid, $3::int8)";
 const XACTS_SQL: &str =
     "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datid = $1::oid";
+const CONNECTED_SQL: &str = "SELECT count(*) FROM pg_stat_activity \
+     WHERE datid = $1::oid AND backend_type = 'client backend'";
 const STATEMENTS_SQL: &str = "SELECT query, calls, total_exec_time FROM pg_stat_statements \
      WHERE dbid = $1::oid ORDER BY calls DESC";
 
@@ -132,7 +137,8 @@ impl SqlStats {
             .collect())
     }
 
-    /// What the window cost: `statements` read at its end, transactions from `before` to now.
+    /// What the window cost: `statements` read at its end, transactions from `before` to now,
+    /// once the stopped processes' backends have gone (at most 10 s).
     ///
     /// # Errors
     /// When the database cannot be reached.
@@ -141,6 +147,7 @@ impl SqlStats {
         statements: Vec<Statement>,
         before: Xacts,
     ) -> anyhow::Result<SqlUse> {
+        let waits = self.others_gone().await?;
         let after = self.xacts().await?;
         let (own, theirs): (Vec<Statement>, Vec<Statement>) = statements
             .into_iter()
@@ -148,14 +155,35 @@ impl SqlStats {
         Ok(SqlUse {
             statements: theirs,
             unavailable: self.unavailable.clone(),
-            // The reads of the commit counts: the one before the window commits inside it, and
-            // the statements read ends it.
-            own_calls: own.iter().map(|s| s.calls).sum::<i64>() + 2,
+            // Its other statements, one transaction each: the commit count read before the
+            // window (its commit lands inside), the statements read, the connection counts.
+            own_calls: own.iter().map(|s| s.calls).sum::<i64>() + 2 + waits,
             xacts: Xacts {
                 commits: after.commits - before.commits,
                 rollbacks: after.rollbacks - before.rollbacks,
             },
         })
+    }
+}
+
+impl SqlStats {
+    /// Waits until the only client connections to the database are the bench's own pool's
+    /// (every other backend has exited, and so reported its counts), for at most 10 s; how many
+    /// times it asked.
+    async fn others_gone(&self) -> anyhow::Result<i64> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut asked = 0;
+        loop {
+            let connected: i64 = sqlx::query_scalar(CONNECTED_SQL)
+                .bind(self.dbid)
+                .fetch_one(&self.pool)
+                .await?;
+            asked += 1;
+            if connected <= i64::from(self.pool.size()) || Instant::now() > deadline {
+                return Ok(asked);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
