@@ -11,7 +11,8 @@
 //! the pipeline against that one says whether the Stripe stand-in is what holds billing back.
 //! Each process's peak RSS is its `VmHWM` just before it is stopped.
 //!
-//! Where the cost goes, over the load window (first checkout to last order shipped): CPU per
+//! Where the cost goes, over the load window (first checkout until the pipeline has done all its
+//! work: every order shipped, every outbox row published, every queue empty): CPU per
 //! process, ours and the services' (the partner simulator runs as its own process for that), SQS
 //! calls per order as our processes count them (each serves `/metrics` on a free loopback port),
 //! SQL statements and transactions per order, and an AWS cost estimate from those counts — see
@@ -25,6 +26,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use domain::EventType;
 use sqlx::PgPool;
 use testkit::{
     processes::{self, Processes},
@@ -41,9 +43,12 @@ use crate::{
     workers::setup_with,
 };
 
-/// The completion poll (only parameters: the statement counts leave it out by its text).
+/// The completion polls (without constants: the statement counts leave them out by their text).
 const SHIPPED_SQL: &str =
     "SELECT count(*) FROM order_timeline WHERE event_type = $1 AND order_id = ANY($2)";
+const ROUTED_SQL: &str =
+    "SELECT event_type, count(*), count(published_at) FROM outbox GROUP BY event_type";
+const HANDLED_SQL: &str = "SELECT count(*) FROM inbox";
 
 /// The order's steps, as timeline events, in order: the stage between two is named by the later.
 const STEPS: [(&str, &str); 4] = [
@@ -117,7 +122,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     wait_healthy(&address).await?;
     let services = window::services(stripe.pid(), setup.smtp_pid(), pid(&partner_sim));
     let watched = watched(&processes, services);
-    let mut watch = Watch::new(&setup.pool, watched, endpoints, vec![SHIPPED_SQL]).await?;
+    let own_sql = vec![SHIPPED_SQL, ROUTED_SQL, HANDLED_SQL];
+    let mut watch = Watch::new(&setup.pool, watched, endpoints, own_sql).await?;
 
     let opened = watch.start().await?;
     let started = Instant::now();
@@ -126,11 +132,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ids: Vec<Uuid> = placed.keys().copied().collect();
     wait_shipped(&setup.pool, &ids, &mut processes).await?;
     let total = started.elapsed();
-    let ended = watch.end().await?;
     let queued = still_queued(&setup.sqs, &setup.queues).await?;
+    wait_drained(&setup.pool, &mut processes).await?;
+    let drained = started.elapsed();
+    let ended = watch.end().await?;
     let rss = processes.stop();
     partner_sim.stop();
-    let costs = watch.finish(opened, ended, total).await?;
+    let costs = watch.finish(opened, ended, drained).await?;
     let journeys = journeys(&setup.pool, placed).await?;
 
     let report = Report {
@@ -350,6 +358,44 @@ async fn wait_shipped(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until the pipeline has done all its work (at most 5 minutes): every outbox row
+/// published and handled by every consumer it is routed to (an inbox row each), so the cost
+/// window holds every order's every step, also the e-mails of a worker that fell behind. Asks
+/// the database once a second (the bench's own statements are PostgreSQL's CPU too).
+async fn wait_drained(pool: &PgPool, processes: &mut Processes) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = left_to_handle(pool).await?;
+        if left == 0 {
+            return Ok(());
+        }
+        if let Some((name, status)) = processes.exited() {
+            anyhow::bail!("{name} exited ({status}) with {left} messages left to handle");
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{left} outbox rows and messages were still left to handle after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Outbox rows not yet published, plus messages published but not yet handled (each row is
+/// one message per consumer of its type, each handled message one inbox row).
+async fn left_to_handle(pool: &PgPool) -> anyhow::Result<i64> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(ROUTED_SQL).fetch_all(pool).await?;
+    let handled: i64 = sqlx::query_scalar(HANDLED_SQL).fetch_one(pool).await?;
+    let (mut unpublished, mut routed) = (0, 0);
+    for (event_type, all, published) in rows {
+        let consumers = event_type
+            .parse::<EventType>()
+            .map_or(0, |t| domain::route(t).len() as i64);
+        unpublished += all - published;
+        routed += published * consumers;
+    }
+    Ok(unpublished + (routed - handled).max(0))
 }
 
 /// Each order's steps, read from its timeline.

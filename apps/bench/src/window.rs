@@ -1,5 +1,6 @@
 //! The load window's cost readings, taken at its start (right before the first checkout) and its
-//! end (when the last order has shipped): CPU per process, each process's `/metrics` (SQS calls,
+//! end (when the pipeline has done all its work: every order shipped, every outbox row published,
+//! no message waiting or in flight): CPU per process, each process's `/metrics` (SQS calls,
 //! worker records and handler time) and PostgreSQL's statement and transaction counters. Every
 //! figure per order is divided by the orders placed, all of which have shipped when it ends.
 
@@ -169,7 +170,8 @@ impl Costs {
             * std::thread::available_parallelism().map_or(1, usize::from) as f64;
         let everything = cpu::total(&self.watched, &self.cpu, None);
         format!(
-            "\n## Where the cost goes (over the {:.1} s load window, per order placed)\n\n\
+            "\n## Where the cost goes (per order placed, over the {:.1} s from the first checkout \
+             until the pipeline was drained: every outbox row published, every queue empty)\n\n\
              ### CPU per process\n\n{}\n\
              Ours: **{ours:.2} ms per order** (target ≤ {OURS_TARGET_MS}; {OURS_2026_12_MS:.1} in \
              2026-12). PostgreSQL: **{postgres:.2} ms per order** (target ≤ {:.1}, half of \
