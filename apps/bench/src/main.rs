@@ -7,11 +7,17 @@
 
 mod checkout;
 mod cold_start;
+mod cost;
+mod cpu;
 mod pipeline;
 mod relay;
 mod report;
+mod scrape;
+mod sqlstats;
+mod sqs;
 mod stats;
 mod stripe;
+mod window;
 mod workers;
 
 use clap::{Parser, Subcommand};

@@ -10,6 +10,13 @@
 //! (billing's two calls each, as many in flight as a billing process handles): billing's rate in
 //! the pipeline against that one says whether the Stripe stand-in is what holds billing back.
 //! Each process's peak RSS is its `VmHWM` just before it is stopped.
+//!
+//! Where the cost goes, over the load window (first checkout until the pipeline has done all its
+//! work: every order shipped, every outbox row published, every queue empty): CPU per
+//! process, ours and the services' (the partner simulator runs as its own process for that), SQS
+//! calls per order as our processes count them (each serves `/metrics` on a free loopback port),
+//! SQL statements and transactions per order, and an AWS cost estimate from those counts — see
+//! the `window` module and the ones it uses.
 
 use std::{
     collections::HashMap,
@@ -19,21 +26,29 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use domain::EventType;
 use sqlx::PgPool;
 use testkit::{
     processes::{self, Processes},
     stripe::FakeStripe,
 };
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    pipeline::spawn_partner,
+    cpu::{Group, Scope, Watched},
     relay::{make_events, plain_loop, relay_throughput},
     stats::{Phase, percentile_ms},
     stripe::payments_alone,
+    window::{self, Costs, Watch},
     workers::setup_with,
 };
+
+/// The completion polls (without constants: the statement counts leave them out by their text).
+const SHIPPED_SQL: &str =
+    "SELECT count(*) FROM order_timeline WHERE event_type = $1 AND order_id = ANY($2)";
+const ROUTED_SQL: &str =
+    "SELECT event_type, count(*), count(published_at) FROM outbox GROUP BY event_type";
+const HANDLED_SQL: &str = "SELECT count(*) FROM inbox";
 
 /// The order's steps, as timeline events, in order: the stage between two is named by the later.
 const STEPS: [(&str, &str); 4] = [
@@ -77,8 +92,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let stripe = FakeStripe::start()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let stop = CancellationToken::new();
-    let partner = spawn_partner(&stop).await?;
+    let bin_dir = args.bin_dir.clone().unwrap_or_else(processes::binaries_dir);
+    let (mut partner_sim, partner) = start_partner(&bin_dir).await?;
     let http = format!("127.0.0.1:{}", free_port()?);
     let base = stripe.api_base();
     let setup = setup_with(&[
@@ -97,21 +112,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         setup.settings.worker.in_flight,
     )
     .await?;
-    let bin_dir = args.bin_dir.clone().unwrap_or_else(processes::binaries_dir);
     let env = child_env(&setup.settings, &base, &partner);
-    let mut processes = Processes::start(&bin_dir, &processes::PIPELINE, &env, None)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let endpoints = metrics_endpoints()?;
+    let mut processes = Processes::start_with(&bin_dir, &processes::PIPELINE, &env, None, |p| {
+        metrics_addr(&endpoints, p)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let address = format!("http://{http}");
     wait_healthy(&address).await?;
+    let services = window::services(stripe.pid(), setup.smtp_pid(), pid(&partner_sim));
+    let watched = watched(&processes, services);
+    let own_sql = vec![SHIPPED_SQL, ROUTED_SQL, HANDLED_SQL];
+    let mut watch = Watch::new(&setup.pool, watched, endpoints, own_sql).await?;
 
+    let opened = watch.start().await?;
     let started = Instant::now();
     let placed = place(&address, args.rate, args.orders).await?;
     let load = started.elapsed();
-    let journeys = wait_shipped(&setup.pool, placed, &mut processes).await?;
+    let ids: Vec<Uuid> = placed.keys().copied().collect();
+    wait_shipped(&setup.pool, &ids, &mut processes).await?;
     let total = started.elapsed();
     let queued = still_queued(&setup.sqs, &setup.queues).await?;
+    wait_drained(&setup.pool, &mut processes).await?;
+    let drained = started.elapsed();
+    let ended = watch.end().await?;
     let rss = processes.stop();
-    stop.cancel();
+    partner_sim.stop();
+    let costs = watch.finish(opened, ended, drained).await?;
+    let journeys = journeys(&setup.pool, placed).await?;
 
     let report = Report {
         args: &args,
@@ -125,6 +153,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         workers: worker_rates(&setup.pool).await?,
         queued,
         rss: &rss,
+        costs: &costs,
     };
     std::fs::create_dir_all(&args.out)?;
     let markdown = report.markdown();
@@ -133,6 +162,62 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("{markdown}");
     println!("(written to {})", args.out.display());
     Ok(())
+}
+
+/// The partner simulator as a process of its own (so that its CPU is its own), on a free
+/// loopback port; its base URL.
+async fn start_partner(bin_dir: &Path) -> anyhow::Result<(Processes, String)> {
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let env = [("RUST_LOG".to_owned(), "error".to_owned())];
+    let sim = Processes::start_with(bin_dir, &["partner-sim"], &env, None, |_| {
+        vec![("SIM_ADDR".to_owned(), addr.clone())]
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the partner simulator did not listen on {addr} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((sim, format!("http://{addr}")))
+}
+
+fn pid(processes: &Processes) -> Option<u32> {
+    processes.pids().first().map(|(_, pid)| *pid)
+}
+
+/// A free loopback metrics port for each process of the pipeline.
+fn metrics_endpoints() -> anyhow::Result<Vec<(String, String)>> {
+    processes::PIPELINE
+        .iter()
+        .map(|p| Ok(((*p).to_owned(), format!("127.0.0.1:{}", free_port()?))))
+        .collect()
+}
+
+/// `APP__METRICS__ADDR` of `process`.
+fn metrics_addr(endpoints: &[(String, String)], process: &str) -> Vec<(String, String)> {
+    endpoints
+        .iter()
+        .filter(|(p, _)| p == process)
+        .map(|(_, addr)| ("APP__METRICS__ADDR".to_owned(), addr.clone()))
+        .collect()
+}
+
+/// Our processes, then the services, then the bench itself.
+fn watched(processes: &Processes, services: Vec<Watched>) -> Vec<Watched> {
+    let ours = processes
+        .pids()
+        .into_iter()
+        .map(|(name, pid)| Watched::new(&name, Group::Ours, Some(pid), Scope::Tree));
+    let bench = Watched::new(
+        "bench (load generator, observer)",
+        Group::Bench,
+        Some(std::process::id()),
+        Scope::Own,
+    );
+    ours.chain(services).chain(std::iter::once(bench)).collect()
 }
 
 /// The relay draining a backlog, and the plain loop sending the same messages, on fresh queues.
@@ -244,24 +329,21 @@ async fn place(
     Ok(placed)
 }
 
-/// Waits until every order has its `shipment.created` (at most 5 minutes), then reads each
-/// order's steps from its timeline.
+/// Waits until every order has its `shipment.created` (at most 5 minutes).
 async fn wait_shipped(
     pool: &PgPool,
-    placed: HashMap<Uuid, (SystemTime, Duration)>,
+    ids: &[Uuid],
     processes: &mut Processes,
-) -> anyhow::Result<Vec<Journey>> {
-    let ids: Vec<Uuid> = placed.keys().copied().collect();
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let shipped: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM order_timeline WHERE event_type = 'shipment.created' AND order_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_one(pool)
-        .await?;
+        let shipped: i64 = sqlx::query_scalar(SHIPPED_SQL)
+            .bind("shipment.created")
+            .bind(ids)
+            .fetch_one(pool)
+            .await?;
         if shipped as usize == ids.len() {
-            break;
+            return Ok(());
         }
         if let Some((name, status)) = processes.exited() {
             anyhow::bail!(
@@ -276,6 +358,52 @@ async fn wait_shipped(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until the pipeline has done all its work (at most 5 minutes): every outbox row
+/// published and handled by every consumer it is routed to (an inbox row each), so the cost
+/// window holds every order's every step, also the e-mails of a worker that fell behind. Asks
+/// the database once a second (the bench's own statements are PostgreSQL's CPU too).
+async fn wait_drained(pool: &PgPool, processes: &mut Processes) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = left_to_handle(pool).await?;
+        if left == 0 {
+            return Ok(());
+        }
+        if let Some((name, status)) = processes.exited() {
+            anyhow::bail!("{name} exited ({status}) with {left} messages left to handle");
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{left} outbox rows and messages were still left to handle after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Outbox rows not yet published, plus messages published but not yet handled (each row is
+/// one message per consumer of its type, each handled message one inbox row).
+async fn left_to_handle(pool: &PgPool) -> anyhow::Result<i64> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(ROUTED_SQL).fetch_all(pool).await?;
+    let handled: i64 = sqlx::query_scalar(HANDLED_SQL).fetch_one(pool).await?;
+    let (mut unpublished, mut routed) = (0, 0);
+    for (event_type, all, published) in rows {
+        let consumers = event_type
+            .parse::<EventType>()
+            .map_or(0, |t| domain::route(t).len() as i64);
+        unpublished += all - published;
+        routed += published * consumers;
+    }
+    Ok(unpublished + (routed - handled).max(0))
+}
+
+/// Each order's steps, read from its timeline.
+async fn journeys(
+    pool: &PgPool,
+    placed: HashMap<Uuid, (SystemTime, Duration)>,
+) -> anyhow::Result<Vec<Journey>> {
+    let ids: Vec<Uuid> = placed.keys().copied().collect();
     let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT order_id, event_type, occurred_at FROM order_timeline WHERE order_id = ANY($1)",
     )
@@ -364,6 +492,7 @@ struct Report<'a> {
     /// Messages waiting in each worker's queue when the last order shipped.
     queued: Vec<(String, u64)>,
     rss: &'a [(String, u64)],
+    costs: &'a Costs,
 }
 
 impl Report<'_> {
@@ -444,6 +573,7 @@ impl Report<'_> {
         for (name, kib) in self.rss {
             let _ = writeln!(out, "| {name} | {:.1} MiB |", *kib as f64 / 1024.0);
         }
+        out.push_str(&self.costs.markdown(n));
         let _ = writeln!(out, "\n{}", self.bottleneck(&stages));
         let _ = writeln!(out, "\n![checkout → shipped per order](latency.svg)");
         out

@@ -43,7 +43,14 @@ pub(crate) struct Setup {
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) queues: Queues,
     pub(crate) settings: Settings,
-    _sink: SmtpSink,
+    sink: SmtpSink,
+}
+
+impl Setup {
+    /// The process id of the run's SMTP sink.
+    pub(crate) fn smtp_pid(&self) -> Option<u32> {
+        self.sink.pid()
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -121,7 +128,7 @@ pub(crate) async fn setup_with(extra: &[(&str, &str)]) -> anyhow::Result<Setup> 
         sqs,
         queues,
         settings,
-        _sink: sink,
+        sink,
     })
 }
 

@@ -6,13 +6,14 @@
 
 use aws_sdk_sqs::{
     Client,
+    operation::get_queue_attributes::GetQueueAttributesOutput,
     types::{
         ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
         MessageSystemAttributeName, QueueAttributeName,
     },
 };
 
-use crate::{BatchOutcome, OutgoingMessage, TransportError, entry, refusals};
+use crate::{BatchOutcome, OutgoingMessage, TransportError, entry, metrics, refusals};
 
 /// A message taken from a queue, invisible to other consumers until its visibility ends.
 #[derive(Debug, Clone)]
@@ -111,16 +112,25 @@ async fn receive_with(
     if message_attributes {
         request = request.message_attribute_names("All");
     }
-    let out = request
-        .send()
-        .await
-        .map_err(|e| TransportError::call("ReceiveMessage", e))?;
-    Ok(out
-        .messages
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(received)
-        .collect())
+    let out = request.send().await.map(|out| {
+        let messages = out.messages.unwrap_or_default().into_iter();
+        messages.filter_map(received).collect::<Vec<_>>()
+    });
+    let counted = out
+        .as_ref()
+        .map(|m| (m.len(), m.iter().map(payload_bytes).sum()));
+    metrics::record_receive(&counted);
+    out.map_err(|e| TransportError::call("ReceiveMessage", e))
+}
+
+/// The bytes SQS counts for a received message: its body and its message attributes.
+fn payload_bytes(message: &ReceivedMessage) -> usize {
+    let attributes: usize = message
+        .attributes
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    message.body.len() + attributes
 }
 
 fn received(message: Message) -> Option<ReceivedMessage> {
@@ -175,8 +185,9 @@ pub async fn delete_batch(
         .queue_url(queue_url)
         .set_entries(Some(entries))
         .send()
-        .await
-        .map_err(|e| TransportError::call("DeleteMessageBatch", e))?;
+        .await;
+    metrics::record("DeleteMessageBatch", &out, 0);
+    let out = out.map_err(|e| TransportError::call("DeleteMessageBatch", e))?;
     Ok(BatchOutcome {
         sent: out.successful.into_iter().map(|s| s.id).collect(),
         failed: refusals(out.failed),
@@ -244,14 +255,15 @@ pub async fn change_visibility(
     receipt_handle: &str,
     seconds: i32,
 ) -> Result<(), TransportError> {
-    client
+    let out = client
         .change_message_visibility()
         .queue_url(queue_url)
         .receipt_handle(receipt_handle)
         .visibility_timeout(seconds)
         .send()
-        .await
-        .map_err(|e| TransportError::call("ChangeMessageVisibility", e))?;
+        .await;
+    metrics::record("ChangeMessageVisibility", &out, 0);
+    out.map_err(|e| TransportError::call("ChangeMessageVisibility", e))?;
     Ok(())
 }
 
@@ -261,13 +273,7 @@ pub async fn change_visibility(
 /// [`TransportError::Call`] when the call fails.
 pub async fn approximate_depth(client: &Client, queue_url: &str) -> Result<u64, TransportError> {
     let attribute = QueueAttributeName::ApproximateNumberOfMessages;
-    let out = client
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(attribute.clone())
-        .send()
-        .await
-        .map_err(|e| TransportError::call("GetQueueAttributes", e))?;
+    let out = queue_attributes(client, queue_url, attribute.clone()).await?;
     Ok(out
         .attributes
         .and_then(|a| a.get(&attribute)?.parse().ok())
@@ -282,13 +288,7 @@ pub async fn dead_letter_queue_url(
     client: &Client,
     queue_url: &str,
 ) -> Result<Option<String>, TransportError> {
-    let out = client
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
-        .send()
-        .await
-        .map_err(|e| TransportError::call("GetQueueAttributes", e))?;
+    let out = queue_attributes(client, queue_url, QueueAttributeName::RedrivePolicy).await?;
     let Some(policy) = out
         .attributes
         .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy).cloned())
@@ -298,14 +298,27 @@ pub async fn dead_letter_queue_url(
     let Some(name) = dlq_name(&policy) else {
         return Ok(None);
     };
-    let url = client
-        .get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
+    let out = client.get_queue_url().queue_name(name).send().await;
+    metrics::record("GetQueueUrl", &out, 0);
+    Ok(out
         .map_err(|e| TransportError::call("GetQueueUrl", e))?
-        .queue_url;
-    Ok(url)
+        .queue_url)
+}
+
+/// One `GetQueueAttributes` call for one attribute, counted.
+async fn queue_attributes(
+    client: &Client,
+    queue_url: &str,
+    attribute: QueueAttributeName,
+) -> Result<GetQueueAttributesOutput, TransportError> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(attribute)
+        .send()
+        .await;
+    metrics::record("GetQueueAttributes", &out, 0);
+    out.map_err(|e| TransportError::call("GetQueueAttributes", e))
 }
 
 /// The queue name at the end of the `deadLetterTargetArn` of a redrive policy.
@@ -325,7 +338,7 @@ pub async fn send_one(
     message: &OutgoingMessage,
 ) -> Result<(), TransportError> {
     let entry = entry(message)?;
-    client
+    let out = client
         .send_message()
         .queue_url(queue_url)
         .message_body(entry.message_body)
@@ -333,8 +346,9 @@ pub async fn send_one(
         .set_message_deduplication_id(entry.message_deduplication_id)
         .set_message_attributes(entry.message_attributes)
         .send()
-        .await
-        .map_err(|e| TransportError::call("SendMessage", e))?;
+        .await;
+    metrics::record("SendMessage", &out, message.payload_bytes());
+    out.map_err(|e| TransportError::call("SendMessage", e))?;
     Ok(())
 }
 

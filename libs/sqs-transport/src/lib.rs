@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod consume;
+pub mod metrics;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -43,7 +44,9 @@ impl TransportError {
 
 /// Builds an SQS client. With an endpoint override (LocalStack) it uses static test
 /// credentials unless `AWS_ACCESS_KEY_ID` is set; otherwise the default AWS chain.
+/// Also describes this library's [`metrics`] series.
 pub async fn connect(settings: &settings::SqsSettings, timeout: Duration) -> Client {
+    metrics::describe();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(settings.region.clone()))
         .timeout_config(
@@ -86,13 +89,9 @@ impl QueueDirectory {
         if let Some(url) = self.urls.read().await.get(name) {
             return Ok(url.clone());
         }
-        let out = self
-            .client
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .map_err(|e| TransportError::call("GetQueueUrl", e))?;
+        let out = self.client.get_queue_url().queue_name(name).send().await;
+        metrics::record("GetQueueUrl", &out, 0);
+        let out = out.map_err(|e| TransportError::call("GetQueueUrl", e))?;
         let url = out.queue_url.ok_or_else(|| TransportError::Call {
             operation: "GetQueueUrl",
             message: format!("no URL returned for queue {name}"),
@@ -115,6 +114,20 @@ pub struct OutgoingMessage {
     pub dedup_id: String,
     /// String message attributes (`event_type`, `traceparent`, `correlation_id`).
     pub attributes: Vec<(&'static str, String)>,
+}
+
+impl OutgoingMessage {
+    /// The bytes SQS counts for this message: the body, and the name and value of each
+    /// attribute that is sent (empty ones are not).
+    pub fn payload_bytes(&self) -> usize {
+        let attributes: usize = self
+            .attributes
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(name, value)| name.len() + value.len())
+            .sum();
+        self.body.len() + attributes
+    }
 }
 
 /// What happened to the entries of one batch.
@@ -148,8 +161,10 @@ pub async fn send_batch(
         .queue_url(queue_url)
         .set_entries(Some(entries))
         .send()
-        .await
-        .map_err(|e| TransportError::call("SendMessageBatch", e))?;
+        .await;
+    let payload = messages.iter().map(OutgoingMessage::payload_bytes).sum();
+    metrics::record("SendMessageBatch", &out, payload);
+    let out = out.map_err(|e| TransportError::call("SendMessageBatch", e))?;
     Ok(BatchOutcome {
         sent: out.successful.into_iter().map(|s| s.id).collect(),
         failed: refusals(out.failed),

@@ -37,6 +37,21 @@ impl Processes {
         env: &[(String, String)],
         log_dir: Option<&Path>,
     ) -> TestResult<Self> {
+        Self::start_with(bin_dir, names, env, log_dir, |_| Vec::new())
+    }
+
+    /// Like [`Processes::start`], each process also getting `own(name)` on top of `env` (its
+    /// own metrics port, for instance).
+    ///
+    /// # Errors
+    /// When a binary is missing (build it first) or cannot start.
+    pub fn start_with(
+        bin_dir: &Path,
+        names: &[&str],
+        env: &[(String, String)],
+        log_dir: Option<&Path>,
+        own: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> TestResult<Self> {
         let mut processes = Processes {
             children: Vec::new(),
         };
@@ -52,6 +67,7 @@ impl Processes {
             let mut command = Command::new(&path);
             command
                 .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .envs(own(name))
                 .stdin(Stdio::null());
             if let Some(dir) = log_dir {
                 let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
@@ -62,6 +78,14 @@ impl Processes {
                 .push(((*name).to_owned(), command.spawn()?));
         }
         Ok(processes)
+    }
+
+    /// Each running process's name and process id, in start order.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(name, child)| (name.clone(), child.id()))
+            .collect()
     }
 
     /// The first process that has already exited, with its exit status.

@@ -59,6 +59,11 @@ impl FakeStripe {
         Ok(fake)
     }
 
+    /// The process id of the running fake; `None` while it is stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
