@@ -74,6 +74,12 @@ impl FakeStripe {
         SECRET_KEY
     }
 
+    /// The process id while it runs (to pause it with SIGSTOP and resume it with SIGCONT, as the
+    /// soak does).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops it like a crash (SIGKILL); everything it stored is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
