@@ -43,7 +43,7 @@ pub(crate) struct Setup {
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) queues: Queues,
     pub(crate) settings: Settings,
-    _sink: SmtpSink,
+    pub(crate) sink: SmtpSink,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -121,7 +121,7 @@ pub(crate) async fn setup_with(extra: &[(&str, &str)]) -> anyhow::Result<Setup> 
         sqs,
         queues,
         settings,
-        _sink: sink,
+        sink,
     })
 }
 
