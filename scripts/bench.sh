@@ -7,6 +7,8 @@
 #   scripts/bench.sh checkout --concurrency 20 --requests 4000
 #   scripts/bench.sh relay --events 8000 --rate 200 --seconds 20
 #   scripts/bench.sh report --orders 3000 --rate 50 --out bench-results   # the pipeline report
+#   scripts/bench.sh soak --orders 300 --out bench-results    # the soak with faults (soak.md);
+#                                                             # --reduced: the test command's run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -9,6 +9,8 @@
 #   scripts/services.sh start     install, start what is not running, create queues, write env.sh
 #   scripts/services.sh stop      stop what this data dir started (by recorded pid)
 #   scripts/services.sh status    one line per service; exit 0 if all up, 3 otherwise
+#   scripts/services.sh restart-postgres   pg_ctl restart -m fast of this data dir's cluster (a
+#                                 database fault for `bench soak`: every connection is cut)
 #
 # Settings (environment, with defaults):
 #   CHARGEFLOW_DATA_DIR  <repo>/.data/dev       pids/, logs/, pg/, redis/, localstack/, mail/, env.sh
@@ -361,6 +363,16 @@ stop_postgres() {
   rm -f "$PID_DIR/postgres.pid"
 }
 
+# `pg_ctl restart -m fast`: open connections are cut, the server comes back on the same port and
+# data. Only this data dir's running cluster (found by its postmaster.pid) is touched.
+restart_postgres() {
+  [[ -n "$(pg_pid)" ]] || die "postgres of $DATA_DIR is not running"
+  as_pg "$(pg_bin_dir)/pg_ctl" -D "$PGDATA" -l "$LOG_DIR/postgres.log" -m fast -w -t 60 restart >/dev/null 8>&- \
+    || { tail -n 30 "$LOG_DIR/postgres.log" >&2; die "postgres did not restart"; }
+  pg_pid >"$PID_DIR/postgres.pid"
+  wait_until 30 pg_ready || die "postgres is not ready on 127.0.0.1:$PG_PORT after the restart"
+}
+
 # ---------------------------------------------------------------- redis
 
 start_redis() {
@@ -607,5 +619,6 @@ case "${1:-}" in
   start) lock_data_dir; cmd_start ;;
   stop) lock_data_dir; cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  restart-postgres) lock_data_dir; restart_postgres ;;
+  *) echo "usage: $0 install|start|stop|status|restart-postgres" >&2; exit 2 ;;
 esac

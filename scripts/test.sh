@@ -6,8 +6,9 @@
 # doc tests, the front end's component tests, the browser tests against the whole stack (started by
 # scripts/start.sh on private ports), the docker-compose check and cfn-lint on the AWS template,
 # then stops everything it
-# started by process id. Exits non-zero when any test fails. Extra arguments go to `cargo test`
-# (for instance a test name filter) and skip the front end.
+# started by process id. Between cargo test and the front end, a reduced soak with faults (bench
+# soak --reduced). Exits non-zero when any test fails. Extra arguments go to `cargo test`
+# (for instance a test name filter) and skip the soak and the front end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,22 @@ status=0
 echo "== cargo test (services up after $(( $(date +%s) - started )) s)"
 [ $# -gt 0 ] || set -- --workspace
 cargo test --no-fail-fast "$@" -- --test-threads="${TEST_THREADS:-4}" || status=1
+
+# The soak with faults, reduced (bench soak --reduced: 30 orders while each process is killed and
+# restarted, LocalStack and the fake Stripe paused, PostgreSQL and the SMTP sink restarted, the
+# partner faulty; it asserts the counts, never times). With the whole test run only, after cargo
+# test and before the browser tests' stack: it restarts this run's PostgreSQL and pauses its
+# LocalStack, which the parallel tests share, so it runs when nothing else uses them (services of
+# its own would cost another PostgreSQL and LocalStack, and CPU the parallel tests need). It uses
+# the debug binaries cargo test built; its report and the processes' logs stay in
+# <target>/soak-reduced.
+if [ "$*" = "--workspace" ]; then
+  echo "== soak with faults (reduced)"
+  soak_started=$(date +%s)
+  target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  "$target_dir/debug/bench" soak --reduced --out "$target_dir/soak-reduced" || status=1
+  echo "the reduced soak took $(( $(date +%s) - soak_started )) s; report in $target_dir/soak-reduced/soak.md"
+fi
 
 # The front end's tests run with the whole test run only (not when cargo arguments narrow it).
 if [ "$*" = "--workspace" ] && [ -f apps/frontend/package.json ]; then

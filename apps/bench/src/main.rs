@@ -13,6 +13,7 @@ mod pipeline;
 mod relay;
 mod report;
 mod scrape;
+mod soak;
 mod sqlstats;
 mod sqs;
 mod stats;
@@ -46,6 +47,10 @@ enum Command {
     ColdStart(cold_start::Args),
     /// The whole pipeline as separate processes under load: writes report.md and latency.svg.
     Report(report::Args),
+    /// The whole pipeline as separate processes under load while each process is killed and
+    /// restarted, the queues, Stripe and PostgreSQL paused or restarted, the partner faulty:
+    /// every effect counted at its source; exits non-zero when an invariant breaks.
+    Soak(soak::Args),
 }
 
 #[tokio::main]
@@ -57,5 +62,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Pipeline(args) => pipeline::run(args).await,
         Command::ColdStart(args) => cold_start::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }

@@ -234,14 +234,18 @@ async fn relay_versus_baseline(events: usize) -> anyhow::Result<(Phase, Phase)> 
     Ok((relay, baseline))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// The `APP__…` settings every process of the run gets (on top of the inherited environment).
-fn child_env(settings: &settings::Settings, stripe: &str, partner: &str) -> Vec<(String, String)> {
+pub(crate) fn child_env(
+    settings: &settings::Settings,
+    stripe: &str,
+    partner: &str,
+) -> Vec<(String, String)> {
     use secrecy::ExposeSecret;
     [
         (
@@ -274,7 +278,7 @@ fn child_env(settings: &settings::Settings, stripe: &str, partner: &str) -> Vec<
     .collect()
 }
 
-async fn wait_healthy(address: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(address: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(r) = reqwest::get(format!("{address}/api/products")).await

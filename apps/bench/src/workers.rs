@@ -43,7 +43,7 @@ pub(crate) struct Setup {
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) queues: Queues,
     pub(crate) settings: Settings,
-    sink: SmtpSink,
+    pub(crate) sink: SmtpSink,
 }
 
 impl Setup {

@@ -224,8 +224,9 @@ pub async fn change_visibility_batch(
         .queue_url(queue_url)
         .set_entries(Some(entries))
         .send()
-        .await
-        .map_err(|e| TransportError::call("ChangeMessageVisibilityBatch", e))?;
+        .await;
+    metrics::record("ChangeMessageVisibilityBatch", &out, 0);
+    let out = out.map_err(|e| TransportError::call("ChangeMessageVisibilityBatch", e))?;
     Ok(BatchOutcome {
         sent: out.successful.into_iter().map(|s| s.id).collect(),
         failed: refusals(out.failed),

@@ -1,6 +1,7 @@
-//! The workspace's real binaries as separate processes (the benchmark report, the trace test):
-//! started with the given environment, logging to files if asked, stopped by process id
-//! (SIGTERM, then SIGKILL after 10 s) when stopped or dropped, with each one's peak RSS.
+//! The workspace's real binaries as separate processes (the benchmark report, the soak, the trace
+//! test): started with the given environment, logging to files if asked, stopped by process id
+//! (SIGTERM, then SIGKILL after 10 s) when stopped or dropped, with each one's peak RSS. One of
+//! them can be killed like a crash (SIGKILL) and started again with the same environment.
 
 use std::{
     path::{Path, PathBuf},
@@ -23,6 +24,11 @@ pub const PIPELINE: [&str; 6] = [
 /// Running processes, stopped by process id when dropped.
 pub struct Processes {
     children: Vec<(String, Child)>,
+    bin_dir: PathBuf,
+    env: Vec<(String, String)>,
+    /// Each process's own settings on top of `env` (see [`Processes::start_with`]).
+    own: Vec<(String, Vec<(String, String)>)>,
+    log_dir: Option<PathBuf>,
 }
 
 impl Processes {
@@ -54,28 +60,14 @@ impl Processes {
     ) -> TestResult<Self> {
         let mut processes = Processes {
             children: Vec::new(),
+            bin_dir: bin_dir.to_path_buf(),
+            env: env.to_vec(),
+            own: names.iter().map(|n| ((*n).to_owned(), own(n))).collect(),
+            log_dir: log_dir.map(Path::to_path_buf),
         };
         for name in names {
-            let path = bin_dir.join(name);
-            if !path.exists() {
-                return Err(format!(
-                    "{} is missing: build the binaries first (cargo build --bins)",
-                    path.display()
-                )
-                .into());
-            }
-            let mut command = Command::new(&path);
-            command
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .envs(own(name))
-                .stdin(Stdio::null());
-            if let Some(dir) = log_dir {
-                let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-                command.stdout(log.try_clone()?).stderr(log);
-            }
-            processes
-                .children
-                .push(((*name).to_owned(), command.spawn()?));
+            let child = processes.spawn(name, false)?;
+            processes.children.push(((*name).to_owned(), child));
         }
         Ok(processes)
     }
@@ -86,6 +78,65 @@ impl Processes {
             .iter()
             .map(|(name, child)| (name.clone(), child.id()))
             .collect()
+    }
+
+    /// Kills the running process `name` with SIGKILL (`kill -9`: no shutdown, nothing flushed)
+    /// and reaps it; [`Processes::restart`] starts it again.
+    ///
+    /// # Errors
+    /// When no process of that name is running here.
+    pub fn kill(&mut self, name: &str) -> TestResult<()> {
+        let at = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| format!("{name} is not running"))?;
+        let (_, mut child) = self.children.remove(at);
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Starts `name` again with the environment of [`Processes::start`]; its log, if any, is
+    /// appended to.
+    ///
+    /// # Errors
+    /// When the binary is missing or cannot start.
+    pub fn restart(&mut self, name: &str) -> TestResult<()> {
+        let child = self.spawn(name, true)?;
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    fn spawn(&self, name: &str, append: bool) -> TestResult<Child> {
+        let path = self.bin_dir.join(name);
+        if !path.exists() {
+            return Err(format!(
+                "{} is missing: build the binaries first (cargo build --bins)",
+                path.display()
+            )
+            .into());
+        }
+        let mut command = Command::new(&path);
+        command
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.own
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .flat_map(|(_, own)| own.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            )
+            .stdin(Stdio::null());
+        if let Some(dir) = &self.log_dir {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(append)
+                .truncate(!append)
+                .open(dir.join(format!("{name}.log")))?;
+            command.stdout(log.try_clone()?).stderr(log);
+        }
+        Ok(command.spawn()?)
     }
 
     /// The first process that has already exited, with its exit status.

@@ -5,7 +5,7 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use mail_parser::MimeHeaders;
@@ -30,6 +30,8 @@ pub struct ReceivedMail {
     pub html: String,
     /// Attachments: file name, content type and bytes.
     pub attachments: Vec<(String, String, Vec<u8>)>,
+    /// When the sink stored it (its Maildir file's modification time).
+    pub received_at: SystemTime,
 }
 
 /// A running sink, killed (by process id) when dropped.
@@ -130,6 +132,7 @@ impl Drop for SmtpSink {
 
 fn parse(path: &Path) -> TestResult<ReceivedMail> {
     let raw = std::fs::read(path)?;
+    let received_at = std::fs::metadata(path)?.modified()?;
     let message = mail_parser::MessageParser::default()
         .parse(&raw)
         .ok_or_else(|| format!("unparsable e-mail {}", path.display()))?;
@@ -163,5 +166,6 @@ fn parse(path: &Path) -> TestResult<ReceivedMail> {
             .map(|t| t.into_owned())
             .unwrap_or_default(),
         attachments,
+        received_at,
     })
 }

@@ -59,11 +59,6 @@ impl FakeStripe {
         Ok(fake)
     }
 
-    /// The process id of the running fake; `None` while it is stopped.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(std::process::Child::id)
-    }
-
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -77,6 +72,12 @@ impl FakeStripe {
     /// The secret key to use against it: pass it as `APP__STRIPE__SECRET_KEY`.
     pub fn secret_key(&self) -> &'static str {
         SECRET_KEY
+    }
+
+    /// The process id while it runs (to pause it with SIGSTOP and resume it with SIGCONT, as the
+    /// soak does).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Stops it like a crash (SIGKILL); everything it stored is gone.
