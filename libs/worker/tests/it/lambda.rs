@@ -71,15 +71,25 @@ fn sqs_event(records: &[(&str, &str, String)]) -> SqsEvent {
 }
 
 async fn adapter(h: &Harness, handler: Selective) -> LambdaAdapter<Selective> {
+    let settings = settings::WorkerSettings {
+        handler_timeout_s: 10,
+        ..settings::WorkerSettings::default()
+    };
+    adapter_with(h, handler, settings).await
+}
+
+/// An adapter for `handler` over the harness queue with `settings`.
+async fn adapter_with<H: Handler>(
+    h: &Harness,
+    handler: H,
+    settings: settings::WorkerSettings,
+) -> LambdaAdapter<H> {
     LambdaAdapter::new(
         handler,
         h.pool.clone(),
         h.sqs.clone(),
         h.queue_url.clone(),
-        settings::WorkerSettings {
-            handler_timeout_s: 10,
-            ..settings::WorkerSettings::default()
-        },
+        settings,
     )
     .await
     .expect("adapter")
@@ -236,20 +246,13 @@ impl Handler for Slow {
 const HOLD_S: i32 = 3;
 
 async fn held_adapter(h: &Harness, handler: Slow, retry_base_s: i32) -> LambdaAdapter<Slow> {
-    LambdaAdapter::new(
-        handler,
-        h.pool.clone(),
-        h.sqs.clone(),
-        h.queue_url.clone(),
-        settings::WorkerSettings {
-            handler_timeout_s: 60,
-            visibility_timeout_s: HOLD_S,
-            retry_base_s,
-            ..settings::WorkerSettings::default()
-        },
-    )
-    .await
-    .expect("adapter")
+    let settings = settings::WorkerSettings {
+        handler_timeout_s: 60,
+        visibility_timeout_s: HOLD_S,
+        retry_base_s,
+        ..settings::WorkerSettings::default()
+    };
+    adapter_with(h, handler, settings).await
 }
 
 /// A Lambda event of the `n` messages on the harness queue, received as the event source
