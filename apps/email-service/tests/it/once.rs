@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use domain::EventEnvelope;
+use email_service::store::{self, Recorded, SentEmail};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use worker::{Disposition, Poller};
@@ -260,6 +261,43 @@ async fn a_sign_in_request_gets_one_outcome_and_at_most_one_email_whatever_comes
         mails[0].message_id,
         format!("{}@chargeflow.example", with_orders.event_id)
     );
+}
+
+#[tokio::test]
+async fn an_answer_whose_commit_went_through_unseen_is_not_written_again_when_retried() {
+    let h = harness(2).await;
+    let (envelope, _) = h.order_to("unseen").await;
+    let message_id = format!("<{}@chargeflow.example>", envelope.event_id);
+    write_intent(
+        &h,
+        &envelope,
+        &message_id,
+        "now() + interval '20 seconds'",
+        false,
+    )
+    .await;
+    let sent = SentEmail {
+        event_id: envelope.event_id,
+        order_id: Some(envelope.order_id),
+        kind: "order_confirmation",
+        message_id: &message_id,
+        status: "sent",
+        smtp_response: "250 2.0.0 OK: queued",
+    };
+
+    let first = store::record_answer(&h.pool, &sent, None)
+        .await
+        .expect("recorded");
+    let retried = store::record_answer(&h.pool, &sent, None)
+        .await
+        .expect("retried");
+
+    assert_eq!((first, retried), (Recorded::Now, Recorded::Before));
+    let rows = "SELECT count(*) FROM sent_emails WHERE event_id = $1";
+    assert_eq!(h.count(rows, envelope.event_id).await, 1);
+    let timeline =
+        "SELECT count(*) FROM order_timeline WHERE order_id = $1 AND event_type = 'email.sent'";
+    assert_eq!(h.count(timeline, envelope.order_id).await, 1);
 }
 
 /// Writes an intent for the event held until `claimed_until` (SQL), answered or not (with its
