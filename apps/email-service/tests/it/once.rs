@@ -169,6 +169,46 @@ async fn two_deliveries_of_one_event_at_once_send_one_email() {
 }
 
 #[tokio::test]
+async fn no_pool_connection_is_held_while_the_server_talks() {
+    // One pool of one connection for the worker and the test.
+    let h = harness(1).await;
+    let handler = std::sync::Arc::new(h.handler(30));
+    let (envelope, address) = h.order_to("hold").await;
+    let delivery = {
+        let (handler, pool) = (handler.clone(), h.pool.clone());
+        let body = serde_json::to_string(&envelope).expect("body");
+        tokio::spawn(async move {
+            worker::process(handler.as_ref(), &pool, &body, Duration::from_secs(30)).await
+        })
+    };
+    wait_stored(&h, &address, 1).await;
+
+    // The server holds its answer: the worker is in the SMTP conversation, and the pool's only
+    // connection is idle (`try_acquire` never waits and never opens one).
+    let mut free = None;
+    testkit::eventually(
+        "the pool's connection to be idle",
+        Duration::from_secs(10),
+        || {
+            free = h.pool.try_acquire();
+            std::future::ready(free.is_some())
+        },
+    )
+    .await
+    .expect("no connection held across the SMTP call");
+    let mut conn = free.expect("connection");
+    sqlx::query("SELECT 1")
+        .execute(&mut *conn)
+        .await
+        .expect("usable");
+    drop(conn);
+    h.sink.release_held().expect("release");
+
+    assert_eq!(delivery.await.expect("delivery"), Disposition::Done);
+    assert_eq!(h.message_ids_to(&address).len(), 1);
+}
+
+#[tokio::test]
 async fn past_the_retry_bound_the_email_is_sent_again_once_with_the_same_message_id() {
     let h = harness(4).await;
     // A 5 s handler timeout: the answer is retried until 1 s before it.
