@@ -270,10 +270,11 @@ CREATE TABLE invoices (
 -- ---------------------------------------------------------------------------------------------
 
 -- One row per event an e-mail was sent (or refused) for: at most one e-mail per (order, event).
--- Written in the same transaction as the inbox row; the Message-ID is derived from the event id,
--- so even a re-send after a crash between the SMTP reply and the commit carries the same id.
--- The recipient address is not copied here: it stays with the customer (or the sign-in
--- request: a sign-in e-mail belongs to no order).
+-- Written right after the server's answer, in a short transaction of its own that also marks the
+-- e-mail's intent answered (email_intents); the Message-ID is derived from the event id and kept
+-- with the intent, so even a re-send after a crash between the SMTP reply and that commit carries
+-- the same id. The recipient address is not copied here: it stays with the customer (or the
+-- sign-in request: a sign-in e-mail belongs to no order).
 CREATE TABLE sent_emails (
     event_id       uuid        PRIMARY KEY,
     order_id       uuid        REFERENCES orders (id),
@@ -288,6 +289,25 @@ CREATE TABLE sent_emails (
 );
 
 CREATE INDEX sent_emails_by_order ON sent_emails (order_id);
+
+-- The e-mail worker's intent to send an event's e-mail, committed in a short transaction of its
+-- own before it talks to the SMTP server (no transaction is open during the SMTP conversation).
+-- A redelivery that finds the intent answered sends nothing; one that finds it unanswered sends
+-- again with the same Message-ID, once the claim of the delivery that made it has run out.
+CREATE TABLE email_intents (
+    event_id       uuid        PRIMARY KEY,
+    -- The `Message-ID` header value every attempt of this e-mail carries.
+    message_id     text        NOT NULL UNIQUE,
+    -- Deliveries that handed (or tried to hand) the e-mail to the server; more than 1 means an
+    -- attempt's answer was not recorded and the e-mail may have gone out twice.
+    attempts       integer     NOT NULL DEFAULT 1 CHECK (attempts > 0),
+    -- Until when the delivery that made the last attempt may still be talking to the server or
+    -- recording its answer (its handler timeout): no other delivery sends before then.
+    claimed_until  timestamptz NOT NULL,
+    -- When the server's answer was recorded (`sent_emails`); null while it is not.
+    answered_at    timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
 
 -- ---------------------------------------------------------------------------------------------
 -- Payments (billing-service, Stripe webhooks)
@@ -413,7 +433,8 @@ INSERT INTO _sqlx_migrations (version, description, success, checksum, execution
     (20261204000002, 'sign in', true, '\x80659569e5cee5d7ec8b23ca51b193ae9f6055bba9e91c6da79eda771a1d06ce0ccc5da375ec2244cd0023d292fab13b', 0),
     (20261204000003, 'inbox by age', true, '\xcda41d5b8e3f768e36ce085ee22e4b9ad76281296831e3260e5b6efd9da0970c552346420957c78b5854492857e83ff2', 0),
     (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0),
-    (20261204000005, 'order change notify', true, '\x6791a4425589d906113e9555443e98cd6dff9d2814b2f6e19d042de102e1bbbe3e3048f862c514e5fead88a321b926b4', 0);
+    (20261204000005, 'order change notify', true, '\x6791a4425589d906113e9555443e98cd6dff9d2814b2f6e19d042de102e1bbbe3e3048f862c514e5fead88a321b926b4', 0),
+    (20261205000001, 'email intent', true, '\xc9c9605dc3481988455509c603d9ceaf6aa9076bd94c9a751d795e9aca7198e4a475c0dc195d3f290e274cbd96c8a826', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

@@ -14,6 +14,9 @@ tests may start private ones with `"$CHARGEFLOW_VENV/bin/python" scripts/smtp_si
     bounce*@...    550 5.1.1 <address>: mailbox unavailable, at RCPT, every time
     greylist*@...  451 4.7.1 <address>: try again later the first time this process sees that
                    exact address, accepted afterwards
+    hold*@...      stored at once, but the 250 answer to DATA waits until a file named
+                   `release` exists in MAILDIR (at most 60 s): a test can act between the
+                   server's having the message and the client's hearing so
   (quoting the recipient as real servers do, so tests see that no address reaches the logs)
   Everything else is accepted. A message with some refused recipients is stored for the others.
 - Logs one line per stored message to stdout (Message-ID, recipient count, size), never the body.
@@ -60,10 +63,20 @@ def open_maildir(path):
     return mailbox.Maildir(path, factory=None, create=True)
 
 
+HOLD_LIMIT_S = 60  # the longest a held answer waits for its release
+
+
 class SinkHandler:
-    def __init__(self, maildir):
+    def __init__(self, maildir, release_file):
         self.maildir = maildir
+        self.release_file = release_file
         self.greylist_seen = set()
+
+    async def wait_for_release(self):
+        waited = 0.0
+        while not os.path.exists(self.release_file) and waited < HOLD_LIMIT_S:
+            await asyncio.sleep(0.01)
+            waited += 0.01
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = local_part(address)
@@ -93,12 +106,14 @@ class SinkHandler:
             f"size={len(content)} file=new/{key}",
             flush=True,
         )
+        if any(local_part(a).startswith("hold") for a in envelope.rcpt_tos):
+            await self.wait_for_release()
         return "250 2.0.0 OK: queued"
 
 
 async def serve(args):
     loop = asyncio.get_running_loop()
-    handler = SinkHandler(open_maildir(args.maildir))
+    handler = SinkHandler(open_maildir(args.maildir), os.path.join(args.maildir, "release"))
     sessions = weakref.WeakSet()  # open SMTP sessions, closed at shutdown
 
     def factory():

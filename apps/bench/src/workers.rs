@@ -214,7 +214,13 @@ pub(crate) fn invoice_handler(settings: &Settings) -> anyhow::Result<InvoiceHand
 pub(crate) fn email_handler(settings: &Settings) -> anyhow::Result<EmailHandler> {
     let templates = Templates::load(Path::new(TEMPLATES))?;
     let mailer = Mailer::new(&settings.smtp)?;
-    Ok(EmailHandler::new(templates, mailer, settings.shop.clone())?)
+    let handler_timeout = Duration::from_secs(settings.worker.handler_timeout_s);
+    Ok(EmailHandler::new(
+        templates,
+        mailer,
+        settings.shop.clone(),
+        handler_timeout,
+    )?)
 }
 
 /// Web-server, relay and both workers in this process; checkouts at a steady rate; the time

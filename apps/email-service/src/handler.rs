@@ -7,22 +7,26 @@
 //! sign-in request is answered only while it is unused and unexpired, and only for an address
 //! that has orders; otherwise nothing is sent, and what happened is recorded on the request.
 //!
-//! The inbox row, the sent-mail record and the SMTP hand-over share one transaction: a
-//! redelivered event finds the inbox row (or waits on it while the first delivery is still
-//! sending) and sends nothing. The `Message-ID` is derived from the event id, so the one window
-//! left — the server accepted the e-mail and the process died before the commit — produces a
-//! second copy with the same `Message-ID`, which mail clients show once.
+//! The e-mail is handed to the SMTP server with no transaction open ([`Handler::effect`]): its
+//! intent is committed before the send and the server's answer recorded right after it, each in
+//! a statement of its own ([`crate::delivery`] tells how, and what window is left). The runtime
+//! reads the inbox before the effect, so a redelivery of a handled event does nothing, and its
+//! transaction ([`Handler::handle`]) then only records the inbox row. A sign-in request's outcome
+//! is written once whatever comes again: the first one stays.
+
+use std::time::{Duration, Instant};
 
 use domain::{CancelReason, Consumer, Currency, Event, EventBody, EventType, Money, links};
 use secrecy::ExposeSecret;
 use settings::{SettingsError, ShopSettings};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use worker::{Classify, Failure, Handler};
 
 use crate::{
-    mailer::{Delivery, MailError, Mailer, Outgoing},
-    store::{self, SentEmail},
+    delivery::{Delivered, Letter, Sender},
+    mailer::{MailError, Mailer},
+    store,
     templates::{EmailContext, EmailKind, EmailLine, SignInContext, TemplateError, Templates},
 };
 
@@ -47,14 +51,32 @@ pub enum EmailError {
     /// A statement failed.
     #[error("e-mail statement failed")]
     Database(#[from] sqlx::Error),
+    /// Another delivery of the event holds its e-mail's intent and may still be sending it, for
+    /// at most this long.
+    #[error("another delivery of this event may still be sending its e-mail (for {0:?})")]
+    Held(Duration),
+    /// The server answered, but its answer could not be recorded before the handler's time ran
+    /// out (the database stayed away): the e-mail will be sent again, with the same Message-ID.
+    #[error("the SMTP server's answer could not be recorded within {0:?}")]
+    AnswerNotRecorded(Duration),
 }
 
 impl Classify for EmailError {
     fn failure(&self) -> Failure {
         match self {
-            EmailError::Mail(MailError::Transient(_)) => Failure::Retryable,
+            EmailError::Mail(MailError::Transient(_))
+            | EmailError::Held(_)
+            | EmailError::AnswerNotRecorded(_) => Failure::Retryable,
             EmailError::Database(e) => e.failure(),
             _ => Failure::Permanent,
+        }
+    }
+
+    /// A held e-mail comes back once its holder's time is over.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            EmailError::Held(remaining) => Some(*remaining),
+            _ => None,
         }
     }
 }
@@ -65,11 +87,13 @@ pub struct EmailHandler {
     templates: Templates,
     mailer: Mailer,
     shop: ShopSettings,
+    handler_timeout: Duration,
 }
 
 impl EmailHandler {
     /// A handler rendering `templates` and sending through `mailer`, with links signed by the
-    /// shop's link secret.
+    /// shop's link secret, run by a worker that abandons a handler after `handler_timeout`
+    /// (`worker.handler_timeout_s`): how long a delivery holds an e-mail's intent.
     ///
     /// # Errors
     /// [`SettingsError::Invalid`] when `shop.link_secret` is missing or too short.
@@ -77,13 +101,39 @@ impl EmailHandler {
         templates: Templates,
         mailer: Mailer,
         shop: ShopSettings,
+        handler_timeout: Duration,
     ) -> Result<Self, SettingsError> {
         shop.link_key()?;
         Ok(EmailHandler {
             templates,
             mailer,
             shop,
+            handler_timeout,
         })
+    }
+
+    /// Sends the e-mail `event` gets, if any, at most once per attempt (see
+    /// [`crate::delivery`]), and logs what became of it.
+    ///
+    /// # Errors
+    /// [`EmailError`]: data missing, a template failing, the server or the database failing.
+    pub async fn deliver(&self, event: &Event, pool: &PgPool) -> Result<Delivered, EmailError> {
+        let started = Instant::now();
+        let sender = Sender {
+            mailer: &self.mailer,
+            pool,
+            handler_timeout: self.handler_timeout,
+        };
+        let delivered = match kind_of(event.event_type()) {
+            Some(EmailKind::SignIn) => self.sign_in(event, sender, started).await?,
+            Some(kind) => self.email(event, kind, sender, started).await?,
+            None => {
+                tracing::info!("no e-mail for this event type");
+                Delivered::Nothing
+            }
+        };
+        log_delivered(&delivered, kind_of(event.event_type()));
+        Ok(delivered)
     }
 
     /// The link secret (checked by [`EmailHandler::new`]).
@@ -101,50 +151,34 @@ impl EmailHandler {
         )
     }
 
-    /// Sends `outgoing` and sorts the answer into the status recorded for it and the reply.
-    async fn deliver(&self, outgoing: Outgoing<'_>) -> Result<(&'static str, String), EmailError> {
-        Ok(match self.mailer.send(outgoing).await? {
-            Delivery::Accepted(reply) => ("sent", reply),
-            Delivery::Rejected(reply) => {
-                tracing::warn!(reply, "the SMTP server refused the recipient; not retrying");
-                ("rejected", reply)
-            }
-        })
-    }
-
     async fn email(
         &self,
         event: &Event,
         kind: EmailKind,
-        tx: &mut PgConnection,
-    ) -> Result<(), EmailError> {
-        let order = store::order(tx, event.order_id)
+        sender: Sender<'_>,
+        started: Instant,
+    ) -> Result<Delivered, EmailError> {
+        // One connection for the reads and the intent, given back before the server is contacted.
+        let mut conn = sender.pool.acquire().await?;
+        let order = store::order(&mut conn, event.order_id)
             .await?
             .ok_or(EmailError::OrderNotFound(event.order_id))?;
         let currency = Currency::parse(&order.currency)?;
-        let mut context = self.context(tx, event, &order, currency).await?;
-        let pdf = self.attachment(tx, event, kind, &mut context).await?;
-        let message_id = format!("<{}@{}>", event.id, self.mailer.domain());
-        let outgoing = Outgoing {
+        let mut context = self.context(&mut conn, event, &order, currency).await?;
+        let pdf = self
+            .attachment(&mut conn, event, kind, &mut context)
+            .await?;
+        let letter = Letter {
+            event_id: event.id,
+            order_id: Some(event.order_id),
+            sign_in_request: None,
+            kind: kind.name(),
             to_name: &order.name,
             to_email: &order.email,
             content: self.templates.render(kind, &context)?,
-            message_id: message_id.clone(),
             pdf,
         };
-        let (status, reply) = self.deliver(outgoing).await?;
-        let sent = SentEmail {
-            event_id: event.id,
-            order_id: Some(event.order_id),
-            kind: kind.name(),
-            message_id: &message_id,
-            status,
-            smtp_response: &reply,
-        };
-        store::record(tx, &sent).await?;
-        store::record_on_timeline(tx, &sent).await?;
-        tracing::info!(email.kind = kind.name(), status, "e-mail handled");
-        Ok(())
+        sender.send(conn, letter, started).await
     }
 
     async fn context(
@@ -200,30 +234,42 @@ impl EmailHandler {
     }
 
     /// `customer.sign_in_requested`: the sign-in e-mail, if the request is still usable and its
-    /// address has orders; the outcome is recorded on the request either way.
-    async fn sign_in(&self, event: &Event, tx: &mut PgConnection) -> Result<(), EmailError> {
-        let Some(request) = store::sign_in_request(tx, event.order_id).await? else {
+    /// address has orders; the outcome is recorded on the request either way (with the server's
+    /// answer when an e-mail is sent), once.
+    async fn sign_in(
+        &self,
+        event: &Event,
+        sender: Sender<'_>,
+        started: Instant,
+    ) -> Result<Delivered, EmailError> {
+        let mut conn = sender.pool.acquire().await?;
+        let Some(request) = store::sign_in_request(&mut *conn, event.order_id).await? else {
             tracing::warn!("the sign-in request no longer exists: nothing to send");
-            return Ok(());
+            return Ok(Delivered::Nothing);
         };
+        if request.mail_outcome.is_some() {
+            return Ok(Delivered::Earlier);
+        }
         let outcome = match (request.usable, request.customer_name.as_deref()) {
             (false, _) => "stale",
             (true, None) => "no_orders",
-            (true, Some(name)) => self.send_sign_in(event, &request, name, tx).await?,
+            (true, Some(name)) => {
+                let letter = self.sign_in_letter(event, &request, name)?;
+                return sender.send(conn, letter, started).await;
+            }
         };
-        store::record_sign_in_outcome(tx, event.order_id, outcome).await?;
+        store::record_sign_in_outcome(&mut *conn, event.order_id, outcome).await?;
         tracing::info!(email.kind = "sign_in", outcome, "sign-in request handled");
-        Ok(())
+        Ok(Delivered::Nothing)
     }
 
-    /// Sends the sign-in e-mail and records it; returns `sent` or `rejected`.
-    async fn send_sign_in(
+    /// The sign-in e-mail answering `request`.
+    fn sign_in_letter<'a>(
         &self,
         event: &Event,
-        request: &store::SignInForEmail,
-        name: &str,
-        tx: &mut PgConnection,
-    ) -> Result<&'static str, EmailError> {
+        request: &'a store::SignInForEmail,
+        name: &'a str,
+    ) -> Result<Letter<'a>, EmailError> {
         let token = links::sign_in_token(self.link_key(), event.order_id);
         let valid_s = (request.expires_at - event.occurred_at)
             .num_seconds()
@@ -235,25 +281,39 @@ impl EmailHandler {
             valid_minutes: (valid_s as u64).div_ceil(60),
             find_orders_url: format!("{}/find-orders", self.shop.public_url),
         };
-        let message_id = format!("<{}@{}>", event.id, self.mailer.domain());
-        let outgoing = Outgoing {
+        Ok(Letter {
+            event_id: event.id,
+            order_id: None,
+            sign_in_request: Some(event.order_id),
+            kind: EmailKind::SignIn.name(),
             to_name: name,
             to_email: &request.email,
             content: self.templates.render_sign_in(&context)?,
-            message_id: message_id.clone(),
             pdf: None,
-        };
-        let (status, reply) = self.deliver(outgoing).await?;
-        let sent = SentEmail {
-            event_id: event.id,
-            order_id: None,
-            kind: EmailKind::SignIn.name(),
-            message_id: &message_id,
+        })
+    }
+}
+
+/// Logs what became of an event's e-mail (never its address or content).
+fn log_delivered(delivered: &Delivered, kind: Option<EmailKind>) {
+    let kind = kind.map(EmailKind::name);
+    match delivered {
+        Delivered::Sent {
             status,
-            smtp_response: &reply,
-        };
-        store::record(tx, &sent).await?;
-        Ok(status)
+            attempt,
+            window,
+        } => tracing::info!(
+            email.kind = kind,
+            status,
+            attempt,
+            window_us = window.as_micros() as u64,
+            "e-mail handled"
+        ),
+        Delivered::Earlier => tracing::info!(
+            email.kind = kind,
+            "an earlier delivery of this event already handled its e-mail: nothing sent"
+        ),
+        Delivered::Nothing => {}
     }
 }
 
@@ -334,19 +394,20 @@ fn cancellation_words(reason: CancelReason) -> &'static str {
 impl Handler for EmailHandler {
     type Error = EmailError;
 
+    const HAS_EFFECT: bool = true;
+
     fn consumer(&self) -> Consumer {
         Consumer::Email
     }
 
-    async fn handle(&self, event: &Event, tx: &mut PgConnection) -> Result<(), EmailError> {
-        match kind_of(event.event_type()) {
-            Some(EmailKind::SignIn) => self.sign_in(event, tx).await,
-            Some(kind) => self.email(event, kind, tx).await,
-            None => {
-                tracing::info!("no e-mail for this event type");
-                Ok(())
-            }
-        }
+    /// The whole e-mail: [`EmailHandler::deliver`], with no transaction open.
+    async fn effect(&self, event: &Event, pool: &PgPool) -> Result<(), EmailError> {
+        self.deliver(event, pool).await.map(|_| ())
+    }
+
+    /// Nothing: the runtime's transaction only records the inbox row.
+    async fn handle(&self, _event: &Event, _tx: &mut PgConnection) -> Result<(), EmailError> {
+        Ok(())
     }
 }
 
@@ -364,7 +425,7 @@ mod tests {
                 settings::Settings::from_sources(&[("APP__SHOP__LINK_SECRET", secret)]).unwrap();
             let templates = Templates::load(&templates_dir).unwrap();
             let mailer = Mailer::new(&settings.smtp).unwrap();
-            EmailHandler::new(templates, mailer, settings.shop)
+            EmailHandler::new(templates, mailer, settings.shop, Duration::from_secs(30))
         };
         for short in ["", "thirty-one bytes are not enough"] {
             let error = make(short).unwrap_err();

@@ -15,7 +15,8 @@ async fn main() -> anyhow::Result<()> {
     let templates = Templates::load(Path::new(&settings.smtp.templates_dir))
         .context("Failed to load the e-mail templates")?;
     let mailer = Mailer::new(&settings.smtp).context("Invalid SMTP settings")?;
-    let handler = EmailHandler::new(templates, mailer, settings.shop.clone())
+    let handler_timeout = std::time::Duration::from_secs(settings.worker.handler_timeout_s);
+    let handler = EmailHandler::new(templates, mailer, settings.shop.clone(), handler_timeout)
         .context("The e-mail links cannot be signed")?;
     let pool = settings
         .database

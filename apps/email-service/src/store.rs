@@ -1,9 +1,12 @@
 //! The email-service's SQL: who the order's e-mails go to, what to show, the sign-in request a
-//! sign-in e-mail answers, and the sent-mail record that makes every e-mail happen at most once
-//! per event.
+//! sign-in e-mail answers, the intent committed before an e-mail is handed to the server
+//! ([`claim`]) and the record of the server's answer ([`record_answer`]) that together make
+//! every e-mail happen at most once per event (see [`crate::delivery`]).
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// The order as its e-mails show it.
@@ -99,15 +102,19 @@ pub struct SignInForEmail {
     /// The name given at the latest checkout of a customer with this address (in any letter
     /// case) who has orders; `None` when the address has no orders.
     pub customer_name: Option<String>,
+    /// What the worker already did with the request (`sent`, `rejected`, `no_orders`, `stale`),
+    /// if an earlier delivery of its event recorded it.
+    pub mail_outcome: Option<String>,
 }
 
 /// The sign-in request `request_id`, or `None` when it does not exist (any more).
-pub async fn sign_in_request(
-    conn: &mut PgConnection,
+pub async fn sign_in_request<'e>(
+    executor: impl PgExecutor<'e>,
     request_id: Uuid,
 ) -> sqlx::Result<Option<SignInForEmail>> {
     sqlx::query_as(
         "SELECT r.email, r.expires_at, (r.used_at IS NULL AND r.expires_at > now()) AS usable,
+                r.mail_outcome,
                 (SELECT c.name FROM customers c
                  WHERE lower(c.email) = lower(r.email)
                    AND EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)
@@ -116,23 +123,162 @@ pub async fn sign_in_request(
          FROM sign_in_requests r WHERE r.id = $1",
     )
     .bind(request_id)
-    .fetch_optional(conn)
+    .fetch_optional(executor)
     .await
 }
 
 /// Records what the worker did with a sign-in request: `sent`, `rejected`, `no_orders` or
-/// `stale`.
-pub async fn record_sign_in_outcome(
-    conn: &mut PgConnection,
+/// `stale`; the first outcome recorded stays.
+pub async fn record_sign_in_outcome<'e>(
+    executor: impl PgExecutor<'e>,
     request_id: Uuid,
     outcome: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE sign_in_requests SET mail_outcome = $2 WHERE id = $1")
-        .bind(request_id)
-        .bind(outcome)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE sign_in_requests SET mail_outcome = $2 WHERE id = $1 AND mail_outcome IS NULL",
+    )
+    .bind(request_id)
+    .bind(outcome)
+    .execute(executor)
+    .await?;
     Ok(())
+}
+
+/// What a delivery of an event may do with the event's e-mail ([`claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Hand it to the server: the intent is committed and this delivery holds it.
+    Send {
+        /// 1 for the first attempt; more when an earlier attempt's answer was never recorded.
+        attempt: i32,
+        /// The `Message-ID` the intent was first recorded with: every attempt carries it.
+        message_id: String,
+    },
+    /// The server's answer to an earlier attempt is recorded: send nothing.
+    Answered,
+    /// Another delivery holds the intent and may still be talking to the server or recording
+    /// its answer, for at most this long.
+    Held(Duration),
+}
+
+/// Commits the intent to send the e-mail of `event_id` with `message_id` (the first attempt),
+/// or takes over an unanswered intent whose holder's time has run out (a re-send, with the
+/// intent's own `Message-ID`). The holder's time is `hold` from now: no other delivery sends
+/// before it has passed, unless the holder gives the intent back ([`release`]).
+pub async fn claim(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    message_id: &str,
+    hold: Duration,
+) -> sqlx::Result<Claim> {
+    let claimed: Option<(i32, String)> = sqlx::query_as(
+        "INSERT INTO email_intents AS i (event_id, message_id, claimed_until)
+         VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+         ON CONFLICT (event_id) DO UPDATE
+            SET attempts = i.attempts + 1, claimed_until = EXCLUDED.claimed_until
+          WHERE i.answered_at IS NULL AND i.claimed_until <= clock_timestamp()
+         RETURNING i.attempts, i.message_id",
+    )
+    .bind(event_id)
+    .bind(message_id)
+    .bind(hold.as_secs_f64())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match claimed {
+        Some((attempt, message_id)) => Claim::Send {
+            attempt,
+            message_id,
+        },
+        None => not_claimed(conn, event_id).await?,
+    })
+}
+
+/// Why [`claim`] did not take the intent of `event_id`.
+async fn not_claimed(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<Claim> {
+    let (answered, held_s): (bool, f64) = sqlx::query_as(
+        "SELECT answered_at IS NOT NULL,
+                GREATEST(EXTRACT(EPOCH FROM claimed_until - clock_timestamp()), 0)::float8
+         FROM email_intents WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(if answered {
+        Claim::Answered
+    } else {
+        Claim::Held(Duration::from_secs_f64(held_s))
+    })
+}
+
+/// Gives back the intent of `event_id` held by `attempt` when its e-mail was not handed over (the
+/// server was down or answered "try later"), so that the next delivery need not wait out the
+/// hold.
+pub async fn release(pool: &PgPool, event_id: Uuid, attempt: i32) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE email_intents SET claimed_until = clock_timestamp()
+         WHERE event_id = $1 AND attempts = $2 AND answered_at IS NULL",
+    )
+    .bind(event_id)
+    .bind(attempt)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Whether [`record_answer`] wrote the answer or found it written already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// This call recorded it.
+    Now,
+    /// It was recorded before (by an attempt whose commit went through unseen, or by another
+    /// delivery): nothing was written.
+    Before,
+}
+
+/// In one statement (so in one round trip, keeping the window after the server's answer
+/// short): marks the e-mail's intent answered and records the answer ([`SentEmail`]), adds it
+/// to the order's timeline (`email.sent` or `email.rejected`, so the order page shows it; an
+/// e-mail of no order, sign-in, goes on no timeline) and, for a sign-in e-mail, sets the
+/// request's outcome. Writes nothing when the intent is already answered.
+pub async fn record_answer(
+    pool: &PgPool,
+    sent: &SentEmail<'_>,
+    sign_in_request: Option<Uuid>,
+) -> sqlx::Result<Recorded> {
+    let marked: i64 = sqlx::query_scalar(
+        "WITH answered AS (
+             UPDATE email_intents SET answered_at = clock_timestamp()
+             WHERE event_id = $1 AND answered_at IS NULL
+             RETURNING event_id
+         ), sent AS (
+             INSERT INTO sent_emails (event_id, order_id, kind, message_id, status, smtp_response)
+             SELECT event_id, $2, $3, $4, $5, $6 FROM answered
+         ), timeline AS (
+             INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
+             SELECT gen_random_uuid(), $2,
+                    CASE WHEN $5 = 'sent' THEN 'email.sent' ELSE 'email.rejected' END,
+                    clock_timestamp(), jsonb_build_object('kind', $3::text)
+             FROM answered WHERE $2::uuid IS NOT NULL
+         ), sign_in AS (
+             UPDATE sign_in_requests SET mail_outcome = $5
+             WHERE id = $7 AND mail_outcome IS NULL AND EXISTS (SELECT 1 FROM answered)
+         )
+         SELECT count(*) FROM answered",
+    )
+    .bind(sent.event_id)
+    .bind(sent.order_id)
+    .bind(sent.kind)
+    .bind(sent.message_id)
+    .bind(sent.status)
+    .bind(sent.smtp_response)
+    .bind(sign_in_request)
+    .fetch_one(pool)
+    .await?;
+    Ok(if marked == 1 {
+        Recorded::Now
+    } else {
+        Recorded::Before
+    })
 }
 
 /// What became of one e-mail.
@@ -150,44 +296,4 @@ pub struct SentEmail<'a> {
     pub status: &'a str,
     /// The server's reply.
     pub smtp_response: &'a str,
-}
-
-/// Records the e-mail of an event.
-pub async fn record(conn: &mut PgConnection, sent: &SentEmail<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO sent_emails (event_id, order_id, kind, message_id, status, smtp_response)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(sent.event_id)
-    .bind(sent.order_id)
-    .bind(sent.kind)
-    .bind(sent.message_id)
-    .bind(sent.status)
-    .bind(sent.smtp_response)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Adds the e-mail to the order's timeline (`email.sent` or `email.rejected`), so the order page
-/// shows it. An e-mail of no order (sign-in) goes on no timeline.
-pub async fn record_on_timeline(conn: &mut PgConnection, sent: &SentEmail<'_>) -> sqlx::Result<()> {
-    let Some(order_id) = sent.order_id else {
-        return Ok(());
-    };
-    let event_type = if sent.status == "sent" {
-        "email.sent"
-    } else {
-        "email.rejected"
-    };
-    sqlx::query(
-        "INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
-         VALUES (gen_random_uuid(), $1, $2, clock_timestamp(), jsonb_build_object('kind', $3::text))",
-    )
-    .bind(order_id)
-    .bind(event_type)
-    .bind(sent.kind)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -3,8 +3,11 @@
 //! A handler calls [`record`] first thing in its transaction. When the row already exists the
 //! message is a redelivery: the handler acknowledges it without doing anything again. Because the
 //! row commits with the handler's own changes, a crash before the commit leaves neither.
+//!
+//! A handler that acts before that transaction (the e-mail worker talks to its SMTP server with
+//! no transaction open) asks [`contains`] first, so that a redelivery acts on nothing.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::OutboxError;
@@ -39,4 +42,23 @@ pub async fn record(
     } else {
         Inbox::Duplicate
     })
+}
+
+/// Whether `consumer` has already processed `event_id`: its row is committed. A plain read,
+/// outside any transaction; [`record`] still decides, in the handler's transaction.
+///
+/// # Errors
+/// [`OutboxError::Database`] when the statement fails.
+pub async fn contains<'e>(
+    executor: impl PgExecutor<'e>,
+    consumer: &str,
+    event_id: Uuid,
+) -> Result<bool, OutboxError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2)",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .fetch_one(executor)
+    .await?)
 }

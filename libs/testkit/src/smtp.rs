@@ -1,5 +1,6 @@
 //! A private SMTP sink per test (`scripts/smtp_sink.py` on a free port, writing a Maildir), and
-//! a reader that parses what it received.
+//! a reader that parses what it received. The sink's recipient switches (`bounce*`, `greylist*`,
+//! `hold*` local parts) are described in the script.
 
 use std::{
     net::TcpStream,
@@ -102,6 +103,16 @@ impl SmtpSink {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(format!("the SMTP sink on port {} did not start", self.port).into())
+    }
+
+    /// Lets the sink answer the e-mails to `hold*@…` addresses: it stores each at once but holds
+    /// its `250` answer until this is called (at most 60 s), and answers at once afterwards.
+    ///
+    /// # Errors
+    /// When the release file cannot be written into the Maildir.
+    pub fn release_held(&self) -> TestResult<()> {
+        std::fs::write(self.maildir.join("release"), b"")?;
+        Ok(())
     }
 
     /// Every e-mail received so far, parsed.

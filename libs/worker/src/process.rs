@@ -49,7 +49,9 @@ enum RunError<E> {
 }
 
 /// Decodes `body` and runs `handler` on it in one transaction with the inbox row, giving up
-/// after `timeout` (the transaction is then rolled back). The decision is counted in
+/// after `timeout` (the transaction is then rolled back). A handler with an effect
+/// ([`Handler::HAS_EFFECT`]) has it run first, outside that transaction and within the same
+/// `timeout`, unless the inbox already holds the event. The decision is counted in
 /// [`metrics::MESSAGES_TOTAL`](crate::metrics::MESSAGES_TOTAL), here and nowhere else.
 pub async fn process<H: Handler>(
     handler: &H,
@@ -116,8 +118,17 @@ async fn run<H: Handler>(
     pool: &PgPool,
     event: &Event,
 ) -> Result<Disposition, RunError<H::Error>> {
-    let mut tx = pool.begin().await?;
     let consumer = handler.consumer();
+    if H::HAS_EFFECT {
+        if inbox::contains(pool, consumer.name(), event.id).await? {
+            return Ok(Disposition::Duplicate);
+        }
+        handler
+            .effect(event, pool)
+            .await
+            .map_err(RunError::Handler)?;
+    }
+    let mut tx = pool.begin().await?;
     if inbox::record(&mut tx, consumer.name(), event.id).await? == Inbox::Duplicate {
         return Ok(Disposition::Duplicate);
     }

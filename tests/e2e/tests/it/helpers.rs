@@ -328,8 +328,9 @@ async fn spawn_invoice_worker(settings: &Settings, stop: &CancellationToken) {
 async fn spawn_email_worker(settings: &Settings, stop: &CancellationToken) {
     let templates = Templates::load(std::path::Path::new(TEMPLATES)).expect("templates load");
     let mailer = Mailer::new(&settings.smtp).expect("mailer");
-    let handler =
-        EmailHandler::new(templates, mailer, settings.shop.clone()).expect("a link secret");
+    let handler_timeout = Duration::from_secs(settings.worker.handler_timeout_s);
+    let handler = EmailHandler::new(templates, mailer, settings.shop.clone(), handler_timeout)
+        .expect("a link secret");
     let poller = Poller::connect(settings, handler)
         .await
         .expect("email worker starts");

@@ -1,0 +1,395 @@
+//! Each e-mail as close to once as SMTP allows: the intent committed before the send, the
+//! server's answer recorded right after it in a transaction retried through a database outage,
+//! redeliveries that find the intent, and two deliveries at once. Real PostgreSQL and the SMTP
+//! sink; the sink's `hold*` switch keeps the server's `250` back until the test lets it go, so
+//! the database can be taken away exactly between the server's having the e-mail and the
+//! worker's hearing so.
+
+use std::time::Duration;
+
+use domain::EventEnvelope;
+use email_service::store::{self, Recorded, SentEmail};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use worker::{Disposition, Poller};
+
+use crate::helpers::{Harness, harness, wait_stored};
+
+#[tokio::test]
+async fn postgres_going_away_right_after_the_server_accepted_costs_no_second_email() {
+    let h = harness(4).await;
+    let (envelope, address) = h.order_to("hold").await;
+    testkit::orders::send_bodies(
+        &h.sqs,
+        h.queues.url("email"),
+        &[serde_json::to_string(&envelope).expect("body")],
+    )
+    .await
+    .expect("sent to the queue");
+    let settings = h.settings(&[]);
+    let worker_pool = testkit::pool(&h.db_url, 4).await.expect("worker pool");
+    let poller = Poller::connect_on(&settings, worker_pool, h.handler(30))
+        .await
+        .expect("worker");
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(poller.run(stop.clone()));
+
+    // The server has the e-mail and holds its answer; the database goes away; then the answer.
+    wait_stored(&h, &address, 1).await;
+    h.database_away().await;
+    h.sink.release_held().expect("release");
+    // A restart of a few seconds: the worker keeps trying to record the answer meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let back_at = h.database_back().await;
+
+    testkit::wait_drained(&h.sqs, h.queues.url("email"), Duration::from_secs(30))
+        .await
+        .expect("the message is deleted");
+    stop.cancel();
+    worker.await.expect("worker stops");
+    let message_id = format!("{}@chargeflow.example", envelope.event_id);
+    assert_eq!(h.message_ids_to(&address), [message_id], "exactly one copy");
+    assert_eq!(
+        h.intent(envelope.event_id).await,
+        (1, true),
+        "one attempt, answered"
+    );
+    let sent = "SELECT count(*) FROM sent_emails WHERE event_id = $1 AND status = 'sent'";
+    assert_eq!(h.count(sent, envelope.event_id).await, 1);
+    let timeline =
+        "SELECT count(*) FROM order_timeline WHERE order_id = $1 AND event_type = 'email.sent'";
+    assert_eq!(h.count(timeline, envelope.order_id).await, 1);
+    assert!(h.in_inbox(envelope.event_id).await);
+    let answered_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT answered_at FROM email_intents WHERE event_id = $1")
+            .bind(envelope.event_id)
+            .fetch_one(&h.pool)
+            .await
+            .expect("answered");
+    assert!(
+        answered_at > back_at,
+        "the answer, which came while the database was away, was recorded after it returned"
+    );
+}
+
+#[tokio::test]
+async fn an_intent_without_an_answer_is_sent_once_more_with_its_message_id_and_an_answered_one_not_at_all()
+ {
+    let h = harness(4).await;
+    let handler = h.handler(30);
+    // A worker killed after the server accepted: the intent (made when the shop's sender domain
+    // was another) is committed, its answer is not, and its holder's time is over.
+    let (killed, killed_to) = h.order_to("killed").await;
+    let first_id = format!("<{}@old.example>", killed.event_id);
+    write_intent(&h, &killed, &first_id, "now() - interval '1 second'", false).await;
+    // One whose answer was recorded, but whose inbox row was not (the inbox had no part in it).
+    let (answered, answered_to) = h.order_to("answered").await;
+    let answered_id = format!("<{}@chargeflow.example>", answered.event_id);
+    write_intent(&h, &answered, &answered_id, "now()", true).await;
+
+    assert_eq!(h.process(&handler, &killed).await, Disposition::Done);
+    assert_eq!(h.process(&handler, &answered).await, Disposition::Done);
+
+    assert_eq!(
+        h.message_ids_to(&killed_to),
+        [format!("{}@old.example", killed.event_id)],
+        "one more copy, with the intent's Message-ID"
+    );
+    assert_eq!(h.intent(killed.event_id).await, (2, true));
+    let sent = "SELECT count(*) FROM sent_emails WHERE event_id = $1";
+    assert_eq!(h.count(sent, killed.event_id).await, 1);
+    assert!(h.message_ids_to(&answered_to).is_empty(), "nothing sent");
+    assert_eq!(h.intent(answered.event_id).await, (1, true));
+    assert!(h.in_inbox(killed.event_id).await && h.in_inbox(answered.event_id).await);
+
+    // A redelivery after that finds the inbox row and sends nothing either.
+    assert_eq!(h.process(&handler, &killed).await, Disposition::Duplicate);
+    assert_eq!(h.message_ids_to(&killed_to).len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_finding_the_intent_held_sends_nothing_and_comes_back_when_the_hold_ends() {
+    let h = harness(4).await;
+    let handler = h.handler(30);
+    let (envelope, address) = h.order_to("held").await;
+    let message_id = format!("<{}@chargeflow.example>", envelope.event_id);
+    write_intent(
+        &h,
+        &envelope,
+        &message_id,
+        "now() + interval '20 seconds'",
+        false,
+    )
+    .await;
+
+    let decided = h.process(&handler, &envelope).await;
+
+    let Disposition::Retry {
+        after: Some(after), ..
+    } = decided
+    else {
+        panic!("retried after the hold: {decided:?}");
+    };
+    assert!(
+        after > Duration::from_secs(10) && after <= Duration::from_secs(20),
+        "{after:?}"
+    );
+    assert!(h.message_ids_to(&address).is_empty());
+    assert_eq!(h.intent(envelope.event_id).await, (1, false));
+    assert!(!h.in_inbox(envelope.event_id).await);
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_event_at_once_send_one_email() {
+    let h = harness(6).await;
+    let handler = std::sync::Arc::new(h.handler(30));
+    let (envelope, address) = h.order_to("hold").await;
+    let first = {
+        let (handler, pool) = (handler.clone(), h.pool.clone());
+        let body = serde_json::to_string(&envelope).expect("body");
+        tokio::spawn(async move {
+            worker::process(handler.as_ref(), &pool, &body, Duration::from_secs(30)).await
+        })
+    };
+    // The first delivery is talking to the server (which holds its answer) when the second comes.
+    wait_stored(&h, &address, 1).await;
+
+    let second = h.process(&handler, &envelope).await;
+    h.sink.release_held().expect("release");
+    let first = first.await.expect("first delivery");
+
+    assert_eq!(first, Disposition::Done);
+    assert!(
+        matches!(second, Disposition::Retry { after: Some(_), .. }),
+        "{second:?}"
+    );
+    assert_eq!(h.process(&handler, &envelope).await, Disposition::Duplicate);
+    assert_eq!(h.message_ids_to(&address).len(), 1);
+    assert_eq!(h.intent(envelope.event_id).await, (1, true));
+}
+
+#[tokio::test]
+async fn no_pool_connection_is_held_while_the_server_talks() {
+    // One pool of one connection for the worker and the test.
+    let h = harness(1).await;
+    let handler = std::sync::Arc::new(h.handler(30));
+    let (envelope, address) = h.order_to("hold").await;
+    let delivery = {
+        let (handler, pool) = (handler.clone(), h.pool.clone());
+        let body = serde_json::to_string(&envelope).expect("body");
+        tokio::spawn(async move {
+            worker::process(handler.as_ref(), &pool, &body, Duration::from_secs(30)).await
+        })
+    };
+    wait_stored(&h, &address, 1).await;
+
+    // The server holds its answer: the worker is in the SMTP conversation, and the pool's only
+    // connection is idle (`try_acquire` never waits and never opens one).
+    let mut free = None;
+    testkit::eventually(
+        "the pool's connection to be idle",
+        Duration::from_secs(10),
+        || {
+            free = h.pool.try_acquire();
+            std::future::ready(free.is_some())
+        },
+    )
+    .await
+    .expect("no connection held across the SMTP call");
+    let mut conn = free.expect("connection");
+    sqlx::query("SELECT 1")
+        .execute(&mut *conn)
+        .await
+        .expect("usable");
+    drop(conn);
+    h.sink.release_held().expect("release");
+
+    assert_eq!(delivery.await.expect("delivery"), Disposition::Done);
+    assert_eq!(h.message_ids_to(&address).len(), 1);
+}
+
+#[tokio::test]
+async fn past_the_retry_bound_the_email_is_sent_again_once_with_the_same_message_id() {
+    let h = harness(4).await;
+    // A 5 s handler timeout: the answer is retried until 1 s before it.
+    let handler = std::sync::Arc::new(h.handler(5));
+    let (envelope, address) = h.order_to("hold").await;
+    let first = {
+        let (handler, pool) = (handler.clone(), h.pool.clone());
+        let body = serde_json::to_string(&envelope).expect("body");
+        tokio::spawn(async move {
+            worker::process(handler.as_ref(), &pool, &body, Duration::from_secs(5)).await
+        })
+    };
+    wait_stored(&h, &address, 1).await;
+    h.database_away().await;
+    h.sink.release_held().expect("release");
+    let first = first.await.expect("first delivery");
+    h.database_back().await;
+    assert!(
+        matches!(&first, Disposition::Retry { reason, .. } if reason.contains("could not be recorded")),
+        "{first:?}"
+    );
+
+    // The message comes back once the first delivery's hold is over.
+    let held_until =
+        "SELECT count(*) FROM email_intents WHERE event_id = $1 AND claimed_until < now()";
+    testkit::eventually("the hold to end", Duration::from_secs(10), || async {
+        h.count(held_until, envelope.event_id).await == 1
+    })
+    .await
+    .expect("hold over");
+    assert_eq!(h.process(&handler, &envelope).await, Disposition::Done);
+
+    let message_id = format!("{}@chargeflow.example", envelope.event_id);
+    assert_eq!(
+        h.message_ids_to(&address),
+        [message_id.clone(), message_id],
+        "the one repeat the window allows, with the same Message-ID"
+    );
+    assert_eq!(h.intent(envelope.event_id).await, (2, true));
+    let sent = "SELECT count(*) FROM sent_emails WHERE event_id = $1";
+    assert_eq!(h.count(sent, envelope.event_id).await, 1);
+}
+
+#[tokio::test]
+async fn a_sign_in_request_gets_one_outcome_and_at_most_one_email_whatever_comes_again() {
+    let h = harness(4).await;
+    let handler = h.handler(30);
+    let (order, address) = h.order_to("signin").await;
+    let with_orders = sign_in_request(&h, &address).await;
+    let without_orders = sign_in_request(&h, "nobody@example.com").await;
+
+    assert_eq!(h.process(&handler, &with_orders).await, Disposition::Done);
+    assert_eq!(
+        h.process(&handler, &without_orders).await,
+        Disposition::Done
+    );
+    // Deliveries that come again before their inbox row commits (simulated by deleting it),
+    // after the address without orders placed one.
+    sqlx::query("DELETE FROM inbox WHERE consumer = 'email'")
+        .execute(&h.pool)
+        .await
+        .expect("inbox emptied");
+    sqlx::query("UPDATE customers SET email = 'nobody@example.com' WHERE id = (SELECT customer_id FROM orders WHERE id = $1)")
+        .bind(order.order_id)
+        .execute(&h.pool)
+        .await
+        .expect("the address has orders now");
+    assert_eq!(h.process(&handler, &with_orders).await, Disposition::Done);
+    assert_eq!(
+        h.process(&handler, &without_orders).await,
+        Disposition::Done
+    );
+
+    for (request, outcome) in [(&with_orders, "sent"), (&without_orders, "no_orders")] {
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT mail_outcome FROM sign_in_requests WHERE id = $1")
+                .bind(request.order_id)
+                .fetch_one(&h.pool)
+                .await
+                .expect("outcome");
+        assert_eq!(
+            recorded.as_deref(),
+            Some(outcome),
+            "the first outcome stays"
+        );
+    }
+    let mails = h.sink.messages().expect("mails");
+    assert_eq!(mails.len(), 1, "one sign-in e-mail: {mails:?}");
+    assert_eq!(
+        mails[0].message_id,
+        format!("{}@chargeflow.example", with_orders.event_id)
+    );
+}
+
+#[tokio::test]
+async fn an_answer_whose_commit_went_through_unseen_is_not_written_again_when_retried() {
+    let h = harness(2).await;
+    let (envelope, _) = h.order_to("unseen").await;
+    let message_id = format!("<{}@chargeflow.example>", envelope.event_id);
+    write_intent(
+        &h,
+        &envelope,
+        &message_id,
+        "now() + interval '20 seconds'",
+        false,
+    )
+    .await;
+    let sent = SentEmail {
+        event_id: envelope.event_id,
+        order_id: Some(envelope.order_id),
+        kind: "order_confirmation",
+        message_id: &message_id,
+        status: "sent",
+        smtp_response: "250 2.0.0 OK: queued",
+    };
+
+    let first = store::record_answer(&h.pool, &sent, None)
+        .await
+        .expect("recorded");
+    let retried = store::record_answer(&h.pool, &sent, None)
+        .await
+        .expect("retried");
+
+    assert_eq!((first, retried), (Recorded::Now, Recorded::Before));
+    let rows = "SELECT count(*) FROM sent_emails WHERE event_id = $1";
+    assert_eq!(h.count(rows, envelope.event_id).await, 1);
+    let timeline =
+        "SELECT count(*) FROM order_timeline WHERE order_id = $1 AND event_type = 'email.sent'";
+    assert_eq!(h.count(timeline, envelope.order_id).await, 1);
+}
+
+/// Writes an intent for the event held until `claimed_until` (SQL), answered or not (with its
+/// `sent_emails` row when answered).
+async fn write_intent(
+    h: &Harness,
+    event: &EventEnvelope,
+    message_id: &str,
+    claimed_until: &str,
+    answered: bool,
+) {
+    let answered_at = if answered { "now()" } else { "NULL" };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO email_intents (event_id, message_id, claimed_until, answered_at)
+         VALUES ($1, $2, {claimed_until}, {answered_at})"
+    )))
+    .bind(event.event_id)
+    .bind(message_id)
+    .execute(&h.pool)
+    .await
+    .expect("intent");
+    if answered {
+        sqlx::query(
+            "INSERT INTO sent_emails (event_id, order_id, kind, message_id, status)
+             VALUES ($1, $2, 'order_confirmation', $3, 'sent')",
+        )
+        .bind(event.event_id)
+        .bind(event.order_id)
+        .bind(message_id)
+        .execute(&h.pool)
+        .await
+        .expect("answer");
+    }
+}
+
+/// A sign-in request for `address`, valid for 15 minutes, and its event.
+async fn sign_in_request(h: &Harness, address: &str) -> EventEnvelope {
+    let id = Uuid::now_v7();
+    let expires_at = chrono::Utc::now() + chrono::Duration::minutes(15);
+    sqlx::query("INSERT INTO sign_in_requests (id, email, expires_at) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(address)
+        .bind(expires_at)
+        .execute(&h.pool)
+        .await
+        .expect("sign-in request");
+    EventEnvelope::new(
+        domain::EventType::SignInRequested,
+        id,
+        "test",
+        "",
+        &serde_json::json!({ "expires_at": expires_at }),
+    )
+    .expect("envelope")
+}
