@@ -3,6 +3,7 @@
 
 mod lambda;
 mod metrics;
+mod run;
 
 use std::{
     sync::{
