@@ -329,9 +329,15 @@ CREATE TABLE payments (
     refund_id          text        UNIQUE CHECK (refund_id ~ '^re_'),
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
+    -- The event whose handling may call Stripe about this payment, until `claimed_until`
+    -- (apps/billing-service/src/claim.rs): another event's handling waits for the claim to end,
+    -- a redelivery of the same event takes it over. NULL when nobody works on the payment.
+    claim_event        uuid,
+    claimed_until      timestamptz,
     CHECK (status <> 'refunded' OR refund_id IS NOT NULL),
     CONSTRAINT payments_status_check
-        CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded', 'cancelled'))
+        CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded', 'cancelled')),
+    CONSTRAINT payments_claim_check CHECK ((claim_event IS NULL) = (claimed_until IS NULL))
 );
 
 -- Stripe webhook events already handled, by Stripe's event id: a replay changes nothing.
@@ -434,7 +440,8 @@ INSERT INTO _sqlx_migrations (version, description, success, checksum, execution
     (20261204000003, 'inbox by age', true, '\xcda41d5b8e3f768e36ce085ee22e4b9ad76281296831e3260e5b6efd9da0970c552346420957c78b5854492857e83ff2', 0),
     (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0),
     (20261204000005, 'order change notify', true, '\x6791a4425589d906113e9555443e98cd6dff9d2814b2f6e19d042de102e1bbbe3e3048f862c514e5fead88a321b926b4', 0),
-    (20261205000001, 'email intent', true, '\xc9c9605dc3481988455509c603d9ceaf6aa9076bd94c9a751d795e9aca7198e4a475c0dc195d3f290e274cbd96c8a826', 0);
+    (20261205000001, 'email intent', true, '\xc9c9605dc3481988455509c603d9ceaf6aa9076bd94c9a751d795e9aca7198e4a475c0dc195d3f290e274cbd96c8a826', 0),
+    (20261205000002, 'billing claims', true, '\xb7145a364792c8b6c5bde48fbbd1cddaf5acdffb88fb8158565499a241ab99ed359b9b3973ea36fa2e92a90d7d33840b', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

@@ -80,6 +80,14 @@ What this script changes in localstripe (in memory, at start-up; localstripe its
    units) gets 400 `"code": "amount_too_large", "param": "amount"` (localstripe takes any positive
    amount).
 
+11. Latency and holds, for tests of what happens while a call is in flight (localstripe has no
+   such switches). `POST /_config/latency` with `ms=N` makes every /v1 request wait N ms before it
+   is handled (`ms=0`: none). `POST /_config/hold` with `request=<regex>` holds every /v1 request
+   whose "<METHOD> <path>" matches (for instance `POST /v1/payment_intents/[^/]+/confirm$`) until
+   `DELETE /_config/hold` releases them all and stops holding; `GET /_config/hold` answers
+   `{"holding": <regex or null>, "held": <requests waiting now>}`. A held request is handled as
+   usual once released: it only comes late.
+
 Not modelled (localstripe's limits): Idempotency-Key (ignored), list filters other than those
 named above (`GET /v1/payment_intents?customer=...` etc. gets 400 "Unexpected ..."), search.
 
@@ -92,6 +100,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import re
 import signal
 import sys
 
@@ -417,6 +426,88 @@ def stripe_shaped_objects():
     patch_export(resources.Event, fill_event)
 
 
+class Switches:
+    """The latency and the hold of 11., one set per process."""
+
+    def __init__(self):
+        self.latency_ms = 0
+        self.holding = None  # compiled regex, or None
+        self.released = asyncio.Event()
+        self.held = 0
+
+    def hold(self, pattern):
+        if self.holding is None:
+            self.released = asyncio.Event()
+        self.holding = pattern
+
+    def release(self):
+        self.holding = None
+        self.released.set()
+
+
+switches = Switches()
+
+
+@web.middleware
+async def latency_and_holds(request, handler):
+    """Delays and holds /v1 requests as the switches say (see 11.)."""
+    if request.path.startswith("/v1/"):
+        if switches.latency_ms > 0:
+            await asyncio.sleep(switches.latency_ms / 1000)
+        if switches.holding is not None and switches.holding.search(
+                f"{request.method} {request.path}"):
+            released = switches.released
+            switches.held += 1
+            try:
+                await released.wait()
+            finally:
+                switches.held -= 1
+    return await handler(request)
+
+
+async def config_latency(request):
+    data = await request.post()
+    try:
+        ms = int(data.get("ms", ""))
+    except ValueError:
+        ms = -1
+    if ms < 0:
+        raise UserError(400, "ms must be a whole number of milliseconds, 0 or more")
+    switches.latency_ms = ms
+    return web.json_response({"latency_ms": ms})
+
+
+async def config_hold(request):
+    data = await request.post()
+    try:
+        pattern = re.compile(data.get("request", ""))
+    except re.error:
+        raise UserError(400, "request must be a regular expression")
+    if not pattern.pattern:
+        raise UserError(400, "request must be a regular expression")
+    switches.hold(pattern)
+    return await hold_state(request)
+
+
+async def hold_state(request):
+    holding = switches.holding.pattern if switches.holding is not None else None
+    return web.json_response({"holding": holding, "held": switches.held})
+
+
+async def release_holds(request):
+    switches.release()
+    return await hold_state(request)
+
+
+def latency_and_hold_switches():
+    """The /_config routes and the middleware of 11."""
+    server.app.middlewares.append(latency_and_holds)
+    server.app.router.add_post("/_config/latency", config_latency)
+    server.app.router.add_post("/_config/hold", config_hold)
+    server.app.router.add_get("/_config/hold", hold_state)
+    server.app.router.add_delete("/_config/hold", release_holds)
+
+
 async def serve(args):
     runner = web.AppRunner(server.app, access_log=logging.getLogger("aiohttp.access"))
     await runner.setup()
@@ -464,6 +555,7 @@ def main():
     accept_intent_extra_params()
     stripe_like_intent_refusals()
     refunds_within_the_charge()
+    latency_and_hold_switches()
     try:
         asyncio.run(serve(args))
     except OSError as err:

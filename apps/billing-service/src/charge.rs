@@ -1,12 +1,66 @@
 //! `invoice.generated` → one charge for the invoice total, and the end of the order it leads to.
 //!
-//! One charge per order, always, even though the local Stripe ignores `Idempotency-Key`:
-//! before creating a PaymentIntent the attempt is committed (`payments` row, status `pending`),
-//! and the intent's id is committed as soon as Stripe returns it. A retry — a redelivered event
-//! or a restart after `kill -9` — finds the id and confirms or reads that intent; an attempt that
-//! died between Stripe's answer and recording the id is found again by the order id in the
-//! intent's metadata. Only then is the outcome applied, in the handler's transaction, through
-//! [`orders::payments::apply_outcome`].
+//! # The steps of one delivery
+//!
+//! No lock, transaction or connection is held across a Stripe call:
+//!
+//! 1. **Claim** (one short transaction): lock the order's row and read its status, its payment
+//!    method and whether the event was handled; an order that is not `invoiced` gets nothing.
+//!    Insert the `pending` payments row claimed by this event ([`crate::claim`]), or claim the
+//!    row an earlier delivery left. Commit: the lock is gone.
+//! 2. **Create** at Stripe: the intent the row records (retrieved), the one an interrupted
+//!    earlier delivery created without recording it (found by the order id in its metadata), or
+//!    a new one (key `pi-create-{event id}`).
+//! 3. **Record** (one statement): the intent's id, under the claim, reading the order's status
+//!    in the same statement. An order no longer `invoiced` gets no confirmation.
+//! 4. **Confirm** at Stripe (key `pi-confirm-{event id}`), unless the intent has its answer
+//!    already; an intent that asks for 3-D Secure is cancelled (`pi-cancel-{event id}`).
+//! 5. **Close** (one transaction, with the inbox row): [`orders::payments::apply_outcome`] locks
+//!    the order and moves it only if it is still `invoiced`; the claim is given up.
+//!
+//! # One charge per order
+//!
+//! One charge per order, always, even though the local Stripe ignores `Idempotency-Key`: the
+//! attempt is committed (step 1) before a PaymentIntent is created, and the intent's id is
+//! committed as soon as Stripe returns it (step 3). A retry — a redelivered event or a restart
+//! after `kill -9` — finds the id and confirms or reads that intent; an attempt that died between
+//! Stripe's answer and recording the id is found again by the order id in the intent's metadata.
+//! The claim keeps any other event's handling off the payment meanwhile, and a redelivery of this
+//! event takes its own claim over at once ([`crate::claim`]).
+//!
+//! # Not `invoiced`, not charged; cancelled while charged, refunded once
+//!
+//! A cancellation (the shopper's, an operator's, the expiry's) moves an unpaid order to
+//! `cancelled` under the order's row lock and emits `order.cancelled`, which billing settles
+//! ([`crate::cancellation`]). Where the cancellation's commit falls against the steps above:
+//!
+//! - before step 1 takes the row lock: step 1 finds the order `cancelled`; nothing is claimed,
+//!   created or charged;
+//! - after step 1, before step 3's read: step 3 finds it `cancelled`; nothing is confirmed. The
+//!   intent, if Stripe created one, stays unconfirmed with its id in the payments row;
+//! - after step 3's read, while the confirmation is in flight or after it: the payment may go
+//!   through. Step 5 finds the order `cancelled` and writes only the inbox row and the claim's
+//!   release, leaving the payment `pending` with its intent recorded.
+//!
+//! In the last two cases the cancellation's handling settles the payment, and only once the
+//! charge is over: step 1 committed the claim while holding the row lock the cancellation needs,
+//! so the claim is there before `order.cancelled` exists; the cancellation's handling finds it,
+//! fails retryably while it is held ([`crate::BillingError::PaymentBusy`]), and runs once step 5
+//! gave it up (or its lease ran out, the charge's handling having been abandoned). It reads the
+//! intent from Stripe: `succeeded` → refunded once (key `refund-{cancellation's event id}`, an
+//! existing refund reused) and `payment.refunded` emitted; not confirmed → cancelled at Stripe,
+//! so nothing can confirm it later. Nobody else refunds such a payment: this handler never does,
+//! and the failed-shipment refund only refunds `paid` orders. (Under SQS the cancellation does
+//! not even have to wait: `order.cancelled` comes behind `invoice.generated` in the order's
+//! FIFO message group.)
+//!
+//! So an order is never charged once a cancellation committed before the charge's last
+//! database read (step 3); a cancellation committed while Stripe is confirming can no longer
+//! stop the charge, and the payment ends refunded, exactly once. No money stays taken for a
+//! cancelled order. A late Stripe webhook for such a payment changes nothing
+//! (`apply_outcome` finds the order past `invoiced`).
+//!
+//! # How the order ends
 //!
 //! Every charge ends the order's wait for its payment:
 //!
@@ -31,100 +85,174 @@
 //! A refusal at creation leaves no PaymentIntent, and `apply_outcome` records the intent's id
 //! with the outcome; that one case ends the order with the same lifecycle steps
 //! (`refused_before_intent`).
-//!
-//! An order that is not `invoiced` is never charged: its status is read under the row lock, held
-//! until the handler's transaction ends. A cancellation takes the same lock, so it comes either
-//! wholly before the charge (nothing is charged) or wholly after it (the order is `paid`, and
-//! `order.cancelled` refunds it).
 
 use domain::{Event, EventEnvelope, EventType, InvoiceGenerated, OrderStatus, PaymentFailed};
 use orders::{
     Transition,
-    payments::{self, PaymentOutcome},
+    payments::{self, Applied, PaymentOutcome},
 };
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
+    claim::{self, Attempt},
     gateway::{Charge, Confirmed, Created, Intent},
-    handler::{BillingError, BillingHandler, lock},
+    handler::{BillingError, BillingHandler, Closing, lock},
     refusal, store,
 };
 
+/// What step 1 found.
+enum Start {
+    /// Billing handled the event before.
+    Duplicate,
+    /// The order is not waiting for its payment.
+    NotInvoiced(OrderStatus),
+    /// The attempt is this event's: go on with the payment method chosen at checkout.
+    Claimed {
+        payment_method: String,
+        attempt: Attempt,
+    },
+}
+
+/// What steps 2 and 3 came to.
+enum Prepared {
+    /// An intent to confirm (or whose answer is known).
+    Intent(Intent),
+    /// Stripe refused to create one, for the shopper's reason.
+    Refused(String),
+    /// The order is no longer `invoiced`: the intent is left unconfirmed.
+    OrderMovedOn(OrderStatus),
+}
+
 impl BillingHandler {
-    /// Charges the invoice total of an `invoiced` order and applies how it ended (module doc).
+    /// Charges the invoice total of an `invoiced` order (module doc: steps 1 to 4); returns what
+    /// the closing transaction writes.
     pub(crate) async fn charge(
         &self,
         event: &Event,
         invoice: &InvoiceGenerated,
-        tx: &mut PgConnection,
-    ) -> Result<(), BillingError> {
-        let order_id = event.order_id;
-        let status = lock(tx, order_id).await?.status;
-        if status != OrderStatus::Invoiced {
-            tracing::info!(%status, "the order is no longer waiting for its payment; nothing to charge");
-            return Ok(());
-        }
-        let payment_method = store::payment_method(tx, order_id)
-            .await?
-            .ok_or(BillingError::OrderNotFound(order_id))?;
-        let order = order_id.to_string();
+        pool: &PgPool,
+    ) -> Result<Closing, BillingError> {
+        let (payment_method, attempt) = match self.start(event, invoice, pool).await? {
+            Start::Claimed {
+                payment_method,
+                attempt,
+            } => (payment_method, attempt),
+            Start::Duplicate => return Ok(Closing::Duplicate),
+            Start::NotInvoiced(status) => {
+                tracing::info!(%status, "the order is no longer waiting for its payment; nothing to charge");
+                return Ok(Closing::Nothing { claimed: true });
+            }
+        };
+        let order = event.order_id.to_string();
         let charge = Charge {
             order_id: &order,
             amount_minor: invoice.total_minor,
             currency: invoice.currency.as_str(),
             payment_method: &payment_method,
         };
-        let intent = match self.intent_for(order_id, &charge, event.id).await? {
-            Created::Intent(intent) => intent,
-            Created::Refused(reason) => {
-                return refused_before_intent(tx, event, invoice, &reason).await;
+        let intent = match self.intent_for(event, &charge, &attempt, pool).await? {
+            Prepared::Intent(intent) => intent,
+            Prepared::Refused(reason) => {
+                return Ok(Closing::RefusedBeforeIntent {
+                    reason,
+                    invoice: invoice.clone(),
+                });
+            }
+            Prepared::OrderMovedOn(status) => {
+                tracing::info!(%status, "the order moved on while its intent was created: not confirming it; the cancellation settles it");
+                return Ok(Closing::Nothing { claimed: true });
             }
         };
         let outcome = self.outcome(&intent, event.id, invoice).await?;
-        let applied = payments::apply_outcome(
-            tx,
-            order_id,
-            &outcome,
-            &event.correlation_id,
-            &event.traceparent,
-        )
-        .await?;
-        tracing::info!(payment_intent.id = intent.id, ?applied, "payment handled");
-        Ok(())
+        Ok(Closing::Charged(outcome))
     }
 
-    /// The order's PaymentIntent: the recorded one, one an earlier attempt created without
-    /// recording it, or a new one (or Stripe's refusal to create it).
+    /// Step 1: the order locked and read, and the attempt claimed, in one short transaction.
+    async fn start(
+        &self,
+        event: &Event,
+        invoice: &InvoiceGenerated,
+        pool: &PgPool,
+    ) -> Result<Start, BillingError> {
+        let order_id = event.order_id;
+        let mut tx = pool.begin().await?;
+        let order = store::lock_order(&mut tx, order_id, event.id)
+            .await?
+            .ok_or(BillingError::OrderNotFound(order_id))?;
+        if order.handled {
+            return Ok(Start::Duplicate);
+        }
+        if order.status != OrderStatus::Invoiced {
+            return Ok(Start::NotInvoiced(order.status));
+        }
+        let payment_method = order
+            .payment_method
+            .ok_or(BillingError::OrderNotFound(order_id))?;
+        let currency = invoice.currency.as_str();
+        let attempt = claim::claim_attempt(
+            &mut tx,
+            order_id,
+            invoice.total_minor,
+            currency,
+            event.id,
+            self.claim_lease,
+        )
+        .await?
+        .ok_or(BillingError::PaymentBusy(order_id))?;
+        tx.commit().await?;
+        Ok(Start::Claimed {
+            payment_method,
+            attempt,
+        })
+    }
+
+    /// Steps 2 and 3: the order's PaymentIntent — the recorded one, one an earlier attempt
+    /// created without recording it, or a new one (or Stripe's refusal to create it).
     async fn intent_for(
         &self,
-        order_id: Uuid,
+        event: &Event,
         charge: &Charge<'_>,
-        event_id: Uuid,
-    ) -> Result<Created, BillingError> {
-        let row = store::payment(&self.pool, order_id).await?;
-        if let Some(id) = row.as_ref().and_then(|r| r.payment_intent_id.clone()) {
-            return Ok(Created::Intent(self.gateway.retrieve(&id).await?));
+        attempt: &Attempt,
+        pool: &PgPool,
+    ) -> Result<Prepared, BillingError> {
+        if let Some(id) = &attempt.payment.payment_intent_id {
+            return Ok(Prepared::Intent(self.gateway.retrieve(id).await?));
         }
-        if row.is_some()
+        if attempt.resumed
             && let Some(found) = self.gateway.find_for_order(charge.order_id).await?
         {
             tracing::warn!(
                 payment_intent.id = found.id,
                 "found the intent an interrupted attempt created"
             );
-            store::record_intent(&self.pool, order_id, &found.id).await?;
-            return Ok(Created::Intent(found));
+            return self.record(event, pool, found).await;
         }
-        store::start_attempt(&self.pool, order_id, charge.amount_minor, charge.currency).await?;
         let created = self
             .gateway
-            .create_charge(charge, &format!("pi-create-{event_id}"))
+            .create_charge(charge, &format!("pi-create-{}", event.id))
             .await?;
-        if let Created::Intent(intent) = &created {
-            store::record_intent(&self.pool, order_id, &intent.id).await?;
+        match created {
+            Created::Intent(intent) => self.record(event, pool, intent).await,
+            Created::Refused(reason) => Ok(Prepared::Refused(reason)),
         }
-        Ok(created)
+    }
+
+    /// Step 3: the intent's id committed under the claim, and the order read again.
+    async fn record(
+        &self,
+        event: &Event,
+        pool: &PgPool,
+        intent: Intent,
+    ) -> Result<Prepared, BillingError> {
+        let status = claim::record_intent(pool, event.order_id, event.id, &intent.id)
+            .await?
+            .ok_or(BillingError::PaymentBusy(event.order_id))?;
+        let status: OrderStatus = status.parse().map_err(orders::OrdersError::from)?;
+        if status != OrderStatus::Invoiced {
+            return Ok(Prepared::OrderMovedOn(status));
+        }
+        Ok(Prepared::Intent(intent))
     }
 
     /// Confirms the intent if it still needs it, and says how the payment ended. An intent that
@@ -173,27 +301,56 @@ impl BillingHandler {
     }
 }
 
+/// Step 5 of a charge: `outcome` applied to the order if it is still `invoiced`
+/// ([`payments::apply_outcome`] locks it and checks). A cancelled order is left to its
+/// `order.cancelled` (module doc).
+pub(crate) async fn apply(
+    tx: &mut PgConnection,
+    event: &Event,
+    outcome: &PaymentOutcome,
+) -> Result<(), BillingError> {
+    let applied = payments::apply_outcome(
+        tx,
+        event.order_id,
+        outcome,
+        &event.correlation_id,
+        &event.traceparent,
+    )
+    .await?;
+    match applied {
+        Applied::AlreadyDone(OrderStatus::Cancelled) => tracing::info!(
+            "the order was cancelled while Stripe charged it: its order.cancelled settles the payment"
+        ),
+        applied => tracing::info!(?applied, "payment handled"),
+    }
+    Ok(())
+}
+
 /// Stripe refused the charge before any PaymentIntent existed (an unknown payment method, an
 /// amount it will not take). The order ends as [`payments::apply_outcome`] ends it for a failed
 /// payment — which needs an intent id to record — through the same lifecycle steps, in `tx`:
 /// `invoiced → payment_failed`, stock released, `payment.failed` on the timeline and in the
-/// outbox. The payments row keeps no intent and says `failed`, with the reason.
-async fn refused_before_intent(
+/// outbox. The payments row keeps no intent and says `failed`, with the reason — also when the
+/// order moved on meanwhile (a cancellation), which is then left alone.
+pub(crate) async fn refused_before_intent(
     tx: &mut PgConnection,
     event: &Event,
     invoice: &InvoiceGenerated,
     reason: &str,
 ) -> Result<(), BillingError> {
     let order_id = event.order_id;
+    let status = lock(tx, order_id).await?.status;
+    store::record_refused(tx, order_id, reason).await?;
+    if status != OrderStatus::Invoiced {
+        tracing::info!(%status, "Stripe refused the charge of an order that moved on meanwhile");
+        return Ok(());
+    }
     let to = OrderStatus::PaymentFailed;
-    if let Transition::Rejected(refused) =
-        orders::transition(tx, order_id, OrderStatus::Invoiced, to).await?
-    {
+    if let Transition::Rejected(refused) = orders::transition(tx, order_id, status, to).await? {
         tracing::warn!(error = %refused, "transition refused");
         return Ok(());
     }
     orders::release_stock(tx, order_id).await?;
-    store::record_refused(tx, order_id, reason).await?;
     let payload = PaymentFailed {
         reason: reason.to_owned(),
         amount_minor: invoice.total_minor,

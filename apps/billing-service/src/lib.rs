@@ -21,10 +21,17 @@
 //! expected are retried through the queue's growing redelivery delays; if they persist, the
 //! message ends in the DLQ after its last receive and the order is listed as stuck.
 //!
+//! No row lock, transaction or pooled connection is held while billing waits on Stripe, and a
+//! message never holds more than one connection: each event claims the order's payment in a
+//! short transaction ([`claim`]), calls Stripe, and writes its result in a closing transaction
+//! that locks the order and checks again ([`handler`]; the cancellation race argued in
+//! [`charge`]).
+//!
 //! The handler knows nothing of SQS: `main.rs` runs it under the [`worker::Poller`].
 
 pub mod cancellation;
 pub mod charge;
+pub mod claim;
 pub mod gateway;
 pub mod handler;
 pub mod refusal;

@@ -1,6 +1,8 @@
 //! The billing-service process: wiring only. See the library for what it does. Runs as the SQS
 //! poller, or under AWS Lambda when started by the Lambda runtime.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use billing_service::{BillingHandler, gateway::Gateway};
 
@@ -11,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("billing-service", &error));
     let gateway = Gateway::new(&settings.stripe).context("Invalid Stripe settings")?;
-    // One pool: the handler commits its attempt records through it, the runtime its transactions.
+    // One pool: the runtime gives it to the handler, which takes one connection of it at a time.
     let pool = settings
         .database
         .connect()
@@ -20,7 +22,8 @@ async fn main() -> anyhow::Result<()> {
     worker::serve(
         &settings,
         pool.clone(),
-        BillingHandler::new(gateway, pool),
+        BillingHandler::new(gateway, pool)
+            .with_claim_lease(Duration::from_secs(settings.worker.handler_timeout_s)),
         telemetry::shutdown_token(),
     )
     .await

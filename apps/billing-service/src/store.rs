@@ -1,13 +1,82 @@
-//! The billing-service's SQL: the order's `payments` row as billing sees it.
-//!
-//! [`start_attempt`] and [`record_intent`] commit on their own (not in the handler's
-//! transaction): the fact that a PaymentIntent is being created, and its id, must survive a crash
-//! of this process, or a retry would create a second one. Every end of a payment billing writes
-//! itself — refused before an intent existed, refunded, cancelled at Stripe — goes through the
-//! handler's transaction, with the order's change and the event announcing it.
+//! The billing-service's SQL, besides the claims ([`crate::claim`]): the order as billing reads it
+//! before deciding, and the ends of a payment that billing writes itself — refused before an
+//! intent existed, refunded, cancelled at Stripe — each in the transaction that ends the event's
+//! handling, with the order's change and the event announcing it.
 
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use domain::{Consumer, OrderStatus};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
+
+/// The order as billing reads it before deciding what an event asks of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderState {
+    /// Where the order is.
+    pub status: OrderStatus,
+    /// Whether a cancellation was accepted (a paid order keeps `paid` until it is refunded).
+    pub cancel_requested: bool,
+    /// The payment method chosen at checkout.
+    pub payment_method: Option<String>,
+    /// Whether billing has handled the event already (its inbox row exists): nothing runs again.
+    pub handled: bool,
+}
+
+type OrderColumns = (String, bool, Option<String>, bool);
+
+/// The order's [`OrderState`] for `event_id`, its row locked until the transaction ends; `None`
+/// when there is no such order.
+///
+/// # Errors
+/// [`orders::OrdersError`] when the statement fails or the stored status is unknown.
+pub async fn lock_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    event_id: Uuid,
+) -> Result<Option<OrderState>, orders::OrdersError> {
+    let row: Option<OrderColumns> = sqlx::query_as(
+        "SELECT status, cancel_reason IS NOT NULL, payment_method,
+             EXISTS (SELECT 1 FROM inbox WHERE consumer = $2 AND event_id = $3)
+         FROM orders WHERE id = $1 FOR NO KEY UPDATE",
+    )
+    .bind(order_id)
+    .bind(Consumer::Billing.name())
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(order_state).transpose()
+}
+
+/// [`lock_order`] without the lock, for a decision the closing transaction checks again.
+///
+/// # Errors
+/// [`orders::OrdersError`] when the statement fails or the stored status is unknown.
+pub async fn read_order<'e>(
+    conn: impl PgExecutor<'e>,
+    order_id: Uuid,
+    event_id: Uuid,
+) -> Result<Option<OrderState>, orders::OrdersError> {
+    let row: Option<OrderColumns> = sqlx::query_as(
+        "SELECT status, cancel_reason IS NOT NULL, payment_method,
+             EXISTS (SELECT 1 FROM inbox WHERE consumer = $2 AND event_id = $3)
+         FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
+    .bind(Consumer::Billing.name())
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(order_state).transpose()
+}
+
+fn order_state(
+    (status, cancel_requested, payment_method, handled): OrderColumns,
+) -> Result<OrderState, orders::OrdersError> {
+    Ok(OrderState {
+        status: status.parse()?,
+        cancel_requested,
+        payment_method,
+        handled,
+    })
+}
 
 /// The payment row of an order as billing left it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -22,6 +91,8 @@ pub struct PaymentRow {
     pub amount_minor: i64,
     /// Currency code.
     pub currency: String,
+    /// The event whose handling holds the payment's claim, if any ([`crate::claim`]).
+    pub claim_event: Option<Uuid>,
 }
 
 impl PaymentRow {
@@ -37,58 +108,13 @@ pub async fn payment<'e>(
     order_id: Uuid,
 ) -> sqlx::Result<Option<PaymentRow>> {
     sqlx::query_as(
-        "SELECT payment_intent_id, status, refund_id, amount_minor, currency::text AS currency
+        "SELECT payment_intent_id, status, refund_id, amount_minor, currency::text AS currency,
+             claim_event
          FROM payments WHERE order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(conn)
     .await
-}
-
-/// Records, committed, that a PaymentIntent is about to be created for the order.
-pub async fn start_attempt(
-    pool: &PgPool,
-    order_id: Uuid,
-    amount_minor: i64,
-    currency: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO payments (order_id, amount_minor, currency) VALUES ($1, $2, $3)
-         ON CONFLICT (order_id) DO NOTHING",
-    )
-    .bind(order_id)
-    .bind(amount_minor)
-    .bind(currency)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Records, committed, the PaymentIntent Stripe created for the order.
-pub async fn record_intent(
-    pool: &PgPool,
-    order_id: Uuid,
-    payment_intent_id: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE payments SET payment_intent_id = $2, updated_at = now() WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .bind(payment_intent_id)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// The payment method chosen at checkout.
-pub async fn payment_method(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT payment_method FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_optional(conn)
-        .await
 }
 
 /// Marks the attempt failed, with the shopper's reason, when Stripe refused it before any

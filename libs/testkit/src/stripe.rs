@@ -4,7 +4,9 @@
 //! The fake keeps everything in memory and accepts any `sk_test_…` key. It knows the test
 //! PaymentMethods `pm_card_visa` and `pm_card_mastercard` (succeed) and `pm_card_chargeDeclined`
 //! (HTTP 402 `card_error`, `card_declined` / `generic_decline` on confirm); it ignores
-//! `Idempotency-Key`. See the script's header for everything it changes in localstripe.
+//! `Idempotency-Key`. It can be made slow, or made to hold chosen requests until released
+//! ([`FakeStripe::set_latency`], [`FakeStripe::hold`]), to test what happens while a call is in
+//! flight. See the script's header for everything it changes in localstripe.
 
 use std::{
     path::PathBuf,
@@ -238,6 +240,68 @@ impl FakeStripe {
             return Err(format!("registering the webhook {url}: {status}").into());
         }
         Ok(())
+    }
+}
+
+impl FakeStripe {
+    /// Makes every API request wait `ms` milliseconds before the fake handles it (0: none).
+    ///
+    /// # Errors
+    /// When the fake cannot be reached or refuses the value.
+    pub async fn set_latency(&self, ms: u64) -> TestResult<()> {
+        self.config(reqwest::Method::POST, "latency", &format!("ms={ms}"))
+            .await
+            .map(drop)
+    }
+
+    /// Holds every API request whose `"<METHOD> <path>"` matches the regular expression
+    /// `request` (such as `POST /v1/payment_intents/[^/]+/confirm$`) until [`FakeStripe::release`].
+    ///
+    /// # Errors
+    /// When the fake cannot be reached or refuses the expression.
+    pub async fn hold(&self, request: &str) -> TestResult<()> {
+        let form = format!("request={}", form_encode(request));
+        self.config(reqwest::Method::POST, "hold", &form)
+            .await
+            .map(drop)
+    }
+
+    /// How many requests the fake is holding right now.
+    ///
+    /// # Errors
+    /// When the fake cannot be reached.
+    pub async fn held(&self) -> TestResult<u64> {
+        let state = self.config(reqwest::Method::GET, "hold", "").await?;
+        state["held"]
+            .as_u64()
+            .ok_or_else(|| format!("no count of held requests in {state}").into())
+    }
+
+    /// Lets every held request go on, and stops holding.
+    ///
+    /// # Errors
+    /// When the fake cannot be reached.
+    pub async fn release(&self) -> TestResult<()> {
+        self.config(reqwest::Method::DELETE, "hold", "")
+            .await
+            .map(drop)
+    }
+
+    /// A call to one of the fake's `/_config/<what>` switches (see the script's header).
+    async fn config(&self, method: reqwest::Method, what: &str, form: &str) -> TestResult<Value> {
+        let response = self
+            .http
+            .request(method, format!("{}/_config/{what}", self.api_base()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            return Err(format!("/_config/{what}: {status}: {body}").into());
+        }
+        Ok(body)
     }
 }
 

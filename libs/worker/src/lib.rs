@@ -16,7 +16,7 @@ use domain::{Consumer, Event};
 use sqlx::{PgConnection, PgPool};
 
 pub use poller::Poller;
-pub use process::{Disposition, process};
+pub use process::{Disposition, Handled, RunError, begin_with_inbox, process};
 
 /// The error type of this library.
 #[derive(Debug, thiserror::Error)]
@@ -110,15 +110,15 @@ impl Classify for WorkerError {
 
 /// A worker's business logic for the events routed to it.
 ///
-/// `handle` runs inside a transaction the runtime opened and already wrote the inbox row in; the
-/// runtime commits when it returns `Ok` and rolls back otherwise. Everything the handler writes
-/// (its state change, its outbox rows) goes through `tx`, so it happens exactly once with the
-/// inbox row or not at all.
+/// By default (see [`Handler::run`]) `handle` runs inside a transaction the runtime opened and
+/// already wrote the inbox row in; the runtime commits when it returns `Ok` and rolls back
+/// otherwise. Everything the handler writes (its state change, its outbox rows) goes through
+/// `tx`, so it happens exactly once with the inbox row or not at all.
 ///
-/// A handler whose work must not sit inside that transaction (a call to a remote service that
-/// cannot join it, whose own records are committed before and after the call) sets
-/// [`Handler::HAS_EFFECT`] and does that work in [`Handler::effect`]; the other handlers keep
-/// the defaults and are run exactly as before.
+/// A handler whose remote call cannot join that transaction but fits before it (the e-mail
+/// worker's SMTP hand-over, made once-only by records of its own) sets [`Handler::HAS_EFFECT`]
+/// and does that call in [`Handler::effect`]; one that must interleave short transactions with
+/// its calls (billing's claim, Stripe call, record) overrides [`Handler::run`].
 pub trait Handler: Send + Sync + 'static {
     /// The handler's error, sorted by [`Classify`].
     type Error: StdError + Classify + Send + Sync + 'static;
@@ -153,6 +153,29 @@ pub trait Handler: Send + Sync + 'static {
         event: &Event,
         tx: &mut PgConnection,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Runs one decoded event from start to end: what the runtime calls, under the poller and
+    /// under Lambda alike.
+    ///
+    /// The default runs [`Handler::handle`] in one transaction that begins with the inbox row,
+    /// which suits a handler whose work is all in the database. A handler that waits on a remote
+    /// service overrides it, so that nothing — no transaction, no row lock, no second pooled
+    /// connection — is held while it waits: it checks the inbox and claims what it works on in
+    /// short transactions of its own on `pool`, makes its calls holding no connection, and
+    /// writes its last changes in the transaction [`begin_with_inbox`] opens (answering
+    /// [`Handled::Duplicate`] when that finds the event handled already). Its once-only guarantee
+    /// across concurrent deliveries is then its own to argue: the inbox row alone only makes the
+    /// last write happen once.
+    ///
+    /// # Errors
+    /// [`RunError`]: the handler's own error, or the transaction's or the inbox's.
+    fn run(
+        &self,
+        event: &Event,
+        pool: &PgPool,
+    ) -> impl Future<Output = Result<Handled, RunError<Self::Error>>> + Send {
+        process::in_one_transaction(self, event, pool)
+    }
 }
 
 pub use telemetry::error_chain;

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use domain::{Aggregate, Event, EventEnvelope};
+use domain::{Aggregate, Consumer, Event, EventEnvelope};
 use outbox::inbox::{self, Inbox};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::{Classify, Failure, Handler, error_chain, metrics};
 
@@ -35,23 +36,86 @@ pub enum Disposition {
     },
 }
 
-/// Why running a decoded event did not finish.
+/// How a decoded event's handling ended, when it did ([`Handler::run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Handled now; its changes are committed with the inbox row.
+    Done,
+    /// Handled before (the inbox row exists): nothing was written.
+    Duplicate,
+}
+
+/// Why running a decoded event did not finish ([`Handler::run`]).
 #[derive(Debug, thiserror::Error)]
-enum RunError<E> {
+#[non_exhaustive]
+pub enum RunError<E> {
+    /// The handler's own error, sorted by its [`Classify`].
     #[error("the handler failed")]
     Handler(#[source] E),
+    /// A transaction could not begin or commit (retryable unless PostgreSQL refused the data).
     #[error("the transaction failed")]
     Database(#[from] sqlx::Error),
+    /// The inbox row could not be written (retryable).
     #[error("the inbox write failed")]
     Inbox(#[from] outbox::OutboxError),
+    /// The handler ran past the runtime's time limit and was abandoned (retryable).
     #[error("the handler did not finish within {0:?}")]
     Timeout(Duration),
 }
 
-/// Decodes `body` and runs `handler` on it in one transaction with the inbox row, giving up
-/// after `timeout` (the transaction is then rolled back). A handler with an effect
-/// ([`Handler::HAS_EFFECT`]) has it run first, outside that transaction and within the same
-/// `timeout`, unless the inbox already holds the event. The decision is counted in
+/// Begins the transaction that ends an event's handling and writes the event's inbox row in it,
+/// so that whatever the caller then writes in it commits exactly once with that row. `None` when
+/// `consumer` has handled the event already: the row exists, nothing was written (the
+/// transaction is rolled back). If another delivery of the event is ending right now, the
+/// insert waits for it and then sees its row.
+///
+/// # Errors
+/// [`RunError::Database`] when the transaction cannot begin, [`RunError::Inbox`] when the inbox
+/// write fails.
+pub async fn begin_with_inbox<E>(
+    pool: &PgPool,
+    consumer: Consumer,
+    event_id: Uuid,
+) -> Result<Option<Transaction<'static, Postgres>>, RunError<E>> {
+    let mut tx = pool.begin().await?;
+    match inbox::record(&mut tx, consumer.name(), event_id).await? {
+        Inbox::New => Ok(Some(tx)),
+        Inbox::Duplicate => Ok(None),
+    }
+}
+
+/// [`Handler::run`]'s default: a handler with an effect ([`Handler::HAS_EFFECT`]) has it run
+/// first, outside any transaction, unless the inbox already holds the event; then
+/// [`Handler::handle`] in one transaction that begins with the inbox row ([`begin_with_inbox`])
+/// and commits when the handler returns `Ok`.
+pub(crate) async fn in_one_transaction<H: Handler + ?Sized>(
+    handler: &H,
+    event: &Event,
+    pool: &PgPool,
+) -> Result<Handled, RunError<H::Error>> {
+    if H::HAS_EFFECT {
+        if inbox::contains(pool, handler.consumer().name(), event.id).await? {
+            return Ok(Handled::Duplicate);
+        }
+        handler
+            .effect(event, pool)
+            .await
+            .map_err(RunError::Handler)?;
+    }
+    let Some(mut tx) = begin_with_inbox(pool, handler.consumer(), event.id).await? else {
+        return Ok(Handled::Duplicate);
+    };
+    handler
+        .handle(event, &mut tx)
+        .await
+        .map_err(RunError::Handler)?;
+    tx.commit().await?;
+    Ok(Handled::Done)
+}
+
+/// Decodes `body` and runs `handler` on it ([`Handler::run`]: by default in one transaction with
+/// the inbox row), giving up after `timeout` (an open transaction is then rolled back). The
+/// decision is counted in
 /// [`metrics::MESSAGES_TOTAL`](crate::metrics::MESSAGES_TOTAL), here and nowhere else.
 pub async fn process<H: Handler>(
     handler: &H,
@@ -118,26 +182,10 @@ async fn run<H: Handler>(
     pool: &PgPool,
     event: &Event,
 ) -> Result<Disposition, RunError<H::Error>> {
-    let consumer = handler.consumer();
-    if H::HAS_EFFECT {
-        if inbox::contains(pool, consumer.name(), event.id).await? {
-            return Ok(Disposition::Duplicate);
-        }
-        handler
-            .effect(event, pool)
-            .await
-            .map_err(RunError::Handler)?;
-    }
-    let mut tx = pool.begin().await?;
-    if inbox::record(&mut tx, consumer.name(), event.id).await? == Inbox::Duplicate {
-        return Ok(Disposition::Duplicate);
-    }
-    handler
-        .handle(event, &mut tx)
-        .await
-        .map_err(RunError::Handler)?;
-    tx.commit().await?;
-    Ok(Disposition::Done)
+    Ok(match handler.run(event, pool).await? {
+        Handled::Done => Disposition::Done,
+        Handled::Duplicate => Disposition::Duplicate,
+    })
 }
 
 fn disposition<E: std::error::Error + Classify + 'static>(

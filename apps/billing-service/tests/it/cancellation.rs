@@ -1,10 +1,11 @@
 //! `order.cancelled`: an unpaid order is never charged (an intent left behind is cancelled at
-//! Stripe, or refunded if it went through after all), a paid one is refunded once.
+//! Stripe, or refunded if it went through after all), a paid one is refunded once; the claims
+//! that keep a cancellation off a payment a charge is working on, and let a redelivered charge
+//! go on with its own.
 
 use billing_service::{
     cancellation::REFUND_REASON,
     gateway::{Charge, Confirmed, Intent},
-    store,
 };
 use domain::{Currency, EventEnvelope};
 use orders::{
@@ -15,13 +16,11 @@ use worker::Disposition;
 
 use crate::helpers::{Harness, TOTAL, harness};
 
-/// What an attempt that died after creating the order's PaymentIntent leaves: the `pending`
-/// payments row (with the intent's id when `recorded`) and the unconfirmed intent at Stripe.
+/// What an attempt that died after creating the order's PaymentIntent leaves once its claim
+/// ran out: the `pending` payments row (with the intent's id when `recorded`) and the
+/// unconfirmed intent at Stripe.
 async fn interrupted_attempt(h: &Harness, invoiced: &EventEnvelope, recorded: bool) -> Intent {
     let order_id = invoiced.order_id;
-    store::start_attempt(&h.pool, order_id, TOTAL, "EUR")
-        .await
-        .expect("attempt");
     let order = order_id.to_string();
     let charge = Charge {
         order_id: &order,
@@ -34,11 +33,8 @@ async fn interrupted_attempt(h: &Harness, invoiced: &EventEnvelope, recorded: bo
         .create(&charge, &format!("pi-create-{}", invoiced.event_id))
         .await
         .expect("create");
-    if recorded {
-        store::record_intent(&h.pool, order_id, &intent.id)
-            .await
-            .expect("record");
-    }
+    let recorded_id = recorded.then_some(intent.id.as_str());
+    h.pending_payment(order_id, recorded_id, None).await;
     intent
 }
 
@@ -196,4 +192,81 @@ async fn an_unconfirmed_intent_of_a_cancelled_order_is_cancelled_at_stripe_and_n
     assert_eq!(status, "cancelled");
     assert_eq!(h.status(order_id).await, "cancelled");
     assert!(h.emitted(order_id, "payment.refunded").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_cancellation_waits_while_a_charge_holds_the_payments_claim_and_settles_it_after() {
+    let h = harness().await;
+    let handler = h.handler();
+    let invoiced = h.invoiced_order("pm_card_visa").await;
+    let order_id = invoiced.order_id;
+    let intent = interrupted_attempt(&h, &invoiced, true).await;
+    // The charge is still at work: its claim has not run out.
+    sqlx::query("UPDATE payments SET claim_event = $2, claimed_until = now() + interval '30 s' WHERE order_id = $1")
+        .bind(order_id)
+        .bind(invoiced.event_id)
+        .execute(&h.pool)
+        .await
+        .expect("claim");
+    assert_eq!(h.cancel(order_id).await, Some(Cancellation::Cancelled));
+    let cancelled = h.cancellation(order_id).await;
+
+    let decided = h.process(&handler, &cancelled).await;
+
+    assert!(
+        matches!(&decided, Disposition::Retry { reason, .. } if reason.contains("claimed")),
+        "{decided:?}"
+    );
+    assert_eq!(
+        h.intents(order_id).await[0]["status"],
+        "requires_confirmation"
+    );
+
+    // The charge's claim ran out (its handling was abandoned): the cancellation settles.
+    sqlx::query("UPDATE payments SET claimed_until = now() - interval '1 s' WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&h.pool)
+        .await
+        .expect("expire");
+    assert_eq!(h.process(&handler, &cancelled).await, Disposition::Done);
+    assert_eq!(h.intents(order_id).await[0]["id"], intent.id.as_str());
+    assert_eq!(h.intents(order_id).await[0]["status"], "canceled");
+    assert_eq!(
+        h.count("SELECT count(*) FROM payments WHERE status = 'cancelled' AND claim_event IS NULL")
+            .await,
+        1,
+        "settled, and the claim given up"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_charge_takes_over_the_claim_its_killed_delivery_left() {
+    let h = harness().await;
+    let handler = h.handler();
+    let invoiced = h.invoiced_order("pm_card_visa").await;
+    let order_id = invoiced.order_id;
+    // A delivery claimed the attempt, created the intent and was killed before recording it.
+    let intent = interrupted_attempt(&h, &invoiced, false).await;
+    sqlx::query("UPDATE payments SET claim_event = $2, claimed_until = now() + interval '30 s' WHERE order_id = $1")
+        .bind(order_id)
+        .bind(invoiced.event_id)
+        .execute(&h.pool)
+        .await
+        .expect("claim");
+
+    assert_eq!(h.process(&handler, &invoiced).await, Disposition::Done);
+
+    assert_eq!(h.status(order_id).await, "paid");
+    let intents = h.intents(order_id).await;
+    assert_eq!(
+        intents.len(),
+        1,
+        "the intent found by its metadata: {intents:#?}"
+    );
+    assert_eq!(intents[0]["id"], intent.id.as_str());
+    assert_eq!(
+        h.count("SELECT count(*) FROM payments WHERE status = 'succeeded' AND claim_event IS NULL")
+            .await,
+        1
+    );
 }

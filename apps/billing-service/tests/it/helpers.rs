@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+use sqlx::{PgPool, postgres::PgPoolOptions};
+
 use billing_service::{BillingHandler, gateway::Gateway};
 use domain::{
     CancelReason, Currency, Event, EventEnvelope, EventType, InvoiceGenerated, ShipmentFailed,
@@ -19,6 +21,11 @@ use uuid::Uuid;
 use worker::{Disposition, Handler, Poller};
 
 pub const TOTAL: i64 = 3_900;
+
+/// Connections of `pool` out of it right now (taken and not given back).
+pub fn in_use(pool: &PgPool) -> u32 {
+    pool.size() - u32::try_from(pool.num_idle()).expect("a small pool")
+}
 
 /// A `payments` row: status, PaymentIntent, failure reason, refund.
 pub type PaymentRecord = (String, Option<String>, Option<String>, Option<String>);
@@ -74,6 +81,70 @@ impl Harness {
         tokio::spawn(poller.run(self.stop.clone()));
     }
 
+    /// The billing worker in this process with `settings`, on `pool`, until the harness is
+    /// dropped.
+    pub async fn start_worker_on(
+        &self,
+        settings: &settings::Settings,
+        pool: PgPool,
+        handler: BillingHandler,
+    ) {
+        let poller = Poller::connect_on(settings, pool, handler)
+            .await
+            .expect("worker");
+        tokio::spawn(poller.run(self.stop.clone()));
+    }
+
+    /// A pool of `size` connections on this harness's database, of its own (so that what billing
+    /// holds of it can be seen), that gives up waiting for a connection after 2 s.
+    pub async fn pool_of(&self, size: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect(&self.db_url)
+            .await
+            .expect("pool")
+    }
+
+    /// A billing handler on `pool` whose Stripe calls wait up to a minute for an answer (a held
+    /// call must not time out while a test works).
+    pub fn patient_handler(&self, pool: PgPool) -> BillingHandler {
+        let mut overrides = self.overrides();
+        overrides.push(("APP__STRIPE__TIMEOUT_MS", "60000".into()));
+        let settings = testkit::test_settings_from(&overrides);
+        BillingHandler::new(Gateway::new(&settings.stripe).expect("gateway"), pool)
+    }
+
+    /// Waits until the fake Stripe holds `count` requests.
+    pub async fn wait_held(&self, count: u64) {
+        testkit::eventually(
+            &format!("the fake Stripe to hold {count} requests"),
+            Duration::from_secs(30),
+            || async { self.stripe.held().await.expect("held") == count },
+        )
+        .await
+        .expect("held in time");
+    }
+
+    /// Runs `work` while the fake Stripe holds the requests matching `request`: once `count` are
+    /// held, runs `meanwhile`, then releases them; returns what both gave.
+    pub async fn while_held<W: Future, M: Future>(
+        &self,
+        request: &str,
+        count: u64,
+        work: W,
+        meanwhile: M,
+    ) -> (W::Output, M::Output) {
+        self.stripe.hold(request).await.expect("hold");
+        let meanwhile = async {
+            self.wait_held(count).await;
+            let out = meanwhile.await;
+            self.stripe.release().await.expect("release");
+            out
+        };
+        tokio::join!(work, meanwhile)
+    }
+
     /// The billing worker as a process of its own (to be killed).
     pub fn spawn_worker_process(&self) -> Child {
         Command::new(env!("CARGO_BIN_EXE_billing-service"))
@@ -119,6 +190,17 @@ impl Harness {
         worker::process(handler, &self.pool, &body, Duration::from_secs(30)).await
     }
 
+    /// [`Harness::process`] on `pool` instead of the harness's.
+    pub async fn process_on(
+        &self,
+        handler: &BillingHandler,
+        pool: &PgPool,
+        event: &EventEnvelope,
+    ) -> Disposition {
+        let body = serde_json::to_string(event).expect("json");
+        worker::process(handler, pool, &body, Duration::from_secs(30)).await
+    }
+
     /// Runs `event` through `handler` in a transaction of its own, without the inbox (as a
     /// redelivery the inbox did not catch would), and commits.
     pub async fn handle_alone(&self, handler: &BillingHandler, event: &EventEnvelope) {
@@ -141,6 +223,48 @@ impl Harness {
             .expect("cancel");
         tx.commit().await.expect("commit");
         cancelled
+    }
+
+    /// [`Harness::cancel`], taking the order's row lock with `NOWAIT`: fails at once, instead of
+    /// waiting, if anyone holds it.
+    pub async fn cancel_at_once(&self, order_id: Uuid) -> Cancellation {
+        let origin = Origin {
+            reason: CancelReason::Shopper,
+            correlation_id: "test",
+            traceparent: "",
+        };
+        let mut tx = self.pool.begin().await.expect("tx");
+        sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE NOWAIT")
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await
+            .expect("nobody holds the order's row lock");
+        let cancelled = orders::cancel(&mut tx, order_id, &origin)
+            .await
+            .expect("cancel")
+            .expect("the order exists");
+        tx.commit().await.expect("commit");
+        cancelled
+    }
+
+    /// Transactions open on this harness's database right now, other than the asker's.
+    pub async fn open_transactions(&self) -> i64 {
+        self.count(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+                 AND backend_type = 'client backend' AND xact_start IS NOT NULL",
+        )
+        .await
+    }
+
+    /// Forgets that billing handled `event` (its inbox row), as a redelivery the inbox did not
+    /// catch would.
+    pub async fn forget_handled(&self, event: &EventEnvelope) {
+        sqlx::query("DELETE FROM inbox WHERE consumer = 'billing' AND event_id = $1")
+            .bind(event.event_id)
+            .execute(&self.pool)
+            .await
+            .expect("inbox");
     }
 
     /// The `order.cancelled` event the cancellation of the order wrote to the outbox.
@@ -178,6 +302,30 @@ impl Harness {
         .fetch_optional(&self.pool)
         .await
         .expect("payment")
+    }
+
+    /// A `pending` payments row for the order's invoice total, as an attempt leaves it: with the
+    /// PaymentIntent's id if it got that far, and claimed by `claim` (an event id) for another
+    /// 30 s if it is still working.
+    pub async fn pending_payment(
+        &self,
+        order_id: Uuid,
+        payment_intent_id: Option<&str>,
+        claim: Option<Uuid>,
+    ) {
+        sqlx::query(
+            "INSERT INTO payments (order_id, amount_minor, currency, payment_intent_id,
+                 claim_event, claimed_until)
+             VALUES ($1, $2, 'EUR', $3, $4, CASE WHEN $4 IS NOT NULL
+                 THEN now() + interval '30 seconds' END)",
+        )
+        .bind(order_id)
+        .bind(TOTAL)
+        .bind(payment_intent_id)
+        .bind(claim)
+        .execute(&self.pool)
+        .await
+        .expect("payment");
     }
 
     /// Every refund of the PaymentIntent at the fake Stripe.

@@ -4,7 +4,9 @@
 
 mod billing;
 mod cancellation;
+mod connections;
 mod helpers;
 mod lambda;
 mod race;
 mod refusals;
+mod unlocked;

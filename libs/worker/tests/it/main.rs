@@ -4,6 +4,7 @@
 mod effect;
 mod lambda;
 mod metrics;
+mod run;
 
 use std::{
     sync::{
