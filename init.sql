@@ -259,7 +259,8 @@ CREATE TABLE invoices (
     tax_rate_bp     integer     NOT NULL CHECK (tax_rate_bp BETWEEN 0 AND 10000),
     tax_minor       bigint      NOT NULL CHECK (tax_minor >= 0),
     total_minor     bigint      NOT NULL,
-    pdf             bytea       NOT NULL CHECK (substring(pdf FROM 1 FOR 5) = '\x255044462d'::bytea),
+    -- Null while the invoice is numbered and its PDF not yet stored (the invoice-service).
+    pdf             bytea       CHECK (substring(pdf FROM 1 FOR 5) = '\x255044462d'::bytea),
     created_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (year, seq),
     CHECK (total_minor = subtotal_minor + shipping_minor + tax_minor)
@@ -441,7 +442,8 @@ INSERT INTO _sqlx_migrations (version, description, success, checksum, execution
     (20261204000004, 'webhook events by age', true, '\x2130b106144d2b59d15ef2b223ae35e3712b19bf1a8cd796535b8e20bf3dbf07a92fa075a3f90088850b9841d2e2c89c', 0),
     (20261204000005, 'order change notify', true, '\x6791a4425589d906113e9555443e98cd6dff9d2814b2f6e19d042de102e1bbbe3e3048f862c514e5fead88a321b926b4', 0),
     (20261205000001, 'email intent', true, '\xc9c9605dc3481988455509c603d9ceaf6aa9076bd94c9a751d795e9aca7198e4a475c0dc195d3f290e274cbd96c8a826', 0),
-    (20261205000002, 'billing claims', true, '\xb7145a364792c8b6c5bde48fbbd1cddaf5acdffb88fb8158565499a241ab99ed359b9b3973ea36fa2e92a90d7d33840b', 0);
+    (20261205000002, 'billing claims', true, '\xb7145a364792c8b6c5bde48fbbd1cddaf5acdffb88fb8158565499a241ab99ed359b9b3973ea36fa2e92a90d7d33840b', 0),
+    (20261206000003, 'invoice pending pdf', true, '\xdaf6ad46d8f6e74992a6cf21c41f922765d54d914857e7c58ff44af721f22dcde974b108897c9dc2f3d6b46555d61918', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

@@ -79,15 +79,17 @@ pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<
     .await
 }
 
-/// The order's invoice, if it has one.
+/// The order's invoice, if it has been issued (its PDF stored).
 pub async fn invoice(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> sqlx::Result<Option<InvoiceForEmail>> {
-    sqlx::query_as("SELECT number, total_minor, pdf FROM invoices WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(
+        "SELECT number, total_minor, pdf FROM invoices WHERE order_id = $1 AND pdf IS NOT NULL",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// A sign-in request as its e-mail needs it.

@@ -1,16 +1,41 @@
 //! `order.placed` → an invoice: amounts, a gap-free number, a PDF, the order moved to
-//! `invoiced`, and `invoice.generated` emitted — one transaction.
+//! `invoiced`, and `invoice.generated` emitted.
+//!
+//! Under the worker runtime ([`Handler::run`]) that is two short transactions with the render
+//! between them, so that the year's counter row is locked only from taking a number to the
+//! commit right after it, never while a PDF renders (which made all invoicing serial):
+//!
+//! 1. **Number.** Lock the order's row; unless the order is `placed` and the inbox does not hold
+//!    the event yet (read in the same statement), there is nothing to do.
+//!    Reuse the number an earlier attempt committed (its row exists, without PDF), or take the
+//!    year's next number and store the numbered invoice row. Commit.
+//! 2. **Render** the PDF, holding no connection.
+//! 3. **Issue**, in the transaction that begins with the inbox row: store the PDF and move the
+//!    order `placed → invoiced` in one statement, record `invoice.generated`. Commit.
+//!
+//! What can happen between the steps:
+//! - A crash, a timeout or a failed commit after step 1 leaves the numbered row without its PDF;
+//!   the redelivery finds it under the lock and renders the same number and date. A committed
+//!   number is never given back nor taken twice: the numbers stay gap-free.
+//! - Two deliveries at once: the second waits for the order's lock in step 1 and finds the
+//!   first's number; both render, only one passes the inbox in step 3.
+//! - A cancellation between steps 1 and 3: the invoice keeps its number and gets its PDF, the
+//!   order stays cancelled, nothing is emitted (nothing is charged).
+//! - A PDF that cannot be rendered (a permanent failure): the message is parked, the numbered
+//!   row stays without PDF and the order `placed` until its expiry cancels it.
+//!
+//! Readers (the order page, the invoice download, the e-mail) show an invoice only once its PDF
+//! is stored. [`Handler::handle`] runs the same three steps in the caller's one transaction.
 
 use chrono::Datelike;
 use domain::{
     Consumer, Currency, Event, EventBody, EventEnvelope, EventType, InvoiceDocument,
     InvoiceGenerated, InvoiceLine, InvoiceTotals, OrderStatus, PriceRules, Seller,
 };
-use orders::Transition;
 use settings::InvoiceSettings;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use worker::{Classify, Failure, Handler};
+use worker::{Classify, Failure, Handled, Handler, RunError};
 
 use crate::{pdf, store};
 
@@ -23,6 +48,9 @@ pub enum InvoiceError {
     /// The event names an order that does not exist.
     #[error("order {0} does not exist")]
     OrderNotFound(Uuid),
+    /// The order's stored status is not one this build knows.
+    #[error("the order's status is unknown")]
+    Status(#[from] domain::order::UnknownStatus),
     /// The order's data cannot make an invoice.
     #[error("the order cannot be invoiced")]
     Amounts(#[from] domain::invoice::InvoiceError),
@@ -99,42 +127,38 @@ impl InvoiceHandler {
         })
     }
 
-    async fn invoice(&self, event: &Event, tx: &mut PgConnection) -> Result<(), InvoiceError> {
-        let order_id = event.order_id;
-        let status = orders::lock_status(tx, order_id)
-            .await?
-            .ok_or(InvoiceError::OrderNotFound(order_id))?;
-        // An invoice is written only by the transaction that moves the order past `placed`, so
-        // this also keeps an order from getting a second one.
-        if let Err(refused) = status.transition(OrderStatus::Invoiced) {
-            tracing::warn!(error = %refused, "not invoicing an order in this state");
-            return Ok(());
-        }
-        let doc = self.document(tx, order_id).await?;
-        let pdf = render(doc.clone()).await?;
-        store::insert(tx, &doc, &pdf).await?;
-        if let Transition::Rejected(refused) =
-            orders::transition(tx, order_id, status, OrderStatus::Invoiced).await?
-        {
-            tracing::warn!(error = %refused, "transition refused");
-            return Ok(());
-        }
-        emit_invoice_generated(tx, event, &doc).await
-    }
-
-    async fn document(
+    /// Step 1 (module doc): the document to render, with its number written in `conn`'s
+    /// transaction, or why there is none. `event`: the event to look up in the inbox first, in
+    /// the same statement as the order (`None`: the caller's transaction holds its row).
+    async fn number(
         &self,
-        tx: &mut PgConnection,
+        conn: &mut PgConnection,
         order_id: Uuid,
-    ) -> Result<InvoiceDocument, InvoiceError> {
-        let order = store::order(tx, order_id)
+        event: Option<Uuid>,
+    ) -> Result<Numbered, InvoiceError> {
+        let order = store::lock_order(conn, order_id, self.consumer().name(), event)
             .await?
             .ok_or(InvoiceError::OrderNotFound(order_id))?;
-        let lines = store::lines(tx, order_id).await?;
+        if order.handled {
+            return Ok(Numbered::Handled);
+        }
+        let status: OrderStatus = order.status.parse()?;
+        // An invoice is numbered only while the order is `placed` and issued only by the
+        // statement that moves it on, so an order never gets a second one.
+        if status != OrderStatus::Placed {
+            return Ok(Numbered::NotPlaced(status));
+        }
+        let lines = store::lines(conn, order_id).await?;
         let totals = self.totals(&order, &lines)?;
-        let issued_on = store::today();
-        let number = store::next_number(tx, issued_on.year()).await?;
-        Ok(InvoiceDocument {
+        let earlier = order.numbered();
+        let (number, issued_on) = match earlier {
+            Some(numbered) => numbered,
+            None => {
+                let issued_on = store::today();
+                (store::next_number(conn, issued_on.year()).await?, issued_on)
+            }
+        };
+        let doc = InvoiceDocument {
             number,
             issued_on,
             order_id,
@@ -143,8 +167,52 @@ impl InvoiceHandler {
             currency: Currency::parse(&order.currency)?,
             lines,
             totals,
-        })
+        };
+        if earlier.is_none() {
+            store::insert_numbered(conn, &doc).await?;
+        }
+        Ok(Numbered::Document(Box::new(doc)))
     }
+
+    /// Step 1 in a transaction of its own, committed before anything renders.
+    async fn number_apart(&self, pool: &PgPool, event: &Event) -> Result<Numbered, InvoiceError> {
+        let mut tx = pool.begin().await?;
+        let numbered = self.number(&mut tx, event.order_id, Some(event.id)).await?;
+        tx.commit().await?;
+        Ok(numbered)
+    }
+
+    /// Step 3 (module doc) in `conn`'s transaction, which holds the event's inbox row.
+    async fn issue(
+        &self,
+        event: &Event,
+        conn: &mut PgConnection,
+        doc: &InvoiceDocument,
+        pdf: &[u8],
+    ) -> Result<(), InvoiceError> {
+        if store::issue(conn, doc.order_id, pdf).await? {
+            return emit_invoice_generated(conn, event, doc).await;
+        }
+        tracing::warn!(
+            invoice.number = %doc.number,
+            "the order left `placed` after its invoice was numbered: the invoice is kept, nothing is emitted"
+        );
+        Ok(())
+    }
+}
+
+/// What step 1 found.
+enum Numbered {
+    /// The inbox holds the event: handled before.
+    Handled,
+    /// The order is past `placed` (invoiced before, or cancelled): nothing to invoice.
+    NotPlaced(OrderStatus),
+    /// The numbered invoice to render and issue.
+    Document(Box<InvoiceDocument>),
+}
+
+fn not_invoicing(status: OrderStatus) {
+    tracing::warn!(status = %status, "not invoicing an order in this state");
 }
 
 impl InvoiceHandler {
@@ -211,10 +279,54 @@ impl Handler for InvoiceHandler {
         Consumer::Invoice
     }
 
+    /// The three steps (module doc) in the caller's one transaction.
     async fn handle(&self, event: &Event, tx: &mut PgConnection) -> Result<(), InvoiceError> {
-        match &event.body {
-            EventBody::OrderPlaced(_) => self.invoice(event, tx).await,
-            other => Err(InvoiceError::UnexpectedEvent(other.event_type())),
+        placed(event)?;
+        let doc = match self.number(tx, event.order_id, None).await? {
+            Numbered::Document(doc) => doc,
+            Numbered::NotPlaced(status) => {
+                not_invoicing(status);
+                return Ok(());
+            }
+            // Not asked: the caller's transaction holds the event's inbox row.
+            Numbered::Handled => return Ok(()),
+        };
+        let pdf = render((*doc).clone()).await?;
+        self.issue(event, tx, &doc, &pdf).await
+    }
+
+    /// The three steps (module doc), each transaction short and none open while rendering.
+    async fn run(&self, event: &Event, pool: &PgPool) -> Result<Handled, RunError<InvoiceError>> {
+        placed(event).map_err(RunError::Handler)?;
+        let rendered = match self.number_apart(pool, event).await {
+            Ok(Numbered::Document(doc)) => {
+                let pdf = render((*doc).clone()).await.map_err(RunError::Handler)?;
+                Ok((doc, pdf))
+            }
+            Ok(Numbered::NotPlaced(status)) => Err(status),
+            Ok(Numbered::Handled) => return Ok(Handled::Duplicate),
+            Err(e) => return Err(RunError::Handler(e)),
+        };
+        let Some(mut tx) = worker::begin_with_inbox(pool, self.consumer(), event.id).await? else {
+            return Ok(Handled::Duplicate);
+        };
+        match rendered {
+            Ok((doc, pdf)) => self
+                .issue(event, &mut tx, &doc, &pdf)
+                .await
+                .map_err(RunError::Handler)?,
+            // Logged only now: a redelivery of a handled event is a duplicate, not news.
+            Err(status) => not_invoicing(status),
         }
+        tx.commit().await?;
+        Ok(Handled::Done)
+    }
+}
+
+/// Refuses an event other than `order.placed`.
+fn placed(event: &Event) -> Result<(), InvoiceError> {
+    match &event.body {
+        EventBody::OrderPlaced(_) => Ok(()),
+        other => Err(InvoiceError::UnexpectedEvent(other.event_type())),
     }
 }

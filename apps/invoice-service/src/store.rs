@@ -1,16 +1,28 @@
-//! The invoice-service's SQL: the order as invoiced, the gap-free counter, the invoice row.
+//! The invoice-service's SQL: the order as invoiced (with the invoice a previous attempt
+//! numbered), the gap-free counter, the numbered invoice row and its PDF with the order's move to
+//! `invoiced`.
 
 use chrono::NaiveDate;
 use domain::{
-    BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, TaxRate,
+    BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, OrderStatus, TaxRate,
     invoice::InvalidTaxRate,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// What an invoice needs from the order.
+/// What an invoice needs from the order, read under the order's row lock.
 #[derive(Debug, sqlx::FromRow)]
 pub struct OrderForInvoice {
+    /// Whether the inbox holds the event asked about: it was handled before.
+    pub handled: bool,
+    /// The order's status.
+    pub status: String,
+    /// The year of the invoice an earlier attempt numbered, if one did.
+    pub invoice_year: Option<i32>,
+    /// Its sequence number in that year.
+    pub invoice_seq: Option<i64>,
+    /// Its date.
+    pub invoice_issued_on: Option<NaiveDate>,
     /// ISO currency code.
     pub currency: String,
     /// The customer's name.
@@ -58,6 +70,16 @@ impl OrderForInvoice {
         }))
     }
 
+    /// The number and date of the invoice an earlier attempt numbered, if one did.
+    pub fn numbered(&self) -> Option<(InvoiceNumber, NaiveDate)> {
+        let (Some(year), Some(sequence), Some(issued_on)) =
+            (self.invoice_year, self.invoice_seq, self.invoice_issued_on)
+        else {
+            return None;
+        };
+        Some((InvoiceNumber { year, sequence }, issued_on))
+    }
+
     /// The bill-to block of the invoice.
     pub fn bill_to(&self) -> BillTo {
         BillTo {
@@ -70,18 +92,28 @@ impl OrderForInvoice {
     }
 }
 
-/// The order's invoicing data.
-pub async fn order(
+/// The order's invoicing data and the invoice numbered for it, if any, locking the order's row
+/// until the transaction ends (a second delivery of the event, or a cancellation, waits); and
+/// whether `consumer` has handled event `event_id` already (`false` when it is `None`).
+pub async fn lock_order(
     conn: &mut PgConnection,
     order_id: Uuid,
+    consumer: &str,
+    event_id: Option<Uuid>,
 ) -> sqlx::Result<Option<OrderForInvoice>> {
     sqlx::query_as(
-        "SELECT currency::text AS currency, ship_name, ship_line1, ship_postal_code, ship_city,
-                ship_country::text AS ship_country, subtotal_minor, shipping_minor, tax_rate_bp,
-                tax_minor, total_minor
-         FROM orders WHERE id = $1",
+        "SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $2 AND event_id = $3) AS handled,
+                o.status, o.currency::text AS currency, o.ship_name, o.ship_line1,
+                o.ship_postal_code, o.ship_city, o.ship_country::text AS ship_country,
+                o.subtotal_minor, o.shipping_minor, o.tax_rate_bp, o.tax_minor, o.total_minor,
+                i.year AS invoice_year, i.seq AS invoice_seq, i.issued_on AS invoice_issued_on
+         FROM orders o LEFT JOIN invoices i ON i.order_id = o.id
+         WHERE o.id = $1
+         FOR NO KEY UPDATE OF o",
     )
     .bind(order_id)
+    .bind(consumer)
+    .bind(event_id)
     .fetch_optional(conn)
     .await
 }
@@ -110,7 +142,8 @@ pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<
 }
 
 /// Takes the next number of `year`'s sequence. The counter row stays locked until the
-/// transaction ends, and a rollback gives the number back: no gaps.
+/// transaction ends, and a rollback gives the number back: no gaps. Commit soon after (the
+/// handler commits the numbered row before rendering): every other invoice waits meanwhile.
 pub async fn next_number(conn: &mut PgConnection, year: i32) -> sqlx::Result<InvoiceNumber> {
     let sequence: i64 = sqlx::query_scalar(
         "INSERT INTO invoice_counters (year, last_seq) VALUES ($1, 1)
@@ -123,17 +156,13 @@ pub async fn next_number(conn: &mut PgConnection, year: i32) -> sqlx::Result<Inv
     Ok(InvoiceNumber { year, sequence })
 }
 
-/// Stores the invoice with its PDF.
-pub async fn insert(
-    conn: &mut PgConnection,
-    doc: &InvoiceDocument,
-    pdf: &[u8],
-) -> sqlx::Result<()> {
+/// Stores the numbered invoice without its PDF ([`issue`] adds it).
+pub async fn insert_numbered(conn: &mut PgConnection, doc: &InvoiceDocument) -> sqlx::Result<()> {
     let totals = &doc.totals;
     sqlx::query(
         "INSERT INTO invoices (order_id, year, seq, number, issued_on, currency, subtotal_minor,
-                               shipping_minor, tax_rate_bp, tax_minor, total_minor, pdf)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                               shipping_minor, tax_rate_bp, tax_minor, total_minor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(doc.order_id)
     .bind(doc.number.year)
@@ -146,10 +175,31 @@ pub async fn insert(
     .bind(totals.tax_rate.basis_points() as i32)
     .bind(totals.tax_minor)
     .bind(totals.total_minor)
-    .bind(pdf)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Stores the PDF of the order's numbered invoice (unless one is stored already) and moves the
+/// order from `placed` to `invoiced`, in one statement. `false` when the order was no longer
+/// `placed` (cancelled since it was numbered): the invoice keeps its number and gets its PDF,
+/// the order does not move.
+pub async fn issue(conn: &mut PgConnection, order_id: Uuid, pdf: &[u8]) -> sqlx::Result<bool> {
+    let moved: Option<i32> = sqlx::query_scalar(
+        "WITH stored AS (
+             UPDATE invoices SET pdf = $2 WHERE order_id = $1 AND pdf IS NULL
+         )
+         UPDATE orders SET status = $3, updated_at = now()
+         WHERE id = $1 AND status = $4
+         RETURNING 1",
+    )
+    .bind(order_id)
+    .bind(pdf)
+    .bind(OrderStatus::Invoiced.as_str())
+    .bind(OrderStatus::Placed.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(moved.is_some())
 }
 
 /// Today's date in UTC: the invoice date.

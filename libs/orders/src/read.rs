@@ -217,25 +217,27 @@ pub struct InvoiceSummary {
     pub total_minor: i64,
 }
 
-/// The order's invoice, if it has one.
+/// The order's invoice, if it has one (issued: its PDF is stored).
 ///
 /// # Errors
 /// When the query fails.
 pub async fn invoice(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<InvoiceSummary>> {
     sqlx::query_as(
-        "SELECT number, tax_minor, shipping_minor, total_minor FROM invoices WHERE order_id = $1",
+        "SELECT number, tax_minor, shipping_minor, total_minor FROM invoices
+         WHERE order_id = $1 AND pdf IS NOT NULL",
     )
     .bind(order_id)
     .fetch_optional(pool)
     .await
 }
 
-/// The invoice number and PDF of the order, if it has an invoice.
+/// The invoice number and PDF of the order, if it has an issued invoice (a row still waiting
+/// for its PDF is not one).
 ///
 /// # Errors
 /// When the query fails.
 pub async fn invoice_pdf(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<(String, Vec<u8>)>> {
-    sqlx::query_as("SELECT number, pdf FROM invoices WHERE order_id = $1")
+    sqlx::query_as("SELECT number, pdf FROM invoices WHERE order_id = $1 AND pdf IS NOT NULL")
         .bind(order_id)
         .fetch_optional(pool)
         .await

@@ -146,6 +146,8 @@ impl FakeRuntimeApi {
             ("AWS_LAMBDA_FUNCTION_NAME", "test-function".into()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+            // As deploy/template.yaml sets it for every function: one connection per instance.
+            ("APP__DATABASE__MAX_CONNECTIONS", "1".into()),
             (
                 "AWS_LAMBDA_LOG_GROUP_NAME",
                 "/aws/lambda/test-function".into(),

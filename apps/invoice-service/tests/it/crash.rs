@@ -3,7 +3,10 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{Harness, harness};
+use crate::{
+    helpers::{Harness, harness},
+    numbering::{hold_inbox, invoice_of, wait_numbered_and_waiting},
+};
 
 fn spawn_worker(h: &Harness) -> Child {
     spawn_worker_with(h, Visibility::Tests)
@@ -131,4 +134,45 @@ async fn with_the_default_visibility_a_killed_workers_message_is_handled_by_anot
         .status()
         .expect("SIGTERM");
     assert!(second.wait().expect("exit").success());
+}
+
+#[tokio::test]
+async fn a_worker_killed_after_numbering_issues_the_same_number_when_the_message_comes_back() {
+    let h = harness().await;
+    let event = h.place_order().await;
+    // Stop the worker between numbering (committed) and issuing: its inbox insert waits.
+    let held = hold_inbox(&h, event.event_id).await;
+    h.send(&[serde_json::to_string(&event).expect("json")])
+        .await;
+    let mut worker = spawn_worker(&h);
+    wait_numbered_and_waiting(&h, event.order_id).await;
+    worker.kill().expect("kill -9");
+    worker.wait().expect("reaped");
+    held.rollback().await.expect("release");
+    assert_eq!(invoice_of(&h, event.order_id).await, (1, false));
+
+    let mut worker = spawn_worker(&h);
+    h.wait_status(event.order_id, "invoiced", Duration::from_secs(30))
+        .await;
+    Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("SIGTERM");
+    assert!(worker.wait().expect("exit").success());
+
+    assert_eq!(
+        invoice_of(&h, event.order_id).await,
+        (1, true),
+        "the number taken before the kill, now with its PDF"
+    );
+    assert_eq!(
+        h.count("SELECT last_seq FROM invoice_counters").await,
+        1,
+        "no second number taken"
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM outbox WHERE event_type = 'invoice.generated'")
+            .await,
+        1
+    );
 }
