@@ -4,10 +4,14 @@
 pub mod metrics;
 pub mod trace;
 
+use std::io::IsTerminal;
+
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-/// Installs the global `tracing` subscriber for the process named `service`.
+/// Installs the global `tracing` subscriber for the process named `service`: compact lines on
+/// stdout, coloured only when stdout is a terminal and `NO_COLOR` is unset (a log file or a
+/// collector gets plain text), or one JSON object per line with `LOG_FORMAT=json`.
 ///
 /// Calling it twice is harmless: the second call keeps the first subscriber.
 pub fn init(service: &'static str) {
@@ -24,11 +28,19 @@ pub fn init(service: &'static str) {
             )
             .try_init()
     } else {
-        registry.with(fmt::layer().compact()).try_init()
+        registry
+            .with(fmt::layer().compact().with_ansi(colour()))
+            .try_init()
     };
     if installed.is_ok() {
         tracing::info!(service, "telemetry initialised");
     }
+}
+
+/// Whether log lines get ANSI colours: only on a terminal, and not when `NO_COLOR` is set to
+/// anything non-empty (<https://no-color.org>).
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Ends a process that cannot start with its settings: one line on stderr, `<service>: refusing

@@ -7,5 +7,6 @@ mod delivery;
 mod faults;
 mod helpers;
 mod idempotency;
+mod logs;
 mod receiver;
 mod shipments;
