@@ -210,6 +210,8 @@ missing_packages() {
   command -v redis-server >/dev/null 2>&1 || echo redis-server
   [[ -n "$(pg_bin_dir)" ]] || echo postgresql
   command -v ss >/dev/null 2>&1 || echo iproute2
+  # promtool, for the test command's check of ops/prometheus (the server is not started).
+  command -v promtool >/dev/null 2>&1 || echo prometheus
 }
 
 install_venv() {

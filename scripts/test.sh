@@ -4,9 +4,9 @@
 # Starts a private PostgreSQL, Redis, LocalStack, SMTP sink and fake Stripe on free loopback ports in
 # a temporary folder (so a running dev stack is never touched), runs the Rust unit, integration and
 # doc tests, the front end's component tests, the browser tests against the whole stack (started by
-# scripts/start.sh on private ports), the docker-compose check and cfn-lint on the AWS template,
-# then stops everything it
-# started by process id. Between cargo test and the front end, a reduced soak with faults (bench
+# scripts/start.sh on private ports), the docker-compose check, the Prometheus alert rules
+# (promtool check and unit tests, ops/prometheus) and cfn-lint on the AWS template, then stops
+# everything it started by process id. Between cargo test and the front end, a reduced soak with faults (bench
 # soak --reduced). Exits non-zero when any test fails. Extra arguments go to `cargo test`
 # (for instance a test name filter) and skip the soak and the front end.
 set -euo pipefail
@@ -94,6 +94,9 @@ fi
 
 echo "== docker-compose.yml check"
 "$CHARGEFLOW_VENV/bin/python" scripts/check_compose.py || status=1
+
+echo "== ops/prometheus: promtool check rules, promtool test rules"
+if promtool check rules ops/prometheus/alerts.yml && (cd ops/prometheus && promtool test rules alerts.test.yml); then :; else status=1; fi
 
 echo "== deploy/template.yaml: cfn-lint"
 if "$CHARGEFLOW_VENV/bin/cfn-lint" deploy/template.yaml; then echo "cfn-lint: no findings"; else status=1; fi

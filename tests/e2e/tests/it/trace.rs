@@ -2,7 +2,8 @@
 //! workers) run as separate processes logging JSON to files; a checkout sent with a
 //! `traceparent` header ends up `shipped`, and every process has log lines of that order carrying
 //! the request's trace id — and none with the shopper's e-mail address, name, street, postal code
-//! or payment method.
+//! or payment method. The same stack serves each process's metrics on a port of its own: the
+//! dashboard (`ops/grafana`) and the alert rules (`ops/prometheus`) name only series they serve.
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
 struct Stack {
     web: String,
+    /// Each process's metrics port.
+    metrics: Vec<(&'static str, u16)>,
     pool: sqlx::PgPool,
     processes: Processes,
     logs: std::path::PathBuf,
@@ -43,10 +46,8 @@ async fn stack() -> Stack {
     let partner = partner_sim::Application::spawn_on_loopback(Faults::default(), stop.clone())
         .await
         .expect("partner simulator");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
+    let metrics: Vec<(&'static str, u16)> = PIPELINE.iter().map(|p| (*p, free_port())).collect();
     let env: Vec<(String, String)> = [
         ("APP__DATABASE__URL", db_url.clone()),
         (
@@ -62,7 +63,6 @@ async fn stack() -> Stack {
         ("APP__SMTP__TEMPLATES_DIR", TEMPLATES.into()),
         ("APP__STRIPE__API_BASE", stripe.api_base()),
         ("APP__SHIPPING__PARTNER_URL", partner),
-        ("APP__METRICS__ADDR", String::new()),
         ("APP__SHOP__LINK_SECRET", testkit::LINK_SECRET.into()),
         ("LOG_FORMAT", "json".into()),
         (
@@ -77,8 +77,25 @@ async fn stack() -> Stack {
     .collect();
     let logs = std::env::temp_dir().join(format!("trace-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&logs).expect("log folder");
-    let processes = Processes::start(&processes::binaries_dir(), &PIPELINE, &env, Some(&logs))
-        .expect("the pipeline's binaries (cargo build --bins)");
+    let own_port = |name: &str| {
+        let port = metrics
+            .iter()
+            .find(|(p, _)| *p == name)
+            .map(|(_, port)| *port);
+        vec![(
+            "APP__METRICS__ADDR".to_owned(),
+            port.map(|port| format!("127.0.0.1:{port}"))
+                .unwrap_or_default(),
+        )]
+    };
+    let processes = Processes::start_with(
+        &processes::binaries_dir(),
+        &PIPELINE,
+        &env,
+        Some(&logs),
+        own_port,
+    )
+    .expect("the pipeline's binaries (cargo build --bins)");
     let web = format!("http://127.0.0.1:{port}");
     testkit::eventually("the web-server ready", Duration::from_secs(60), || async {
         reqwest::get(format!("{web}/api/products"))
@@ -89,6 +106,7 @@ async fn stack() -> Stack {
     .expect("ready");
     Stack {
         web,
+        metrics,
         pool: testkit::pool(&db_url, 2).await.expect("pool"),
         processes,
         logs,
@@ -96,6 +114,13 @@ async fn stack() -> Stack {
         _stripe: stripe,
         stop,
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// The JSON log lines of `process` that carry `trace_id`.
@@ -110,9 +135,9 @@ fn lines_with_trace(logs: &std::path::Path, process: &str, trace_id: &str) -> Ve
         .collect()
 }
 
-#[tokio::test]
-async fn an_orders_log_lines_in_every_process_share_the_requests_trace_id() {
-    let mut stack = stack().await;
+/// Places an order with the test's `traceparent` and waits until it is shipped and its four
+/// e-mails are sent; its id.
+async fn place_and_ship(stack: &Stack) -> Uuid {
     let response = reqwest::Client::new()
         .post(format!("{}/api/orders", stack.web))
         .header("traceparent", format!("00-{TRACE_ID}-b7ad6b7169203331-01"))
@@ -153,6 +178,13 @@ async fn an_orders_log_lines_in_every_process_share_the_requests_trace_id() {
     )
     .await
     .expect("shipped");
+    order_id
+}
+
+#[tokio::test]
+async fn an_orders_log_lines_in_every_process_share_the_requests_trace_id() {
+    let mut stack = stack().await;
+    let order_id = place_and_ship(&stack).await;
     let carried: Vec<String> =
         sqlx::query_scalar("SELECT envelope->>'traceparent' FROM outbox WHERE aggregate_id = $1")
             .bind(order_id)
@@ -200,4 +232,82 @@ async fn an_orders_log_lines_in_every_process_share_the_requests_trace_id() {
         }
     }
     std::fs::remove_dir_all(&stack.logs).ok();
+}
+
+/// The `chargeflow_…` series names in `text` (a dashboard's or a rule file's expressions).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("chargeflow_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+/// The series names a process's `/metrics` answer holds (samples, not comments).
+async fn served(port: u16) -> std::collections::BTreeSet<String> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_dashboard_and_the_alert_rules_name_only_series_the_processes_serve() {
+    let ops = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops");
+    let dashboard =
+        std::fs::read_to_string(format!("{ops}/grafana/chargeflow.json")).expect("dashboard file");
+    let parsed: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let exprs: Vec<String> = parsed["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
+    let rules = std::fs::read_to_string(format!("{ops}/prometheus/alerts.yml")).expect("rules");
+    let rules: serde_norway::Value = serde_norway::from_str(&rules).expect("the rules are YAML");
+    let rule_exprs: Vec<String> = rules["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(rule_exprs.len() >= 5, "{rule_exprs:?}");
+
+    let mut stack = stack().await;
+    place_and_ship(&stack).await;
+    let mut all = std::collections::BTreeSet::new();
+    for (process, port) in &stack.metrics {
+        let names = served(*port).await;
+        assert!(
+            names.iter().any(|n| n.starts_with("chargeflow_")),
+            "{process} serves no chargeflow_ series"
+        );
+        all.extend(names);
+    }
+    stack.processes.stop();
+    stack.stop.cancel();
+    std::fs::remove_dir_all(&stack.logs).ok();
+
+    for (source, exprs) in [("dashboard", &exprs), ("alert rules", &rule_exprs)] {
+        let named = metric_names(&exprs.join("\n"));
+        let missing: Vec<&String> = named.iter().filter(|n| !all.contains(*n)).collect();
+        assert!(
+            missing.is_empty(),
+            "the {source} name series no process serves: {missing:?}"
+        );
+    }
 }
