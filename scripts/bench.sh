@@ -20,6 +20,7 @@ data_dir=$(mktemp -d -t chargeflow-bench.XXXXXX)
 chmod 755 "$data_dir"  # PostgreSQL runs as the postgres user and must reach its data dir
 export CHARGEFLOW_DATA_DIR="$data_dir"
 export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port) SMTP_PORT=$(free_port) STRIPE_PORT=$(free_port)
+export MAIL_VIEWER_PORT=$(free_port)
 export SQS_QUEUE_PREFIX=chargeflow-bench-
 trap 'scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$data_dir"' EXIT INT TERM
 

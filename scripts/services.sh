@@ -15,6 +15,7 @@
 # Settings (environment, with defaults):
 #   CHARGEFLOW_DATA_DIR  <repo>/.data/dev       pids/, logs/, pg/, redis/, localstack/, mail/, env.sh
 #   PG_PORT 5432   REDIS_PORT 6379   LOCALSTACK_PORT 4566   SMTP_PORT 1025   STRIPE_PORT 8420
+#   MAIL_VIEWER_PORT 1080 (the web page listing the sink's mails, scripts/mail_viewer.py)
 #   SQS_QUEUE_PREFIX chargeflow-
 #   CHARGEFLOW_TOOLS_DIR $HOME/.cache/chargeflow  holds venv-<hash> (LocalStack, aiosmtpd and
 #                        localstripe, from localstack/requirements.lock), shared by every clone
@@ -23,6 +24,7 @@
 # Several instances can run side by side with different ports and data dirs.
 # Then: `. "$CHARGEFLOW_DATA_DIR/env.sh"` exports APP__DATABASE__URL, APP__REDIS__URL, APP__SQS__*,
 # APP__SMTP__HOST/PORT, CHARGEFLOW_MAILDIR (the sink's Maildir: one file per mail in its new/),
+# CHARGEFLOW_MAIL_VIEWER_URL (those mails in a browser),
 # APP__STRIPE__API_BASE/SECRET_KEY/WEBHOOK_SECRET (the fake Stripe, any sk_test_ key works)
 # and CHARGEFLOW_VENV.
 set -euo pipefail
@@ -35,6 +37,7 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 STRIPE_PORT="${STRIPE_PORT:-8420}"
+MAIL_VIEWER_PORT="${MAIL_VIEWER_PORT:-1080}"
 SQS_QUEUE_PREFIX="${SQS_QUEUE_PREFIX:-chargeflow-}"
 TOOLS_DIR="${CHARGEFLOW_TOOLS_DIR:-${HOME:-/tmp}/.cache/chargeflow}"
 APPLY_SCHEMA="${APPLY_SCHEMA:-1}"
@@ -44,6 +47,7 @@ QUEUES_FILE="$REPO_ROOT/localstack/queues.json"
 CREATE_QUEUES="$REPO_ROOT/localstack/init/ready.d/create_queues.py"
 SMTP_SINK="$REPO_ROOT/scripts/smtp_sink.py"
 STRIPE_FAKE="$REPO_ROOT/scripts/stripe_fake.py"
+MAIL_VIEWER="$REPO_ROOT/scripts/mail_viewer.py"
 PID_DIR="$DATA_DIR/pids"
 LOG_DIR="$DATA_DIR/logs"
 PGDATA="$DATA_DIR/pg/data"
@@ -51,6 +55,7 @@ PGRUN="$DATA_DIR/pg/run"          # unix socket directory
 MAILDIR="$DATA_DIR/mail"          # the SMTP sink's Maildir (it creates it)
 LOCALSTACK_URL="http://127.0.0.1:$LOCALSTACK_PORT"
 STRIPE_URL="http://127.0.0.1:$STRIPE_PORT"
+MAIL_VIEWER_URL="http://127.0.0.1:$MAIL_VIEWER_PORT"
 STOP_TIMEOUT_S=10
 LOCALSTACK_TIMEOUT_S=60
 
@@ -110,6 +115,9 @@ is_service() {
     stripe)
       args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
       [[ "$comm" == python* && "$args" == *" $STRIPE_FAKE "* ]] ;;
+    mailview)
+      args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+      [[ "$comm" == python* && "$args" == *" $MAIL_VIEWER "* ]] ;;
   esac
 }
 
@@ -126,6 +134,7 @@ redis_pid() { live_pid "$PID_DIR/redis.pid" redis-server; }
 localstack_pid() { live_pid "$PID_DIR/localstack.pid" localstack; }
 smtp_pid() { live_pid "$PID_DIR/smtp.pid" smtp; }
 stripe_pid() { live_pid "$PID_DIR/stripe.pid" stripe; }
+mailview_pid() { live_pid "$PID_DIR/mailview.pid" mailview; }
 
 # Every process of the session led by $1 (redis, LocalStack, the SMTP sink and the fake Stripe are
 # started with setsid, so their children, if any, stay in that session).
@@ -420,6 +429,36 @@ start_smtp() {
   assert_loopback_only smtp "$pid"
 }
 
+# ---------------------------------------------------------------- mail viewer
+
+mailview_ready() {
+  "$VENV/bin/python" -c 'import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$MAIL_VIEWER_URL/api/messages"
+}
+
+start_mailview() {
+  local pid
+  set_venv_path
+  pid="$(mailview_pid)"
+  if [[ -n "$pid" ]]; then
+    log "mail viewer: already running (pid $pid)"
+  else
+    ensure_port_free "$MAIL_VIEWER_PORT" MAIL_VIEWER_PORT
+    log "mail viewer: starting on $MAIL_VIEWER_URL (reads $MAILDIR)"
+    setsid "$VENV/bin/python" "$MAIL_VIEWER" --host 127.0.0.1 --port "$MAIL_VIEWER_PORT" --maildir "$MAILDIR" \
+      </dev/null >>"$LOG_DIR/mailview.log" 2>&1 8>&- &
+    pid=$!
+    echo "$pid" >"$PID_DIR/mailview.pid"
+  fi
+  if ! wait_until 15 mailview_ready; then
+    tail -n 20 "$LOG_DIR/mailview.log" >&2
+    if alive "$pid"; then kill_session "$pid"; fi
+    rm -f "$PID_DIR/mailview.pid"
+    die "the mail viewer is not ready on $MAIL_VIEWER_URL"
+  fi
+  assert_loopback_only mailview "$pid"
+}
+
 # ---------------------------------------------------------------- fake stripe
 
 start_stripe() {
@@ -539,6 +578,7 @@ export AWS_SECRET_ACCESS_KEY='test'
 export APP__SMTP__HOST='127.0.0.1'
 export APP__SMTP__PORT='$SMTP_PORT'
 export CHARGEFLOW_MAILDIR='$MAILDIR'
+export CHARGEFLOW_MAIL_VIEWER_URL='$MAIL_VIEWER_URL'
 export APP__STRIPE__API_BASE='$STRIPE_URL'
 export APP__STRIPE__SECRET_KEY='sk_test_local'
 export APP__STRIPE__WEBHOOK_SECRET='whsec_local'
@@ -555,6 +595,7 @@ check_ports() {
   [[ -n "$(localstack_pid)" ]] || ensure_port_free "$LOCALSTACK_PORT" LOCALSTACK_PORT
   [[ -n "$(smtp_pid)" ]] || ensure_port_free "$SMTP_PORT" SMTP_PORT
   [[ -n "$(stripe_pid)" ]] || ensure_port_free "$STRIPE_PORT" STRIPE_PORT
+  [[ -n "$(mailview_pid)" ]] || ensure_port_free "$MAIL_VIEWER_PORT" MAIL_VIEWER_PORT
 }
 
 cmd_start() {
@@ -564,6 +605,7 @@ cmd_start() {
   start_postgres
   start_redis
   start_smtp
+  start_mailview
   start_stripe
   start_localstack
   write_env
@@ -571,23 +613,25 @@ cmd_start() {
   log "ready; environment for the apps: . $DATA_DIR/env.sh"
 }
 
-# LocalStack, Redis, the SMTP sink and the fake Stripe get SIGTERM together, then postgres is
-# stopped while they exit.
+# LocalStack, Redis, the SMTP sink, the mail viewer and the fake Stripe get SIGTERM together,
+# then postgres is stopped while they exit.
 cmd_stop() {
-  local ls_pid redis_pid_ smtp_pid_ stripe_pid_ pg_leader leaders=()
+  local ls_pid redis_pid_ smtp_pid_ mailview_pid_ stripe_pid_ pg_leader leaders=()
   ls_pid="$(localstack_pid)"; redis_pid_="$(redis_pid)"; smtp_pid_="$(smtp_pid)"
-  stripe_pid_="$(stripe_pid)"; pg_leader="$(pg_pid)"
+  mailview_pid_="$(mailview_pid)"; stripe_pid_="$(stripe_pid)"; pg_leader="$(pg_pid)"
   [[ -n "$ls_pid" ]] && { log "localstack: stopping (pid $ls_pid)"; leaders+=("$ls_pid"); }
   [[ -n "$redis_pid_" ]] && { log "redis: stopping (pid $redis_pid_)"; leaders+=("$redis_pid_"); }
   [[ -n "$smtp_pid_" ]] && { log "smtp: stopping (pid $smtp_pid_)"; leaders+=("$smtp_pid_"); }
+  [[ -n "$mailview_pid_" ]] && { log "mail viewer: stopping (pid $mailview_pid_)"; leaders+=("$mailview_pid_"); }
   [[ -n "$stripe_pid_" ]] && { log "stripe: stopping (pid $stripe_pid_)"; leaders+=("$stripe_pid_"); }
   term_sessions "${leaders[@]}"
   stop_postgres
   [[ -n "$pg_leader" ]] && leaders+=("$pg_leader")
   reap_sessions "${leaders[@]}"
   rm -f "$PID_DIR/localstack.pid" "$PID_DIR/redis.pid" "$PID_DIR/smtp.pid" "$PID_DIR/stripe.pid" \
-    "$PID_DIR/postgres.pid"
-  [[ -z "$(pg_pid)$(redis_pid)$(smtp_pid)$(stripe_pid)$(localstack_pid)" ]] || die "a service is still alive"
+    "$PID_DIR/mailview.pid" "$PID_DIR/postgres.pid"
+  [[ -z "$(pg_pid)$(redis_pid)$(smtp_pid)$(mailview_pid)$(stripe_pid)$(localstack_pid)" ]] \
+    || die "a service is still alive"
   log "stopped (data dir $DATA_DIR)"
 }
 
@@ -604,6 +648,7 @@ cmd_status() {
   status_line redis "$(redis_pid)" "127.0.0.1:$REDIS_PORT" redis_ready || rc=3
   status_line localstack "$(localstack_pid)" "$LOCALSTACK_URL" localstack_ready || rc=3
   status_line smtp "$(smtp_pid)" "127.0.0.1:$SMTP_PORT" smtp_ready || rc=3
+  status_line mailview "$(mailview_pid)" "$MAIL_VIEWER_URL" mailview_ready || rc=3
   status_line stripe "$(stripe_pid)" "$STRIPE_URL" stripe_ready || rc=3
   return $rc
 }

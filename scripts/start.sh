@@ -94,6 +94,7 @@ for _ in $(seq 1 100); do
     echo "ChargeFlow is running. Open $url"
     ops="${APP__METRICS__ADDR-127.0.0.1:9100}"
     echo "  catalogue: $url/api/products${ops:+   readiness and metrics: http://$ops/readyz, /metrics}"
+    echo "  e-mails sent (mail viewer): ${CHARGEFLOW_MAIL_VIEWER_URL:-}"
     echo "  stop everything: scripts/stop.sh"
     exit 0
   fi

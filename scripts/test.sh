@@ -20,7 +20,7 @@ data_dir=$(mktemp -d -t chargeflow-test.XXXXXX)
 chmod 755 "$data_dir"  # PostgreSQL runs as the postgres user and must reach its data dir
 export CHARGEFLOW_DATA_DIR="$data_dir"
 export PG_PORT=$(free_port) REDIS_PORT=$(free_port) LOCALSTACK_PORT=$(free_port) SMTP_PORT=$(free_port)
-export STRIPE_PORT=$(free_port)
+export STRIPE_PORT=$(free_port) MAIL_VIEWER_PORT=$(free_port)
 export SQS_QUEUE_PREFIX=chargeflow-test-
 
 cleanup() {
@@ -83,6 +83,7 @@ if [ "$*" = "--workspace" ] && [ -f apps/frontend/package.json ]; then
     shop_url=$(grep -o 'Open http://[0-9.:]*' "$data_dir/start.log" | cut -d' ' -f2)
     browser_started=$(date +%s)
     SHOP_URL="$shop_url" LINK_SECRET="$(cat "$data_dir/link_secret")" CHARGEFLOW_MAILDIR="$CHARGEFLOW_MAILDIR" \
+      MAIL_VIEWER_URL="$CHARGEFLOW_MAIL_VIEWER_URL" \
       scripts/frontend.sh e2e || status=1
     echo "browser tests took $(( $(date +%s) - browser_started )) s; screenshots in apps/frontend/test-results/"
   else

@@ -8,9 +8,9 @@ repo="$(cd "$frontend/../.." && pwd)"
 
 data="$(mktemp -d "${TMPDIR:-/tmp}/chargeflow-fe-e2e.XXXXXX")"
 chmod 755 "$data" # PostgreSQL runs as its own user and must reach its data dir
-read -r pg redis localstack smtp stripe http sim < <(python3 -c '
+read -r pg redis localstack smtp stripe http sim mailview < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
@@ -32,12 +32,14 @@ cd "$frontend"
 npm run build
 
 export CHARGEFLOW_DATA_DIR="$data" PG_PORT="$pg" REDIS_PORT="$redis" LOCALSTACK_PORT="$localstack" \
-  SMTP_PORT="$smtp" STRIPE_PORT="$stripe" APP__HTTP__ADDR="127.0.0.1:$http" \
+  SMTP_PORT="$smtp" STRIPE_PORT="$stripe" MAIL_VIEWER_PORT="$mailview" APP__HTTP__ADDR="127.0.0.1:$http" \
   APP__SHOP__PUBLIC_URL="http://127.0.0.1:$http" \
   APP__HTTP__STATIC_DIR="$frontend/dist" SIM_ADDR="127.0.0.1:$sim" \
   APP__SHIPPING__PARTNER_URL="http://127.0.0.1:$sim"
 "$repo/scripts/start.sh"
 
 # The link tests read the e-mails from the stack's SMTP sink and sign tokens with its secret.
-SHOP_URL="http://127.0.0.1:$http" CHARGEFLOW_MAILDIR="$data/mail" LINK_SECRET="$(cat "$data/link_secret")" \
+# The quote test counts PaymentIntents at the stack's fake Stripe.
+APP__STRIPE__API_BASE="http://127.0.0.1:$stripe" SHOP_URL="http://127.0.0.1:$http" CHARGEFLOW_MAILDIR="$data/mail" \
+  MAIL_VIEWER_URL="http://127.0.0.1:$mailview" LINK_SECRET="$(cat "$data/link_secret")" \
   npm run e2e

@@ -20,6 +20,9 @@ const TEST_MS = PIPELINE_MS + 60_000;
 const MAILDIR = process.env.CHARGEFLOW_MAILDIR;
 const LINK_SECRET = process.env.LINK_SECRET;
 const LINKS = MAILDIR && LINK_SECRET ? {} : { skip: 'needs CHARGEFLOW_MAILDIR and LINK_SECRET of the stack' };
+/** The stack's mail viewer (scripts/mail_viewer.py; scripts/start.sh prints its address). */
+const MAIL_VIEWER_URL = process.env.MAIL_VIEWER_URL?.replace(/\/$/, '');
+const VIEWER = MAIL_VIEWER_URL ? {} : { skip: 'needs MAIL_VIEWER_URL of the stack' };
 
 let browser;
 
@@ -416,6 +419,41 @@ describe('shop', () => {
       } finally {
         await device.close();
       }
+    });
+  });
+
+  test('the mail viewer lists an order\'s four e-mails and opens the invoice with its PDF', { timeout: TEST_MS, ...VIEWER }, async () => {
+    await withPage('mail-viewer', async ({ page, context }) => {
+      const [a] = await plentiful(context, 1, ['TARP-3X3']);
+      const email = uniqueEmail('viewer');
+      const orderId = await placeOrder(context, a, email);
+      const reference = (await (await context.request.get(`/api/orders/${orderId}`)).json()).reference;
+
+      // The viewer's JSON list, until the four e-mails of a shipped order are there.
+      const deadline = Date.now() + PIPELINE_MS;
+      let mails = [];
+      while (Date.now() < deadline) {
+        const listed = await (await fetch(`${MAIL_VIEWER_URL}/api/messages`)).json();
+        mails = listed.filter((m) => m.to?.includes(`<${email}>`) || m.to === email);
+        if (mails.length >= 4) break;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      const subjects = mails.map((m) => m.subject);
+      // Four up to shipping (a fifth, "delivered", may follow when the partner reports it).
+      for (const expected of [/^Thanks for your order /, /^Your invoice INV-\d{4}-\d{6,} for order /, /^Payment received for order /, /^Your order \S+ is on its way$/]) {
+        const found = subjects.filter((s) => expected.test(s) && s.includes(reference));
+        assert.equal(found.length, 1, `${expected} once in ${JSON.stringify(subjects)}`);
+      }
+
+      // The page: every one of them listed; the invoice opens with its PDF attached.
+      await page.goto(MAIL_VIEWER_URL);
+      for (const subject of subjects) await page.getByRole('link', { name: subject, exact: true }).waitFor();
+      await page.getByRole('link', { name: /^Your invoice / }).filter({ hasText: reference }).click();
+      await page.getByRole('heading', { name: 'Attachments' }).waitFor();
+      const pdf = page.getByRole('link', { name: /\.pdf$/ });
+      const res = await context.request.get(await pdf.getAttribute('href').then((href) => new URL(href, page.url()).href));
+      assert.equal(res.status(), 200);
+      assert.equal((await res.body()).subarray(0, 5).toString('latin1'), '%PDF-');
     });
   });
 
