@@ -185,6 +185,11 @@ smtp_ready() {
   timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -c 4 <&3' _ "$SMTP_PORT" 2>/dev/null | grep -q '^220'
 }
 # An HTTP answer from the fake Stripe: the list of PaymentIntents (any sk_test_ key, basic auth).
+mailview_ready() {
+  "$VENV/bin/python" -c 'import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$MAIL_VIEWER_URL/api/messages"
+}
+
 stripe_ready() {
   if command -v curl >/dev/null 2>&1; then
     curl -fsS --max-time 2 -u sk_test_local: "$STRIPE_URL/v1/payment_intents?limit=1" | grep -q '"object"'
@@ -404,84 +409,50 @@ start_redis() {
   assert_loopback_only redis "$pid"
 }
 
-# ---------------------------------------------------------------- smtp sink
+# ---------------------------------------------------------------- the Python services
 
-start_smtp() {
-  local pid
+# start_script NAME PORT PORT_VAR READY DESCRIPTION SCRIPT ARGS...: starts SCRIPT with the venv's
+# Python in a session of its own (unless NAME's pid file names a live one), pid in pids/NAME.pid,
+# output in logs/NAME.log; waits until READY succeeds and checks it listens on loopback only.
+start_script() {
+  local name=$1 port=$2 port_var=$3 ready=$4 description=$5 pid
+  shift 5
   set_venv_path
-  pid="$(smtp_pid)"
+  pid="$("${name}_pid")"
   if [[ -n "$pid" ]]; then
-    log "smtp: already running (pid $pid)"
+    log "$name: already running (pid $pid)"
   else
-    ensure_port_free "$SMTP_PORT" SMTP_PORT
-    log "smtp: starting the sink on 127.0.0.1:$SMTP_PORT (Maildir $MAILDIR)"
-    setsid "$VENV/bin/python" "$SMTP_SINK" --host 127.0.0.1 --port "$SMTP_PORT" --maildir "$MAILDIR" \
-      </dev/null >>"$LOG_DIR/smtp.log" 2>&1 8>&- &
+    ensure_port_free "$port" "$port_var"
+    log "$name: starting $description"
+    setsid "$VENV/bin/python" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 8>&- &
     pid=$!
-    echo "$pid" >"$PID_DIR/smtp.pid"
+    echo "$pid" >"$PID_DIR/$name.pid"
   fi
-  if ! wait_until 15 smtp_ready; then
-    tail -n 20 "$LOG_DIR/smtp.log" >&2
+  if ! wait_until 15 "$ready"; then
+    tail -n 20 "$LOG_DIR/$name.log" >&2
     if alive "$pid"; then kill_session "$pid"; fi
-    rm -f "$PID_DIR/smtp.pid"
-    die "the SMTP sink is not ready on 127.0.0.1:$SMTP_PORT"
+    rm -f "$PID_DIR/$name.pid"
+    die "$name ($description) is not ready"
   fi
-  assert_loopback_only smtp "$pid"
+  assert_loopback_only "$name" "$pid"
 }
 
-# ---------------------------------------------------------------- mail viewer
-
-mailview_ready() {
-  "$VENV/bin/python" -c 'import sys, urllib.request
-sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$MAIL_VIEWER_URL/api/messages"
+start_smtp() {
+  start_script smtp "$SMTP_PORT" SMTP_PORT smtp_ready \
+    "the SMTP sink on 127.0.0.1:$SMTP_PORT (Maildir $MAILDIR)" \
+    "$SMTP_SINK" --host 127.0.0.1 --port "$SMTP_PORT" --maildir "$MAILDIR"
 }
 
 start_mailview() {
-  local pid
-  set_venv_path
-  pid="$(mailview_pid)"
-  if [[ -n "$pid" ]]; then
-    log "mail viewer: already running (pid $pid)"
-  else
-    ensure_port_free "$MAIL_VIEWER_PORT" MAIL_VIEWER_PORT
-    log "mail viewer: starting on $MAIL_VIEWER_URL (reads $MAILDIR)"
-    setsid "$VENV/bin/python" "$MAIL_VIEWER" --host 127.0.0.1 --port "$MAIL_VIEWER_PORT" --maildir "$MAILDIR" \
-      </dev/null >>"$LOG_DIR/mailview.log" 2>&1 8>&- &
-    pid=$!
-    echo "$pid" >"$PID_DIR/mailview.pid"
-  fi
-  if ! wait_until 15 mailview_ready; then
-    tail -n 20 "$LOG_DIR/mailview.log" >&2
-    if alive "$pid"; then kill_session "$pid"; fi
-    rm -f "$PID_DIR/mailview.pid"
-    die "the mail viewer is not ready on $MAIL_VIEWER_URL"
-  fi
-  assert_loopback_only mailview "$pid"
+  start_script mailview "$MAIL_VIEWER_PORT" MAIL_VIEWER_PORT mailview_ready \
+    "the mail viewer on $MAIL_VIEWER_URL (reads $MAILDIR)" \
+    "$MAIL_VIEWER" --host 127.0.0.1 --port "$MAIL_VIEWER_PORT" --maildir "$MAILDIR"
 }
 
-# ---------------------------------------------------------------- fake stripe
-
 start_stripe() {
-  local pid
-  set_venv_path
-  pid="$(stripe_pid)"
-  if [[ -n "$pid" ]]; then
-    log "stripe: already running (pid $pid)"
-  else
-    ensure_port_free "$STRIPE_PORT" STRIPE_PORT
-    log "stripe: starting the fake (localstripe) on 127.0.0.1:$STRIPE_PORT"
-    setsid "$VENV/bin/python" "$STRIPE_FAKE" --host 127.0.0.1 --port "$STRIPE_PORT" \
-      </dev/null >>"$LOG_DIR/stripe.log" 2>&1 8>&- &
-    pid=$!
-    echo "$pid" >"$PID_DIR/stripe.pid"
-  fi
-  if ! wait_until 15 stripe_ready; then
-    tail -n 20 "$LOG_DIR/stripe.log" >&2
-    if alive "$pid"; then kill_session "$pid"; fi
-    rm -f "$PID_DIR/stripe.pid"
-    die "the fake Stripe is not ready on $STRIPE_URL"
-  fi
-  assert_loopback_only stripe "$pid"
+  start_script stripe "$STRIPE_PORT" STRIPE_PORT stripe_ready \
+    "the fake Stripe (localstripe) on $STRIPE_URL" \
+    "$STRIPE_FAKE" --host 127.0.0.1 --port "$STRIPE_PORT"
 }
 
 # ---------------------------------------------------------------- localstack
