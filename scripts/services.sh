@@ -184,12 +184,12 @@ localstack_ready() { http_get "$LOCALSTACK_URL/_localstack/health" | grep -Eq '"
 smtp_ready() {
   timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -c 4 <&3' _ "$SMTP_PORT" 2>/dev/null | grep -q '^220'
 }
-# An HTTP answer from the fake Stripe: the list of PaymentIntents (any sk_test_ key, basic auth).
+# The mail viewer's JSON list answers.
 mailview_ready() {
   "$VENV/bin/python" -c 'import sys, urllib.request
 sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)' "$MAIL_VIEWER_URL/api/messages"
 }
-
+# An HTTP answer from the fake Stripe: the list of PaymentIntents (any sk_test_ key, basic auth).
 stripe_ready() {
   if command -v curl >/dev/null 2>&1; then
     curl -fsS --max-time 2 -u sk_test_local: "$STRIPE_URL/v1/payment_intents?limit=1" | grep -q '"object"'
