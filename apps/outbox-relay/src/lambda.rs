@@ -63,16 +63,20 @@ pub async fn run_for(relay: Relay, budget: Duration) -> RunSummary {
 }
 
 /// Serves scheduled invocations until the Lambda runtime stops the process. The event's
-/// content is ignored (any schedule payload will do).
+/// content is ignored (any schedule payload will do). The run's counters and gauges are written
+/// as CloudWatch EMF lines at its end ([`telemetry::emf`]).
 ///
 /// # Errors
 /// When the runtime fails.
 pub async fn serve(relay: Relay, run_for_at_most: Duration) -> Result<(), lambda_runtime::Error> {
+    telemetry::emf::install("outbox-relay");
     let relay = &relay;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let budget = budget(run_for_at_most, event.context.deadline, SystemTime::now());
         tracing::info!(budget_ms = budget.as_millis(), "relay invocation");
-        Ok::<_, lambda_runtime::Error>(run_for(relay.clone(), budget).await)
+        let summary = run_for(relay.clone(), budget).await;
+        telemetry::emf::flush();
+        Ok::<_, lambda_runtime::Error>(summary)
     }))
     .await
 }

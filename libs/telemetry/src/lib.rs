@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod emf;
 pub mod metrics;
 pub mod trace;
 

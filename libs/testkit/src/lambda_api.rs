@@ -121,7 +121,8 @@ impl FakeRuntimeApi {
     }
 
     /// Starts `binary` as this runtime's function: the Lambda environment ([`Self::env`]) with
-    /// `env` on top, stdin closed, output inherited.
+    /// `env` on top, stdin closed, stderr inherited, stdout (what Lambda sends to CloudWatch
+    /// Logs: log lines, EMF metrics) kept in a file for [`FunctionProcess::output`].
     ///
     /// # Errors
     /// When the process cannot be started.
@@ -130,13 +131,20 @@ impl FakeRuntimeApi {
         binary: &std::path::Path,
         env: &[(&'static str, String)],
     ) -> TestResult<FunctionProcess> {
+        let stdout_path =
+            std::env::temp_dir().join(format!("lambda-stdout-{}", uuid::Uuid::new_v4().simple()));
+        let stdout = std::fs::File::create(&stdout_path)?;
         let child = Command::new(binary)
             .envs(self.env())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
+            .stdout(stdout)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        Ok(FunctionProcess { child: Some(child) })
+        Ok(FunctionProcess {
+            child: Some(child),
+            stdout: stdout_path,
+        })
     }
 
     /// The environment a Lambda function process expects.
@@ -240,6 +248,7 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: String) -> StatusCo
 /// process id) and reaped when stopped or dropped, so a failing test leaves nothing running.
 pub struct FunctionProcess {
     child: Option<Child>,
+    stdout: std::path::PathBuf,
 }
 
 impl FunctionProcess {
@@ -250,11 +259,27 @@ impl FunctionProcess {
             let _ = child.wait();
         }
     }
+
+    /// What the process wrote to stdout so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// The CloudWatch EMF documents the process wrote to stdout so far (its JSON lines with an
+    /// `_aws` member).
+    pub fn emf_lines(&self) -> Vec<Value> {
+        self.output()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|doc| doc.get("_aws").is_some())
+            .collect()
+    }
 }
 
 impl Drop for FunctionProcess {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(&self.stdout);
     }
 }
 
@@ -477,6 +502,11 @@ impl Function {
     /// Kills the function's process.
     pub fn stop(&mut self) {
         self.process.stop();
+    }
+
+    /// The CloudWatch EMF documents the function wrote so far ([`FunctionProcess::emf_lines`]).
+    pub fn emf_lines(&self) -> Vec<Value> {
+        self.process.emf_lines()
     }
 }
 

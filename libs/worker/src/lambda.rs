@@ -197,7 +197,9 @@ fn delivery(record: &SqsMessage) -> Option<Delivery<'_>> {
     })
 }
 
-/// Serves Lambda invocations with `handler` until the runtime stops the process.
+/// Serves Lambda invocations with `handler` until the runtime stops the process. Each
+/// invocation's counters (messages by outcome, SQS requests) are written as CloudWatch EMF lines
+/// when it ends ([`telemetry::emf`]).
 ///
 /// # Errors
 /// When the shared state cannot be built or the runtime fails.
@@ -206,14 +208,15 @@ pub async fn run<H: Handler>(
     pool: PgPool,
     handler: H,
 ) -> Result<(), lambda_runtime::Error> {
+    telemetry::emf::install(handler.consumer().name());
     let adapter = LambdaAdapter::connect_on(settings, pool, handler).await?;
     let adapter = &adapter;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
             let deadline = deadline_instant(event.context.deadline, SystemTime::now());
-            Ok::<_, lambda_runtime::Error>(
-                adapter.handle_until(event.payload, Some(deadline)).await,
-            )
+            let response = adapter.handle_until(event.payload, Some(deadline)).await;
+            telemetry::emf::flush();
+            Ok::<_, lambda_runtime::Error>(response)
         },
     ))
     .await

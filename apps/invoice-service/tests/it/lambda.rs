@@ -60,6 +60,29 @@ async fn the_invoice_binary_under_a_lambda_runtime_answers_a_batch_with_the_righ
     assert_eq!(invoices_of(&h, stuck.order_id).await, 0);
     lambda_api::assert_parked_alone(&h.sqs, h.queues.dlq("invoice"), "{not json").await;
 
+    // What CloudWatch gets instead of a /metrics port: the invocation's outcomes as EMF lines.
+    let outcomes: Vec<(String, f64)> = function
+        .emf_lines()
+        .iter()
+        .filter(|doc| doc["consumer"] == "invoice")
+        .filter_map(|doc| {
+            let count = doc["chargeflow_messages_total"].as_f64()?;
+            Some((doc["outcome"].as_str()?.to_owned(), count))
+        })
+        .collect();
+    let mut outcomes = outcomes;
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        outcomes,
+        [
+            ("done".to_owned(), 1.0),
+            ("duplicate".to_owned(), 1.0),
+            ("parked".to_owned(), 1.0),
+            ("retried".to_owned(), 1.0)
+        ],
+        "one EMF count per outcome of the batch"
+    );
+
     // The lock is gone. Lambda deletes the records the answer did not list; the function set the
     // listed record's visibility to the first retry delay, so it is back on the queue after
     // seconds, not the 300 s it was received with, and Lambda hands it, alone, to the same warm

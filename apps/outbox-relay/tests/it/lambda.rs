@@ -116,13 +116,17 @@ async fn a_scheduled_invocation_sweeps_once_and_answers_how_many_orders_it_expir
         .await
         .expect("runtime API");
     let binary = lambda_api::function_binary("outbox-relay", env!("CARGO_BIN_EXE_outbox-relay"));
+    let stdout_path =
+        std::env::temp_dir().join(format!("relay-stdout-{}", Uuid::new_v4().simple()));
     let mut function = Command::new(binary)
         .envs(h.relay_env())
         .env("APP__RELAY__LAMBDA_RUN_S", "4")
         .env("APP__ORDERS__EXPIRE_AFTER_S", "60")
+        .env("METRICS_NAMESPACE", "ChargeFlow/test")
         .envs(runtime.env())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
         .spawn()
         .expect("function process");
 
@@ -132,6 +136,30 @@ async fn a_scheduled_invocation_sweeps_once_and_answers_how_many_orders_it_expir
         .expect("answered");
     function.kill().expect("stop the function");
     function.wait().expect("reaped");
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    std::fs::remove_file(&stdout_path).ok();
+
+    // The run's counters and gauges, as CloudWatch EMF lines written when it ended.
+    let emf: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .collect();
+    let value = |name: &str| emf.iter().find_map(|doc| doc[name].as_f64());
+    assert_eq!(
+        value("chargeflow_orders_expired_total"),
+        Some(1.0),
+        "{stdout}"
+    );
+    assert_eq!(value("chargeflow_relay_published_total"), Some(1.0));
+    // The paid order placed an hour ago is not settled: stuck.
+    assert_eq!(value("chargeflow_orders_stuck"), Some(1.0));
+    assert!(
+        emf.iter().all(
+            |doc| doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ChargeFlow/test"
+                && doc["service"] == "outbox-relay"
+        )
+    );
 
     assert_eq!(answers[0].0, "response", "{}", answers[0].1);
     // The sweep's order.cancelled went out in the same invocation.
