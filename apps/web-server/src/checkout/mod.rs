@@ -15,7 +15,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use request::{CheckoutBody, CheckoutRequest};
-use store::{LockedProduct, NewOrder};
+use store::{NewOrder, Product};
 
 use crate::error::ApiError;
 
@@ -82,11 +82,11 @@ async fn write_order(
     ctx: &Context<'_>,
 ) -> Result<Value, ApiError> {
     let ids: Vec<i64> = request.lines.iter().map(|l| l.product_id).collect();
-    let products = store::lock_products(conn, &ids).await?;
+    let products = store::read_products(conn, &ids).await?;
     let lines = match_stock(request, &products)?;
     let quantities: Vec<i32> = lines.iter().map(|(_, q)| *q).collect();
-    let locked: Vec<&LockedProduct> = lines.iter().map(|(p, _)| *p).collect();
-    store::reserve_stock(conn, &ids, &quantities).await?;
+    let prices: Vec<i64> = lines.iter().map(|(p, _)| p.price_minor).collect();
+    let chosen: Vec<&Product> = lines.iter().map(|(p, _)| *p).collect();
     let customer_id = store::upsert_customer(conn, &request.customer).await?;
     let order_id = Uuid::now_v7();
     let mut payload = order_placed(request, &lines)?;
@@ -115,13 +115,18 @@ async fn write_order(
         correlation_id: ctx.correlation_id,
     };
     let created_at = store::insert_order(conn, &new_order).await?;
-    store::insert_items(conn, order_id, &locked, &quantities).await?;
+    store::insert_items(conn, order_id, &chosen, &quantities).await?;
     store::insert_timeline(conn, &event).await?;
     outbox::enqueue(conn, &event).await?;
+    // Last: the products' rows are locked from here to the commit only.
+    let reserved = store::reserve_stock(conn, &ids, &quantities, &prices).await?;
+    if reserved != ids.len() as u64 {
+        return Err(changed_since_read(conn, request, &ids, &prices).await);
+    }
     Ok(answer(order_id, &payload, &quote, created_at))
 }
 
-/// The order's quote: its lines as priced from the locked products, shipping and tax for the
+/// The order's quote: its lines as priced from the products read, shipping and tax for the
 /// parcel's destination (see `domain::pricing`).
 fn quote_of(
     order: &OrderPlaced,
@@ -157,11 +162,46 @@ fn check_expected_total(
     }
 }
 
-/// Pairs each requested line with its locked product, checking existence, currency and stock.
+/// Why the stock could not be reserved although the products read at the start allowed it: a
+/// concurrent checkout took the stock (`409 out_of_stock`), a product was withdrawn (`422
+/// unknown_product`) or repriced (`409 quote_changed`). Read again under the rows' locks; the
+/// caller's transaction is then rolled back, so nothing of the order stays.
+async fn changed_since_read(
+    conn: &mut PgConnection,
+    request: &CheckoutRequest,
+    ids: &[i64],
+    prices: &[i64],
+) -> ApiError {
+    let products = match store::lock_products(conn, ids).await {
+        Ok(products) => products,
+        Err(e) => return e.into(),
+    };
+    if let Err(refused) = match_stock(request, &products) {
+        return refused;
+    }
+    let repriced = ids.iter().zip(prices).find_map(|(id, price)| {
+        products
+            .iter()
+            .find(|p| p.id == *id && p.price_minor != *price)
+    });
+    ApiError::Conflict {
+        code: "quote_changed",
+        message: match repriced {
+            Some(p) => format!(
+                "the price of {} changed: please look at the order again",
+                p.name
+            ),
+            None => "the products changed: please look at the order again".into(),
+        },
+        product_id: repriced.map(|p| p.id),
+    }
+}
+
+/// Pairs each requested line with its product, checking existence, currency and stock.
 fn match_stock<'p>(
     request: &CheckoutRequest,
-    products: &'p [LockedProduct],
-) -> Result<Vec<(&'p LockedProduct, i32)>, ApiError> {
+    products: &'p [Product],
+) -> Result<Vec<(&'p Product, i32)>, ApiError> {
     let mut lines = Vec::with_capacity(request.lines.len());
     for line in &request.lines {
         let Some(product) = products.iter().find(|p| p.id == line.product_id) else {
@@ -191,10 +231,10 @@ fn match_stock<'p>(
     Ok(lines)
 }
 
-/// The `order.placed` payload: the order as it was priced from the locked products.
+/// The `order.placed` payload: the order as it was priced from the products read.
 fn order_placed(
     request: &CheckoutRequest,
-    lines: &[(&LockedProduct, i32)],
+    lines: &[(&Product, i32)],
 ) -> Result<OrderPlaced, ApiError> {
     let internal = |e: &dyn std::fmt::Display| {
         ApiError::Internal(anyhow::anyhow!("building order.placed failed: {e}"))

@@ -5,9 +5,9 @@ use domain::{Address, Customer};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// A product row locked for the checkout.
+/// A product row as the checkout read it.
 #[derive(Debug, sqlx::FromRow)]
-pub struct LockedProduct {
+pub struct Product {
     pub id: i64,
     pub sku: String,
     pub name: String,
@@ -94,12 +94,21 @@ pub async fn save_response(
     Ok(())
 }
 
-/// Locks the active products among `ids` in id order (a fixed order, so that concurrent
-/// checkouts cannot deadlock on each other's rows).
-pub async fn lock_products(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> sqlx::Result<Vec<LockedProduct>> {
+/// The active products among `ids`, read without a lock: the checkout prices and checks the
+/// order from them, and [`reserve_stock`] takes the stock at the end, checking them again.
+pub async fn read_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Product>> {
+    sqlx::query_as(
+        "SELECT id, sku, name, price_minor, currency::text AS currency, stock
+         FROM products WHERE id = ANY($1) AND active ORDER BY id",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// [`read_products`], locking the rows until the transaction ends (in id order, a fixed order, so
+/// that concurrent checkouts cannot deadlock on each other's rows).
+pub async fn lock_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Product>> {
     sqlx::query_as(
         "SELECT id, sku, name, price_minor, currency::text AS currency, stock
          FROM products WHERE id = ANY($1) AND active ORDER BY id FOR UPDATE",
@@ -109,21 +118,34 @@ pub async fn lock_products(
     .await
 }
 
-/// Takes the quantities off the (locked) products' stock.
+/// Takes `quantities` off the stock of products `ids`, each only if it is still active, has that
+/// much stock and still costs `prices` (as read by [`read_products`]); the rows are locked in id
+/// order and stay locked until the transaction ends. Returns how many products were reserved: fewer
+/// than `ids` means one changed since it was read, and the caller gives up.
+///
+/// The last statement of a checkout before its answer is saved, so that a product every shopper
+/// buys is locked for one statement and a commit, not for the whole checkout.
 pub async fn reserve_stock(
     conn: &mut PgConnection,
     ids: &[i64],
     quantities: &[i32],
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE products p SET stock = p.stock - r.quantity, updated_at = now()
-         FROM unnest($1::bigint[], $2::int[]) AS r(id, quantity) WHERE p.id = r.id",
+    prices: &[i64],
+) -> sqlx::Result<u64> {
+    let reserved = sqlx::query(
+        "WITH locked AS MATERIALIZED (
+             SELECT id FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE
+         )
+         UPDATE products p SET stock = p.stock - r.quantity, updated_at = now()
+         FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS r(id, quantity, price_minor), locked l
+         WHERE p.id = r.id AND l.id = p.id AND p.active
+           AND p.stock >= r.quantity AND p.price_minor = r.price_minor",
     )
     .bind(ids)
     .bind(quantities)
+    .bind(prices)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(reserved.rows_affected())
 }
 
 /// The customer with this e-mail address, created if new. An existing customer is never changed:
@@ -180,7 +202,7 @@ pub async fn insert_order(
 pub async fn insert_items(
     conn: &mut PgConnection,
     order_id: Uuid,
-    products: &[&LockedProduct],
+    products: &[&Product],
     quantities: &[i32],
 ) -> sqlx::Result<()> {
     let line_nos: Vec<i16> = (1..).take(products.len()).collect();

@@ -496,3 +496,77 @@ async fn a_checkout_with_someone_elses_address_does_not_rename_them() {
         "each order its own"
     );
 }
+
+/// Checks out one `product` while the test holds the product's row and, once the checkout waits
+/// for it (its order written, its stock reservation last), applies `change` to the product and
+/// lets go: the checkout's reservation then sees the changed row.
+async fn checkout_while_the_product_changes(
+    app: &crate::helpers::TestApp,
+    product: i64,
+    change: &'static str,
+) -> reqwest::Response {
+    let mut holder = app.pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
+        .bind(product)
+        .execute(&mut *holder)
+        .await
+        .expect("lock the product");
+    let shopper = app.shopper();
+    let body = order_body(&[(product, 1)]);
+    let pending = tokio::spawn(async move { shopper.checkout(&body).await });
+    testkit::eventually(
+        "the checkout to wait for the product's row",
+        std::time::Duration::from_secs(20),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .expect("activity");
+            waiting > 0
+        },
+    )
+    .await
+    .expect("checkout waiting");
+    sqlx::query(change)
+        .bind(product)
+        .execute(&mut *holder)
+        .await
+        .expect("change the product");
+    holder.commit().await.expect("commit");
+    pending.await.expect("checkout task")
+}
+
+#[tokio::test]
+async fn stock_taken_after_the_checkout_read_the_product_is_out_of_stock_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let kit = app.add_product(1990, 1).await;
+    let response = checkout_while_the_product_changes(
+        &app,
+        kit,
+        "UPDATE products SET stock = 0 WHERE id = $1",
+    )
+    .await;
+    assert_error(response, 409, "out_of_stock").await;
+    app.assert_nothing_written().await;
+    assert_eq!(app.stock(kit).await, 0);
+}
+
+#[tokio::test]
+async fn a_price_changed_after_the_checkout_read_the_product_is_a_changed_quote_and_nothing_is_written()
+ {
+    let app = spawn_app().await;
+    let kit = app.add_product(1990, 3).await;
+    let response = checkout_while_the_product_changes(
+        &app,
+        kit,
+        "UPDATE products SET price_minor = 2490 WHERE id = $1",
+    )
+    .await;
+    let error = assert_error(response, 409, "quote_changed").await;
+    assert_eq!(error["product_id"], kit, "{error}");
+    app.assert_nothing_written().await;
+    assert_eq!(app.stock(kit).await, 3, "no stock taken");
+}
