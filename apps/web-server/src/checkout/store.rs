@@ -107,11 +107,14 @@ pub async fn read_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result
 }
 
 /// [`read_products`], locking the rows until the transaction ends (in id order, a fixed order, so
-/// that concurrent checkouts cannot deadlock on each other's rows).
+/// that concurrent checkouts cannot deadlock on each other's rows). `NO KEY UPDATE`, as the
+/// stock update takes: every concurrent checkout's order lines hold `KEY SHARE` on the products
+/// they reference (their foreign key), which a `FOR UPDATE` would wait for — two checkouts of one
+/// product would each wait for the other's.
 pub async fn lock_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Product>> {
     sqlx::query_as(
         "SELECT id, sku, name, price_minor, currency::text AS currency, stock
-         FROM products WHERE id = ANY($1) AND active ORDER BY id FOR UPDATE",
+         FROM products WHERE id = ANY($1) AND active ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(ids)
     .fetch_all(conn)
@@ -120,7 +123,7 @@ pub async fn lock_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result
 
 /// Takes `quantities` off the stock of products `ids`, each only if it is still active, has that
 /// much stock and still costs `prices` (as read by [`read_products`]); the rows are locked in id
-/// order and stay locked until the transaction ends. Returns how many products were reserved: fewer
+/// order (`NO KEY UPDATE`, see [`lock_products`]) and stay locked until the transaction ends. Returns how many products were reserved: fewer
 /// than `ids` means one changed since it was read, and the caller gives up.
 ///
 /// The last statement of a checkout before its answer is saved, so that a product every shopper
@@ -133,7 +136,7 @@ pub async fn reserve_stock(
 ) -> sqlx::Result<u64> {
     let reserved = sqlx::query(
         "WITH locked AS MATERIALIZED (
-             SELECT id FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE
+             SELECT id FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
          )
          UPDATE products p SET stock = p.stock - r.quantity, updated_at = now()
          FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS r(id, quantity, price_minor), locked l
