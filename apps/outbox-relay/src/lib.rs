@@ -6,13 +6,14 @@
 //! schedule a retry, and commit. Several relay processes may run at once: row locks keep them
 //! apart and the claim rule keeps each order's events in commit order.
 //!
-//! The loops take turns to claim ([`Turn`]): one waits for work while the others publish, so a
-//! `LISTEN/NOTIFY` wake-up starts one claim instead of a claim in every loop (which split the
-//! new rows into as many small batches, and cost empty claims). The waiting loop claims at once
-//! after a full claim (a backlog: the loops then publish in parallel); otherwise it waits for a
-//! notification or the poll interval, and, while busy (its last claim found some rows), claims
-//! at most every `linger_ms`, so that rows committed meanwhile share their `SendMessageBatch`
-//! calls. An idle relay claims as soon as it is notified.
+//! The loops take turns to claim (`Turn`), so that a `LISTEN/NOTIFY` wake-up starts one claim
+//! instead of one in every loop (which split the new rows into as many small batches and cost
+//! empty claims). After a full claim (a backlog) the turn passes on at once and the loops
+//! publish in parallel. After a short claim (it found fewer rows than a batch) the loop keeps
+//! the turn until its batch is published, and the next claim waits for a notification (or the
+//! poll interval) and starts `linger_ms` after the short one at the earliest: rows committed
+//! while a batch is out go out together in the next, in fuller `SendMessageBatch` calls — the
+//! busier the relay, the fuller — while an idle relay claims as soon as it is notified.
 //!
 //! A crash between the SQS call and the commit leaves the rows unpublished; they are sent again
 //! and FIFO deduplication (by event id, five minutes) drops the repeat.
@@ -38,7 +39,7 @@ use outbox::{Backoff, Claimed};
 use secrecy::ExposeSecret;
 use settings::{OrdersSettings, RelaySettings, Settings};
 use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 use tokio_util::sync::CancellationToken;
 
 pub use expiry::Sweeper;
@@ -97,8 +98,8 @@ pub struct Relay {
 enum Turn {
     /// The last claim found nothing (or failed): wait for a notification.
     Idle,
-    /// The last claim, started then, found fewer rows than a batch: wait for a notification and
-    /// until `linger_ms` after that start.
+    /// The last claim, started then, found fewer rows than a batch: wait for its publish, a
+    /// notification, and until `linger_ms` after that start.
     Short(Instant),
     /// The last claim filled a batch: claim again at once.
     Full,
@@ -260,9 +261,16 @@ impl Relay {
 
     async fn claim_loop(self, shutdown: CancellationToken) -> RunSummary {
         let mut summary = RunSummary::default();
-        while let Some(claimed) = self.take_turn(&shutdown).await {
+        while let Some((turn, claimed)) = self.take_turn(&shutdown).await {
             let passed = match claimed {
-                Ok(Some(batch)) => self.publish(batch).await,
+                Ok(Some(batch)) => {
+                    // After a full claim the next loop claims while this one publishes; after a
+                    // short one it waits for this publish, and rows gather meanwhile.
+                    if matches!(*turn, Turn::Full) {
+                        drop(turn);
+                    }
+                    self.publish(batch).await
+                }
                 Ok(None) => continue,
                 Err(error) => Err(error),
             };
@@ -285,13 +293,15 @@ impl Relay {
         summary
     }
 
-    /// Waits for this loop's turn, then for work ([`Relay::await_work`]), and claims. The turn
-    /// passes on as soon as the claim is made, so the next claim overlaps this publish. `None`
-    /// once `shutdown` is cancelled.
+    /// Waits for this loop's turn, then for work ([`Relay::await_work`]), and claims; returns the
+    /// turn with the claim, for the caller to pass on. `None` once `shutdown` is cancelled.
     async fn take_turn(
         &self,
         shutdown: &CancellationToken,
-    ) -> Option<Result<Option<ClaimedBatch>, RelayError>> {
+    ) -> Option<(
+        MutexGuard<'_, Turn>,
+        Result<Option<ClaimedBatch>, RelayError>,
+    )> {
         let mut turn = tokio::select! {
             turn = self.turn.lock() => turn,
             () = shutdown.cancelled() => return None,
@@ -304,7 +314,7 @@ impl Relay {
             Ok(Some(_)) => Turn::Short(started),
             Ok(None) | Err(_) => Turn::Idle,
         };
-        Some(claimed)
+        Some((turn, claimed))
     }
 
     /// After a full claim, returns at once; otherwise waits for a `LISTEN/NOTIFY` wake-up (one

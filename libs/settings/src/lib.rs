@@ -442,12 +442,12 @@ pub struct RelaySettings {
     /// Under AWS Lambda: how long one (scheduled) invocation keeps relaying, in seconds
     /// (`APP__RELAY__LAMBDA_RUN_S`); it stops earlier when the invocation's deadline is near.
     pub lambda_run_s: u64,
-    /// While busy (the last claim found rows, but fewer than `batch_size`), a claim starts at
-    /// most this often, in milliseconds (`APP__RELAY__LINGER_MS`, default 5, at most 1000): rows
-    /// committed meanwhile go out together, in fuller `SendMessageBatch` calls. An idle relay
-    /// claims at once on a notification, and a full claim (a backlog) is followed at once, so
-    /// it adds at most this much to the commit-to-SQS lag. Higher values trade lag for fewer
-    /// SQS requests per order.
+    /// While busy (the last claim found rows, but fewer than `batch_size`), the next claim waits
+    /// for that batch to be published and starts this long after the last one at the earliest,
+    /// in milliseconds (`APP__RELAY__LINGER_MS`, default 5, at most 1000): rows committed
+    /// meanwhile go out together, in fuller `SendMessageBatch` calls. An idle relay claims at
+    /// once on a notification, and a full claim (a backlog) is followed at once. Higher values
+    /// trade commit-to-SQS lag for fewer SQS requests per order.
     pub linger_ms: u64,
 }
 
