@@ -5,15 +5,17 @@
 //! only for a handler that outlives a third of the visibility timeout), and one task deletes
 //! finished messages in batches, each waiting up to `delete_linger_ms` for others to join it.
 //!
-//! Requests are kept few and full: a receive waits (up to `receive_linger_ms`) until half a batch
-//! of slots is free rather than taking one message per freed slot, and after a receive that
-//! emptied the queue (fewer messages than asked for) the next one starts `receive_linger_ms`
-//! after its end at the earliest, so that messages arriving meanwhile come together. An empty long
-//! poll is followed by the next at once — it already waited `wait_time_s` — so an idle worker
-//! makes one receive per `wait_time_s` and does not spin. Retryable failures come back after a delay that grows
-//! with the receive count (or after the failure's own longer hint, such as a partner's
-//! `Retry-After`, at most 12 h); permanent ones are copied to the dead-letter queue and deleted
-//! at once, so one poison message never holds back its batch-mates. On shutdown the loop stops
+//! Requests are kept few and full: a receive waits (up to `receive_linger_ms`) until half a
+//! batch of slots is free rather than taking one message per freed slot, and after a receive
+//! that emptied the queue (fewer messages than asked for) the next one starts
+//! `receive_linger_ms` after its end at the earliest, so that messages arriving meanwhile come
+//! together. An empty long poll is followed by the next at once — it already waited
+//! `wait_time_s` — so an idle worker makes one receive per `wait_time_s` and does not spin.
+//!
+//! Retryable failures come back after a delay that grows with the receive count (or after the
+//! failure's own longer hint, such as a partner's `Retry-After`, at most 12 h); permanent ones
+//! are copied to the dead-letter queue and deleted at once, so one poison message never holds
+//! back its batch-mates. On shutdown the loop stops
 //! receiving, in-flight messages finish, and the last deletes are flushed. A side task keeps
 //! the dead-letter queue's depth metric current.
 
