@@ -3,9 +3,17 @@
 //!
 //! `concurrency` loops each claim a batch (`FOR UPDATE SKIP LOCKED`, at most one row per order),
 //! publish it with `SendMessageBatch` calls in flight together, then mark the rows published or
-//! schedule a retry, and commit. A loop with nothing to do sleeps until a `LISTEN/NOTIFY` wake-up
-//! or the poll interval, whichever comes first. Several relay processes may run at once: row
-//! locks keep them apart and the claim rule keeps each order's events in commit order.
+//! schedule a retry, and commit. Several relay processes may run at once: row locks keep them
+//! apart and the claim rule keeps each order's events in commit order.
+//!
+//! The loops take turns to claim (`Turn`), so that a `LISTEN/NOTIFY` wake-up starts one claim
+//! instead of one in every loop (which split the new rows into as many small batches and cost
+//! empty claims). After a full claim (a backlog) the turn passes on at once and the loops
+//! publish in parallel. After a short claim (it found fewer rows than a batch) the loop keeps
+//! the turn until its batch is published, and the next claim waits for a notification (or the
+//! poll interval) and starts `linger_ms` after the short one at the earliest: rows committed
+//! while a batch is out go out together in the next, in fuller `SendMessageBatch` calls — the
+//! busier the relay, the fuller — while an idle relay claims as soon as it is notified.
 //!
 //! A crash between the SQS call and the commit leaves the rows unpublished; they are sent again
 //! and FIFO deduplication (by event id, five minutes) drops the repeat.
@@ -21,14 +29,17 @@ pub mod lambda;
 pub mod metrics;
 mod publish;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use telemetry::error_chain;
 
 use outbox::{Backoff, Claimed};
 use secrecy::ExposeSecret;
 use settings::{OrdersSettings, RelaySettings, Settings};
-use sqlx::{PgPool, postgres::PgPoolOptions};
-use tokio::sync::Notify;
+use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 use tokio_util::sync::CancellationToken;
 
 pub use expiry::Sweeper;
@@ -77,7 +88,27 @@ pub struct Relay {
     publisher: Publisher,
     settings: RelaySettings,
     wake: Arc<Notify>,
+    turn: Arc<Mutex<Turn>>,
     sweeper: Option<Sweeper>,
+}
+
+/// The right to claim next, passed between the claim loops, with how the last claim went: it
+/// decides how long the next one waits.
+#[derive(Debug, Clone, Copy)]
+enum Turn {
+    /// The last claim found nothing (or failed): wait for a notification.
+    Idle,
+    /// The last claim, started then, found fewer rows than a batch: wait for its publish, a
+    /// notification, and until `linger_ms` after that start.
+    Short(Instant),
+    /// The last claim filled a batch: claim again at once.
+    Full,
+}
+
+/// Rows claimed in their still-open transaction.
+struct ClaimedBatch {
+    tx: Transaction<'static, Postgres>,
+    rows: Vec<outbox::PendingEvent>,
 }
 
 impl Relay {
@@ -108,6 +139,7 @@ impl Relay {
             publisher,
             settings,
             wake: Arc::new(Notify::new()),
+            turn: Arc::new(Mutex::new(Turn::Idle)),
             sweeper: None,
         }
     }
@@ -168,12 +200,28 @@ impl Relay {
     /// # Errors
     /// [`RelayError`] when the database fails; SQS failures are recorded on the rows instead.
     pub async fn relay_once(&self) -> Result<Pass, RelayError> {
+        match self.claim().await? {
+            Some(batch) => self.publish(batch).await,
+            None => Ok(Pass::Empty),
+        }
+    }
+
+    /// Opens a transaction and claims up to `batch_size` rows in it; `None` (and no transaction)
+    /// when nothing is publishable.
+    async fn claim(&self) -> Result<Option<ClaimedBatch>, RelayError> {
         let mut tx = self.pool.begin().await?;
-        let batch = match outbox::claim(&mut tx, self.settings.batch_size).await? {
-            Claimed::Empty => return Ok(Pass::Empty),
-            Claimed::Batch(batch) => batch,
-        };
-        let outcome = self.publisher.publish(&batch).await;
+        Ok(
+            match outbox::claim(&mut tx, self.settings.batch_size).await? {
+                Claimed::Empty => None,
+                Claimed::Batch(rows) => Some(ClaimedBatch { tx, rows }),
+            },
+        )
+    }
+
+    /// Publishes claimed rows, marks them published or schedules their retry, and commits.
+    async fn publish(&self, batch: ClaimedBatch) -> Result<Pass, RelayError> {
+        let ClaimedBatch { mut tx, rows } = batch;
+        let outcome = self.publisher.publish(&rows).await;
         let accepted_at = chrono::Utc::now();
         if !outcome.published.is_empty() {
             outbox::mark_published(&mut tx, &outcome.published).await?;
@@ -183,7 +231,7 @@ impl Relay {
         }
         tx.commit().await?;
         let failed = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
-        let published = published_rows(&batch, &outcome.published);
+        let published = published_rows(&rows, &outcome.published);
         metrics::record_pass(&published, failed, accepted_at);
         log_published(&published);
         Ok(Pass::Worked {
@@ -213,31 +261,89 @@ impl Relay {
 
     async fn claim_loop(self, shutdown: CancellationToken) -> RunSummary {
         let mut summary = RunSummary::default();
-        while !shutdown.is_cancelled() {
-            // Register for a wake-up before looking, so a notification that arrives while
-            // claiming is not lost.
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let idle = match self.relay_once().await {
+        while let Some((turn, claimed)) = self.take_turn(&shutdown).await {
+            let passed = match claimed {
+                Ok(Some(batch)) => {
+                    // After a full claim the next loop claims while this one publishes; after a
+                    // short one it waits for this publish, and rows gather meanwhile.
+                    if matches!(*turn, Turn::Full) {
+                        drop(turn);
+                    }
+                    self.publish(batch).await
+                }
+                Ok(None) => continue,
+                Err(error) => Err(error),
+            };
+            match passed {
                 Ok(Pass::Worked { published, failed }) => {
                     summary.published += published;
                     summary.failed += failed;
-                    continue;
                 }
-                Ok(Pass::Empty) => self.settings.poll_interval(),
+                Ok(Pass::Empty) => {}
                 Err(error) => {
                     tracing::error!(error = %error_chain(&error), "relay pass failed");
-                    self.settings.poll_interval().max(Duration::from_secs(1))
+                    let pause = self.settings.poll_interval().max(Duration::from_secs(1));
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = shutdown.cancelled() => {}
+                    }
                 }
-            };
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep(idle) => {}
-                () = shutdown.cancelled() => {}
             }
         }
         summary
+    }
+
+    /// Waits for this loop's turn, then for work ([`Relay::await_work`]), and claims; returns the
+    /// turn with the claim, for the caller to pass on. `None` once `shutdown` is cancelled.
+    async fn take_turn(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<(
+        MutexGuard<'_, Turn>,
+        Result<Option<ClaimedBatch>, RelayError>,
+    )> {
+        let mut turn = tokio::select! {
+            turn = self.turn.lock() => turn,
+            () = shutdown.cancelled() => return None,
+        };
+        self.await_work(*turn, shutdown).await?;
+        let started = Instant::now();
+        let claimed = self.claim().await;
+        *turn = match &claimed {
+            Ok(Some(batch)) if batch.rows.len() >= self.batch_len() => Turn::Full,
+            Ok(Some(_)) => Turn::Short(started),
+            Ok(None) | Err(_) => Turn::Idle,
+        };
+        Some((turn, claimed))
+    }
+
+    /// After a full claim, returns at once; otherwise waits for a `LISTEN/NOTIFY` wake-up (one
+    /// that came while claiming counts: it is kept until taken) or the poll interval, and after
+    /// a short claim also until `linger_ms` after its start. `None` once `shutdown` is
+    /// cancelled.
+    async fn await_work(&self, turn: Turn, shutdown: &CancellationToken) -> Option<()> {
+        let linger_until = match turn {
+            Turn::Full => return (!shutdown.is_cancelled()).then_some(()),
+            Turn::Idle => None,
+            Turn::Short(started) => Some(started + self.settings.linger()),
+        };
+        tokio::select! {
+            () = self.wake.notified() => {}
+            () = tokio::time::sleep(self.settings.poll_interval()) => {}
+            () = shutdown.cancelled() => return None,
+        }
+        if let Some(until) = linger_until {
+            tokio::select! {
+                () = tokio::time::sleep_until(until.into()) => {}
+                () = shutdown.cancelled() => return None,
+            }
+        }
+        Some(())
+    }
+
+    /// The batch size as a row count.
+    fn batch_len(&self) -> usize {
+        usize::try_from(self.settings.batch_size).unwrap_or(usize::MAX)
     }
 
     async fn listen(self, shutdown: CancellationToken) {
@@ -255,13 +361,14 @@ impl Relay {
     async fn listen_once(&self, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen(outbox::NOTIFY_CHANNEL).await?;
-        // Rows may have been committed while nobody listened.
-        self.wake.notify_waiters();
+        // Rows may have been committed while nobody listened. One wake-up is kept until the
+        // loop whose turn it is takes it (`notify_one`), so none is lost between claims.
+        self.wake.notify_one();
         loop {
             tokio::select! {
                 received = listener.recv() => {
                     received?;
-                    self.wake.notify_waiters();
+                    self.wake.notify_one();
                 }
                 () = shutdown.cancelled() => return Ok(()),
             }

@@ -442,6 +442,13 @@ pub struct RelaySettings {
     /// Under AWS Lambda: how long one (scheduled) invocation keeps relaying, in seconds
     /// (`APP__RELAY__LAMBDA_RUN_S`); it stops earlier when the invocation's deadline is near.
     pub lambda_run_s: u64,
+    /// While busy (the last claim found rows, but fewer than `batch_size`), the next claim waits
+    /// for that batch to be published and starts this long after the last one at the earliest,
+    /// in milliseconds (`APP__RELAY__LINGER_MS`, default 5, at most 1000): rows committed
+    /// meanwhile go out together, in fuller `SendMessageBatch` calls. An idle relay claims at
+    /// once on a notification, and a full claim (a backlog) is followed at once. Higher values
+    /// trade commit-to-SQS lag for fewer SQS requests per order.
+    pub linger_ms: u64,
 }
 
 /// Settings of the SQS consumer loop (`APP__WORKER__…`).
@@ -466,6 +473,17 @@ pub struct WorkerSettings {
     pub retry_max_s: i32,
     /// Timeout of one SQS call, in milliseconds.
     pub sqs_timeout_ms: u64,
+    /// After a receive that found messages but fewer than it asked for (the queue ran dry while
+    /// busy), the next receive starts this long after it returned at the earliest, in
+    /// milliseconds (`APP__WORKER__RECEIVE_LINGER_MS`, default 100, at most 5000); a receive
+    /// also waits up to this long while fewer than half a batch of slots (five of ten, or half
+    /// of a smaller `in_flight`) are free. Messages arriving meanwhile come in one fuller
+    /// receive. An empty long poll is followed at once (it already waited), a full receive too.
+    pub receive_linger_ms: u64,
+    /// How long finished messages wait for others to share their `DeleteMessageBatch` call, in
+    /// milliseconds from the first one (`APP__WORKER__DELETE_LINGER_MS`, default 100; below half
+    /// the visibility timeout). Ten finished messages go at once.
+    pub delete_linger_ms: u64,
 }
 
 /// Shop identity used in e-mails, and the shopper's signed links (`APP__SHOP__…`).
@@ -729,6 +747,8 @@ impl Default for WorkerSettings {
             retry_base_s: 2,
             retry_max_s: 300,
             sqs_timeout_ms: 30_000,
+            receive_linger_ms: 100,
+            delete_linger_ms: 100,
         }
     }
 }
@@ -859,6 +879,7 @@ impl Default for RelaySettings {
             purge_interval_s: 300,
             sqs_timeout_ms: 10_000,
             lambda_run_s: 50,
+            linger_ms: 5,
         }
     }
 }
@@ -942,6 +963,7 @@ impl Settings {
             );
         }
         self.validate_worker()?;
+        self.validate_lingers()?;
         self.limits.validate()?;
         self.streams.validate()?;
         self.invoice.price_rules()?;
@@ -1004,6 +1026,46 @@ impl Settings {
             return invalid("worker.handler_timeout_s", "must be at least 1");
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The relay's and the workers' batching waits: short enough not to hold messages back.
+    fn validate_lingers(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason| Err(SettingsError::Invalid { key, reason });
+        if self.relay.linger_ms > 1000 {
+            return invalid("relay.linger_ms", "must be at most 1000");
+        }
+        if self.worker.receive_linger_ms > 5000 {
+            return invalid("worker.receive_linger_ms", "must be at most 5000");
+        }
+        let half_visibility_ms = u64::try_from(self.worker.visibility_timeout_s).unwrap_or(0) * 500;
+        if self.worker.delete_linger_ms >= half_visibility_ms {
+            return invalid(
+                "worker.delete_linger_ms",
+                "must be below half of worker.visibility_timeout_s",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl RelaySettings {
+    /// [`RelaySettings::linger_ms`] as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+}
+
+impl WorkerSettings {
+    /// [`WorkerSettings::receive_linger_ms`] as a duration.
+    pub fn receive_linger(&self) -> Duration {
+        Duration::from_millis(self.receive_linger_ms)
+    }
+
+    /// [`WorkerSettings::delete_linger_ms`] as a duration.
+    pub fn delete_linger(&self) -> Duration {
+        Duration::from_millis(self.delete_linger_ms)
     }
 }
 
@@ -1208,6 +1270,39 @@ mod tests {
         assert!(none.to_string().contains("streams.per_session"), "{none}");
         let below = Settings::from_sources(&[("APP__STREAMS__PER_PROCESS", "4")]).unwrap_err();
         assert!(below.to_string().contains("streams.per_process"), "{below}");
+    }
+
+    #[test]
+    fn the_batching_waits_default_to_a_few_milliseconds_and_refuse_long_ones() {
+        let defaults = Settings::from_sources(&[]).unwrap();
+        assert_eq!(defaults.relay.linger_ms, 5);
+        assert_eq!(defaults.worker.receive_linger_ms, 100);
+        assert_eq!(defaults.worker.delete_linger_ms, 100);
+        let set = Settings::from_sources(&[
+            ("APP__RELAY__LINGER_MS", "0"),
+            ("APP__WORKER__RECEIVE_LINGER_MS", "0"),
+            ("APP__WORKER__DELETE_LINGER_MS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(set.relay.linger(), Duration::ZERO);
+        assert_eq!(set.worker.receive_linger(), Duration::ZERO);
+        assert_eq!(set.worker.delete_linger(), Duration::ZERO);
+        for (key, value, name) in [
+            ("APP__RELAY__LINGER_MS", "1001", "relay.linger_ms"),
+            (
+                "APP__WORKER__RECEIVE_LINGER_MS",
+                "5001",
+                "worker.receive_linger_ms",
+            ),
+            (
+                "APP__WORKER__DELETE_LINGER_MS",
+                "7500",
+                "worker.delete_linger_ms",
+            ),
+        ] {
+            let err = Settings::from_sources(&[(key, value)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -1,15 +1,28 @@
 //! The long-running SQS consumer of one worker.
 //!
 //! One loop receives (long poll, at most as many messages as there are free slots), one task
-//! per message runs the handler while a side task keeps the message invisible, and one task
-//! deletes finished messages in batches. Retryable failures come back after a delay that grows
-//! with the receive count (or after the failure's own longer hint, such as a partner's
-//! `Retry-After`, at most 12 h); permanent ones are copied to the dead-letter queue and deleted
-//! at once, so one poison message never holds back its batch-mates. On shutdown the loop stops
+//! per message runs the handler while a side task keeps the message invisible (it makes a call
+//! only for a handler that outlives a third of the visibility timeout), and one task deletes
+//! finished messages in batches, each waiting up to `delete_linger_ms` for others to join it.
+//!
+//! Requests are kept few and full: a receive waits (up to `receive_linger_ms`) until half a
+//! batch of slots is free rather than taking one message per freed slot, and after a receive
+//! that emptied the queue (fewer messages than asked for) the next one starts
+//! `receive_linger_ms` after its end at the earliest, so that messages arriving meanwhile come
+//! together. An empty long poll is followed by the next at once — it already waited
+//! `wait_time_s` — so an idle worker makes one receive per `wait_time_s` and does not spin.
+//!
+//! Retryable failures come back after a delay that grows with the receive count (or after the
+//! failure's own longer hint, such as a partner's `Retry-After`, at most 12 h); permanent ones
+//! are copied to the dead-letter queue and deleted at once, so one poison message never holds
+//! back its batch-mates. On shutdown the loop stops
 //! receiving, in-flight messages finish, and the last deletes are flushed. A side task keeps
 //! the dead-letter queue's depth metric current.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use aws_sdk_sqs::Client;
 use settings::{Settings, WorkerSettings};
@@ -26,8 +39,6 @@ use crate::{
     queue::{Delivery, WorkQueue},
 };
 
-/// How long the deleter waits for more finished messages before sending a partial batch.
-const DELETE_LINGER: Duration = Duration::from_millis(20);
 /// Pause after a failed receive before the next one.
 const RECEIVE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// How often the dead-letter queue's depth is read (and after every message parked).
@@ -103,7 +114,8 @@ impl<H: Handler> Poller<H> {
         let deleter = tokio::spawn(delete_finished(Arc::clone(&shared), finished_rx));
         let depth_watch = tokio::spawn(watch_dlq_depth(Arc::clone(&shared), cancel.clone()));
         let mut tasks = JoinSet::new();
-        while let Some(batch) = next_batch(&shared, &slots, &cancel).await {
+        let mut pace = None;
+        while let Some(batch) = next_batch(&shared, &slots, &cancel, &mut pace).await {
             for (message, slot) in batch {
                 let shared = Arc::clone(&shared);
                 tasks.spawn(handle_one(shared, message, slot, finished_tx.clone()));
@@ -119,40 +131,93 @@ impl<H: Handler> Poller<H> {
     }
 }
 
-/// Waits for a free slot, then receives as many messages as there are free slots (at most 10),
-/// each paired with its slot. `None` once cancelled.
+/// Waits until the receive may start (`pace`) and for free slots ([`take_slots`]), then
+/// receives as many messages as it holds slots (at most 10), each paired with its slot. Sets
+/// `pace` for the next receive ([`next_receive_at`]). `None` once cancelled.
 async fn next_batch<H: Handler>(
     shared: &Shared<H>,
     slots: &Arc<Semaphore>,
     cancel: &CancellationToken,
+    pace: &mut Option<Instant>,
 ) -> Option<Vec<(ReceivedMessage, OwnedSemaphorePermit)>> {
+    let linger = shared.queue.settings.receive_linger();
     loop {
-        let first = tokio::select! {
-            permit = Arc::clone(slots).acquire_owned() => permit.ok()?,
-            () = cancel.cancelled() => return None,
-        };
-        let want = (slots.available_permits() + 1).min(sqs_transport::MAX_BATCH);
+        if let Some(not_before) = pace.take() {
+            tokio::select! {
+                () = tokio::time::sleep_until(not_before.into()) => {}
+                () = cancel.cancelled() => return None,
+            }
+        }
+        let mut permits =
+            take_slots(slots, shared.queue.settings.in_flight, linger, cancel).await?;
         let received = tokio::select! {
-            received = receive(shared, want) => received,
+            received = receive(shared, permits.len()) => received,
             () = cancel.cancelled() => return None,
         };
         let Some(messages) = received else {
-            drop(first);
+            drop(permits);
             tokio::select! {
                 () = tokio::time::sleep(RECEIVE_ERROR_PAUSE) => continue,
                 () = cancel.cancelled() => return None,
             }
         };
+        let long_poll = shared.queue.settings.wait_time_s > 0;
+        *pace = next_receive_at(messages.len(), permits.len(), long_poll, linger);
         if messages.is_empty() {
             continue;
         }
-        // Only this loop takes slots, so the ones counted before the receive are still free.
-        let mut permits = vec![first];
-        while permits.len() < messages.len() {
-            permits.push(Arc::clone(slots).acquire_owned().await.ok()?);
-        }
+        // The slots no message came for are free again.
+        permits.truncate(messages.len());
         return Some(messages.into_iter().zip(permits).collect());
     }
+}
+
+/// When the receive after one that asked for `wanted` messages and got `got` may start:
+/// at once after a full one (more are waiting) and after an empty long poll (it already waited
+/// on the server); `linger` after the end of a short one (the queue ran dry: let messages
+/// gather), or of an empty short poll (`wait_time_s` 0), which would spin otherwise.
+fn next_receive_at(
+    got: usize,
+    wanted: usize,
+    long_poll: bool,
+    linger: Duration,
+) -> Option<Instant> {
+    let rest = got == wanted || (got == 0 && long_poll);
+    (!rest).then(|| Instant::now() + linger)
+}
+
+/// Takes one free slot (waiting as long as it takes), then more, up to a batch
+/// (`min(in_flight, 10)`): at once those already free, and waiting up to `linger` while fewer
+/// than half a batch are held. `None` once cancelled.
+async fn take_slots(
+    slots: &Arc<Semaphore>,
+    in_flight: usize,
+    linger: Duration,
+    cancel: &CancellationToken,
+) -> Option<Vec<OwnedSemaphorePermit>> {
+    let batch = in_flight.clamp(1, sqs_transport::MAX_BATCH);
+    let enough = batch.div_ceil(2);
+    let first = tokio::select! {
+        permit = Arc::clone(slots).acquire_owned() => permit.ok()?,
+        () = cancel.cancelled() => return None,
+    };
+    let mut permits = vec![first];
+    let deadline = tokio::time::Instant::now() + linger;
+    while permits.len() < batch {
+        if let Ok(permit) = Arc::clone(slots).try_acquire_owned() {
+            permits.push(permit);
+            continue;
+        }
+        if permits.len() >= enough {
+            break;
+        }
+        tokio::select! {
+            permit = Arc::clone(slots).acquire_owned() => permits.push(permit.ok()?),
+            () = tokio::time::sleep_until(deadline) => break,
+            () = cancel.cancelled() => return None,
+        }
+    }
+    Some(permits)
 }
 
 async fn receive<H: Handler>(shared: &Shared<H>, want: usize) -> Option<Vec<ReceivedMessage>> {
@@ -239,13 +304,16 @@ async fn watch_dlq_depth<H: Handler>(shared: Arc<Shared<H>>, cancel: Cancellatio
     }
 }
 
-/// Deletes finished messages in batches of up to ten until the channel closes.
+/// Deletes finished messages in batches of up to ten until the channel closes: a batch goes
+/// when it is full or `delete_linger_ms` after its first message finished.
 async fn delete_finished<H: Handler>(shared: Arc<Shared<H>>, mut finished: mpsc::Receiver<String>) {
+    let linger = shared.queue.settings.delete_linger();
     let mut batch = Vec::with_capacity(sqs_transport::MAX_BATCH);
     while let Some(first) = finished.recv().await {
         batch.push(first);
+        let deadline = tokio::time::Instant::now() + linger;
         while batch.len() < sqs_transport::MAX_BATCH {
-            match tokio::time::timeout(DELETE_LINGER, finished.recv()).await {
+            match tokio::time::timeout_at(deadline, finished.recv()).await {
                 Ok(Some(next)) => batch.push(next),
                 _ => break,
             }
@@ -264,5 +332,82 @@ async fn delete<H: Handler>(shared: &Shared<H>, receipt_handles: &[String]) {
         Err(e) => {
             tracing::warn!(error = %error_chain(&e), "delete failed; the messages come back and are deduplicated by the inbox")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINGER: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn a_full_receive_or_an_empty_long_poll_is_followed_at_once_a_short_one_after_the_linger() {
+        assert_eq!(next_receive_at(10, 10, true, LINGER), None);
+        assert_eq!(next_receive_at(0, 10, true, LINGER), None);
+        let before = Instant::now();
+        let short = next_receive_at(3, 10, true, LINGER).expect("a pause");
+        assert!(short >= before + LINGER && short <= Instant::now() + LINGER);
+        let empty_short_poll = next_receive_at(0, 10, false, LINGER).expect("a pause");
+        assert!(empty_short_poll >= before + LINGER);
+    }
+
+    #[tokio::test]
+    async fn slots_already_free_are_taken_up_to_a_batch_without_waiting() {
+        let slots = Arc::new(Semaphore::new(25));
+        let cancel = CancellationToken::new();
+        let taken = take_slots(&slots, 25, Duration::from_secs(3600), &cancel)
+            .await
+            .expect("slots");
+        assert_eq!(taken.len(), sqs_transport::MAX_BATCH);
+        assert_eq!(slots.available_permits(), 15);
+    }
+
+    #[tokio::test]
+    async fn half_a_batch_of_free_slots_is_enough_to_receive() {
+        let slots = Arc::new(Semaphore::new(10));
+        let busy = Arc::clone(&slots)
+            .acquire_many_owned(4)
+            .await
+            .expect("busy");
+        let cancel = CancellationToken::new();
+        let taken = take_slots(&slots, 10, Duration::from_secs(3600), &cancel)
+            .await
+            .expect("slots");
+        assert_eq!(
+            taken.len(),
+            6,
+            "the six free ones, without waiting for the busy ones"
+        );
+        drop(busy);
+    }
+
+    #[tokio::test]
+    async fn fewer_than_half_a_batch_wait_for_more_slots_to_free() {
+        let slots = Arc::new(Semaphore::new(10));
+        let mut busy = Arc::clone(&slots)
+            .acquire_many_owned(8)
+            .await
+            .expect("busy");
+        let cancel = CancellationToken::new();
+        let taking = {
+            let slots = Arc::clone(&slots);
+            tokio::spawn(
+                async move { take_slots(&slots, 10, Duration::from_secs(3600), &cancel).await },
+            )
+        };
+        // Two slots are free: without three more the wait would last the hour.
+        drop(busy.split(3).expect("three slots"));
+        let taken = taking.await.expect("task").expect("slots");
+        assert_eq!(taken.len(), 5, "half a batch");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wait_for_slots_returns_none() {
+        let slots = Arc::new(Semaphore::new(1));
+        let _busy = Arc::clone(&slots).acquire_owned().await.expect("busy");
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        assert!(take_slots(&slots, 1, LINGER, &cancel).await.is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! The worker runtime against the real PostgreSQL and LocalStack, with a scripted handler: the
 //! message life cycle the invoice and e-mail workers rely on.
 
+mod batching;
 mod effect;
 mod lambda;
 mod metrics;
