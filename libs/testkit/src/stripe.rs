@@ -105,7 +105,9 @@ impl FakeStripe {
     }
 
     async fn wait_ready(&mut self) -> TestResult<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Importing localstripe (aiohttp and friends) took over 10 s once on a 2-core machine
+        // running two builds beside the tests; the process exiting still ends the wait at once.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
