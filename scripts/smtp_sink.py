@@ -7,9 +7,14 @@ services.sh starts one on 127.0.0.1:$SMTP_PORT (default 1025) with the Maildir $
 tests may start private ones with `"$CHARGEFLOW_VENV/bin/python" scripts/smtp_sink.py --port P
 --maildir D`. It is ready as soon as the port accepts connections.
 
-- Every accepted message is one file in MAILDIR/new (Python's mailbox.Maildir): the bytes exactly
-  as received after DATA (CRLF line endings, dot-unstuffed), preceded by one added header line
+- Every accepted message is one file in MAILDIR/new (the Maildir layout: written in tmp/, then
+  renamed into new/, so a reader never sees half a file): the bytes exactly as received after
+  DATA (CRLF line endings, dot-unstuffed), preceded by one added header line
   `X-Sink-Rcpt-To: <envelope recipients, comma separated>` (Bcc recipients appear only there).
+  Files are not fsynced: a killed sink keeps what it stored (the kernel has it), only a machine
+  crash could lose the last ones, and this is a test stand-in. (Python's mailbox.Maildir fsyncs
+  every message, which blocked this single-threaded server for 3-30 ms per e-mail and made it
+  the e-mail worker's bottleneck under load.)
 - Recipient switches, to test failure paths (by the local part, case-insensitive):
     bounce*@...    550 5.1.1 <address>: mailbox unavailable, at RCPT, every time
     greylist*@...  451 4.7.1 <address>: try again later the first time this process sees that
@@ -27,11 +32,13 @@ tests may start private ones with `"$CHARGEFLOW_VENV/bin/python" scripts/smtp_si
 
 import argparse
 import asyncio
+import itertools
 import ipaddress
-import mailbox
 import os
 import signal
+import socket
 import sys
+import time
 import weakref
 from email.parser import BytesHeaderParser
 
@@ -54,13 +61,36 @@ def local_part(address):
     return local.strip('"').lower()
 
 
-def open_maildir(path):
-    # mailbox.Maildir(create=True) only creates the folder when it does not exist at all: an
-    # existing empty folder (e.g. made by mktemp -d) would lack cur/, new/ and tmp/.
-    if os.path.isdir(path):
+class Maildir:
+    """Writes messages into a Maildir folder (created with cur/, new/ and tmp/ if missing)."""
+
+    def __init__(self, path):
+        self.path = path
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(path, sub), mode=0o700, exist_ok=True)
-    return mailbox.Maildir(path, factory=None, create=True)
+        host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        self.suffix = f"P{os.getpid()}.{host}"
+        self.counter = itertools.count()
+
+    def add(self, data):
+        """Stores `data` as one new message (unique name, tmp/ then new/); its file name."""
+        now = time.time()
+        name = f"{int(now)}.M{int(now % 1 * 1e6)}Q{next(self.counter)}{self.suffix}"
+        tmp = os.path.join(self.path, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, os.path.join(self.path, "new", name))
+        return name
+
+
+def message_id_of(content):
+    """The Message-ID header of a message, reading its header block only (not the body)."""
+    end = content.find(b"\r\n\r\n")
+    if end < 0:
+        end = content.find(b"\n\n")
+    head = content if end < 0 else content[: end + 2]
+    headers = BytesHeaderParser().parsebytes(head)
+    return " ".join(str(headers.get("Message-ID", "-")).split()) or "-"
 
 
 HOLD_LIMIT_S = 60  # the longest a held answer waits for its release
@@ -99,8 +129,7 @@ class SinkHandler:
         except OSError as err:
             print(f"smtp-sink: cannot store a message: {err}", file=sys.stderr, flush=True)
             return "451 4.3.0 cannot store the message"
-        headers = BytesHeaderParser().parsebytes(content)
-        message_id = " ".join(str(headers.get("Message-ID", "-")).split()) or "-"
+        message_id = message_id_of(content)
         print(
             f"smtp-sink: stored message-id={message_id} rcpt={len(envelope.rcpt_tos)} "
             f"size={len(content)} file=new/{key}",
@@ -113,7 +142,7 @@ class SinkHandler:
 
 async def serve(args):
     loop = asyncio.get_running_loop()
-    handler = SinkHandler(open_maildir(args.maildir), os.path.join(args.maildir, "release"))
+    handler = SinkHandler(Maildir(args.maildir), os.path.join(args.maildir, "release"))
     sessions = weakref.WeakSet()  # open SMTP sessions, closed at shutdown
 
     def factory():

@@ -150,6 +150,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         baseline: &baseline,
         stripe: &stripe_alone,
         lag: lags(&setup.pool).await?,
+        emails: email_latencies(&setup.pool).await?,
         workers: worker_rates(&setup.pool).await?,
         queued,
         rss: &rss,
@@ -443,6 +444,25 @@ async fn lags(pool: &PgPool) -> anyhow::Result<Vec<Duration>> {
     Ok(lags)
 }
 
+/// Event committed → its e-mail accepted by the SMTP server, for every e-mail of the run: from the
+/// outbox row's `created_at` to the e-mail intent's `answered_at` (written right after the
+/// server's answer, in the statement that records it), sorted.
+async fn email_latencies(pool: &PgPool) -> anyhow::Result<Vec<Duration>> {
+    let seconds: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM i.answered_at - o.created_at)::float8
+         FROM email_intents i JOIN outbox o ON o.event_id = i.event_id
+         WHERE i.answered_at IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut latencies: Vec<Duration> = seconds
+        .into_iter()
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+        .collect();
+    latencies.sort();
+    Ok(latencies)
+}
+
 /// Messages each consumer processed, and per second while busy (first to last inbox row).
 async fn worker_rates(pool: &PgPool) -> anyhow::Result<Vec<(String, i64, f64)>> {
     let rows: Vec<(String, i64, f64)> = sqlx::query_as(
@@ -491,6 +511,8 @@ struct Report<'a> {
     baseline: &'a Phase,
     stripe: &'a Phase,
     lag: Vec<Duration>,
+    /// Event committed → e-mail accepted, per e-mail, sorted ([`email_latencies`]).
+    emails: Vec<Duration>,
     /// Per worker: messages handled, and messages per second while busy.
     workers: Vec<(String, i64, f64)>,
     /// Messages waiting in each worker's queue when the last order shipped.
@@ -538,6 +560,18 @@ impl Report<'_> {
             self.lag.len(),
             percentile_ms(&self.lag, 50.0),
             percentile_ms(&self.lag, 99.0)
+        );
+        let within = self
+            .emails
+            .iter()
+            .filter(|d| **d <= Duration::from_secs(5))
+            .count();
+        let _ = writeln!(
+            out,
+            "| event committed → e-mail accepted (its answer recorded) | {} e-mails, {within} within 5 s | {:.0} | {:.0} |",
+            self.emails.len(),
+            percentile_ms(&self.emails, 50.0),
+            percentile_ms(&self.emails, 99.0)
         );
         let ratio = self.relay.per_second() / self.baseline.per_second();
         let _ = writeln!(

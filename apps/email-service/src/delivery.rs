@@ -2,14 +2,16 @@
 //! no pool connection) held while the server is talking.
 //!
 //! 1. **Intent.** [`store::claim`] commits the intent to send the event's e-mail, with its
-//!    `Message-ID`, in a statement of its own, before the server is contacted. The delivery now
+//!    `Message-ID`, in a statement of its own, before the server is contacted (for an order
+//!    e-mail, [`store::claim_order_email`] does it in the statement that reads the order's data).
+//!    Nothing is claimed for an event whose inbox row is committed. The delivery now
 //!    holds the intent for the handler's timeout (`APP__WORKER__HANDLER_TIMEOUT_S`): the longest
 //!    it can still be sending or recording, since the worker runtime abandons a handler then.
 //! 2. **Send.** The e-mail goes to the server. If it is not handed over (server down, a `4xx`, a
 //!    timeout), the intent is given back ([`store::release`]) and the message comes back later.
 //! 3. **Answer.** The server's answer (`sent`, or `rejected` for a `5xx`) is recorded in one
 //!    statement ([`store::record_answer`]: intent answered, `sent_emails` row, timeline, a
-//!    sign-in request's outcome), retried with backoff (50 ms growing to 1 s, with jitter) until
+//!    sign-in request's outcome, the event's inbox row), retried with backoff (50 ms growing to 1 s, with jitter) until
 //!    it commits or until 1 s before the handler's timeout (29 s by default, measured from the
 //!    start of the handler's work; at least 4 s after the slowest, 10 s, SMTP conversation
 //!    under the deployed e-mail function's 15 s). A PostgreSQL restart or a failed commit
@@ -27,8 +29,10 @@
 //! every e-mail (`window_us`) and measured by `tests/it/window.rs` over 300 e-mails: p50 0.9–1.0 ms
 //! and p99 6–9 ms one e-mail at a time, p50 1.7–3.6 ms and p99 20–23 ms with ten at once (three
 //! runs of a debug build against the test PostgreSQL on the 2-core development machine while
-//! other builds ran). It is one pool checkout and one statement with its commit: the record is
-//! written by a single statement, not a transaction of several.
+//! other builds ran); with the inbox row in the same statement, p50 0.55 ms and p99 1.7 ms one at
+//! a time, p50 0.7 ms and p99 14 ms ten at once (one run, the machine less busy; runs during
+//! builds gave p99 6–23 ms and 30–69 ms). It is one pool checkout and one statement with its
+//! commit: the record is written by a single statement, not a transaction of several.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +44,7 @@ use worker::{Classify, Failure};
 use crate::{
     handler::EmailError,
     mailer::{Delivery, Mailer, Outgoing},
-    store::{self, Claim, Recorded, SentEmail},
+    store::{self, Claim, Recorded, SentEmail, Unclaimed},
     templates::RenderedEmail,
 };
 
@@ -91,8 +95,10 @@ pub enum Delivered {
         window: Duration,
     },
     /// An earlier delivery recorded the server's answer (or the sign-in request's outcome):
-    /// nothing was sent.
+    /// nothing was sent; the event's inbox row may still be missing.
     Earlier,
+    /// The event's inbox row is committed: an earlier delivery handled it, nothing was sent.
+    Handled,
     /// The event gets no e-mail: its type has none, or its sign-in request is stale or for an
     /// address without orders.
     Nothing,
@@ -110,33 +116,55 @@ pub struct Sender<'a> {
 }
 
 impl Sender<'_> {
+    /// The `Message-ID` a first attempt at the e-mail of `event_id` gets: `<event id@domain of
+    /// the From address>`.
+    pub fn message_id_for(&self, event_id: Uuid) -> String {
+        format!("<{event_id}@{}>", self.mailer.domain())
+    }
+
     /// Sends `letter` at most once per attempt, as the module documentation says. The intent is
     /// claimed on `conn` (the connection the letter's data was read on), which is given back to
     /// the pool before the server is contacted. `started` is when the handler began work on the
     /// event; the answer is recorded until 1 s before its timeout.
     ///
     /// # Errors
-    /// [`EmailError::Held`] when another delivery holds the intent; [`EmailError::Mail`] when
-    /// the e-mail was not handed over; [`EmailError::AnswerNotRecorded`] when the server
-    /// answered but its answer could not be recorded in time; [`EmailError::Database`] when the
-    /// intent could not be committed or the answer's record failed for good.
+    /// As [`Sender::send_claimed`], and [`EmailError::Held`] when another delivery holds the
+    /// intent.
     pub async fn send(
         &self,
         mut conn: PoolConnection<Postgres>,
         letter: Letter<'_>,
         started: Instant,
     ) -> Result<Delivered, EmailError> {
-        let proposed = format!("<{}@{}>", letter.event_id, self.mailer.domain());
+        let proposed = self.message_id_for(letter.event_id);
         let claim = store::claim(&mut conn, letter.event_id, &proposed, self.handler_timeout).await;
         drop(conn);
-        let (attempt, message_id) = match claim? {
+        match claim? {
             Claim::Send {
                 attempt,
                 message_id,
-            } => (attempt, message_id),
-            Claim::Answered => return Ok(Delivered::Earlier),
-            Claim::Held(remaining) => return Err(EmailError::Held(remaining)),
-        };
+            } => {
+                self.send_claimed(letter, attempt, message_id, started)
+                    .await
+            }
+            Claim::Not(why) => unclaimed(why),
+        }
+    }
+
+    /// Sends `letter`, whose intent this delivery has claimed (attempt `attempt`, with
+    /// `message_id`), and records the server's answer with the event's inbox row.
+    ///
+    /// # Errors
+    /// [`EmailError::Mail`] when the e-mail was not handed over; [`EmailError::AnswerNotRecorded`]
+    /// when the server answered but its answer could not be recorded in time;
+    /// [`EmailError::Database`] when the answer's record failed for good.
+    pub async fn send_claimed(
+        &self,
+        letter: Letter<'_>,
+        attempt: i32,
+        message_id: String,
+        started: Instant,
+    ) -> Result<Delivered, EmailError> {
         if attempt > 1 {
             tracing::warn!(
                 attempt,
@@ -211,6 +239,19 @@ impl Sender<'_> {
             Ok(recorded) => Ok(recorded?),
             Err(_) => Err(EmailError::AnswerNotRecorded(started.elapsed())),
         }
+    }
+}
+
+/// What a claim that sent nothing means for the delivery: [`Delivered::Earlier`] (answered),
+/// [`Delivered::Handled`] (in the inbox) or [`EmailError::Held`].
+///
+/// # Errors
+/// [`EmailError::Held`] when another delivery holds the intent.
+pub fn unclaimed(why: Unclaimed) -> Result<Delivered, EmailError> {
+    match why {
+        Unclaimed::Answered => Ok(Delivered::Earlier),
+        Unclaimed::Handled => Ok(Delivered::Handled),
+        Unclaimed::Held(remaining) => Err(EmailError::Held(remaining)),
     }
 }
 

@@ -7,12 +7,15 @@
 //! sign-in request is answered only while it is unused and unexpired, and only for an address
 //! that has orders; otherwise nothing is sent, and what happened is recorded on the request.
 //!
-//! The e-mail is handed to the SMTP server with no transaction open ([`Handler::effect`]): its
-//! intent is committed before the send and the server's answer recorded right after it, each in
-//! a statement of its own ([`crate::delivery`] tells how, and what window is left). The runtime
-//! reads the inbox before the effect, so a redelivery of a handled event does nothing, and its
-//! transaction ([`Handler::handle`]) then only records the inbox row. A sign-in request's outcome
-//! is written once whatever comes again: the first one stays.
+//! The e-mail is handed to the SMTP server with no transaction open: the handler runs the whole
+//! delivery itself ([`Handler::run`], in place of the runtime's transaction). An order e-mail is
+//! two statements: before the send, one that reads the inbox and the order's data and commits
+//! the intent ([`store::claim_order_email`]); after it, one that records the server's answer
+//! together with the event's inbox row ([`store::record_answer`]). [`crate::delivery`] tells
+//! how, and what window is left. A redelivery of a handled event finds its inbox row in the
+//! first statement and sends nothing; an event with nothing to send gets its inbox row in a
+//! statement of its own ([`store::mark_handled`]). A sign-in request's outcome is written once
+//! whatever comes again: the first one stays.
 
 use std::time::{Duration, Instant};
 
@@ -21,10 +24,10 @@ use secrecy::ExposeSecret;
 use settings::{SettingsError, ShopSettings};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use worker::{Classify, Failure, Handler};
+use worker::{Classify, Failure, Handled, Handler, RunError};
 
 use crate::{
-    delivery::{Delivered, Letter, Sender},
+    delivery::{Delivered, Letter, Sender, unclaimed},
     mailer::{MailError, Mailer},
     store,
     templates::{EmailContext, EmailKind, EmailLine, SignInContext, TemplateError, Templates},
@@ -151,6 +154,8 @@ impl EmailHandler {
         )
     }
 
+    /// An order's e-mail: its data read and its intent claimed in one statement
+    /// ([`store::claim_order_email`]), then rendered and sent holding no connection.
     async fn email(
         &self,
         event: &Event,
@@ -158,16 +163,27 @@ impl EmailHandler {
         sender: Sender<'_>,
         started: Instant,
     ) -> Result<Delivered, EmailError> {
-        // One connection for the reads and the intent, given back before the server is contacted.
-        let mut conn = sender.pool.acquire().await?;
-        let order = store::order(&mut conn, event.order_id)
-            .await?
+        let found = store::claim_order_email(
+            sender.pool,
+            event.id,
+            event.order_id,
+            kind == EmailKind::Invoice,
+            &sender.message_id_for(event.id),
+            sender.handler_timeout,
+        )
+        .await?;
+        if found.handled {
+            return Ok(Delivered::Handled);
+        }
+        let order = found
+            .order
+            .as_ref()
             .ok_or(EmailError::OrderNotFound(event.order_id))?;
-        let currency = Currency::parse(&order.currency)?;
-        let mut context = self.context(&mut conn, event, &order, currency).await?;
-        let pdf = self
-            .attachment(&mut conn, event, kind, &mut context)
-            .await?;
+        let mut context = self.context(event, order, &found.lines)?;
+        let pdf = attachment(event, kind, found.invoice, &mut context)?;
+        let Some((attempt, message_id)) = found.claimed else {
+            return unclaimed(store::not_claimed(sender.pool, event.id).await?);
+        };
         let letter = Letter {
             event_id: event.id,
             order_id: Some(event.order_id),
@@ -178,18 +194,19 @@ impl EmailHandler {
             content: self.templates.render(kind, &context)?,
             pdf,
         };
-        sender.send(conn, letter, started).await
+        sender
+            .send_claimed(letter, attempt, message_id, started)
+            .await
     }
 
-    async fn context(
+    fn context(
         &self,
-        tx: &mut PgConnection,
         event: &Event,
         order: &store::OrderForEmail,
-        currency: Currency,
+        lines: &[store::LineForEmail],
     ) -> Result<EmailContext, EmailError> {
+        let currency = Currency::parse(&order.currency)?;
         let money = |minor| Money::new(minor, currency).to_string();
-        let lines = store::lines(tx, event.order_id).await?;
         let mut context = EmailContext {
             shop_name: self.shop.name.clone(),
             customer_name: order.name.clone(),
@@ -213,24 +230,6 @@ impl EmailHandler {
         };
         fill_from_payload(&mut context, &event.body, &money);
         Ok(context)
-    }
-
-    /// The invoice PDF for an invoice e-mail (and its number and total in the context).
-    async fn attachment(
-        &self,
-        tx: &mut PgConnection,
-        event: &Event,
-        kind: EmailKind,
-        context: &mut EmailContext,
-    ) -> Result<Option<(String, Vec<u8>)>, EmailError> {
-        if kind != EmailKind::Invoice {
-            return Ok(None);
-        }
-        let invoice = store::invoice(tx, event.order_id)
-            .await?
-            .ok_or(EmailError::InvoiceMissing(event.order_id))?;
-        context.invoice_number = Some(invoice.number.clone());
-        Ok(Some((format!("{}.pdf", invoice.number), invoice.pdf)))
     }
 
     /// `customer.sign_in_requested`: the sign-in e-mail, if the request is still usable and its
@@ -294,6 +293,22 @@ impl EmailHandler {
     }
 }
 
+/// The invoice PDF for an invoice e-mail (and its number in the context); `invoice` is the
+/// order's invoice, read for invoice e-mails only.
+fn attachment(
+    event: &Event,
+    kind: EmailKind,
+    invoice: Option<store::InvoiceForEmail>,
+    context: &mut EmailContext,
+) -> Result<Option<(String, Vec<u8>)>, EmailError> {
+    if kind != EmailKind::Invoice {
+        return Ok(None);
+    }
+    let invoice = invoice.ok_or(EmailError::InvoiceMissing(event.order_id))?;
+    context.invoice_number = Some(invoice.number.clone());
+    Ok(Some((format!("{}.pdf", invoice.number), invoice.pdf)))
+}
+
 /// Logs what became of an event's e-mail (never its address or content).
 fn log_delivered(delivered: &Delivered, kind: Option<EmailKind>) {
     let kind = kind.map(EmailKind::name);
@@ -309,7 +324,7 @@ fn log_delivered(delivered: &Delivered, kind: Option<EmailKind>) {
             window_us = window.as_micros() as u64,
             "e-mail handled"
         ),
-        Delivered::Earlier => tracing::info!(
+        Delivered::Earlier | Delivered::Handled => tracing::info!(
             email.kind = kind,
             "an earlier delivery of this event already handled its e-mail: nothing sent"
         ),
@@ -394,20 +409,35 @@ fn cancellation_words(reason: CancelReason) -> &'static str {
 impl Handler for EmailHandler {
     type Error = EmailError;
 
-    const HAS_EFFECT: bool = true;
-
     fn consumer(&self) -> Consumer {
         Consumer::Email
     }
 
-    /// The whole e-mail: [`EmailHandler::deliver`], with no transaction open.
-    async fn effect(&self, event: &Event, pool: &PgPool) -> Result<(), EmailError> {
-        self.deliver(event, pool).await.map(|_| ())
-    }
-
-    /// Nothing: the runtime's transaction only records the inbox row.
+    /// Not called: [`EmailHandler::run`] writes the inbox row itself.
     async fn handle(&self, _event: &Event, _tx: &mut PgConnection) -> Result<(), EmailError> {
         Ok(())
+    }
+
+    /// The whole e-mail ([`EmailHandler::deliver`]), with no transaction open. The inbox row
+    /// commits with the server's answer when this delivery sent the e-mail
+    /// ([`store::record_answer`]), and in a statement of its own when there was nothing to send
+    /// or an earlier delivery had recorded the answer ([`store::mark_handled`]).
+    async fn run(&self, event: &Event, pool: &PgPool) -> Result<Handled, RunError<EmailError>> {
+        let delivered = self.deliver(event, pool).await.map_err(RunError::Handler)?;
+        match delivered {
+            Delivered::Sent { .. } => Ok(Handled::Done),
+            Delivered::Handled => Ok(Handled::Duplicate),
+            Delivered::Earlier | Delivered::Nothing => {
+                let marked = store::mark_handled(pool, event.id)
+                    .await
+                    .map_err(|e| RunError::Handler(e.into()))?;
+                Ok(if marked {
+                    Handled::Done
+                } else {
+                    Handled::Duplicate
+                })
+            }
+        }
     }
 }
 

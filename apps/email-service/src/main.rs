@@ -9,9 +9,12 @@ use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("email-service");
-    let settings = secrets::load_settings_for(settings::Process::Email)
+    let mut settings = secrets::load_settings_for(settings::Process::Email)
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("email-service", &error));
+    // An e-mail holds no pool connection while the SMTP server talks: this worker's in-flight is
+    // its own setting (`APP__SMTP__IN_FLIGHT`), not the pool-bound one of the other workers.
+    settings.worker.in_flight = settings.smtp.in_flight;
     let templates = Templates::load(Path::new(&settings.smtp.templates_dir))
         .context("Failed to load the e-mail templates")?;
     let mailer = Mailer::new(&settings.smtp).context("Invalid SMTP settings")?;

@@ -26,8 +26,6 @@ use secrecy::ExposeSecret;
 use settings::SmtpSettings;
 use tokio::{net::TcpStream, sync::Mutex};
 
-/// Open connections kept for reuse.
-const MAX_IDLE: usize = 16;
 /// A connection idle for longer is checked with `NOOP` before it carries an e-mail.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(10);
 
@@ -60,6 +58,8 @@ pub struct SmtpPool {
     tls: Option<TlsParameters>,
     credentials: Option<Credentials>,
     hello: ClientId,
+    /// Open connections kept for reuse: at most `smtp.in_flight`, one per e-mail sent at once.
+    max_idle: usize,
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
 }
 
@@ -96,6 +96,7 @@ impl SmtpPool {
             tls,
             credentials,
             hello: ClientId::default(),
+            max_idle: settings.in_flight,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -123,7 +124,7 @@ impl SmtpPool {
         // lettre marks the connection broken after any error; only sound ones go back.
         if !connection.has_broken() {
             let mut idle = self.idle.lock().await;
-            if idle.len() < MAX_IDLE {
+            if idle.len() < self.max_idle {
                 idle.push((connection, Instant::now()));
             }
         }

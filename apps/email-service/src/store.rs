@@ -1,13 +1,21 @@
 //! The email-service's SQL: who the order's e-mails go to, what to show, the sign-in request a
 //! sign-in e-mail answers, the intent committed before an e-mail is handed to the server
-//! ([`claim`]) and the record of the server's answer ([`record_answer`]) that together make
-//! every e-mail happen at most once per event (see [`crate::delivery`]).
+//! ([`claim`], or [`claim_order_email`] with the order's data) and the record of the server's
+//! answer with the event's inbox row ([`record_answer`]) that together make every e-mail happen
+//! at most once per event (see [`crate::delivery`]).
+//!
+//! An order e-mail costs two statements: [`claim_order_email`] (the inbox read, the order with
+//! its customer, lines and invoice, and the intent) before the send, [`record_answer`] after it.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use domain::Consumer;
+use sqlx::{PgConnection, PgExecutor, PgPool, types::Json};
 use uuid::Uuid;
+
+/// The inbox key of the e-mail worker.
+const CONSUMER: Consumer = Consumer::Email;
 
 /// The order as its e-mails show it.
 #[derive(Debug, sqlx::FromRow)]
@@ -30,7 +38,7 @@ pub struct OrderForEmail {
 }
 
 /// One line of the order.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct LineForEmail {
     /// SKU.
     pub sku: String,
@@ -53,43 +61,6 @@ pub struct InvoiceForEmail {
     pub total_minor: i64,
     /// The PDF.
     pub pdf: Vec<u8>,
-}
-
-/// The order with its customer, or `None` when it does not exist.
-pub async fn order(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Option<OrderForEmail>> {
-    sqlx::query_as(
-        "SELECT c.email, o.ship_name AS name, o.currency::text AS currency, o.subtotal_minor, o.shipping_minor,
-                o.tax_minor, o.total_minor
-         FROM orders o JOIN customers c ON c.id = o.customer_id
-         WHERE o.id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// The order's lines, in order.
-pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<LineForEmail>> {
-    sqlx::query_as(
-        "SELECT sku, name, quantity, unit_price_minor, line_total_minor
-         FROM order_items WHERE order_id = $1 ORDER BY line_no",
-    )
-    .bind(order_id)
-    .fetch_all(conn)
-    .await
-}
-
-/// The order's invoice, if it has been issued (its PDF stored).
-pub async fn invoice(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-) -> sqlx::Result<Option<InvoiceForEmail>> {
-    sqlx::query_as(
-        "SELECT number, total_minor, pdf FROM invoices WHERE order_id = $1 AND pdf IS NOT NULL",
-    )
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await
 }
 
 /// A sign-in request as its e-mail needs it.
@@ -156,17 +127,27 @@ pub enum Claim {
         /// The `Message-ID` the intent was first recorded with: every attempt carries it.
         message_id: String,
     },
-    /// The server's answer to an earlier attempt is recorded: send nothing.
+    /// Send nothing, for this reason.
+    Not(Unclaimed),
+}
+
+/// Why a delivery may not send the event's e-mail ([`not_claimed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unclaimed {
+    /// The server's answer to an earlier attempt is recorded.
     Answered,
     /// Another delivery holds the intent and may still be talking to the server or recording
     /// its answer, for at most this long.
     Held(Duration),
+    /// The event's inbox row is committed (and it has no intent): its e-mail was handled.
+    Handled,
 }
 
 /// Commits the intent to send the e-mail of `event_id` with `message_id` (the first attempt),
 /// or takes over an unanswered intent whose holder's time has run out (a re-send, with the
 /// intent's own `Message-ID`). The holder's time is `hold` from now: no other delivery sends
-/// before it has passed, unless the holder gives the intent back ([`release`]).
+/// before it has passed, unless the holder gives the intent back ([`release`]). Claims nothing
+/// when the event's inbox row is committed ([`Claim::Handled`]).
 pub async fn claim(
     conn: &mut PgConnection,
     event_id: Uuid,
@@ -175,7 +156,8 @@ pub async fn claim(
 ) -> sqlx::Result<Claim> {
     let claimed: Option<(i32, String)> = sqlx::query_as(
         "INSERT INTO email_intents AS i (event_id, message_id, claimed_until)
-         VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+         SELECT $1, $2, clock_timestamp() + make_interval(secs => $3)
+         WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = $4 AND event_id = $1)
          ON CONFLICT (event_id) DO UPDATE
             SET attempts = i.attempts + 1, claimed_until = EXCLUDED.claimed_until
           WHERE i.answered_at IS NULL AND i.claimed_until <= clock_timestamp()
@@ -184,6 +166,7 @@ pub async fn claim(
     .bind(event_id)
     .bind(message_id)
     .bind(hold.as_secs_f64())
+    .bind(CONSUMER.name())
     .fetch_optional(&mut *conn)
     .await?;
     Ok(match claimed {
@@ -191,25 +174,163 @@ pub async fn claim(
             attempt,
             message_id,
         },
-        None => not_claimed(conn, event_id).await?,
+        None => Claim::Not(not_claimed(&mut *conn, event_id).await?),
     })
 }
 
-/// Why [`claim`] did not take the intent of `event_id`.
-async fn not_claimed(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<Claim> {
-    let (answered, held_s): (bool, f64) = sqlx::query_as(
+/// Why a claim did not take the intent of `event_id`: its answer is recorded, another delivery
+/// holds it, or (no intent) the inbox holds the event.
+pub async fn not_claimed<'e>(
+    executor: impl PgExecutor<'e>,
+    event_id: Uuid,
+) -> sqlx::Result<Unclaimed> {
+    let intent: Option<(bool, f64)> = sqlx::query_as(
         "SELECT answered_at IS NOT NULL,
                 GREATEST(EXTRACT(EPOCH FROM claimed_until - clock_timestamp()), 0)::float8
          FROM email_intents WHERE event_id = $1",
     )
     .bind(event_id)
-    .fetch_one(conn)
+    .fetch_optional(executor)
     .await?;
-    Ok(if answered {
-        Claim::Answered
-    } else {
-        Claim::Held(Duration::from_secs_f64(held_s))
+    Ok(match intent {
+        None => Unclaimed::Handled,
+        Some((true, _)) => Unclaimed::Answered,
+        Some((false, held_s)) => Unclaimed::Held(Duration::from_secs_f64(held_s)),
     })
+}
+
+/// An order e-mail's data and its claim, read and made in one statement
+/// ([`claim_order_email`]).
+#[derive(Debug)]
+pub struct OrderEmail {
+    /// The event's inbox row is committed: its e-mail was handled, nothing was claimed.
+    pub handled: bool,
+    /// The claim taken: the attempt and the intent's `Message-ID`; `None` when the intent is
+    /// answered or held by another delivery ([`not_claimed`] tells which), or nothing was
+    /// claimed because the event is handled or its data is missing.
+    pub claimed: Option<(i32, String)>,
+    /// The order, or `None` when it does not exist.
+    pub order: Option<OrderForEmail>,
+    /// The order's lines, in order.
+    pub lines: Vec<LineForEmail>,
+    /// The order's invoice, when asked for and there is one.
+    pub invoice: Option<InvoiceForEmail>,
+}
+
+/// The row of [`claim_order_email`]'s statement.
+#[derive(sqlx::FromRow)]
+struct OrderEmailRow {
+    handled: bool,
+    attempt: Option<i32>,
+    message_id: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    currency: Option<String>,
+    subtotal_minor: Option<i64>,
+    shipping_minor: Option<i64>,
+    tax_minor: Option<i64>,
+    total_minor: Option<i64>,
+    lines: Json<Vec<LineForEmail>>,
+    invoice_number: Option<String>,
+    invoice_total_minor: Option<i64>,
+    invoice_pdf: Option<Vec<u8>>,
+}
+
+/// In one statement: whether the event's inbox row is committed, the order with its customer
+/// and lines (and its issued invoice, PDF stored, when `with_invoice`), and — when the event is not handled and the
+/// data is there — the claim [`claim`] makes, with `message_id` for a first attempt and a hold
+/// of `hold`.
+pub async fn claim_order_email(
+    pool: &PgPool,
+    event_id: Uuid,
+    order_id: Uuid,
+    with_invoice: bool,
+    message_id: &str,
+    hold: Duration,
+) -> sqlx::Result<OrderEmail> {
+    let row: OrderEmailRow = sqlx::query_as(
+        "WITH handled AS (
+             SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2) AS yes
+         ), ord AS (
+             SELECT c.email, o.ship_name AS name, o.currency::text AS currency, o.subtotal_minor,
+                    o.shipping_minor, o.tax_minor, o.total_minor
+             FROM orders o JOIN customers c ON c.id = o.customer_id
+             WHERE o.id = $3
+         ), inv AS (
+             SELECT number, total_minor, pdf FROM invoices
+             WHERE order_id = $3 AND $4::bool AND pdf IS NOT NULL
+         ), claimed AS (
+             INSERT INTO email_intents AS i (event_id, message_id, claimed_until)
+             SELECT $2, $5, clock_timestamp() + make_interval(secs => $6)
+             WHERE NOT (SELECT yes FROM handled) AND EXISTS (SELECT 1 FROM ord)
+               AND (NOT $4::bool OR EXISTS (SELECT 1 FROM inv))
+             ON CONFLICT (event_id) DO UPDATE
+                SET attempts = i.attempts + 1, claimed_until = EXCLUDED.claimed_until
+              WHERE i.answered_at IS NULL AND i.claimed_until <= clock_timestamp()
+             RETURNING i.attempts, i.message_id
+         )
+         SELECT (SELECT yes FROM handled) AS handled,
+                (SELECT attempts FROM claimed) AS attempt,
+                (SELECT message_id FROM claimed) AS message_id,
+                ord.*,
+                (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                             'sku', sku, 'name', name, 'quantity', quantity,
+                             'unit_price_minor', unit_price_minor,
+                             'line_total_minor', line_total_minor) ORDER BY line_no), '[]')
+                 FROM order_items WHERE order_id = $3) AS lines,
+                inv.number AS invoice_number, inv.total_minor AS invoice_total_minor,
+                inv.pdf AS invoice_pdf
+         FROM (SELECT) AS one LEFT JOIN ord ON true LEFT JOIN inv ON true",
+    )
+    .bind(CONSUMER.name())
+    .bind(event_id)
+    .bind(order_id)
+    .bind(with_invoice)
+    .bind(message_id)
+    .bind(hold.as_secs_f64())
+    .fetch_one(pool)
+    .await?;
+    Ok(row.into())
+}
+
+impl From<OrderEmailRow> for OrderEmail {
+    fn from(row: OrderEmailRow) -> Self {
+        let order = row.email.map(|email| OrderForEmail {
+            email,
+            name: row.name.unwrap_or_default(),
+            currency: row.currency.unwrap_or_default(),
+            subtotal_minor: row.subtotal_minor.unwrap_or_default(),
+            shipping_minor: row.shipping_minor,
+            tax_minor: row.tax_minor,
+            total_minor: row.total_minor,
+        });
+        let invoice = row.invoice_number.map(|number| InvoiceForEmail {
+            number,
+            total_minor: row.invoice_total_minor.unwrap_or_default(),
+            pdf: row.invoice_pdf.unwrap_or_default(),
+        });
+        OrderEmail {
+            handled: row.handled,
+            claimed: row.attempt.zip(row.message_id),
+            order,
+            lines: row.lines.0,
+            invoice,
+        }
+    }
+}
+
+/// Records that the e-mail worker handled `event_id` (an event with no e-mail to send, or whose
+/// e-mail an earlier delivery recorded) in a statement of its own: `true` when this call wrote
+/// the inbox row, `false` when it was there.
+pub async fn mark_handled(pool: &PgPool, event_id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(CONSUMER.name())
+    .bind(event_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Gives back the intent of `event_id` held by `attempt` when its e-mail was not handed over (the
@@ -240,8 +361,10 @@ pub enum Recorded {
 /// In one statement (so in one round trip, keeping the window after the server's answer
 /// short): marks the e-mail's intent answered and records the answer ([`SentEmail`]), adds it
 /// to the order's timeline (`email.sent` or `email.rejected`, so the order page shows it; an
-/// e-mail of no order, sign-in, goes on no timeline) and, for a sign-in e-mail, sets the
-/// request's outcome. Writes nothing when the intent is already answered.
+/// e-mail of no order, sign-in, goes on no timeline), for a sign-in e-mail sets the request's
+/// outcome, and writes the event's inbox row: the event is handled when its e-mail's answer is
+/// recorded, so both commit together. Writes only the inbox row (if missing) when the intent is
+/// already answered.
 pub async fn record_answer(
     pool: &PgPool,
     sent: &SentEmail<'_>,
@@ -264,6 +387,8 @@ pub async fn record_answer(
          ), sign_in AS (
              UPDATE sign_in_requests SET mail_outcome = $5
              WHERE id = $7 AND mail_outcome IS NULL AND EXISTS (SELECT 1 FROM answered)
+         ), handled AS (
+             INSERT INTO inbox (consumer, event_id) VALUES ($8, $1) ON CONFLICT DO NOTHING
          )
          SELECT count(*) FROM answered",
     )
@@ -274,6 +399,7 @@ pub async fn record_answer(
     .bind(sent.status)
     .bind(sent.smtp_response)
     .bind(sign_in_request)
+    .bind(CONSUMER.name())
     .fetch_one(pool)
     .await?;
     Ok(if marked == 1 {

@@ -608,6 +608,30 @@ pub struct SmtpSettings {
     pub timeout_ms: u64,
     /// Folder with the e-mail templates.
     pub templates_dir: String,
+    /// E-mails one email-service process handles at once (`APP__SMTP__IN_FLIGHT`, default 32):
+    /// the email-service's own in-flight, taking the place of `APP__WORKER__IN_FLIGHT` there,
+    /// and the most SMTP connections it keeps open. Higher than other workers' because an
+    /// e-mail holds no pool connection while the server talks (two short statements around the
+    /// conversation), so its slots wait on SMTP and SQS, not on the database pool.
+    pub in_flight: usize,
+}
+
+/// The largest accepted `smtp.in_flight`.
+pub const MAX_SMTP_IN_FLIGHT: usize = 256;
+
+impl SmtpSettings {
+    /// # Errors
+    /// [`SettingsError::Invalid`] naming `smtp.in_flight` when it is 0 or above
+    /// [`MAX_SMTP_IN_FLIGHT`].
+    fn validate(&self) -> Result<(), SettingsError> {
+        if !(1..=MAX_SMTP_IN_FLIGHT).contains(&self.in_flight) {
+            return Err(SettingsError::Invalid {
+                key: "smtp.in_flight",
+                reason: "must be between 1 and 256",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Stripe settings (`APP__STRIPE__…`).
@@ -817,6 +841,7 @@ impl Default for SmtpSettings {
             from: "ChargeFlow Outdoor Shop <orders@chargeflow.example>".into(),
             timeout_ms: 10_000,
             templates_dir: "apps/email-service/templates".into(),
+            in_flight: 32,
         }
     }
 }
@@ -966,6 +991,7 @@ impl Settings {
         self.validate_lingers()?;
         self.limits.validate()?;
         self.streams.validate()?;
+        self.smtp.validate()?;
         self.invoice.price_rules()?;
         if self.orders.expire_after_s == 0 || self.orders.sweep_interval_s == 0 {
             return invalid(
@@ -1114,6 +1140,17 @@ mod tests {
         let overrides = [("APP__SHOP__NAME".to_owned(), "From the secret".to_owned())];
         let settings = Settings::load_with(&overrides).unwrap();
         assert_eq!(settings.shop.name, "From the secret");
+    }
+
+    #[test]
+    fn the_email_in_flight_defaults_to_32_and_refuses_0_or_too_many_naming_the_setting() {
+        assert_eq!(Settings::from_sources(&[]).unwrap().smtp.in_flight, 32);
+        let set = |n: &str| Settings::from_sources(&[("APP__SMTP__IN_FLIGHT", n)]);
+        assert_eq!(set("8").unwrap().smtp.in_flight, 8);
+        for refused in ["0", "257"] {
+            let error = set(refused).unwrap_err();
+            assert!(error.to_string().contains("smtp.in_flight"), "{error}");
+        }
     }
 
     #[test]

@@ -115,37 +115,15 @@ impl Classify for WorkerError {
 /// otherwise. Everything the handler writes (its state change, its outbox rows) goes through
 /// `tx`, so it happens exactly once with the inbox row or not at all.
 ///
-/// A handler whose remote call cannot join that transaction but fits before it (the e-mail
-/// worker's SMTP hand-over, made once-only by records of its own) sets [`Handler::HAS_EFFECT`]
-/// and does that call in [`Handler::effect`]; one that must interleave short transactions with
-/// its calls (billing's claim, Stripe call, record) overrides [`Handler::run`].
+/// A handler that must not hold that transaction across a remote call or a long computation
+/// (billing's claim, Stripe call, record; the e-mail worker's intent, SMTP, answer; the
+/// invoice's number, render, issue) overrides [`Handler::run`].
 pub trait Handler: Send + Sync + 'static {
     /// The handler's error, sorted by [`Classify`].
     type Error: StdError + Classify + Send + Sync + 'static;
 
-    /// Whether the runtime calls [`Handler::effect`] (default `false`). When set, every message
-    /// costs one more statement: the runtime first reads the inbox, so a redelivered event runs
-    /// no effect.
-    const HAS_EFFECT: bool = false;
-
     /// The consumer this handler is: its inbox key and its queue.
     fn consumer(&self) -> Consumer;
-
-    /// Work done with no transaction open, before the runtime's transaction for
-    /// [`Handler::handle`]; called only when [`Handler::HAS_EFFECT`] is set and the inbox does
-    /// not hold the event yet. It takes connections from `pool` one statement or one short
-    /// transaction at a time and holds none across a network call. It may run again for the
-    /// same event (a crash, a failed commit or a concurrent delivery before the inbox row is
-    /// committed), so what it does must be made once-only by its own records. An `Err` is
-    /// sorted like one from `handle`, and `handle` is not called. The default does nothing.
-    fn effect(
-        &self,
-        event: &Event,
-        pool: &PgPool,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        let _ = (event, pool);
-        async { Ok(()) }
-    }
 
     /// Handles one event. Events of a type the handler does not take should fail permanently.
     fn handle(

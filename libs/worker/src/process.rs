@@ -84,24 +84,13 @@ pub async fn begin_with_inbox<E>(
     }
 }
 
-/// [`Handler::run`]'s default: a handler with an effect ([`Handler::HAS_EFFECT`]) has it run
-/// first, outside any transaction, unless the inbox already holds the event; then
-/// [`Handler::handle`] in one transaction that begins with the inbox row ([`begin_with_inbox`])
-/// and commits when the handler returns `Ok`.
+/// [`Handler::run`]'s default: [`Handler::handle`] in one transaction that begins with the inbox
+/// row ([`begin_with_inbox`]) and commits when the handler returns `Ok`.
 pub(crate) async fn in_one_transaction<H: Handler + ?Sized>(
     handler: &H,
     event: &Event,
     pool: &PgPool,
 ) -> Result<Handled, RunError<H::Error>> {
-    if H::HAS_EFFECT {
-        if inbox::contains(pool, handler.consumer().name(), event.id).await? {
-            return Ok(Handled::Duplicate);
-        }
-        handler
-            .effect(event, pool)
-            .await
-            .map_err(RunError::Handler)?;
-    }
     let Some(mut tx) = begin_with_inbox(pool, handler.consumer(), event.id).await? else {
         return Ok(Handled::Duplicate);
     };

@@ -333,11 +333,38 @@ async fn an_answer_whose_commit_went_through_unseen_is_not_written_again_when_re
         .expect("retried");
 
     assert_eq!((first, retried), (Recorded::Now, Recorded::Before));
+    assert!(
+        h.in_inbox(envelope.event_id).await,
+        "the inbox row is written with the answer"
+    );
     let rows = "SELECT count(*) FROM sent_emails WHERE event_id = $1";
     assert_eq!(h.count(rows, envelope.event_id).await, 1);
     let timeline =
         "SELECT count(*) FROM order_timeline WHERE order_id = $1 AND event_type = 'email.sent'";
     assert_eq!(h.count(timeline, envelope.order_id).await, 1);
+}
+
+#[tokio::test]
+async fn an_event_in_the_inbox_without_an_intent_is_neither_claimed_nor_sent() {
+    // Handled by a release before e-mail intents, or its inbox row written some other way.
+    let h = harness(4).await;
+    let handler = h.handler(30);
+    let (envelope, address) = h.order_to("handled").await;
+    sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ('email', $1)")
+        .bind(envelope.event_id)
+        .execute(&h.pool)
+        .await
+        .expect("inbox row");
+
+    assert_eq!(h.process(&handler, &envelope).await, Disposition::Duplicate);
+
+    assert!(h.message_ids_to(&address).is_empty(), "nothing sent");
+    let intents = "SELECT count(*) FROM email_intents WHERE event_id = $1";
+    assert_eq!(
+        h.count(intents, envelope.event_id).await,
+        0,
+        "nothing claimed"
+    );
 }
 
 /// Writes an intent for the event held until `claimed_until` (SQL), answered or not (with its

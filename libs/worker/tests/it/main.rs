@@ -2,7 +2,6 @@
 //! message life cycle the invoice and e-mail workers rely on.
 
 mod batching;
-mod effect;
 mod lambda;
 mod metrics;
 mod run;
