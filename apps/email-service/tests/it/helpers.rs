@@ -88,6 +88,19 @@ impl Harness {
         worker::process(handler, &self.pool, &body, Duration::from_secs(30)).await
     }
 
+    /// Starts one delivery of `envelope` in a task of its own (with `timeout` as the runtime's
+    /// limit), for tests that act while it is talking to the server.
+    pub fn spawn_process(
+        &self,
+        handler: &std::sync::Arc<EmailHandler>,
+        envelope: &EventEnvelope,
+        timeout: Duration,
+    ) -> tokio::task::JoinHandle<Disposition> {
+        let (handler, pool) = (handler.clone(), self.pool.clone());
+        let body = serde_json::to_string(envelope).expect("body");
+        tokio::spawn(async move { worker::process(handler.as_ref(), &pool, &body, timeout).await })
+    }
+
     /// The e-mails the sink holds for `address`, by Message-ID.
     pub fn message_ids_to(&self, address: &str) -> Vec<String> {
         let mails = self.sink.messages().expect("mails");

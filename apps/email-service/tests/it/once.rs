@@ -144,13 +144,7 @@ async fn two_deliveries_of_one_event_at_once_send_one_email() {
     let h = harness(6).await;
     let handler = std::sync::Arc::new(h.handler(30));
     let (envelope, address) = h.order_to("hold").await;
-    let first = {
-        let (handler, pool) = (handler.clone(), h.pool.clone());
-        let body = serde_json::to_string(&envelope).expect("body");
-        tokio::spawn(async move {
-            worker::process(handler.as_ref(), &pool, &body, Duration::from_secs(30)).await
-        })
-    };
+    let first = h.spawn_process(&handler, &envelope, Duration::from_secs(30));
     // The first delivery is talking to the server (which holds its answer) when the second comes.
     wait_stored(&h, &address, 1).await;
 
@@ -174,13 +168,7 @@ async fn no_pool_connection_is_held_while_the_server_talks() {
     let h = harness(1).await;
     let handler = std::sync::Arc::new(h.handler(30));
     let (envelope, address) = h.order_to("hold").await;
-    let delivery = {
-        let (handler, pool) = (handler.clone(), h.pool.clone());
-        let body = serde_json::to_string(&envelope).expect("body");
-        tokio::spawn(async move {
-            worker::process(handler.as_ref(), &pool, &body, Duration::from_secs(30)).await
-        })
-    };
+    let delivery = h.spawn_process(&handler, &envelope, Duration::from_secs(30));
     wait_stored(&h, &address, 1).await;
 
     // The server holds its answer: the worker is in the SMTP conversation, and the pool's only
@@ -214,13 +202,7 @@ async fn past_the_retry_bound_the_email_is_sent_again_once_with_the_same_message
     // A 5 s handler timeout: the answer is retried until 1 s before it.
     let handler = std::sync::Arc::new(h.handler(5));
     let (envelope, address) = h.order_to("hold").await;
-    let first = {
-        let (handler, pool) = (handler.clone(), h.pool.clone());
-        let body = serde_json::to_string(&envelope).expect("body");
-        tokio::spawn(async move {
-            worker::process(handler.as_ref(), &pool, &body, Duration::from_secs(5)).await
-        })
-    };
+    let first = h.spawn_process(&handler, &envelope, Duration::from_secs(5));
     wait_stored(&h, &address, 1).await;
     h.database_away().await;
     h.sink.release_held().expect("release");
