@@ -1,8 +1,8 @@
 //! `bench report`: the whole pipeline as the separate processes it runs as — web-server, relay and
 //! the four workers, the real binaries — under a load of N checkouts at a given rate, against the
-//! local services, a private fake Stripe and the partner simulator. Writes `report.md` and
-//! `latency.svg` (checkout → shipped per order over the run) into the output folder and prints
-//! the report.
+//! local services, a private fake Stripe and the partner simulator. Writes `report.md`,
+//! `latency.svg` (checkout → shipped per order over the run) and `statements.md` (every SQL
+//! statement of the window with its calls per order) into the output folder and prints the report.
 //!
 //! In the same run, on a queue set of its own, the relay drains a backlog next to a plain
 //! `SendMessageBatch` loop sending the same messages: their ratio is the relay's publish rate.
@@ -160,6 +160,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let markdown = report.markdown();
     std::fs::write(args.out.join("report.md"), &markdown)?;
     chart(&journeys, &args.out.join("latency.svg"))?;
+    std::fs::write(
+        args.out.join("statements.md"),
+        costs.statements_markdown(journeys.len()),
+    )?;
     println!("{markdown}");
     println!("(written to {})", args.out.display());
     Ok(())

@@ -26,7 +26,7 @@ const SHOWN_CHARS: usize = 110;
 /// parameters, no constants, so its normalised text is this text (and it can be left out).
 const RESET_SQL: &str = "SELECT pg_stat_statements_reset($1::oid, $2::oid, $3::int8)";
 const XACTS_SQL: &str =
-    "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datid = $1::oid";
+    "SELECT xact_commit, xact_rollback, sessions FROM pg_stat_database WHERE datid = $1::oid";
 const CONNECTED_SQL: &str = "SELECT count(*) FROM pg_stat_activity \
      WHERE datid = $1::oid AND backend_type = 'client backend'";
 const STATEMENTS_SQL: &str = "SELECT query, calls, total_exec_time FROM pg_stat_statements \
@@ -47,6 +47,8 @@ pub struct SqlStats {
 pub struct Xacts {
     commits: i64,
     rollbacks: i64,
+    /// Sessions (connections) opened to the database.
+    sessions: i64,
 }
 
 /// One normalised statement's calls and total execution time in the window.
@@ -97,11 +99,15 @@ impl SqlStats {
     /// # Errors
     /// When the database cannot be reached.
     pub async fn xacts(&self) -> anyhow::Result<Xacts> {
-        let (commits, rollbacks): (i64, i64) = sqlx::query_as(XACTS_SQL)
+        let (commits, rollbacks, sessions): (i64, i64, i64) = sqlx::query_as(XACTS_SQL)
             .bind(self.dbid)
             .fetch_one(&self.pool)
             .await?;
-        Ok(Xacts { commits, rollbacks })
+        Ok(Xacts {
+            commits,
+            rollbacks,
+            sessions,
+        })
     }
 
     /// Starts the window: resets this database's statement counters (a failure, such as the
@@ -166,6 +172,7 @@ impl SqlStats {
             xacts: Xacts {
                 commits: after.commits - before.commits,
                 rollbacks: after.rollbacks - before.rollbacks,
+                sessions: after.sessions - before.sessions,
             },
         })
     }
@@ -217,9 +224,11 @@ impl SqlUse {
             None => out.push_str(&self.statements_table(n)),
         }
         out.push_str(&format!(
-            "| transactions | per order |\n| --- | ---: |\n| committed | {:.2} |\n| rolled back | {:.2} |\n",
+            "| transactions | per order |\n| --- | ---: |\n| committed | {:.2} |\n| rolled back | {:.2} |\n| connections opened (in the window: {}) | {:.3} |\n",
             self.commits() as f64 / n,
-            self.xacts.rollbacks as f64 / n
+            self.xacts.rollbacks as f64 / n,
+            self.xacts.sessions,
+            self.xacts.sessions as f64 / n
         ));
         out.push_str(&format!(
             "\nLeft out: the bench's own {} transactions (its completion polls and stats reads; \
@@ -227,6 +236,26 @@ impl SqlUse {
             self.own_calls,
             self.own_ms / 1000.0
         ));
+        out
+    }
+
+    /// Every statement of the window, most called first, in full (whitespace collapsed): the
+    /// list behind the report's top ten, for finding where the statements per order come from.
+    pub fn all_statements_markdown(&self, orders: usize) -> String {
+        let n = orders.max(1) as f64;
+        let mut out = String::from(
+            "| statement (normalised) | calls / order | mean ms | ms / order |\n| --- | ---: | ---: | ---: |\n",
+        );
+        for s in &self.statements {
+            let text = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
+            out.push_str(&format!(
+                "| `{}` | {:.2} | {:.3} | {:.3} |\n",
+                text.replace('|', "¦").replace('`', "'"),
+                s.calls as f64 / n,
+                s.total_ms / (s.calls.max(1) as f64),
+                s.total_ms / n
+            ));
+        }
         out
     }
 

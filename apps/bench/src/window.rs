@@ -156,6 +156,11 @@ const POSTGRES_2026_12_MS: f64 = 44_000.0 / 3000.0;
 const SQS_TARGET: f64 = 4.0;
 
 impl Costs {
+    /// Every SQL statement of the window with its calls per order (`statements.md`).
+    pub fn statements_markdown(&self, orders: usize) -> String {
+        self.sql.all_statements_markdown(orders)
+    }
+
     /// The four tables with a line each saying how they compare with the targets.
     pub fn markdown(&self, orders: usize) -> String {
         let n = orders.max(1) as f64;
