@@ -2,8 +2,8 @@
 //! event runs without holding anything while Stripe works, and the refund that a failed shipment
 //! and a cancelled paid order share.
 //!
-//! - `invoice.generated` → one charge for the invoice total, ending `paid` or `payment_failed`
-//!   ([`crate::charge`]);
+//! - `invoice.generated` → one charge for the invoice total, ending `paid` or `payment_failed`,
+//!   or waiting for the shopper's 3-D Secure (`payment.action_required`) ([`crate::charge`]);
 //! - `order.cancelled` → the PaymentIntent cancelled at Stripe, or the payment refunded
 //!   ([`crate::cancellation`]);
 //! - `shipment.failed` → the payment refunded: `paid → refunded`, stock released
