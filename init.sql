@@ -323,7 +323,8 @@ CREATE TABLE payments (
     payment_intent_id  text        UNIQUE CHECK (payment_intent_id ~ '^pi_'),
     amount_minor       bigint      NOT NULL CHECK (amount_minor > 0),
     currency           char(3)     NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-    -- pending: intent being created or confirmed; then succeeded, failed or refunded, or
+    -- pending: intent being created or confirmed; requires_action: the intent waits for the
+    -- shopper's 3-D Secure (the order stays invoiced); then succeeded, failed or refunded, or
     -- cancelled (at Stripe, because the order was cancelled before it was confirmed).
     status             text        NOT NULL DEFAULT 'pending',
     failure_reason     text,
@@ -337,7 +338,7 @@ CREATE TABLE payments (
     claimed_until      timestamptz,
     CHECK (status <> 'refunded' OR refund_id IS NOT NULL),
     CONSTRAINT payments_status_check
-        CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded', 'cancelled')),
+        CHECK (status IN ('pending', 'requires_action', 'succeeded', 'failed', 'refunded', 'cancelled')),
     CONSTRAINT payments_claim_check CHECK ((claim_event IS NULL) = (claimed_until IS NULL))
 );
 
@@ -443,7 +444,8 @@ INSERT INTO _sqlx_migrations (version, description, success, checksum, execution
     (20261204000005, 'order change notify', true, '\x6791a4425589d906113e9555443e98cd6dff9d2814b2f6e19d042de102e1bbbe3e3048f862c514e5fead88a321b926b4', 0),
     (20261205000001, 'email intent', true, '\xc9c9605dc3481988455509c603d9ceaf6aa9076bd94c9a751d795e9aca7198e4a475c0dc195d3f290e274cbd96c8a826', 0),
     (20261205000002, 'billing claims', true, '\xb7145a364792c8b6c5bde48fbbd1cddaf5acdffb88fb8158565499a241ab99ed359b9b3973ea36fa2e92a90d7d33840b', 0),
-    (20261206000003, 'invoice pending pdf', true, '\xdaf6ad46d8f6e74992a6cf21c41f922765d54d914857e7c58ff44af721f22dcde974b108897c9dc2f3d6b46555d61918', 0);
+    (20261206000003, 'invoice pending pdf', true, '\xdaf6ad46d8f6e74992a6cf21c41f922765d54d914857e7c58ff44af721f22dcde974b108897c9dc2f3d6b46555d61918', 0),
+    (20261207000001, 'payment action', true, '\x0422e2a3b2d8785fe49ae69eb61eca5d90c3dbef79450ab6c57fae798ce7a44badbe053224fce0da29b02d9ccb607c51', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue

@@ -1,6 +1,6 @@
 """A local fake Stripe for ChargeFlow: localstripe's stateful API, bound to a loopback address.
 
-    python scripts/stripe_fake.py --port 8420 [--host 127.0.0.1]
+    python scripts/stripe_fake.py --port 8420 [--host 127.0.0.1] [--public-url URL]
 
 Run it with the venv that scripts/services.sh installs (localstripe is in
 localstack/requirements.lock): services.sh starts one on 127.0.0.1:$STRIPE_PORT (default 8420),
@@ -88,6 +88,27 @@ What this script changes in localstripe (in memory, at start-up; localstripe its
    `{"holding": <regex or null>, "held": <requests waiting now>}`. A held request is handled as
    usual once released: it only comes late.
 
+12. 3-D Secure has a test bank, like Stripe's hosted 3DS test page. localstripe leaves a
+   PaymentIntent confirmed with a 3-D Secure card (4000 0027 6000 3184, `pm_card_authenticationRequired`,
+   and its other numbers) `requires_action` with `next_action: {"type": "use_stripe_sdk",
+   "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": ""}}`, completed only by
+   `POST /v1/payment_intents/<id>/_authenticate` with the client secret (what its fake Stripe.js
+   calls). Here `stripe_js` is the address of this fake's test-bank page for the intent,
+   `<public url>/_test_bank/<id>` (--public-url, default the address it listens on), which the
+   shop's order page sends the shopper to when it has no Stripe.js:
+   - `GET /_test_bank/<id>?return_url=<url>` shows the amount and two buttons, "Complete" and
+     "Fail" (no API key needed: the shopper's browser opens it; it shows no secret);
+   - `POST /_test_bank/<id>` with `outcome=complete|fail` and `return_url` authenticates the
+     intent as `_authenticate` does — complete: charged, `succeeded`, webhook
+     `payment_intent.succeeded`; fail: back to `requires_payment_method` with `last_payment_error`
+     `payment_intent_authentication_failure`, and (localstripe sends nothing then) the webhook
+     `payment_intent.payment_failed`, as Stripe does — then answers 303 to `return_url` with
+     `payment_intent=<id>&redirect_status=succeeded|failed` added, as Stripe redirects after 3DS.
+     Only an http(s) `return_url` is followed; otherwise the page says what happened. An intent
+     that is not `requires_action` (any more) gets 400 and changes nothing.
+   A cancelled `requires_action` intent (the order expired) is `canceled` and the test bank
+   refuses it.
+
 Not modelled (localstripe's limits): Idempotency-Key (ignored), list filters other than those
 named above (`GET /v1/payment_intents?customer=...` etc. gets 400 "Unexpected ..."), search.
 
@@ -98,6 +119,7 @@ Logs one line per request to stdout. Exits with status 0 on SIGTERM or SIGINT.
 
 import argparse
 import asyncio
+import html
 import ipaddress
 import logging
 import re
@@ -113,8 +135,9 @@ from localstripe.errors import UserError
 TEST_PAYMENT_METHODS = {
     "pm_card_chargeDeclined": ("4000000000000341", "visa"),
     "pm_card_mastercard": ("5555555555554444", "mastercard"),
-    # localstripe's 3-D Secure cards: confirming leaves the PaymentIntent `requires_action`.
-    "pm_card_authenticationRequired": ("4000002500003155", "visa"),
+    # Stripe's 3-D Secure test card, one of localstripe's: confirming leaves the PaymentIntent
+    # `requires_action` until the test bank (see 12.) authenticates it.
+    "pm_card_authenticationRequired": ("4000002760003184", "visa"),
 }
 
 # The largest amount Stripe accepts, in minor units (8 digits).
@@ -508,6 +531,117 @@ def latency_and_hold_switches():
     server.app.router.add_delete("/_config/hold", release_holds)
 
 
+class TestBank:
+    """The 3-D Secure test bank of 12.: its public address, set once listening."""
+
+    public_url = ""
+
+
+def test_bank_url(intent_id):
+    return f"{TestBank.public_url}/_test_bank/{intent_id}"
+
+
+def three_d_secure_goes_to_the_test_bank():
+    """A PaymentIntent that needs 3-D Secure names the test bank's page (see 12.)."""
+    original = resources.PaymentIntent._confirm
+
+    def confirm(self, on_failure_now):
+        original(self, on_failure_now)
+        if self.next_action:
+            self.next_action = {
+                "type": "use_stripe_sdk",
+                "use_stripe_sdk": {"type": "three_d_secure_redirect",
+                                   "stripe_js": test_bank_url(self.id)},
+            }
+
+    resources.PaymentIntent._confirm = confirm
+
+
+def money(intent):
+    return f"{intent.amount / 100:.2f} {intent.currency.upper()}"
+
+
+def followable(url):
+    return isinstance(url, str) and re.match(r"^https?://[^\s]+$", url) is not None
+
+
+def test_bank_page(intent, return_url, message=None):
+    esc = html.escape
+    if message is None and intent.status == "requires_action":
+        body = (
+            f"<p>Your bank asks you to confirm the payment of <strong>{esc(money(intent))}</strong>"
+            f" ({esc(intent.id)}).</p>"
+            "<form method='post'>"
+            f"<input type='hidden' name='return_url' value='{esc(return_url or '')}'>"
+            "<button name='outcome' value='complete'>Complete</button> "
+            "<button name='outcome' value='fail'>Fail</button>"
+            "</form>"
+        )
+    else:
+        body = f"<p>{esc(message or f'This payment is {intent.status}: nothing to confirm.')}</p>"
+        if followable(return_url):
+            body += f"<p><a href='{esc(return_url)}'>Back to the shop</a></p>"
+    return web.Response(
+        content_type="text/html",
+        text=("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+              "<title>Test bank: 3-D Secure</title></head><body>"
+              "<h1>Test bank: 3-D Secure</h1>"
+              "<p><em>The local fake Stripe's stand-in for a card issuer's page. No money moves."
+              "</em></p>" + body + "</body></html>"),
+    )
+
+
+def intent_of(request):
+    intent_id = request.match_info["id"]
+    if not intent_id.startswith("pi_"):
+        raise UserError(404, "Not Found")
+    return resources.PaymentIntent._api_retrieve(intent_id)
+
+
+async def test_bank_show(request):
+    intent = intent_of(request)
+    return test_bank_page(intent, request.query.get("return_url"))
+
+
+async def test_bank_answer(request):
+    intent = intent_of(request)
+    data = await request.post()
+    outcome = data.get("outcome")
+    return_url = data.get("return_url")
+    if outcome not in ("complete", "fail"):
+        raise UserError(400, "outcome must be complete or fail")
+    if intent.status != "requires_action":
+        raise UserError(400, f"The PaymentIntent is {intent.status}, not requires_action")
+    success = outcome == "complete"
+    resources.PaymentIntent._api_authenticate(
+        intent.id, client_secret=intent.client_secret, success=success)
+    if not success:
+        # Stripe tells a failed authentication; localstripe does not.
+        resources.schedule_webhook(resources.Event("payment_intent.payment_failed", intent))
+    if not followable(return_url):
+        return test_bank_page(intent, None, f"Authentication {'completed' if success else 'failed'}.")
+    separator = "&" if "?" in return_url else "?"
+    status = "succeeded" if success else "failed"
+    raise web.HTTPSeeOther(
+        f"{return_url}{separator}payment_intent={intent.id}&redirect_status={status}")
+
+
+def test_bank_routes():
+    """The test bank's pages (12.), open without an API key as a shopper's browser opens them."""
+    auth = server.auth_middleware
+
+    @web.middleware
+    async def auth_but_the_test_bank(request, handler):
+        if request.path.startswith("/_test_bank/"):
+            return await handler(request)
+        return await auth(request, handler)
+
+    middlewares = server.app.middlewares
+    middlewares[middlewares.index(auth)] = auth_but_the_test_bank
+    server.app.router.add_get("/_test_bank/{id}", test_bank_show)
+    server.app.router.add_post("/_test_bank/{id}", test_bank_answer)
+
+
 async def serve(args):
     runner = web.AppRunner(server.app, access_log=logging.getLogger("aiohttp.access"))
     await runner.setup()
@@ -520,6 +654,9 @@ async def serve(args):
     addresses = ", ".join(
         f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}" for a in runner.addresses
     )
+    first = runner.addresses[0]
+    bound = f"[{first[0]}]:{first[1]}" if ":" in first[0] else f"{first[0]}:{first[1]}"
+    TestBank.public_url = (args.public_url or f"http://{bound}").rstrip("/")
     print(f"stripe-fake: listening on {addresses}", flush=True)
     await stop.wait()
     await runner.cleanup()
@@ -530,6 +667,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only)")
     parser.add_argument("--port", type=int, default=8420, help="port to listen on (0: any free one)")
+    parser.add_argument(
+        "--public-url",
+        help="the address browsers reach this fake at, for its 3-D Secure test bank's links "
+             "(default: http://<the address it listens on>)",
+    )
     parser.add_argument(
         "--allow-any-host",
         action="store_true",
@@ -556,6 +698,8 @@ def main():
     stripe_like_intent_refusals()
     refunds_within_the_charge()
     latency_and_hold_switches()
+    three_d_secure_goes_to_the_test_bank()
+    test_bank_routes()
     try:
         asyncio.run(serve(args))
     except OSError as err:

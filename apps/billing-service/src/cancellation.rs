@@ -8,7 +8,8 @@
 //!   (the refund of a failed shipment): `paid → refunded` if it is still `paid` when the closing
 //!   transaction locks it, stock released, `payment.refunded` with [`REFUND_REASON`].
 //! - `cancelled` (it was unpaid; the cancellation released the stock): the PaymentIntent an
-//!   attempt left, found from the `pending` payments row — by its id, or by the order id in its
+//!   attempt left, found from the `pending` (or `requires_action`: waiting for the shopper's
+//!   3-D Secure) payments row — by its id, or by the order id in its
 //!   metadata when the attempt died before recording the id — is settled by its status:
 //!   - `succeeded`: refunded; the payment `refunded`, the order stays `cancelled`,
 //!     `payment.refunded` with [`REFUND_REASON`];
@@ -76,7 +77,10 @@ impl BillingHandler {
     /// Cancels or refunds whatever PaymentIntent an attempt left for the cancelled order.
     async fn settle_intent(&self, event: &Event, pool: &PgPool) -> Result<Closing, BillingError> {
         let order_id = event.order_id;
-        let Some(payment) = self.claim(event, pool, &["pending"]).await? else {
+        let Some(payment) = self
+            .claim(event, pool, &["pending", "requires_action"])
+            .await?
+        else {
             tracing::info!("no payment under way: nothing to settle");
             return Ok(Closing::Nothing { claimed: false });
         };

@@ -14,7 +14,7 @@
 //! 3. **Record** (one statement): the intent's id, under the claim, reading the order's status
 //!    in the same statement. An order no longer `invoiced` gets no confirmation.
 //! 4. **Confirm** at Stripe (key `pi-confirm-{event id}`), unless the intent has its answer
-//!    already; an intent that asks for 3-D Secure is cancelled (`pi-cancel-{event id}`).
+//!    already (an intent that asks for 3-D Secure is left waiting for the shopper).
 //! 5. **Close** (one transaction, with the inbox row): [`orders::payments::apply_outcome`] locks
 //!    the order and moves it only if it is still `invoiced`; the claim is given up.
 //!
@@ -69,10 +69,41 @@
 //!   the shopper's (an unknown or expired payment method, an amount the method will not take; see
 //!   [`crate::refusal`]): `payment_failed` with the stock released, and `payment.failed` with the
 //!   reason in plain words, which the e-mail consumer passes on.
-//! - The intent ends `requires_action` (3-D Secure, which the shop cannot run yet): it is
-//!   cancelled at Stripe, then the order fails as above.
+//! - The intent ends `requires_action` (3-D Secure / SCA): the order waits for the shopper
+//!   until its expiry (below).
 //! - `processing`, Stripe down, our key refused: nothing changes; the event is retried, then
 //!   lands in the DLQ and the order on the stuck-order list.
+//!
+//! ## A payment that waits for the shopper (3-D Secure)
+//!
+//! An intent that ends `requires_action` ends the event's handling like any answer — the
+//! message is done, neither retried nor parked — with [`await_action`]: the order stays
+//! `invoiced` with its stock held, the payment becomes `requires_action` (with the intent's id)
+//! and `payment.action_required` is emitted, routed to the e-mail consumer, which asks the
+//! shopper to confirm the payment on the order page (the e-mail holds the order's signed link,
+//! never the intent's client secret). It is emitted once: only the statement that moves the
+//! payment out of `pending` emits it, in the transaction with the inbox row, so neither a
+//! redelivery nor a retried closing can emit a second one.
+//!
+//! The shopper then authenticates on the order page (`GET /api/orders/{id}/payment/action`
+//! gives the page the client secret, to its own order's viewers only: Stripe.js'
+//! `handleNextAction` with a publishable key, the fake Stripe's test-bank page locally). Stripe
+//! then moves the intent to `succeeded` or, when authentication fails, back to
+//! `requires_payment_method`. The order learns it by two paths, both through
+//! [`orders::payments::apply_outcome`], whichever comes first (the second finds the order moved
+//! and writes nothing):
+//!
+//! - the webhook, `payment_intent.succeeded` / `payment_intent.payment_failed`;
+//! - the order page's "I have confirmed" call, `POST /api/orders/{id}/payment/check`, made as
+//!   soon as the shopper is back from the bank: the web-server reads the intent from Stripe and
+//!   applies what it says (web-server's `stripe::check`, whose module doc says why this path
+//!   and not a timed re-check here).
+//!
+//! So success → `paid` and on as any payment; failure → `payment_failed` with the stock back
+//! and `payment.failed`. No action before the order's expiry → the sweeper cancels it
+//! `expired` (stock back), and the `order.cancelled` handling ([`crate::cancellation`]) claims
+//! the `requires_action` payment and cancels the intent at Stripe — or refunds it, should the
+//! shopper have completed it in the last moment.
 //!
 //! A refusal ends the order `payment_failed`, not `cancelled` with reason `payment_unusable`:
 //! the state machine's `invoiced → payment_failed` edge is the one for "Stripe refused the
@@ -86,7 +117,10 @@
 //! with the outcome; that one case ends the order with the same lifecycle steps
 //! (`refused_before_intent`).
 
-use domain::{Event, EventEnvelope, EventType, InvoiceGenerated, OrderStatus, PaymentFailed};
+use domain::{
+    Event, EventEnvelope, EventType, InvoiceGenerated, OrderStatus, PaymentActionRequired,
+    PaymentFailed,
+};
 use orders::{
     Transition,
     payments::{self, Applied, PaymentOutcome},
@@ -98,7 +132,7 @@ use crate::{
     claim::{self, Attempt},
     gateway::{Charge, Confirmed, Created, Intent},
     handler::{BillingError, BillingHandler, Closing, lock},
-    refusal, store,
+    store,
 };
 
 /// What step 1 found.
@@ -164,8 +198,7 @@ impl BillingHandler {
                 return Ok(Closing::Nothing { claimed: true });
             }
         };
-        let outcome = self.outcome(&intent, event.id, invoice).await?;
-        Ok(Closing::Charged(outcome))
+        self.outcome(&intent, event.id, invoice).await
     }
 
     /// Step 1: the order locked and read, and the attempt claimed, in one short transaction.
@@ -255,14 +288,14 @@ impl BillingHandler {
         Ok(Prepared::Intent(intent))
     }
 
-    /// Confirms the intent if it still needs it, and says how the payment ended. An intent that
-    /// asks for 3-D Secure is cancelled at Stripe (nobody can complete it) and ends as a failure.
+    /// Confirms the intent if it still needs it, and says how the charge ended: with the
+    /// payment's outcome, or waiting for the shopper's 3-D Secure.
     async fn outcome(
         &self,
         intent: &Intent,
         event_id: Uuid,
         invoice: &InvoiceGenerated,
-    ) -> Result<PaymentOutcome, BillingError> {
+    ) -> Result<Closing, BillingError> {
         let confirmed = match Confirmed::of(intent) {
             Some(known) => known,
             None => {
@@ -271,33 +304,33 @@ impl BillingHandler {
                     .await?
             }
         };
-        let failed = |reason: String| PaymentOutcome::Failed {
-            payment_intent_id: intent.id.clone(),
-            reason,
-            amount_minor: invoice.total_minor,
-            currency: invoice.currency,
-        };
-        match confirmed {
-            Confirmed::Succeeded => Ok(PaymentOutcome::Succeeded {
+        let outcome = match confirmed {
+            Confirmed::Succeeded => PaymentOutcome::Succeeded {
                 payment_intent_id: intent.id.clone(),
                 amount_minor: invoice.total_minor,
                 currency: invoice.currency,
-            }),
-            Confirmed::Declined(reason) => Ok(failed(reason)),
+            },
+            Confirmed::Declined(reason) => PaymentOutcome::Failed {
+                payment_intent_id: intent.id.clone(),
+                reason,
+                amount_minor: invoice.total_minor,
+                currency: invoice.currency,
+            },
             Confirmed::NeedsAction => {
-                self.gateway
-                    .cancel(&intent.id, &format!("pi-cancel-{event_id}"))
-                    .await?;
                 tracing::info!(
                     payment_intent.id = intent.id,
-                    "the card asks for 3-D Secure, which this shop cannot run: intent cancelled"
+                    "the card asks for 3-D Secure: the order waits for the shopper"
                 );
-                Ok(failed(refusal::AUTHENTICATION_NEEDED.to_owned()))
+                return Ok(Closing::AwaitingAction {
+                    payment_intent_id: intent.id.clone(),
+                    invoice: invoice.clone(),
+                });
             }
             Confirmed::Pending(status) => {
-                Err(BillingError::StillProcessing(status.as_str().to_owned()))
+                return Err(BillingError::StillProcessing(status.as_str().to_owned()));
             }
-        }
+        };
+        Ok(Closing::Charged(outcome))
     }
 }
 
@@ -368,5 +401,43 @@ pub(crate) async fn refused_before_intent(
         reason,
         "Stripe refused the charge before creating a PaymentIntent"
     );
+    Ok(())
+}
+
+/// Step 5 of a charge whose intent waits for the shopper's 3-D Secure: the order stays
+/// `invoiced` with its stock held; the payment becomes `requires_action` and
+/// `payment.action_required` is emitted (timeline and outbox) — once, by whichever handling
+/// moves the payment out of `pending`. An order that moved on meanwhile (cancelled: its
+/// `order.cancelled` cancels the intent) or a payment that ended already is left alone.
+pub(crate) async fn await_action(
+    tx: &mut PgConnection,
+    event: &Event,
+    payment_intent_id: &str,
+    invoice: &InvoiceGenerated,
+) -> Result<(), BillingError> {
+    let order_id = event.order_id;
+    let status = lock(tx, order_id).await?.status;
+    if status != OrderStatus::Invoiced {
+        tracing::info!(%status, "the order moved on while its payment asked for 3-D Secure");
+        return Ok(());
+    }
+    if !store::record_awaiting_action(tx, order_id, payment_intent_id).await? {
+        tracing::info!("the payment already waits for the shopper (or has ended): nothing to emit");
+        return Ok(());
+    }
+    let payload = PaymentActionRequired {
+        payment_intent_id: payment_intent_id.to_owned(),
+        amount_minor: invoice.total_minor,
+        currency: invoice.currency,
+    };
+    let envelope = EventEnvelope::new(
+        EventType::PaymentActionRequired,
+        order_id,
+        event.correlation_id.clone(),
+        event.traceparent.clone(),
+        &payload,
+    )?;
+    let detail = serde_json::json!({"payment_intent_id": payment_intent_id});
+    orders::record_event(tx, &envelope, detail).await?;
     Ok(())
 }

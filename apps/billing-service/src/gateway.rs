@@ -130,7 +130,8 @@ pub enum Confirmed {
     Succeeded,
     /// The card was declined or Stripe refused the charge (final), with the shopper's reason.
     Declined(String),
-    /// The card asks for 3-D Secure (`requires_action`), which the shop cannot run.
+    /// The card asks for 3-D Secure (`requires_action`): the shopper must authenticate the
+    /// payment on the order page.
     NeedsAction,
     /// Stripe is still working on it (`processing`): look again later.
     Pending(PaymentIntentStatus),

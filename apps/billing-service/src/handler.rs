@@ -2,8 +2,8 @@
 //! event runs without holding anything while Stripe works, and the refund that a failed shipment
 //! and a cancelled paid order share.
 //!
-//! - `invoice.generated` → one charge for the invoice total, ending `paid` or `payment_failed`
-//!   ([`crate::charge`]);
+//! - `invoice.generated` → one charge for the invoice total, ending `paid` or `payment_failed`,
+//!   or waiting for the shopper's 3-D Secure (`payment.action_required`) ([`crate::charge`]);
 //! - `order.cancelled` → the PaymentIntent cancelled at Stripe, or the payment refunded
 //!   ([`crate::cancellation`]);
 //! - `shipment.failed` → the payment refunded: `paid → refunded`, stock released
@@ -165,6 +165,10 @@ impl BillingHandler {
         match closing {
             Closing::Duplicate | Closing::Nothing { .. } => {}
             Closing::Charged(outcome) => crate::charge::apply(tx, event, &outcome).await?,
+            Closing::AwaitingAction {
+                payment_intent_id,
+                invoice,
+            } => crate::charge::await_action(tx, event, &payment_intent_id, &invoice).await?,
             Closing::RefusedBeforeIntent { reason, invoice } => {
                 crate::charge::refused_before_intent(tx, event, &invoice, &reason).await?;
             }
@@ -287,6 +291,14 @@ pub(crate) enum Closing {
     },
     /// How the charge ended, applied to an order that is still `invoiced`.
     Charged(orders::payments::PaymentOutcome),
+    /// The intent waits for the shopper's 3-D Secure: the order stays `invoiced`, the payment
+    /// becomes `requires_action` and `payment.action_required` is emitted, once.
+    AwaitingAction {
+        /// The intent.
+        payment_intent_id: String,
+        /// The invoice the charge is for.
+        invoice: domain::InvoiceGenerated,
+    },
     /// Stripe refused the charge before any PaymentIntent existed.
     RefusedBeforeIntent {
         /// The shopper's reason.

@@ -17,9 +17,12 @@ use stripe::ApiErrors;
 pub const PAYMENT_METHOD_INVALID: &str = "the payment method is not valid or has expired";
 /// Stripe refused the amount for this payment method.
 pub const AMOUNT_REFUSED: &str = "the amount could not be charged to this payment method";
-/// The card needs 3-D Secure (or another step the shopper must take), which the shop cannot run.
+/// The card needs an authentication step that the payment could not ask for (a decline with
+/// `authentication_required`).
 pub const AUTHENTICATION_NEEDED: &str =
-    "the card requires an authentication step this shop cannot perform yet";
+    "the card requires an authentication step that could not be completed";
+/// The shopper's bank did not confirm the payment (3-D Secure failed or was refused).
+pub const AUTHENTICATION_FAILED: &str = "the payment was not confirmed with your bank";
 /// A card decline whose message from Stripe is not fit to show.
 pub const CARD_DECLINED: &str = "the card was declined";
 /// Any other refusal.
@@ -107,7 +110,9 @@ pub fn is_the_shoppers(status: u16, refusal: &Refusal<'_>) -> bool {
 /// The sentence shown to the shopper for `refusal`.
 pub fn reason(refusal: &Refusal<'_>) -> String {
     let code = refusal.code.unwrap_or_default();
-    let sentence = if needs_authentication(refusal) {
+    let sentence = if refusal.code == Some("payment_intent_authentication_failure") {
+        AUTHENTICATION_FAILED
+    } else if needs_authentication(refusal) {
         AUTHENTICATION_NEEDED
     } else if refusal.kind == "card_error" || CARD_CODES.contains(&code) {
         return card_decline(refusal.message);
@@ -130,10 +135,8 @@ pub fn reason(refusal: &Refusal<'_>) -> String {
 }
 
 fn needs_authentication(refusal: &Refusal<'_>) -> bool {
-    matches!(
-        refusal.code,
-        Some("authentication_required" | "payment_intent_authentication_failure")
-    ) || refusal.decline_code == Some("authentication_required")
+    matches!(refusal.code, Some("authentication_required"))
+        || refusal.decline_code == Some("authentication_required")
 }
 
 /// Stripe's message for a card decline (written for shoppers), or [`CARD_DECLINED`] when it is
@@ -233,6 +236,18 @@ mod tests {
             ..refusal("card_error", Some("card_declined"))
         };
         assert_eq!(reason(&required), AUTHENTICATION_NEEDED);
+    }
+
+    #[test]
+    fn a_failed_3d_secure_says_the_bank_did_not_confirm_the_payment() {
+        let failed = Refusal {
+            message: Some("The provided PaymentMethod has failed authentication."),
+            ..refusal(
+                "invalid_request_error",
+                Some("payment_intent_authentication_failure"),
+            )
+        };
+        assert_eq!(reason(&failed), AUTHENTICATION_FAILED);
     }
 
     #[test]

@@ -83,7 +83,7 @@ fn order_state(
 pub struct PaymentRow {
     /// The PaymentIntent, once Stripe returned it.
     pub payment_intent_id: Option<String>,
-    /// `pending`, `succeeded`, `failed`, `refunded` or `cancelled`.
+    /// `pending`, `requires_action`, `succeeded`, `failed`, `refunded` or `cancelled`.
     pub status: String,
     /// The refund, once made.
     pub refund_id: Option<String>,
@@ -133,6 +133,25 @@ pub async fn record_refused(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Marks the `pending` payment `requires_action`: its PaymentIntent waits for the shopper's
+/// 3-D Secure; in the handler's transaction. False when the payment had left `pending` already
+/// (an earlier handling recorded it, or it ended): nothing was written.
+pub async fn record_awaiting_action(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    payment_intent_id: &str,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE payments SET status = 'requires_action', payment_intent_id = $2, updated_at = now()
+         WHERE order_id = $1 AND status = 'pending'",
+    )
+    .bind(order_id)
+    .bind(payment_intent_id)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 /// Marks the payment of `payment_intent_id` refunded, in the handler's transaction.

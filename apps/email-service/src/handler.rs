@@ -342,6 +342,7 @@ pub fn kind_of(event_type: EventType) -> Option<EmailKind> {
         EventType::InvoiceGenerated => Some(EmailKind::Invoice),
         EventType::PaymentSucceeded => Some(EmailKind::PaymentReceipt),
         EventType::PaymentFailed => Some(EmailKind::PaymentFailed),
+        EventType::PaymentActionRequired => Some(EmailKind::PaymentActionRequired),
         EventType::ShipmentCreated => Some(EmailKind::Shipped),
         EventType::PaymentRefunded => Some(EmailKind::Refunded),
         EventType::ShipmentFailed => None,
@@ -371,6 +372,7 @@ fn fill_from_payload(context: &mut EmailContext, body: &EventBody, money: &impl 
             context.total = Some(money(p.total_minor));
         }
         EventBody::PaymentSucceeded(p) => context.amount = Some(money(p.amount_minor)),
+        EventBody::PaymentActionRequired(p) => context.amount = Some(money(p.amount_minor)),
         EventBody::PaymentFailed(p) => {
             context.amount = Some(money(p.amount_minor));
             context.failure_reason = Some(p.reason.clone());
@@ -470,7 +472,7 @@ mod tests {
             .into_iter()
             .filter(|t| kind_of(*t).is_some())
             .collect();
-        assert_eq!(with_email.len(), 9);
+        assert_eq!(with_email.len(), 10);
         assert_eq!(kind_of(EventType::ShipmentFailed), None);
         assert_eq!(kind_of(EventType::SignInRequested), Some(EmailKind::SignIn));
     }

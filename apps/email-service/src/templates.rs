@@ -47,6 +47,8 @@ pub enum EmailKind {
     PaymentReceipt,
     /// The payment was declined; nothing was charged and the items were released.
     PaymentFailed,
+    /// The payment waits for the shopper to confirm it (3-D Secure) on the order page.
+    PaymentActionRequired,
     /// The order left the warehouse.
     Shipped,
     /// Money was paid back.
@@ -61,11 +63,12 @@ pub enum EmailKind {
 
 impl EmailKind {
     /// The e-mails about an order, rendered with an [`EmailContext`], in a fixed order.
-    pub const ORDER: [EmailKind; 8] = [
+    pub const ORDER: [EmailKind; 9] = [
         EmailKind::OrderConfirmation,
         EmailKind::Invoice,
         EmailKind::PaymentReceipt,
         EmailKind::PaymentFailed,
+        EmailKind::PaymentActionRequired,
         EmailKind::Shipped,
         EmailKind::Refunded,
         EmailKind::Cancelled,
@@ -74,8 +77,8 @@ impl EmailKind {
 
     /// Every kind, in a fixed order: the order e-mails ([`EmailKind::ORDER`]), then the sign-in
     /// e-mail.
-    pub const ALL: [EmailKind; 9] = {
-        let mut all = [EmailKind::SignIn; 9];
+    pub const ALL: [EmailKind; 10] = {
+        let mut all = [EmailKind::SignIn; 10];
         let mut i = 0;
         while i < Self::ORDER.len() {
             all[i] = Self::ORDER[i];
@@ -91,6 +94,7 @@ impl EmailKind {
             EmailKind::Invoice => "invoice",
             EmailKind::PaymentReceipt => "payment_receipt",
             EmailKind::PaymentFailed => "payment_failed",
+            EmailKind::PaymentActionRequired => "payment_action_required",
             EmailKind::Shipped => "shipped",
             EmailKind::Refunded => "refunded",
             EmailKind::Cancelled => "cancelled",
@@ -670,6 +674,21 @@ mod tests {
             assert!(body.contains("nothing was charged"));
             assert!(body.contains("released"));
         }
+    }
+
+    #[test]
+    fn the_action_required_email_asks_to_confirm_the_payment_on_the_order_page() {
+        let email = render(EmailKind::PaymentActionRequired, &EmailContext::sample());
+        assert_eq!(
+            email.subject,
+            "Please confirm your payment for order K3M9Q-2XW7A"
+        );
+        for body in [&email.html, &email.text] {
+            assert!(body.contains("Confirm your payment"), "{body}");
+            assert!(body.contains("52.12 EUR"), "{body}");
+            assert!(body.contains("Nothing has been charged yet"), "{body}");
+        }
+        assert!(email.text.contains(&EmailContext::sample().order_url));
     }
 
     #[test]

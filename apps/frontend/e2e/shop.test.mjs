@@ -328,6 +328,68 @@ describe('shop', () => {
     });
   });
 
+  /** Places an order with the 3-D Secure test card through the page and waits for "Confirm your
+   * payment"; returns the order's id. */
+  async function orderAwaitingConfirmation(page, context) {
+    const [a] = await plentiful(context, 1, ['TARP-3X3']);
+    await page.goto('/');
+    await addToCart(page, a, 1);
+    await page.goto('/checkout');
+    await fillCheckout(page, 'Visa — 3-D Secure');
+    await page.getByRole('button', { name: 'Place order' }).click();
+    await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+    const orderId = page.url().split('/').pop();
+    await page.getByTestId('confirm-payment').waitFor({ timeout: PIPELINE_MS });
+    assert.match(await page.getByTestId('order-status').innerText(), /Invoiced/);
+    assert.match(await page.getByTestId('payment-status').innerText(), /Waiting for your confirmation/);
+    await page.locator('.timeline-label', { hasText: 'Payment waiting for your confirmation' }).first().waitFor();
+    return orderId;
+  }
+
+  /** "Confirm your payment", then the test bank's `button`; back on the order page. */
+  async function confirmAtTestBank(page, orderId, button, screenshot) {
+    await page.getByRole('button', { name: 'Confirm your payment' }).click();
+    await page.waitForURL(/\/_test_bank\/pi_/);
+    await page.getByRole('heading', { name: 'Test bank: 3-D Secure' }).waitFor();
+    if (screenshot) await page.screenshot({ path: path.join(RESULTS, screenshot), fullPage: true });
+    await page.getByRole('button', { name: button }).click();
+    await page.waitForURL((url) => url.pathname === `/orders/${orderId}`);
+  }
+
+  test('a 3-D Secure card: "Confirm your payment" on the order page, completed at the test bank, pays and ships the order', { timeout: TEST_MS }, async () => {
+    await withPage('three-d-secure-completed', async ({ page, context }) => {
+      const orderId = await orderAwaitingConfirmation(page, context);
+      await page.screenshot({ path: path.join(RESULTS, 'confirm-payment.png'), fullPage: true });
+      assert.equal((await paymentIntents(orderId)).length, 1);
+      assert.equal((await paymentIntents(orderId))[0].status, 'requires_action');
+
+      await confirmAtTestBank(page, orderId, 'Complete', 'test-bank.png');
+
+      await page.locator('.timeline-entry[data-event="shipment.created"]').waitFor({ timeout: PIPELINE_MS });
+      assert.match(await page.getByTestId('order-status').innerText(), /Shipped|Delivered/);
+      assert.equal(await page.getByTestId('confirm-payment').count(), 0);
+      assert.ok(!page.url().includes('redirect_status'), `the bank's parameters are dropped: ${page.url()}`);
+      const intents = await paymentIntents(orderId);
+      assert.deepEqual(intents.map((pi) => pi.status), ['succeeded'], 'one PaymentIntent, charged once');
+    });
+  });
+
+  test('a 3-D Secure card the shopper fails at the test bank ends "Payment failed"', { timeout: TEST_MS }, async () => {
+    await withPage('three-d-secure-failed', async ({ page, context }) => {
+      const orderId = await orderAwaitingConfirmation(page, context);
+
+      await confirmAtTestBank(page, orderId, 'Fail');
+
+      await page.getByText('The payment failed.').waitFor({ timeout: PIPELINE_MS });
+      assert.match(await page.getByTestId('order-status').innerText(), /Payment failed/);
+      assert.equal(await page.getByTestId('confirm-payment').count(), 0);
+      await page.locator('.timeline-entry[data-event="payment.failed"]').waitFor();
+      const order = await (await context.request.get(`/api/orders/${orderId}`)).json();
+      assert.equal(order.payment.status, 'failed');
+      assert.equal(order.payment_action, null);
+    });
+  });
+
   test('asking for more than the stock is refused and places no order', { timeout: TEST_MS }, async () => {
     await withPage('out-of-stock', async ({ page, context }) => {
       const all = await products(context);

@@ -58,6 +58,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// The open live order streams, fed by the process's one order change listener.
     pub streams: streams::Streams,
+    /// Reads PaymentIntents for the order page's 3-D Secure step ([`stripe::action`]).
+    pub stripe: stripe::intents::StripeReader,
 }
 
 impl AppState {
@@ -129,6 +131,8 @@ impl Application {
             shutdown: CancellationToken::new(),
             orders_counted_at: Arc::default(),
             limits: Arc::new(limits::Limits::new(&settings)),
+            stripe: stripe::intents::StripeReader::new(&settings.stripe)
+                .context("Failed to build the Stripe client")?,
             settings: Arc::new(settings),
             streams: streams.clone(),
         };

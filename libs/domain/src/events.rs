@@ -23,6 +23,9 @@ pub enum EventType {
     /// The payment was declined.
     #[serde(rename = "payment.failed")]
     PaymentFailed,
+    /// The payment waits for the shopper's action (3-D Secure): the order stays `invoiced`.
+    #[serde(rename = "payment.action_required")]
+    PaymentActionRequired,
     /// The shipping partner accepted the shipment.
     #[serde(rename = "shipment.created")]
     ShipmentCreated,
@@ -61,11 +64,12 @@ pub struct UnknownEventType(pub String);
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::OrderPlaced,
         EventType::InvoiceGenerated,
         EventType::PaymentSucceeded,
         EventType::PaymentFailed,
+        EventType::PaymentActionRequired,
         EventType::ShipmentCreated,
         EventType::ShipmentFailed,
         EventType::PaymentRefunded,
@@ -81,6 +85,7 @@ impl EventType {
             EventType::InvoiceGenerated => "invoice.generated",
             EventType::PaymentSucceeded => "payment.succeeded",
             EventType::PaymentFailed => "payment.failed",
+            EventType::PaymentActionRequired => "payment.action_required",
             EventType::ShipmentCreated => "shipment.created",
             EventType::ShipmentFailed => "shipment.failed",
             EventType::PaymentRefunded => "payment.refunded",
@@ -260,6 +265,19 @@ pub struct PaymentFailed {
     pub currency: Currency,
 }
 
+/// Payload of `payment.action_required` (version 1): the PaymentIntent waits for the shopper
+/// to authenticate the payment (3-D Secure) on the order page. It holds no client secret: the
+/// e-mail sends the shopper to the order page, which asks for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentActionRequired {
+    /// The Stripe PaymentIntent id.
+    pub payment_intent_id: String,
+    /// The amount to be authorised, in minor units.
+    pub amount_minor: i64,
+    /// Its currency.
+    pub currency: Currency,
+}
+
 /// Payload of `shipment.created` (version 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShipmentCreated {
@@ -333,6 +351,8 @@ pub enum EventBody {
     PaymentSucceeded(PaymentSucceeded),
     /// `payment.failed`.
     PaymentFailed(PaymentFailed),
+    /// `payment.action_required`.
+    PaymentActionRequired(PaymentActionRequired),
     /// `shipment.created`.
     ShipmentCreated(ShipmentCreated),
     /// `shipment.failed`.
@@ -355,6 +375,7 @@ impl EventBody {
             EventBody::InvoiceGenerated(_) => EventType::InvoiceGenerated,
             EventBody::PaymentSucceeded(_) => EventType::PaymentSucceeded,
             EventBody::PaymentFailed(_) => EventType::PaymentFailed,
+            EventBody::PaymentActionRequired(_) => EventType::PaymentActionRequired,
             EventBody::ShipmentCreated(_) => EventType::ShipmentCreated,
             EventBody::ShipmentFailed(_) => EventType::ShipmentFailed,
             EventBody::PaymentRefunded(_) => EventType::PaymentRefunded,
@@ -434,6 +455,9 @@ impl Event {
                 EventBody::PaymentSucceeded(decode(payload).map_err(invalid)?)
             }
             EventType::PaymentFailed => EventBody::PaymentFailed(decode(payload).map_err(invalid)?),
+            EventType::PaymentActionRequired => {
+                EventBody::PaymentActionRequired(decode(payload).map_err(invalid)?)
+            }
             EventType::ShipmentCreated => {
                 EventBody::ShipmentCreated(decode(payload).map_err(invalid)?)
             }

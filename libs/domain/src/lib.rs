@@ -14,8 +14,9 @@ pub mod routing;
 pub use checkout::{Address, CheckoutError, CheckoutLine, Customer, EmailAddress, Quantity};
 pub use events::{
     Aggregate, DecodeError, Event, EventBody, EventEnvelope, EventType, InvoiceGenerated,
-    OrderCancelled, OrderPlaced, OrderPlacedLine, PaymentFailed, PaymentRefunded, PaymentSucceeded,
-    ShipmentCreated, ShipmentDelivered, ShipmentFailed, SignInRequested, UnknownEventType,
+    OrderCancelled, OrderPlaced, OrderPlacedLine, PaymentActionRequired, PaymentFailed,
+    PaymentRefunded, PaymentSucceeded, ShipmentCreated, ShipmentDelivered, ShipmentFailed,
+    SignInRequested, UnknownEventType,
 };
 pub use invoice::{
     BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, Seller, TaxRate,

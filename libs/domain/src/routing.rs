@@ -60,6 +60,7 @@ pub fn route(event_type: EventType) -> &'static [Consumer] {
         EventType::InvoiceGenerated => &[Billing, Email],
         EventType::PaymentSucceeded => &[Shipping, Email],
         EventType::PaymentFailed => &[Email],
+        EventType::PaymentActionRequired => &[Email],
         EventType::ShipmentCreated => &[Email],
         EventType::ShipmentFailed => &[Billing, Email],
         EventType::PaymentRefunded => &[Email],

@@ -273,7 +273,8 @@ pub async fn shipment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Ship
 /// An order's payment as shown with the order.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct PaymentSummary {
-    /// `pending`, `succeeded`, `failed`, `refunded` or `cancelled`.
+    /// `pending`, `requires_action` (waiting for the shopper's 3-D Secure), `succeeded`,
+    /// `failed`, `refunded` or `cancelled`.
     pub status: String,
     /// The amount charged or attempted, in minor units.
     pub amount_minor: i64,

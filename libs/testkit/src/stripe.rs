@@ -246,6 +246,60 @@ impl FakeStripe {
 }
 
 impl FakeStripe {
+    /// Answers the 3-D Secure test bank's page for the PaymentIntent `id` as a shopper would:
+    /// "Complete" (`success`) or "Fail" (scripts/stripe_fake.py, 12.). Without a return address,
+    /// so the fake answers with its page instead of a redirect.
+    ///
+    /// # Errors
+    /// When the fake cannot be reached or refuses (the intent does not wait for 3-D Secure).
+    pub async fn authenticate(&self, id: &str, success: bool) -> TestResult<()> {
+        let outcome = if success { "complete" } else { "fail" };
+        let response = self
+            .http
+            .post(format!("{}/_test_bank/{id}", self.api_base()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("outcome={outcome}"))
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("the test bank refused {id}: {status}").into());
+        }
+        Ok(())
+    }
+
+    /// A PaymentIntent for `order_id`, created and confirmed with the 3-D Secure test card
+    /// (`pm_card_authenticationRequired`): `requires_action`, as billing leaves it.
+    ///
+    /// # Errors
+    /// When the fake cannot be reached or refuses.
+    pub async fn three_d_secure_intent(
+        &self,
+        order_id: &str,
+        amount_minor: i64,
+    ) -> TestResult<Value> {
+        let form = format!(
+            "amount={amount_minor}&currency=eur&payment_method=pm_card_authenticationRequired\
+             &confirm=true&metadata[order_id]={order_id}"
+        );
+        let response = self
+            .http
+            .post(format!("{}/v1/payment_intents", self.api_base()))
+            .basic_auth(SECRET_KEY, None::<&str>)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            return Err(format!("creating a 3-D Secure intent: {status}: {body}").into());
+        }
+        Ok(body)
+    }
+}
+
+impl FakeStripe {
     /// Makes every API request wait `ms` milliseconds before the fake handles it (0: none).
     ///
     /// # Errors

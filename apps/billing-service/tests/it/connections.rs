@@ -38,7 +38,7 @@ async fn every_billing_path_runs_on_a_pool_of_one_connection() {
     assert_eq!(run(paid.clone()).await, Disposition::Duplicate);
     for (method, end) in [
         ("pm_card_chargeDeclined", "payment_failed"),
-        ("pm_card_authenticationRequired", "payment_failed"),
+        ("pm_card_authenticationRequired", "invoiced"),
         ("pm_does_not_exist", "payment_failed"),
     ] {
         let invoiced = h.invoiced_order(method).await;

@@ -63,25 +63,6 @@ async fn an_amount_stripe_refuses_fails_the_order_with_a_plain_reason() {
 }
 
 #[tokio::test]
-async fn a_card_that_asks_for_3d_secure_fails_the_order_and_its_intent_is_cancelled() {
-    let h = harness().await;
-
-    let intents = assert_payment_failed(
-        &h,
-        "pm_card_authenticationRequired",
-        TOTAL,
-        refusal::AUTHENTICATION_NEEDED,
-    )
-    .await;
-
-    assert_eq!(intents.len(), 1, "{intents:#?}");
-    assert_eq!(
-        intents[0]["status"], "canceled",
-        "nobody can complete it any more"
-    );
-}
-
-#[tokio::test]
 async fn a_declined_card_gives_the_shopper_stripes_message() {
     let h = harness().await;
 

@@ -20,13 +20,17 @@ interface Props {
 /** What happened to an order, oldest first, with the next step while it is under way. */
 export function Timeline({ timeline, currency, status, cancelReason = null }: Props) {
   const money = (minor: number) => formatMoney(minor, currency);
+  // A payment the bank asks the shopper to confirm (3-D Secure) waits for them, not for the shop.
+  const waitsForShopper = status === 'invoiced' && timeline.some((e) => e.event_type === 'payment.action_required');
   const next = isTerminal(status)
     ? null
     : cancelReason
       ? status === 'paid'
         ? 'Refunding your payment…'
         : 'Cancelling your order…'
-      : NEXT_STEP[status];
+      : waitsForShopper
+        ? 'Waiting for you to confirm the payment…'
+        : NEXT_STEP[status];
   return (
     <ol className="timeline" aria-label="Order timeline">
       {timeline.map((entry, i) => {

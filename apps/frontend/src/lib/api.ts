@@ -125,6 +125,23 @@ export interface Order extends OrderSummary {
   cancel_reason: CancelReason | null;
   /** True while the shopper may still cancel (`POST /api/orders/{id}/cancel`). */
   cancellable: boolean;
+  /** Set while the payment waits for the shopper to confirm it with their bank (3-D Secure). */
+  payment_action?: { type: 'authenticate'; action_url: string; check_url: string } | null;
+}
+
+/** What the page needs to let the shopper confirm a payment (3-D Secure): the PaymentIntent's
+ * client secret, for Stripe.js, and the page to send the shopper to without Stripe.js (the local
+ * fake Stripe's test bank). */
+export interface PaymentAction {
+  payment_intent_id: string;
+  client_secret: string;
+  redirect_url: string | null;
+}
+
+/** The answer of "I have confirmed": what the check found, and the order's status now. */
+export interface PaymentCheck {
+  checked: 'moved' | 'already_done' | 'still_waiting' | 'not_waiting';
+  status: string;
 }
 
 /** An error answer of the API (`{"error": {"code", "message", ...}}`) or a network failure. */
@@ -209,6 +226,13 @@ export const api = {
   /** `200` with the order, or `404 order_not_found` / `409 order_not_cancellable` (the message says why). */
   cancelOrder: (id: string, token?: string) =>
     request<Order>('POST', withLink(`/api/orders/${encodeURIComponent(id)}/cancel`, token)),
+  /** What the page needs to let the shopper confirm the payment (3-D Secure); `409
+   * payment_action_not_required` once it no longer waits. */
+  paymentAction: (id: string, token?: string) =>
+    request<PaymentAction>('GET', withLink(`/api/orders/${encodeURIComponent(id)}/payment/action`, token)),
+  /** "I have confirmed": the shop reads the payment's end from Stripe and applies it. */
+  checkPayment: (id: string, token?: string) =>
+    request<PaymentCheck>('POST', withLink(`/api/orders/${encodeURIComponent(id)}/payment/check`, token)),
   orderEventsUrl: (id: string, token?: string) => withLink(`/api/orders/${encodeURIComponent(id)}/events`, token),
   /** Asks for a one-time sign-in link by e-mail: `202` whatever the address (the answer never says
    * whether it has orders), `422 invalid_email`, `429 rate_limited` (`retryAfterS` says when). */

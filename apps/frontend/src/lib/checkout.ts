@@ -207,4 +207,5 @@ export const COUNTRIES: { code: string; name: string }[] = COUNTRY_CODES.map((co
 export const PAYMENT_CHOICES = [
   { id: 'pm_card_visa', label: 'Visa — succeeds', hint: 'Test card that is charged successfully.' },
   { id: 'pm_card_chargeDeclined', label: 'Visa — declined', hint: 'Test card that the bank declines.' },
+  { id: 'pm_card_authenticationRequired', label: 'Visa — 3-D Secure', hint: 'Test card (4000 0027 6000 3184) whose bank asks you to confirm the payment.' },
 ];

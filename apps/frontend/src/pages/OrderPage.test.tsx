@@ -1,10 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { act, screen, waitFor } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { OrderPage } from './OrderPage';
 import { apiError, FakeApi, FakeEventSource, order, ORDER_ID } from '../test/fakeApi';
 import { renderAt } from '../test/render';
-import { formatDateTime } from '../lib/format';
+import { formatDateTime, formatMoney } from '../lib/format';
+import { browser } from '../lib/confirmPayment';
 
 const invoiced = order({
   status: 'invoiced',
@@ -341,6 +342,134 @@ describe('order page', () => {
       expect(await screen.findByText('Invoice issued')).toBeTruthy();
       expect(api.calls.some((c) => c.url.includes('t='))).toBe(false);
       expect(FakeEventSource.latest().url).toBe(`/api/orders/${ORDER_ID}/events`);
+    });
+  });
+
+  describe('a payment the bank asks the shopper to confirm (3-D Secure)', () => {
+    const waiting = order({
+      ...invoiced,
+      timeline: [
+        ...invoiced.timeline,
+        { event_id: 'e3', event_type: 'payment.action_required', occurred_at: '2026-11-23T10:00:02Z', detail: { payment_intent_id: 'pi_1' } },
+      ],
+      payment: { status: 'requires_action', amount_minor: 3769, failure_reason: null },
+      payment_action: {
+        type: 'authenticate',
+        action_url: `/api/orders/${ORDER_ID}/payment/action`,
+        check_url: `/api/orders/${ORDER_ID}/payment/check`,
+      },
+    });
+    const confirmed = order({ ...paid, payment_action: null });
+    const failed = order({
+      ...declined,
+      payment: { status: 'failed', amount_minor: 3769, failure_reason: 'The provided PaymentMethod has failed authentication.' },
+    });
+    const ACTION = { payment_intent_id: 'pi_1', client_secret: 'pi_1_secret_abc', redirect_url: 'http://127.0.0.1:8420/_test_bank/pi_1' };
+
+    afterEach(() => {
+      vi.restoreAllMocks();
+      delete window.Stripe;
+    });
+
+    it('asks to confirm the payment, and sends the shopper to the test bank with the way back to this page', async () => {
+      api.orderAnswers = [{ status: 200, body: waiting }];
+      api.paymentActionAnswers = [{ status: 200, body: ACTION }];
+      const go = vi.spyOn(browser, 'go').mockImplementation(() => {});
+      const user = userEvent.setup();
+      renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+
+      const box = await screen.findByTestId('confirm-payment');
+      expect(box.textContent).toContain('Confirm your payment');
+      expect(box.textContent).toContain(formatMoney(3769, 'EUR'));
+      expect(screen.getByText('Payment waiting for your confirmation')).toBeTruthy();
+      expect(screen.getByTestId('payment-status').textContent).toBe(`Waiting for your confirmation (${formatMoney(3769, 'EUR')})`);
+      expect(screen.getByTestId('order-status').textContent).toBe('Invoiced');
+      expect(screen.getByText('Waiting for you to confirm the payment…')).toBeTruthy();
+      await user.click(screen.getByRole('button', { name: 'Confirm your payment' }));
+
+      await waitFor(() => expect(go).toHaveBeenCalledTimes(1));
+      const target = new URL(go.mock.calls[0][0]);
+      expect(`${target.origin}${target.pathname}`).toBe(ACTION.redirect_url);
+      expect(target.searchParams.get('return_url')).toBe(`${window.location.origin}/orders/${ORDER_ID}`);
+      expect(api.callsTo('GET', `/api/orders/${ORDER_ID}/payment/action`)).toHaveLength(1);
+      expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/payment/check`)).toHaveLength(0);
+    });
+
+    it('checks the payment when the bank sends the shopper back, and shows the order paid', async () => {
+      api.orderAnswers = [
+        { status: 200, body: waiting },
+        { status: 200, body: confirmed },
+      ];
+      api.checkAnswers = [{ status: 200, body: { checked: 'moved', status: 'paid' } }];
+      renderAt(`/orders/${ORDER_ID}?redirect_status=succeeded&payment_intent=pi_1`, '/orders/:id', <OrderPage />);
+
+      await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Paid'));
+      expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/payment/check`)).toHaveLength(1);
+      expect(screen.queryByTestId('confirm-payment')).toBeNull();
+      expect(screen.getByTestId('payment-status').textContent).toMatch(/^Paid /);
+    });
+
+    it('shows the failed payment when the bank did not confirm it', async () => {
+      api.orderAnswers = [
+        { status: 200, body: waiting },
+        { status: 200, body: failed },
+      ];
+      api.checkAnswers = [{ status: 200, body: { checked: 'moved', status: 'payment_failed' } }];
+      renderAt(`/orders/${ORDER_ID}?redirect_status=failed&payment_intent=pi_1`, '/orders/:id', <OrderPage />);
+
+      const alert = await screen.findByRole('alert');
+      expect(alert.textContent).toContain('The payment failed.');
+      expect(alert.textContent).toContain('failed authentication');
+      expect(screen.queryByTestId('confirm-payment')).toBeNull();
+    });
+
+    it('with a publishable key, confirms in the page with Stripe.js and never leaves it', async () => {
+      api.orderAnswers = [
+        { status: 200, body: waiting },
+        { status: 200, body: confirmed },
+      ];
+      api.paymentActionAnswers = [{ status: 200, body: { ...ACTION, redirect_url: null } }];
+      api.configAnswer = { status: 200, body: { stripe_publishable_key: 'pk_test_123' } };
+      api.checkAnswers = [{ status: 200, body: { checked: 'moved', status: 'paid' } }];
+      const handleNextAction = vi.fn(async () => ({}));
+      const stripe = vi.fn(() => ({ handleNextAction }));
+      window.Stripe = stripe;
+      const go = vi.spyOn(browser, 'go').mockImplementation(() => {});
+      const user = userEvent.setup();
+      renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+
+      await user.click(await screen.findByRole('button', { name: 'Confirm your payment' }));
+
+      await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Paid'));
+      expect(stripe).toHaveBeenCalledWith('pk_test_123');
+      expect(handleNextAction).toHaveBeenCalledWith({ clientSecret: 'pi_1_secret_abc' });
+      expect(go).not.toHaveBeenCalled();
+      expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/payment/check`)).toHaveLength(1);
+    });
+
+    it("says so when Stripe.js could not confirm it, and offers the confirmation again", async () => {
+      api.orderAnswers = [{ status: 200, body: waiting }];
+      api.paymentActionAnswers = [{ status: 200, body: ACTION }];
+      api.configAnswer = { status: 200, body: { stripe_publishable_key: 'pk_test_123' } };
+      api.checkAnswers = [{ status: 200, body: { checked: 'still_waiting', status: 'invoiced' } }];
+      window.Stripe = vi.fn(() => ({ handleNextAction: vi.fn(async () => ({ error: { message: 'The authentication window was closed.' } })) }));
+      const user = userEvent.setup();
+      renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+
+      await user.click(await screen.findByRole('button', { name: 'Confirm your payment' }));
+
+      const alert = await screen.findByRole('alert');
+      expect(alert.textContent).toBe('Your bank did not confirm the payment: The authentication window was closed.');
+      expect(screen.getByRole('button', { name: 'Confirm your payment' })).toBeTruthy();
+      expect(screen.getByTestId('order-status').textContent).toBe('Invoiced');
+    });
+
+    it('offers nothing to confirm once the payment no longer waits', async () => {
+      api.orderAnswers = [{ status: 200, body: confirmed }];
+      renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+      await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Paid'));
+      expect(screen.queryByTestId('confirm-payment')).toBeNull();
+      expect(screen.queryByRole('button', { name: 'Confirm your payment' })).toBeNull();
     });
   });
 });

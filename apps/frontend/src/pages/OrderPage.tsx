@@ -1,10 +1,11 @@
-import { useEffect, useId, useRef, useState } from 'react';
+import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { Link, useLocation, useParams, useSearchParams } from 'react-router-dom';
 import { api, withLink, type Order } from '../lib/api';
 import { formatDateTime, formatMoney } from '../lib/format';
 import { isTerminal, statusLabel, statusTone } from '../lib/status';
 import { useOrderLive, type LiveState } from '../lib/useOrderLive';
 import { Timeline } from '../components/Timeline';
+import { ConfirmPayment } from '../components/ConfirmPayment';
 import { describeLoadError, LoadError, Loading } from '../components/Status';
 
 export function OrderPage() {
@@ -12,8 +13,20 @@ export function OrderPage() {
   const location = useLocation();
   const justPlaced = Boolean((location.state as { justPlaced?: boolean } | null)?.justPlaced);
   // An e-mailed order link carries `?t=<token>`: every API call of this page passes it on.
-  const [search] = useSearchParams();
+  const [search, setSearch] = useSearchParams();
   const token = search.get('t');
+  // The bank's page (3-D Secure) sends the shopper back here with `redirect_status` added.
+  const returned = search.has('redirect_status');
+  const tookReturn = () =>
+    setSearch(
+      (current) => {
+        const next = new URLSearchParams(current);
+        next.delete('redirect_status');
+        next.delete('payment_intent');
+        return next;
+      },
+      { replace: true },
+    );
   const { order, error, live, retry, replace } = useOrderLive(id, token);
 
   const reference = order?.reference;
@@ -42,7 +55,11 @@ export function OrderPage() {
       </section>
     );
   }
-  return <OrderView order={order} token={token} live={live} justPlaced={justPlaced} onChange={replace} />;
+  return (
+    <OrderView order={order} token={token} live={live} justPlaced={justPlaced} onChange={replace}>
+      <ConfirmPayment order={order} token={token} returned={returned} onReturned={tookReturn} onChange={replace} />
+    </OrderView>
+  );
 }
 
 interface ViewProps {
@@ -53,9 +70,11 @@ interface ViewProps {
   justPlaced: boolean;
   /** Shows a newer order, e.g. the answer of a cancellation. */
   onChange: (order: Order) => void;
+  /** What the payment waits for, if anything (shown above the cancellation). */
+  children?: ReactNode;
 }
 
-function OrderView({ order, token, live, justPlaced, onChange }: ViewProps) {
+function OrderView({ order, token, live, justPlaced, onChange, children }: ViewProps) {
   const money = (minor: number) => formatMoney(minor, order.currency);
   const totals = orderTotals(order);
   const tone = statusTone(order.status);
@@ -153,6 +172,7 @@ function OrderView({ order, token, live, justPlaced, onChange }: ViewProps) {
         </p>
       )}
 
+      {children}
       <CancelOrder order={order} token={token} onCancelled={onChange} />
 
       <div className="order-grid">
@@ -281,6 +301,8 @@ function paymentText(order: Order, money: (n: number) => string): string {
       return `Refunded ${money(p.amount_minor)}`;
     case 'pending':
       return `Pending (${money(p.amount_minor)})`;
+    case 'requires_action':
+      return `Waiting for your confirmation (${money(p.amount_minor)})`;
     default:
       return p.status;
   }

@@ -42,6 +42,13 @@ export class FakeApi {
   signInAnswers: Answer[] = [{ status: 200, body: { orders: [] } }];
   /** Headers added to every answer of `POST /api/sign-in/requests` (e.g. `Retry-After`). */
   signInRequestHeaders: Record<string, string> = {};
+  /** Answers for `GET /api/orders/{id}/payment/action` (3-D Secure), used in turn (the last one
+   * repeats). */
+  paymentActionAnswers: Answer[] = [];
+  /** Answers for `POST /api/orders/{id}/payment/check`, used in turn (the last one repeats). */
+  checkAnswers: Answer[] = [];
+  /** The answer of `GET /api/config` (none by default, as on a shop without it). */
+  configAnswer: Answer = apiError(404, 'not_found', 'no such resource');
   fetch = vi.fn((input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init));
 
   constructor(lines: [number, number][] = []) {
@@ -159,6 +166,15 @@ export class FakeApi {
       const answer = this.cancelAnswers.length > 1 ? this.cancelAnswers.shift()! : this.cancelAnswers[0];
       if (answer.status === 200) this.orderAnswers = [answer];
       return answer;
+    }
+    if (method === 'GET' && url === '/api/config') return this.configAnswer;
+    if (method === 'GET' && /^\/api\/orders\/[^/]+\/payment\/action$/.test(url)) {
+      if (this.paymentActionAnswers.length === 0) return apiError(409, 'payment_action_not_required', 'nothing to confirm');
+      return this.paymentActionAnswers.length > 1 ? this.paymentActionAnswers.shift()! : this.paymentActionAnswers[0];
+    }
+    if (method === 'POST' && /^\/api\/orders\/[^/]+\/payment\/check$/.test(url)) {
+      if (this.checkAnswers.length === 0) return { status: 200, body: { checked: 'not_waiting', status: 'invoiced' } };
+      return this.checkAnswers.length > 1 ? this.checkAnswers.shift()! : this.checkAnswers[0];
     }
     if (method === 'GET' && url.startsWith('/api/orders/')) {
       if (this.orderAnswers.length === 0) return apiError(404, 'order_not_found', 'no such order');

@@ -44,6 +44,14 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}/invoice.pdf", get(orders::invoice_pdf))
         .route("/orders/{order_id}/events", get(orders::events))
         .route("/orders/{order_id}/cancel", post(orders::cancel))
+        .route(
+            "/orders/{order_id}/payment/action",
+            get(crate::stripe::action::action),
+        )
+        .route(
+            "/orders/{order_id}/payment/check",
+            post(crate::stripe::action::check),
+        )
         .route("/sign-in", post(sign_in::sign_in))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -141,6 +141,11 @@ async fn order_view(
     body["timeline"] = json!(timeline);
     body["tracking_number"] = json!(shipment.as_ref().map(|s| &s.tracking_number));
     body["shipment"] = json!(shipment);
+    body["payment_action"] = crate::stripe::action::summary(
+        order_id,
+        &order.status,
+        payment.as_ref().map(|p| p.status.as_str()),
+    );
     body["payment"] = json!(payment);
     body["invoice_url"] = match &invoice {
         Some(_) => json!(format!("/api/orders/{order_id}/invoice.pdf")),

@@ -6,9 +6,15 @@
 //! so a replayed event finds its row and does nothing. The effect itself goes through
 //! [`orders::payments::apply_outcome`] — the order's row lock, the state machine and the outbox —
 //! exactly as the worker's does, so whichever comes second finds the order already moved.
+//!
+//! A payment that waited for the shopper's 3-D Secure ends the same way, by this webhook or by
+//! the order page's "I have confirmed" call ([`action`]), whichever comes first; both read the
+//! intent through [`intents::outcome`].
+
+pub mod action;
+pub mod intents;
 
 use axum::{Json, body::Bytes, extract::State, http::HeaderMap};
-use domain::Currency;
 use orders::payments::{self, ApplyError, PaymentOutcome};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -21,6 +27,7 @@ use crate::{
     signature,
     webhooks::{self, Sender},
 };
+use intents::Verdict;
 
 /// The parts of a Stripe event this endpoint reads.
 #[derive(Debug, Deserialize)]
@@ -97,32 +104,12 @@ async fn reconcile(state: &AppState, event: &StripeEvent) -> Result<Handled, Api
 
 /// The order and outcome a PaymentIntent event reports, if it is one of ours.
 fn outcome(event: &StripeEvent) -> Option<(Uuid, PaymentOutcome)> {
-    let intent = &event.data.object;
-    let order_id: Uuid = intent["metadata"]["order_id"].as_str()?.parse().ok()?;
-    let payment_intent_id = intent["id"].as_str()?.to_owned();
-    let amount_minor = intent["amount"].as_i64()?;
-    let currency = Currency::parse(&intent["currency"].as_str()?.to_uppercase()).ok()?;
-    let outcome = match event.event_type.as_str() {
-        "payment_intent.succeeded" => PaymentOutcome::Succeeded {
-            payment_intent_id,
-            amount_minor,
-            currency,
-        },
-        "payment_intent.payment_failed" => {
-            let reason = intent["last_payment_error"]["message"]
-                .as_str()
-                .unwrap_or("the payment was declined")
-                .to_owned();
-            PaymentOutcome::Failed {
-                payment_intent_id,
-                reason,
-                amount_minor,
-                currency,
-            }
-        }
+    let verdict = match event.event_type.as_str() {
+        "payment_intent.succeeded" => Verdict::Succeeded,
+        "payment_intent.payment_failed" => Verdict::Failed,
         _ => return None,
     };
-    Some((order_id, outcome))
+    intents::outcome(&event.data.object, verdict)
 }
 
 fn bad_request(code: &'static str, message: String) -> ApiError {

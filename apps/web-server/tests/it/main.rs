@@ -16,3 +16,4 @@ mod rate_limits;
 mod sign_in;
 mod streams;
 mod stripe_webhook;
+mod three_d_secure;

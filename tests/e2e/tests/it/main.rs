@@ -13,4 +13,5 @@ mod quote;
 mod redelivery;
 mod smtp_outage;
 mod template;
+mod three_d_secure;
 mod trace;
