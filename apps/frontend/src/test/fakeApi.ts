@@ -42,6 +42,10 @@ export class FakeApi {
   signInAnswers: Answer[] = [{ status: 200, body: { orders: [] } }];
   /** Headers added to every answer of `POST /api/sign-in/requests` (e.g. `Retry-After`). */
   signInRequestHeaders: Record<string, string> = {};
+  /** What `GET /api/config` answers as the Stripe publishable key (null: the local test methods). */
+  publishableKey: string | null = null;
+  /** Set to make `GET /api/config` fail this many times. */
+  configFailures = 0;
   fetch = vi.fn((input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init));
 
   constructor(lines: [number, number][] = []) {
@@ -129,6 +133,13 @@ export class FakeApi {
     }
     if (method === 'POST' && url === '/api/sign-in') {
       return this.signInAnswers.length > 1 ? this.signInAnswers.shift()! : this.signInAnswers[0];
+    }
+    if (method === 'GET' && url === '/api/config') {
+      if (this.configFailures > 0) {
+        this.configFailures -= 1;
+        return apiError(503, 'service_unavailable', 'service unavailable');
+      }
+      return { status: 200, body: { stripe_publishable_key: this.publishableKey } };
     }
     if (method === 'GET' && url === '/api/products') return { status: 200, body: { products: PRODUCTS } };
     if (method === 'GET' && url === '/api/cart') {
