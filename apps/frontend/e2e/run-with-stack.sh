@@ -4,7 +4,7 @@
 # and stops the stack again, whatever happened. Usage: apps/frontend/e2e/run-with-stack.sh
 #
 # Next to the stack's web-server (the local test cards) it starts a second one on the same stack
-# with a Stripe test publishable key (E2E_STRIPE_PUBLISHABLE_KEY), for the Payment Element tests
+# with a Stripe test publishable key (e2e/keyed-web-server.sh), for the Payment Element tests
 # (SHOP_WITH_STRIPE_KEY_URL); they stub Stripe.js in the browser, as no internet is reachable.
 set -euo pipefail
 frontend="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,16 +19,11 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
 
-keyed_pid=""
 stop() {
   status=$?
   if [ "$status" -ne 0 ] && [ -f "$data/logs/web-server.log" ]; then
     echo "--- last lines of the web-server log" >&2
     tail -n 20 "$data/logs/web-server.log" >&2 || true
-  fi
-  if [ -n "$keyed_pid" ]; then
-    kill -TERM "$keyed_pid" 2>/dev/null || true
-    wait "$keyed_pid" 2>/dev/null || true
   fi
   CHARGEFLOW_DATA_DIR="$data" "$repo/scripts/stop.sh" >/dev/null 2>&1 || true
   rm -rf "$data"
@@ -47,24 +42,7 @@ export CHARGEFLOW_DATA_DIR="$data" PG_PORT="$pg" REDIS_PORT="$redis" LOCALSTACK_
   APP__SHIPPING__PARTNER_URL="http://127.0.0.1:$sim"
 "$repo/scripts/start.sh"
 
-# The second web-server: the stack's settings (env.sh, the link secret) on its own port, without
-# an operations port, with a publishable key. Stripe.js never loads for real in the tests.
-keyed_url="http://127.0.0.1:$keyed"
-target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-(
-  # shellcheck disable=SC1091
-  source "$data/env.sh"
-  export APP__HTTP__ADDR="127.0.0.1:$keyed" APP__SHOP__PUBLIC_URL="$keyed_url" APP__METRICS__ADDR="" \
-    APP__HTTP__STATIC_DIR="$frontend/dist" APP__SHOP__LINK_SECRET="$(cat "$data/link_secret")" \
-    APP__STRIPE__PUBLISHABLE_KEY="${E2E_STRIPE_PUBLISHABLE_KEY:-pk_test_ChargeFlowE2eStubbedStripeJs}"
-  exec "$target_dir/${PROFILE:-debug}/web-server"
-) >>"$data/logs/web-server-stripe-key.log" 2>&1 &
-keyed_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "$keyed_url/api/config" 2>/dev/null | grep -q '"pk_test_' && break
-  kill -0 "$keyed_pid" 2>/dev/null || { tail -n 20 "$data/logs/web-server-stripe-key.log" >&2; exit 1; }
-  sleep 0.2
-done
+keyed_url=$(CHARGEFLOW_DATA_DIR="$data" "$frontend/e2e/keyed-web-server.sh" "$keyed")
 
 # The link tests read the e-mails from the stack's SMTP sink and sign tokens with its secret.
 # The quote test counts PaymentIntents at the stack's fake Stripe.
