@@ -6,7 +6,15 @@ export CHARGEFLOW_DATA_DIR="${CHARGEFLOW_DATA_DIR:-$PWD/.data/dev}"
 
 # shellcheck source=scripts/apps.sh
 . scripts/apps.sh
-for name in "${APPS[@]}"; do
+# The apps, then any other process a script recorded in pids/ (the browser tests' second
+# web-server, apps/frontend/e2e/keyed-web-server.sh).
+extra=()
+for pid_file in "$CHARGEFLOW_DATA_DIR"/pids/*.pid; do
+  [ -f "$pid_file" ] || continue
+  name=$(basename "$pid_file" .pid)
+  [[ " ${APPS[*]} " == *" $name "* ]] || extra+=("$name")
+done
+for name in "${APPS[@]}" "${extra[@]}"; do
   pid_file="$CHARGEFLOW_DATA_DIR/pids/$name.pid"
   [ -f "$pid_file" ] || continue
   pid=$(cat "$pid_file")

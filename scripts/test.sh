@@ -81,9 +81,11 @@ if [ "$*" = "--workspace" ] && [ -f apps/frontend/package.json ]; then
      APP__SHIPPING__PARTNER_URL="http://127.0.0.1:$sim_port" APP__WORKER__WAIT_TIME_S=2 \
      scripts/start.sh >"$data_dir/start.log" 2>&1; then
     shop_url=$(grep -o 'Open http://[0-9.:]*' "$data_dir/start.log" | cut -d' ' -f2)
+    # A second web-server with a Stripe test publishable key, for the Payment Element tests.
+    keyed_url=$(apps/frontend/e2e/keyed-web-server.sh "$(free_port)") || status=1
     browser_started=$(date +%s)
     SHOP_URL="$shop_url" LINK_SECRET="$(cat "$data_dir/link_secret")" CHARGEFLOW_MAILDIR="$CHARGEFLOW_MAILDIR" \
-      MAIL_VIEWER_URL="$CHARGEFLOW_MAIL_VIEWER_URL" \
+      MAIL_VIEWER_URL="$CHARGEFLOW_MAIL_VIEWER_URL" SHOP_WITH_STRIPE_KEY_URL="$keyed_url" \
       scripts/frontend.sh e2e || status=1
     echo "browser tests took $(( $(date +%s) - browser_started )) s; screenshots in apps/frontend/test-results/"
   else

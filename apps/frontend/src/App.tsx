@@ -77,7 +77,7 @@ function Shell() {
       </main>
       <footer className="site-footer">
         <div className="container">
-          <p>ChargeFlow Outdoor · a demo shop. Payments use test cards only.</p>
+          <p>ChargeFlow Outdoor · a demo shop.</p>
         </div>
       </footer>
     </>

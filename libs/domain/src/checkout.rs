@@ -47,6 +47,13 @@ pub enum CheckoutError {
     /// The payment method is not a Stripe PaymentMethod id.
     #[error("`payment_method` must be a Stripe PaymentMethod id such as `pm_card_visa`")]
     InvalidPaymentMethod,
+    /// The payment method holds what looks like a card number. The shop never takes card data:
+    /// the card goes from the shopper's browser to Stripe, which answers with a PaymentMethod id.
+    #[error(
+        "`payment_method` looks like a card number: send the Stripe PaymentMethod id (pm_…) \
+         that Stripe.js created for the card, never the card's details"
+    )]
+    CardData,
 }
 
 /// A syntactically valid e-mail address (`local@domain.tld`, no spaces, at most 254 bytes).
@@ -223,21 +230,61 @@ pub fn parse_lines(raw: &[(i64, i64)]) -> Result<Vec<CheckoutLine>, CheckoutErro
     Ok(lines)
 }
 
-/// Checks a Stripe PaymentMethod id (`pm_` followed by letters, digits and underscores).
+/// Longest accepted PaymentMethod id, in bytes (Stripe's own are under 40).
+pub const MAX_PAYMENT_METHOD_LEN: usize = 100;
+
+/// Fewest digits in a row (spaces and dashes between them allowed) that count as a card number:
+/// card numbers have 12 to 19 digits, ids Stripe makes never hold such a run in practice.
+const CARD_NUMBER_DIGITS: usize = 12;
+
+/// Checks a Stripe PaymentMethod id: `pm_` followed by letters, digits and underscores, at most
+/// [`MAX_PAYMENT_METHOD_LEN`] bytes, and no run of digits that could be a card number.
 ///
 /// # Errors
-/// [`CheckoutError::MissingField`] or [`CheckoutError::InvalidPaymentMethod`].
+/// [`CheckoutError::MissingField`], [`CheckoutError::CardData`] (checked first, whatever the
+/// value's length or form) or [`CheckoutError::InvalidPaymentMethod`].
 pub fn parse_payment_method(raw: Option<&str>) -> Result<String, CheckoutError> {
-    let value = required_text("payment_method", raw)?;
-    let valid = value.len() <= 100
+    let value = raw.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return Err(CheckoutError::MissingField("payment_method"));
+    }
+    if looks_like_card_number(value) {
+        return Err(CheckoutError::CardData);
+    }
+    let valid = value.len() <= MAX_PAYMENT_METHOD_LEN
         && value.strip_prefix("pm_").is_some_and(|rest| {
             !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         });
     if valid {
-        Ok(value)
+        Ok(value.to_owned())
     } else {
         Err(CheckoutError::InvalidPaymentMethod)
     }
+}
+
+/// Whether a PaymentMethod id is one of Stripe's test-mode shortcuts (`pm_card_visa`,
+/// `pm_card_chargeDeclined`, …). The ids Stripe gives the PaymentMethods it creates are `pm_`
+/// and letters and digits only; the shortcuts exist in test mode and nowhere in live mode.
+pub fn is_test_payment_method(id: &str) -> bool {
+    id.strip_prefix("pm_")
+        .is_some_and(|rest| rest.contains('_'))
+}
+
+/// Whether `value` holds [`CARD_NUMBER_DIGITS`] or more digits in a row, spaces and dashes
+/// between them not counting (`4242 4242 4242 4242`, `4242-4242-…`).
+fn looks_like_card_number(value: &str) -> bool {
+    let mut run = 0;
+    for c in value.chars() {
+        if c.is_ascii_digit() {
+            run += 1;
+            if run >= CARD_NUMBER_DIGITS {
+                return true;
+            }
+        } else if c != ' ' && c != '-' {
+            run = 0;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -318,9 +365,44 @@ mod tests {
         assert!(parse_payment_method(Some("pm_card_chargeDeclined")).is_ok());
         assert!(parse_payment_method(Some("card_123")).is_err());
         assert!(parse_payment_method(Some("pm_")).is_err());
+        assert!(parse_payment_method(Some("pm_1PqRsT2eZvKYlo2CdEf3GhIj")).is_ok());
+        assert_eq!(
+            parse_payment_method(Some(&format!("pm_{}", "a".repeat(98)))),
+            Err(CheckoutError::InvalidPaymentMethod)
+        );
         assert_eq!(
             parse_payment_method(None),
             Err(CheckoutError::MissingField("payment_method"))
         );
+    }
+
+    #[test]
+    fn anything_that_looks_like_a_card_number_is_refused_as_card_data() {
+        for card in [
+            "4242424242424242",
+            "4242 4242 4242 4242",
+            "4000-0027-6000-3184",
+            "pm_4242424242424242",
+            "card 378282246310005 exp 12/34",
+            &format!("{}4242424242424242", "x".repeat(300)),
+        ] {
+            assert_eq!(
+                parse_payment_method(Some(card)),
+                Err(CheckoutError::CardData),
+                "{card}"
+            );
+        }
+        assert_eq!(
+            parse_payment_method(Some("pm_12345678901")),
+            Ok("pm_12345678901".to_owned()),
+            "11 digits are not a card number"
+        );
+    }
+
+    #[test]
+    fn stripe_test_shortcuts_are_told_from_ids_stripe_makes() {
+        assert!(is_test_payment_method("pm_card_visa"));
+        assert!(is_test_payment_method("pm_card_authenticationRequired"));
+        assert!(!is_test_payment_method("pm_1PqRsT2eZvKYlo2CdEf3GhIj"));
     }
 }

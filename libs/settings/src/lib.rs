@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 mod capacity;
 mod profile;
+mod stripe_keys;
 
 pub use profile::{LOCAL_SECRETS, Process, Profile};
+pub use stripe_keys::StripeMode;
 
 /// The error type of this library.
 #[derive(Debug, thiserror::Error)]
@@ -648,6 +650,13 @@ pub struct StripeSettings {
     pub webhook_tolerance_s: i64,
     /// Timeout of one Stripe call, in milliseconds.
     pub timeout_ms: u64,
+    /// The publishable key (`pk_test_…` / `pk_live_…`) the checkout page loads Stripe.js and
+    /// the Payment Element with (`APP__STRIPE__PUBLISHABLE_KEY`; default unset or empty: the
+    /// page offers Stripe's test payment methods, as the local stack wants). Public by design,
+    /// so a plain string: `GET /api/config` hands it to every browser. A secret key here, or a
+    /// key of the other mode than `APP__STRIPE__SECRET_KEY`, is refused at start-up (see
+    /// [`StripeSettings::publishable_key`]).
+    pub publishable_key: Option<String>,
 }
 
 /// Metrics port settings (`APP__METRICS__…`).
@@ -716,6 +725,7 @@ impl Default for StripeSettings {
             webhook_secret: SecretString::from("whsec_local"),
             webhook_tolerance_s: 300,
             timeout_ms: 10_000,
+            publishable_key: None,
         }
     }
 }
@@ -992,6 +1002,7 @@ impl Settings {
         self.limits.validate()?;
         self.streams.validate()?;
         self.smtp.validate()?;
+        self.stripe.validate()?;
         self.invoice.price_rules()?;
         if self.orders.expire_after_s == 0 || self.orders.sweep_interval_s == 0 {
             return invalid(

@@ -12,7 +12,11 @@
 //! - the web-server's session cookie would not be `Secure` (the shop's public URL is not https;
 //!   the links the e-mail worker sends are checked the same way),
 //! - a listener of the process is on a public address while it talks to a local Stripe or SQS
-//!   endpoint (a fake reachable from outside, or a configuration copied from the local stack).
+//!   endpoint (a fake reachable from outside, or a configuration copied from the local stack),
+//! - the web-server has no Stripe publishable key (`APP__STRIPE__PUBLISHABLE_KEY`): its checkout
+//!   page could offer only Stripe's test payment methods, which a live account does not know, so
+//!   no order could be paid. A `pk_test_` key passes, as an `sk_test_` secret key does for
+//!   billing: a staging shop on Stripe's test mode is a production deployment too.
 //!
 //! The rules read the settings only: no secret value is ever part of a message.
 
@@ -132,6 +136,16 @@ impl Settings {
              secret anyone can mark an order paid",
         )
         .or_else(|| {
+            // The order page's 3-D Secure step reads the PaymentIntent (its client secret, its
+            // end) from Stripe.
+            secret_refusal(
+                "APP__STRIPE__SECRET_KEY",
+                &self.stripe.secret_key,
+                "set the account's secret API key (from the secret store): the order page's \
+                 3-D Secure step reads the payment from Stripe",
+            )
+        })
+        .or_else(|| {
             secret_refusal(
                 "APP__SHIPPING__CALLBACK_SECRET",
                 &self.shipping.callback_secret,
@@ -140,6 +154,15 @@ impl Settings {
         })
         .or_else(|| self.link_refusal())
         .or_else(|| self.public_url_refusal())
+        .or_else(|| self.publishable_key_refusal())
+    }
+
+    fn publishable_key_refusal(&self) -> Option<Refusal> {
+        self.stripe.publishable_key().is_none().then_some((
+            "APP__STRIPE__PUBLISHABLE_KEY",
+            "is missing; set the Stripe account's publishable key (pk_live_…): without it the \
+             checkout page offers only Stripe's test payment methods and cannot collect a card",
+        ))
     }
 
     fn link_refusal(&self) -> Option<Refusal> {
@@ -272,6 +295,7 @@ mod tests {
             ("APP__SHIPPING__CALLBACK_SECRET", "partner_abc"),
             ("APP__SHOP__LINK_SECRET", LINK),
             ("APP__SHOP__PUBLIC_URL", "https://shop.example.com"),
+            ("APP__STRIPE__PUBLISHABLE_KEY", "pk_live_abc"),
         ]
     }
 
@@ -316,7 +340,7 @@ mod tests {
 
     #[test]
     fn each_missing_or_documented_secret_is_named() {
-        let cases: [(&str, &str, Process); 8] = [
+        let cases: [(&str, &str, Process); 9] = [
             (
                 "APP__STRIPE__WEBHOOK_SECRET",
                 "whsec_local",
@@ -329,6 +353,11 @@ mod tests {
                 Process::WebServer,
             ),
             ("APP__STRIPE__SECRET_KEY", "sk_test_local", Process::Billing),
+            (
+                "APP__STRIPE__SECRET_KEY",
+                "sk_test_local",
+                Process::WebServer,
+            ),
             ("APP__STRIPE__SECRET_KEY", "", Process::Billing),
             ("APP__SHOP__LINK_SECRET", "short", Process::Email),
             (
@@ -356,6 +385,25 @@ mod tests {
         );
         assert_eq!(refused(&settings, Process::Email), "APP__SHOP__PUBLIC_URL");
         assert!(settings.check_profile(Process::Relay).is_ok());
+    }
+
+    #[test]
+    fn a_production_web_server_needs_a_publishable_key_a_test_mode_one_will_do() {
+        let without = with(&[("APP__STRIPE__PUBLISHABLE_KEY", "")]);
+        assert_eq!(
+            refused(&without, Process::WebServer),
+            "APP__STRIPE__PUBLISHABLE_KEY"
+        );
+        // Only the web-server hands the key to the page; the workers do not need it.
+        assert!(without.check_profile(Process::Billing).is_ok());
+        assert!(without.check_profile(Process::Email).is_ok());
+        let staging = with(&[
+            ("APP__STRIPE__PUBLISHABLE_KEY", "pk_test_abc"),
+            ("APP__STRIPE__SECRET_KEY", "sk_test_abc"),
+        ]);
+        assert!(staging.check_profile(Process::WebServer).is_ok());
+        let local = Settings::from_sources(&[("APP__PROFILE", "local")]).unwrap();
+        assert!(local.check_profile(Process::WebServer).is_ok());
     }
 
     #[test]

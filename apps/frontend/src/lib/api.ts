@@ -210,7 +210,15 @@ async function request<T>(method: string, path: string, body?: unknown, headers:
   return payload as T;
 }
 
+/** `GET /api/config`: how the checkout page collects the payment (docs/API.md). */
+export interface ShopConfig {
+  /** Stripe's publishable key: the page collects the card with the Payment Element. `null`: the
+   * local stack, where the page offers Stripe's test payment methods. */
+  stripe_publishable_key: string | null;
+}
+
 export const api = {
+  config: () => request<ShopConfig>('GET', '/api/config'),
   products: () => request<{ products: Product[] }>('GET', '/api/products').then((r) => r.products),
   /** The cart, quoted for parcels to `country` (the shop's default rates without one). */
   cart: (country?: string) =>

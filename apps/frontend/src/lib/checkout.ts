@@ -45,10 +45,12 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@.]{2,}$/;
 
 export type FieldErrors = Partial<Record<FieldKey, string>>;
 
-/** Checks the form as the server would, so that most mistakes never leave the page. */
-export function validate(form: CheckoutForm): FieldErrors {
+/** Checks the form as the server would, so that most mistakes never leave the page. With
+ * `paymentElement`, the payment is Stripe's Payment Element's to check, not the form's. */
+export function validate(form: CheckoutForm, { paymentElement = false } = {}): FieldErrors {
   const errors: FieldErrors = {};
   for (const key of Object.keys(MISSING) as FieldKey[]) {
+    if (key === 'payment_method' && paymentElement) continue;
     const value = form[key].trim();
     if (!value) errors[key] = MISSING[key];
     else if (value.length > MAX_LENGTH) errors[key] = TOO_LONG;
@@ -116,6 +118,12 @@ export function mapCheckoutError(error: unknown, items: CartItem[] = []): Mapped
       break;
     case 'invalid_payment_method':
       out.fields.payment_method = 'That payment method cannot be used. Please choose another one.';
+      break;
+    case 'card_data_not_accepted':
+      out.fields.payment_method = 'Card details are never sent to the shop. Please enter your card in the payment form.';
+      break;
+    case 'test_payment_method_in_live_mode':
+      out.fields.payment_method = 'Test payment methods do not work in this shop. Please enter your card in the payment form.';
       break;
     case 'out_of_stock': {
       const name = item?.name ?? 'one of the products';

@@ -7,51 +7,20 @@
 // own 3-D Secure page. Either way the page then asks the shop to check the payment
 // (`POST /api/orders/{id}/payment/check`).
 //
-// Stripe.js is loaded from js.stripe.com by a script tag, only when it is needed (Stripe requires
-// loading it from there; no package is needed for the one call made here).
+// Stripe.js is loaded only when it is needed, with the checkout page's loader
+// (`@stripe/stripe-js/pure`: it adds js.stripe.com's script on the first call, not on import).
 
+import { loadStripe } from '@stripe/stripe-js/pure';
 import { api, withLink } from './api';
 
-/** The part of Stripe.js used here. */
-export interface StripeJs {
-  handleNextAction(options: { clientSecret: string }): Promise<{ error?: { message?: string } }>;
-}
-
-declare global {
-  interface Window {
-    Stripe?: (publishableKey: string) => StripeJs;
-  }
-}
-
-const STRIPE_JS = 'https://js.stripe.com/v3/';
-
-/** The shop's Stripe publishable key, or null (local test methods, or a shop without the
- * config endpoint). */
+/** The shop's Stripe publishable key, or null (the local test methods, or the config could
+ * not be read: the test bank's page is the way then). */
 export async function publishableKey(): Promise<string | null> {
   try {
-    const response = await fetch('/api/config', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-    if (!response.ok) return null;
-    const body = (await response.json()) as { stripe_publishable_key?: unknown };
-    return typeof body.stripe_publishable_key === 'string' && body.stripe_publishable_key ? body.stripe_publishable_key : null;
+    return (await api.config()).stripe_publishable_key ?? null;
   } catch {
     return null;
   }
-}
-
-/** Stripe.js for `key`, loaded once. */
-export async function loadStripe(key: string): Promise<StripeJs> {
-  if (!window.Stripe) {
-    await new Promise<void>((resolve, reject) => {
-      const script = document.createElement('script');
-      script.src = STRIPE_JS;
-      script.async = true;
-      script.onload = () => resolve();
-      script.onerror = () => reject(new Error('Stripe.js could not be loaded.'));
-      document.head.appendChild(script);
-    });
-  }
-  if (!window.Stripe) throw new Error('Stripe.js could not be loaded.');
-  return window.Stripe(key);
 }
 
 /** Where the test bank sends the shopper back: this order page (with its link's token). */
@@ -82,6 +51,7 @@ export async function startConfirmation(
   const key = await publishableKey();
   if (key) {
     const stripe = await loadStripe(key);
+    if (!stripe) throw new Error('Stripe.js could not be loaded.');
     const result = await stripe.handleNextAction({ clientSecret: action.client_secret });
     return { kind: 'done', error: result.error?.message ?? null };
   }

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router-dom';
-import { api, newIdempotencyKey, type Cart } from '../lib/api';
+import { api, newIdempotencyKey, type Cart, type ShopConfig } from '../lib/api';
 import { useCart } from '../lib/cart';
 import {
   COUNTRIES,
@@ -15,6 +15,13 @@ import {
 } from '../lib/checkout';
 import { formatMoney } from '../lib/format';
 import { LoadError, Loading } from '../components/Status';
+import { StripePayment, type Collector } from '../components/StripePayment';
+
+/** How the page takes the payment: the local test methods or Stripe's Payment Element. */
+type PaymentSetup = { status: 'loading' } | { status: 'failed'; error: unknown } | { status: 'ready'; config: ShopConfig };
+
+/** Codes after which a PaymentMethod made for this attempt must not be sent again. */
+const PAYMENT_METHOD_REFUSED = ['invalid_payment_method', 'card_data_not_accepted', 'test_payment_method_in_live_mode'];
 
 const EMPTY_FORM: CheckoutForm = {
   name: '',
@@ -48,6 +55,32 @@ export function CheckoutPage() {
   const [quote, setQuote] = useState<Cart | null>(null);
   const [quoteError, setQuoteError] = useState(false);
   const quoteRequest = useRef(0);
+  // With a publishable key the card is collected by Stripe's Payment Element; `collect` turns it
+  // into a PaymentMethod id. The id made for this attempt is kept while the card details stay
+  // the same, so that a retry after a lost answer sends the same body with the same key.
+  const [setup, setSetup] = useState<PaymentSetup>({ status: 'loading' });
+  const collect = useRef<Collector | null>(null);
+  const createdMethod = useRef<string | null>(null);
+  const publishableKey = setup.status === 'ready' ? setup.config.stripe_publishable_key : null;
+  const onCollector = useCallback((next: Collector | null) => {
+    collect.current = next;
+  }, []);
+  const onCardChange = useCallback(() => {
+    createdMethod.current = null;
+  }, []);
+
+  const loadSetup = useCallback(async () => {
+    setSetup({ status: 'loading' });
+    try {
+      setSetup({ status: 'ready', config: await api.config() });
+    } catch (error) {
+      setSetup({ status: 'failed', error });
+    }
+  }, []);
+
+  useEffect(() => {
+    void loadSetup();
+  }, [loadSetup]);
 
   const refreshQuote = useCallback(async (country: string) => {
     const ticket = ++quoteRequest.current;
@@ -97,10 +130,25 @@ export function CheckoutPage() {
     focusFirst(mapped.fields);
   };
 
+  /** The PaymentMethod id to send: the chosen test method, or the Payment Element's card. */
+  const paymentMethod = async (): Promise<{ id: string } | { error: string }> => {
+    if (!publishableKey) return { id: form.payment_method };
+    if (createdMethod.current) return { id: createdMethod.current };
+    if (!collect.current) return { error: 'The card form is still loading. Please wait a moment.' };
+    const collected = await collect.current({ name: form.name.trim(), email: form.email.trim() });
+    if (!collected.ok) return { error: collected.message };
+    createdMethod.current = collected.id;
+    return { id: collected.id };
+  };
+
   const onSubmit = async (event: FormEvent) => {
     event.preventDefault();
     if (inFlight.current) return;
-    const found = validate(form);
+    if (setup.status !== 'ready') {
+      showMapped({ fields: {}, lines: {}, form: 'The payment options are not loaded yet. Please wait a moment or retry.' });
+      return;
+    }
+    const found = validate(form, { paymentElement: publishableKey !== null });
     if (Object.keys(found).length > 0) {
       setErrors(found);
       setFormError('Please fix the highlighted fields.');
@@ -118,6 +166,11 @@ export function CheckoutPage() {
     setLineErrors({});
     setFormError(null);
     try {
+      const method = await paymentMethod();
+      if ('error' in method) {
+        showMapped({ fields: { payment_method: method.error }, lines: {}, form: 'Please fix the highlighted fields.' });
+        return;
+      }
       const placed = await api.placeOrder(
         {
           customer: {
@@ -130,7 +183,7 @@ export function CheckoutPage() {
               country: form.country,
             },
           },
-          payment_method: form.payment_method,
+          payment_method: method.id,
           expected_total_minor: shown,
         },
         idempotencyKey.current,
@@ -141,6 +194,7 @@ export function CheckoutPage() {
       const code = (e as { code?: string }).code;
       if (code === 'idempotency_key_reused') idempotencyKey.current = newIdempotencyKey();
       if (code === 'out_of_stock' || code === 'quote_changed') void reload();
+      if (code && PAYMENT_METHOD_REFUSED.includes(code)) createdMethod.current = null;
       showMapped(mapCheckoutError(e, cart.items));
     } finally {
       inFlight.current = false;
@@ -246,29 +300,51 @@ export function CheckoutPage() {
             className={`payment${errors.payment_method ? ' field-invalid' : ''}`}
             aria-describedby={errors.payment_method ? 'checkout-payment-error' : undefined}
           >
-            <legend>Payment (test cards)</legend>
-            {PAYMENT_CHOICES.map((choice, i) => (
-              <label key={choice.id} className="radio">
-                <input
-                  type="radio"
-                  name="payment_method"
-                  value={choice.id}
-                  checked={form.payment_method === choice.id}
-                  ref={
-                    i === 0
-                      ? (el) => {
-                          fieldRefs.current.payment_method = el;
-                        }
-                      : undefined
-                  }
-                  onChange={() => set('payment_method', choice.id)}
+            <legend>{publishableKey ? 'Payment' : 'Payment (test cards)'}</legend>
+            {setup.status === 'loading' && <Loading label="Loading the payment options…" />}
+            {setup.status === 'failed' && <LoadError what="the payment options" error={setup.error} onRetry={() => void loadSetup()} />}
+            {setup.status === 'ready' && publishableKey && (
+              <div
+                className="payment-element"
+                data-testid="payment-element"
+                tabIndex={-1}
+                ref={(el) => {
+                  fieldRefs.current.payment_method = el;
+                }}
+              >
+                <StripePayment
+                  publishableKey={publishableKey}
+                  amountMinor={paymentAmount(cart, quote, form.country)}
+                  currency={currency}
+                  onCollector={onCollector}
+                  onChange={onCardChange}
                 />
-                <span>
-                  <span className="radio-label">{choice.label}</span>
-                  <span className="radio-hint">{choice.hint}</span>
-                </span>
-              </label>
-            ))}
+              </div>
+            )}
+            {setup.status === 'ready' &&
+              !publishableKey &&
+              PAYMENT_CHOICES.map((choice, i) => (
+                <label key={choice.id} className="radio">
+                  <input
+                    type="radio"
+                    name="payment_method"
+                    value={choice.id}
+                    checked={form.payment_method === choice.id}
+                    ref={
+                      i === 0
+                        ? (el) => {
+                            fieldRefs.current.payment_method = el;
+                          }
+                        : undefined
+                    }
+                    onChange={() => set('payment_method', choice.id)}
+                  />
+                  <span>
+                    <span className="radio-label">{choice.label}</span>
+                    <span className="radio-hint">{choice.hint}</span>
+                  </span>
+                </label>
+              ))}
             {errors.payment_method && (
               <p id="checkout-payment-error" className="error-text field-error">
                 {errors.payment_method}
@@ -318,6 +394,13 @@ export function CheckoutPage() {
       </div>
     </section>
   );
+}
+
+/** The amount the Payment Element is set up for: the quote's total once the country is known,
+ * the subtotal before (only shown by wallets; the server charges the total it quotes). */
+function paymentAmount(cart: Cart, quote: Cart | null, country: string): number {
+  const fresh = quote && country && quote.country === country ? quote : null;
+  return fresh?.total_minor ?? cart.subtotal_minor;
 }
 
 /** "Place order · €52.24" once the total for the chosen country is known. */

@@ -6,6 +6,9 @@ import { apiError, FakeApi, FakeEventSource, order, ORDER_ID } from '../test/fak
 import { renderAt } from '../test/render';
 import { formatDateTime, formatMoney } from '../lib/format';
 import { browser } from '../lib/confirmPayment';
+import { loadStripe } from '@stripe/stripe-js/pure';
+
+vi.mock('@stripe/stripe-js/pure', () => ({ loadStripe: vi.fn() }));
 
 const invoiced = order({
   status: 'invoiced',
@@ -368,7 +371,7 @@ describe('order page', () => {
 
     afterEach(() => {
       vi.restoreAllMocks();
-      delete window.Stripe;
+      vi.mocked(loadStripe).mockReset();
     });
 
     it('asks to confirm the payment, and sends the shopper to the test bank with the way back to this page', async () => {
@@ -429,11 +432,10 @@ describe('order page', () => {
         { status: 200, body: confirmed },
       ];
       api.paymentActionAnswers = [{ status: 200, body: { ...ACTION, redirect_url: null } }];
-      api.configAnswer = { status: 200, body: { stripe_publishable_key: 'pk_test_123' } };
+      api.publishableKey = 'pk_test_123';
       api.checkAnswers = [{ status: 200, body: { checked: 'moved', status: 'paid' } }];
       const handleNextAction = vi.fn(async () => ({}));
-      const stripe = vi.fn(() => ({ handleNextAction }));
-      window.Stripe = stripe;
+      vi.mocked(loadStripe).mockResolvedValue({ handleNextAction } as never);
       const go = vi.spyOn(browser, 'go').mockImplementation(() => {});
       const user = userEvent.setup();
       renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
@@ -441,7 +443,7 @@ describe('order page', () => {
       await user.click(await screen.findByRole('button', { name: 'Confirm your payment' }));
 
       await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Paid'));
-      expect(stripe).toHaveBeenCalledWith('pk_test_123');
+      expect(loadStripe).toHaveBeenCalledWith('pk_test_123');
       expect(handleNextAction).toHaveBeenCalledWith({ clientSecret: 'pi_1_secret_abc' });
       expect(go).not.toHaveBeenCalled();
       expect(api.callsTo('POST', `/api/orders/${ORDER_ID}/payment/check`)).toHaveLength(1);
@@ -450,9 +452,11 @@ describe('order page', () => {
     it("says so when Stripe.js could not confirm it, and offers the confirmation again", async () => {
       api.orderAnswers = [{ status: 200, body: waiting }];
       api.paymentActionAnswers = [{ status: 200, body: ACTION }];
-      api.configAnswer = { status: 200, body: { stripe_publishable_key: 'pk_test_123' } };
+      api.publishableKey = 'pk_test_123';
       api.checkAnswers = [{ status: 200, body: { checked: 'still_waiting', status: 'invoiced' } }];
-      window.Stripe = vi.fn(() => ({ handleNextAction: vi.fn(async () => ({ error: { message: 'The authentication window was closed.' } })) }));
+      vi.mocked(loadStripe).mockResolvedValue({
+        handleNextAction: vi.fn(async () => ({ error: { message: 'The authentication window was closed.' } })),
+      } as never);
       const user = userEvent.setup();
       renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
 

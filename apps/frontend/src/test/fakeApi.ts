@@ -47,8 +47,10 @@ export class FakeApi {
   paymentActionAnswers: Answer[] = [];
   /** Answers for `POST /api/orders/{id}/payment/check`, used in turn (the last one repeats). */
   checkAnswers: Answer[] = [];
-  /** The answer of `GET /api/config` (none by default, as on a shop without it). */
-  configAnswer: Answer = apiError(404, 'not_found', 'no such resource');
+  /** What `GET /api/config` answers as the Stripe publishable key (null: the local test methods). */
+  publishableKey: string | null = null;
+  /** Set to make `GET /api/config` fail this many times. */
+  configFailures = 0;
   fetch = vi.fn((input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init));
 
   constructor(lines: [number, number][] = []) {
@@ -137,6 +139,13 @@ export class FakeApi {
     if (method === 'POST' && url === '/api/sign-in') {
       return this.signInAnswers.length > 1 ? this.signInAnswers.shift()! : this.signInAnswers[0];
     }
+    if (method === 'GET' && url === '/api/config') {
+      if (this.configFailures > 0) {
+        this.configFailures -= 1;
+        return apiError(503, 'service_unavailable', 'service unavailable');
+      }
+      return { status: 200, body: { stripe_publishable_key: this.publishableKey } };
+    }
     if (method === 'GET' && url === '/api/products') return { status: 200, body: { products: PRODUCTS } };
     if (method === 'GET' && url === '/api/cart') {
       if (this.cartFailures > 0) {
@@ -167,7 +176,6 @@ export class FakeApi {
       if (answer.status === 200) this.orderAnswers = [answer];
       return answer;
     }
-    if (method === 'GET' && url === '/api/config') return this.configAnswer;
     if (method === 'GET' && /^\/api\/orders\/[^/]+\/payment\/action$/.test(url)) {
       if (this.paymentActionAnswers.length === 0) return apiError(409, 'payment_action_not_required', 'nothing to confirm');
       return this.paymentActionAnswers.length > 1 ? this.paymentActionAnswers.shift()! : this.paymentActionAnswers[0];

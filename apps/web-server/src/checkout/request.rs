@@ -2,9 +2,10 @@
 
 use domain::{
     Address, CheckoutError, CheckoutLine, Customer, EmailAddress,
-    checkout::{parse_lines, parse_payment_method, required_text},
+    checkout::{is_test_payment_method, parse_lines, parse_payment_method, required_text},
 };
 use serde::{Deserialize, Serialize};
+use settings::StripeMode;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -127,6 +128,30 @@ impl CheckoutBody {
     fn parse_payment_method(&self) -> Result<String, ApiError> {
         parse_payment_method(self.payment_method.as_deref()).map_err(invalid)
     }
+
+    /// Refuses Stripe's test-mode shortcuts (`pm_card_visa`, …) when the shop takes live
+    /// payments (`mode`: the publishable key's). A live account does not know them: the order
+    /// would hold its stock until billing failed it. In test mode (a `pk_test_` key, or none
+    /// locally) they are Stripe's documented way to pay without a card form, and stay accepted.
+    ///
+    /// # Errors
+    /// `422 test_payment_method_in_live_mode` for a test shortcut in live mode; anything else
+    /// (a malformed value included) is left to [`CheckoutBody::parse`].
+    pub fn refuse_test_method(&self, mode: Option<StripeMode>) -> Result<(), ApiError> {
+        let shortcut = self
+            .payment_method
+            .as_deref()
+            .is_some_and(|id| is_test_payment_method(id.trim()));
+        if mode == Some(StripeMode::Live) && shortcut {
+            return Err(ApiError::invalid(
+                "test_payment_method_in_live_mode",
+                "`payment_method` is one of Stripe's test payment methods, which do not exist \
+                 in live mode: pay with a card entered in the payment form",
+                Some("payment_method".into()),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn raw(items: &[ItemBody]) -> Vec<(i64, i64)> {
@@ -195,6 +220,7 @@ fn invalid(error: CheckoutError) -> ApiError {
         CheckoutError::InvalidPaymentMethod => {
             ("invalid_payment_method", Some("payment_method".into()))
         }
+        CheckoutError::CardData => ("card_data_not_accepted", Some("payment_method".into())),
     };
     ApiError::invalid(code, error.to_string(), field)
 }

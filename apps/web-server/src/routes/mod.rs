@@ -1,6 +1,7 @@
 //! The HTTP surface: paths, layers and the thin handlers that map requests to domain calls.
 
 mod cart;
+mod config;
 mod health;
 mod orders;
 mod products;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     // webhooks come from Stripe and the partner, signed, and are not limited.
     let limited = Router::new()
         .route("/products", get(products::list))
+        .route("/config", get(config::show))
         .route("/sign-in/requests", post(sign_in::request_link))
         .merge(shopper)
         .route_layer(middleware::from_fn_with_state(

@@ -42,6 +42,7 @@ pub async fn checkout(
     ApiJson(body): ApiJson<CheckoutBody>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
+    body.refuse_test_method(state.settings.stripe.publishable_mode())?;
     let owner = session.owner();
     if let Some(key) = idempotency_key.as_deref() {
         let fingerprint = body.fingerprint()?;

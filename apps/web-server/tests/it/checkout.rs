@@ -384,6 +384,12 @@ async fn each_bad_input_gets_its_status_and_code_and_nothing_is_written() {
             what: "bad payment method",
             status: 422,
             code: "invalid_payment_method",
+            edit: |b, _| b["payment_method"] = json!("tok_visa"),
+        },
+        BadInput {
+            what: "a card number as payment method",
+            status: 422,
+            code: "card_data_not_accepted",
             edit: |b, _| b["payment_method"] = json!("4242424242424242"),
         },
         BadInput {

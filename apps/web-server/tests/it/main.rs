@@ -10,6 +10,7 @@ mod helpers;
 mod metrics;
 mod orders;
 mod partner_events;
+mod payment_methods;
 mod products;
 mod quote;
 mod rate_limits;

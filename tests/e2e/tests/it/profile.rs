@@ -29,6 +29,10 @@ fn production(db_url: &str) -> Vec<(&'static str, String)> {
         ("APP__PROFILE", "production".into()),
         ("APP__DATABASE__URL", db_url.into()),
         ("APP__STRIPE__SECRET_KEY", format!("sk_test_{}", random())),
+        (
+            "APP__STRIPE__PUBLISHABLE_KEY",
+            format!("pk_test_{}", random()),
+        ),
         ("APP__STRIPE__WEBHOOK_SECRET", format!("whsec_{}", random())),
         ("APP__SHIPPING__CALLBACK_SECRET", random()),
         (
@@ -95,8 +99,12 @@ async fn refuses(binary: &str, process: &str, change: (&'static str, &str), unse
 
 #[tokio::test]
 async fn the_web_server_refuses_each_unsafe_production_setting() {
-    let cases: [(&'static str, &str); 5] = [
+    let cases: [(&'static str, &str); 7] = [
         ("APP__STRIPE__WEBHOOK_SECRET", "whsec_local"),
+        // The order page's 3-D Secure step reads the payment from Stripe.
+        ("APP__STRIPE__SECRET_KEY", "sk_test_local"),
+        // Without it the checkout page could not collect a card.
+        ("APP__STRIPE__PUBLISHABLE_KEY", ""),
         ("APP__SHIPPING__CALLBACK_SECRET", "partner_whsec_local"),
         ("APP__SHOP__LINK_SECRET", ""),
         ("APP__SHOP__PUBLIC_URL", "http://shop.example.test"),
@@ -114,6 +122,26 @@ async fn the_web_server_refuses_each_unsafe_production_setting() {
             setting
         };
         assert_refused(&exit, "web-server", named, value);
+    }
+}
+
+#[tokio::test]
+async fn every_process_refuses_stripe_keys_of_two_modes_naming_the_publishable_key() {
+    // The safe settings' secret key is a test key; a live publishable key does not go with it.
+    for binary in ["web-server", "billing-service"] {
+        let db_url = testkit::fresh_database().await.expect("fresh database");
+        let mut env = production(&db_url);
+        env.push(("APP__STRIPE__PUBLISHABLE_KEY", "pk_live_51Abc".into()));
+        let exit = refusal(command(binary, &env, &[])).await;
+        assert_eq!(exit.code, Some(78), "{binary}: {}", exit.stderr);
+        assert!(
+            exit.stderr.starts_with(&format!(
+                "{binary}: refusing to start: invalid setting `stripe.publishable_key`: is a live key"
+            )),
+            "{}",
+            exit.stderr
+        );
+        assert!(!exit.stderr.contains("sk_test_"), "{}", exit.stderr);
     }
 }
 
