@@ -121,7 +121,6 @@ impl BillingHandler {
         intent: Intent,
     ) -> Result<Closing, BillingError> {
         tracing::warn!(
-            payment_intent.id = intent.id,
             "a payment went through for an order cancelled before it was paid: refunding it"
         );
         // An intent found by its metadata is not recorded yet.
@@ -134,10 +133,7 @@ impl BillingHandler {
         self.gateway
             .cancel(&intent.id, &format!("pi-cancel-{}", event.id))
             .await?;
-        tracing::info!(
-            payment_intent.id = intent.id,
-            "the cancelled order's PaymentIntent was cancelled at Stripe"
-        );
+        tracing::info!("the cancelled order's PaymentIntent was cancelled at Stripe");
         Ok(Closing::IntentCancelled {
             payment_intent_id: intent.id,
         })

@@ -255,10 +255,7 @@ impl BillingHandler {
         if attempt.resumed
             && let Some(found) = self.gateway.find_for_order(charge.order_id).await?
         {
-            tracing::warn!(
-                payment_intent.id = found.id,
-                "found the intent an interrupted attempt created"
-            );
+            tracing::warn!("found the intent an interrupted attempt created");
             return self.record(event, pool, found).await;
         }
         let created = self
@@ -317,10 +314,7 @@ impl BillingHandler {
                 currency: invoice.currency,
             },
             Confirmed::NeedsAction => {
-                tracing::info!(
-                    payment_intent.id = intent.id,
-                    "the card asks for 3-D Secure: the order waits for the shopper"
-                );
+                tracing::info!("the card asks for 3-D Secure: the order waits for the shopper");
                 return Ok(Closing::AwaitingAction {
                     payment_intent_id: intent.id.clone(),
                     invoice: invoice.clone(),

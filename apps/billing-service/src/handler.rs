@@ -428,7 +428,7 @@ pub(crate) async fn emit_refunded(
         "reason": reason,
     });
     orders::record_event(tx, &envelope, detail).await?;
-    tracing::info!(refund.id = payload.refund_id, "payment refunded");
+    tracing::info!("payment refunded");
     Ok(())
 }
 

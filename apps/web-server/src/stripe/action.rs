@@ -152,7 +152,7 @@ pub async fn check(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     tx.commit().await?;
-    tracing::info!(order.id = %order_id, payment_intent.id = intent_id, ?verdict, ?applied, "3-D Secure checked by the shopper's call");
+    tracing::info!(order.id = %order_id, ?verdict, ?applied, "3-D Secure checked by the shopper's call");
     Ok(match applied {
         Applied::Moved(to) => checked(Checked::Moved, to.as_str()),
         Applied::AlreadyDone(now) => checked(Checked::AlreadyDone, now.as_str()),
