@@ -64,7 +64,8 @@ pub async fn run_for(relay: Relay, budget: Duration) -> RunSummary {
 
 /// Serves scheduled invocations until the Lambda runtime stops the process. The event's
 /// content is ignored (any schedule payload will do). The run's counters and gauges are written
-/// as CloudWatch EMF lines at its end ([`telemetry::emf`]).
+/// as CloudWatch EMF lines at its end ([`telemetry::emf`]), and its spans are exported before it
+/// answers (when the span export is on, [`telemetry::otel::flush`]).
 ///
 /// # Errors
 /// When the runtime fails.
@@ -76,6 +77,8 @@ pub async fn serve(relay: Relay, run_for_at_most: Duration) -> Result<(), lambda
         tracing::info!(budget_ms = budget.as_millis(), "relay invocation");
         let summary = run_for(relay.clone(), budget).await;
         telemetry::emf::flush();
+        // The sandbox may be frozen once the invocation answers: its spans leave now.
+        telemetry::otel::flush().await;
         Ok::<_, lambda_runtime::Error>(summary)
     }))
     .await
