@@ -123,18 +123,22 @@ where
 /// span — as a part of a hop, never as a trace of its own (the relay's claim polls, a
 /// background loop's statement).
 pub fn exported(metadata: &Metadata<'_>) -> bool {
-    let target = metadata.target();
-    let ours = OUR_CRATES.iter().any(|name| {
+    let level = *metadata.level();
+    is_ours(metadata.target())
+        && if metadata.is_span() {
+            level <= Level::DEBUG
+        } else {
+            level <= Level::WARN
+        }
+}
+
+/// Whether `target` is one of [`OUR_CRATES`] or a module of one.
+fn is_ours(target: &str) -> bool {
+    OUR_CRATES.iter().any(|name| {
         target
             .strip_prefix(name)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    });
-    let level = *metadata.level();
-    ours && if metadata.is_span() {
-        level <= Level::DEBUG
-    } else {
-        level <= Level::WARN
-    }
+    })
 }
 
 /// Makes `parent` (a remote context; `None`: a new trace) the OpenTelemetry parent of `span`
@@ -191,5 +195,59 @@ pub fn shutdown() {
         && let Err(error) = provider.shutdown()
     {
         tracing::warn!(error = %error, "span export shutdown failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::prelude::*;
+
+    use super::*;
+
+    /// The names of the spans `work` ends, under a subscriber with the export layer alone.
+    fn exported_names(work: impl FnOnce()) -> Vec<String> {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(layer(&provider));
+        tracing::subscriber::with_default(subscriber, work);
+        provider.force_flush().expect("flushed");
+        let mut names: Vec<String> = exporter
+            .get_finished_spans()
+            .expect("spans")
+            .into_iter()
+            .map(|s| s.name.into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn only_our_crates_spans_are_exported_and_their_statements_only_inside_a_hop() {
+        let names = exported_names(|| {
+            // Other crates' spans (the AWS SDK's, sqlx's), at any level: never.
+            drop(tracing::info_span!(target: "aws_smithy_runtime::client", "send"));
+            drop(tracing::info_span!(target: "sqlx::query", "query"));
+            // A statement outside any hop (a background loop's): not a trace of its own.
+            drop(tracing::debug_span!(target: "outbox", "outbox.claim"));
+            // A hop with its statement, and a trace-level span inside it (too fine).
+            let hop = tracing::info_span!(target: "worker::process", "event");
+            hop.in_scope(|| {
+                drop(tracing::debug_span!(target: "outbox::inbox", "inbox.record"));
+                drop(tracing::trace_span!(target: "outbox::inbox", "too.fine"));
+                drop(tracing::debug_span!(target: "sqlx::query", "query"));
+            });
+        });
+        assert_eq!(names, ["event", "inbox.record"]);
+    }
+
+    #[test]
+    fn the_crate_list_matches_whole_names_only() {
+        assert!(is_ours("worker"));
+        assert!(is_ours("worker::process"));
+        assert!(!is_ours("workers_of_another_crate"));
+        assert!(!is_ours("tower_http::trace"));
     }
 }

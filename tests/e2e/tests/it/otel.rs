@@ -5,6 +5,11 @@
 //! order's spans must make one tree: one root (the checkout request), no orphan, spans of all
 //! six services, every worker's handling the child of the relay's publish of its event, each
 //! handling with its SQL statements and outbound calls (Stripe, the partner, SMTP) under it.
+//! The batch schedule delay (`OTEL_BSP_SCHEDULE_DELAY`) is an hour: no span leaves before the
+//! processes stop, so the tree also proves that SIGTERM exports every span — and the test never
+//! waits for a schedule, only for the processes to exit.
+//!
+//! The same for a worker under Lambda: its invocation's spans have left when it answers.
 //!
 //! The tree is printed (`--nocapture`) and written to `<target>/tmp/otel-span-tree.txt`.
 
@@ -28,7 +33,7 @@ use opentelemetry_proto::tonic::{
 };
 use prost::Message;
 use serde_json::{Value, json};
-use testkit::processes::PIPELINE;
+use testkit::{lambda_api, processes::PIPELINE};
 use uuid::Uuid;
 
 use crate::trace::stack_with;
@@ -37,6 +42,9 @@ use crate::trace::stack_with;
 const SERVER: i32 = 2;
 const PRODUCER: i32 = 4;
 const CONSUMER: i32 = 5;
+
+/// A batch schedule delay (ms) no test reaches: spans leave only on shutdown or flush.
+const ONLY_AT_EXIT: &str = "3600000";
 
 /// One received span, flattened.
 #[derive(Debug, Clone)]
@@ -215,7 +223,7 @@ async fn one_orders_spans_across_the_six_processes_make_one_tree() {
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{port}"),
         ),
-        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", ONLY_AT_EXIT.into()),
     ])
     .await;
     let trace_id = place_and_ship(&stack.web, &stack.pool).await;
@@ -345,4 +353,63 @@ fn assert_each_hop_has_its_statements_and_calls(tree: &Tree, root: &Collected) {
             "no {call}* call under {handled} [{service}]"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_invocation_exports_its_spans_before_it_answers() {
+    let (port, received) = receiver().await;
+    let db_url = testkit::fresh_database().await.expect("fresh database");
+    let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
+    let sqs = testkit::sqs_client(&endpoint).await;
+    let queues = testkit::fresh_queues(&sqs).await.expect("fresh queues");
+    let pool = testkit::pool(&db_url, 2).await.expect("pool");
+    let mut placed = testkit::orders::insert_order(&pool).await.expect("order");
+    let (trace_id, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    placed.traceparent = format!("00-{trace_id}-{parent}-01");
+    let body = serde_json::to_string(&placed).expect("json");
+    testkit::orders::send_bodies(&sqs, queues.url("invoice"), &[body])
+        .await
+        .expect("sent");
+    let event = lambda_api::sqs_event_from_queue(&sqs, queues.url("invoice"), 1, "invoice.fifo")
+        .await
+        .expect("event");
+    let mut env = testkit::worker_overrides(&db_url, &endpoint, &queues);
+    env.extend([
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", ONLY_AT_EXIT.into()),
+    ]);
+    let binary = testkit::processes::binaries_dir().join("invoice-service");
+    let binary = lambda_api::function_binary("invoice-service", &binary.to_string_lossy());
+    let mut function = lambda_api::Function::start(&binary, &env)
+        .await
+        .expect("function process");
+    let failures = function.invoke(event).await;
+    // Read at once, before the process is stopped: only the invocation's flush can have sent them.
+    let spans: Vec<Collected> = received.lock().expect("spans").clone();
+    function.stop();
+
+    assert!(failures.is_empty(), "{failures:?}");
+    let handling = spans
+        .iter()
+        .find(|s| s.name == "handle order.placed")
+        .unwrap_or_else(|| panic!("the handling span was exported before the answer: {spans:#?}"));
+    assert_eq!(
+        (handling.service.as_str(), handling.kind),
+        ("invoice-service", CONSUMER)
+    );
+    assert_eq!(
+        (handling.trace_id.as_str(), handling.parent.as_str()),
+        (trace_id, parent),
+        "the child of the envelope's traceparent"
+    );
+    let tree = Tree::of(spans.clone());
+    assert!(
+        tree.descendants(&handling.span_id)
+            .iter()
+            .any(|s| s.attributes.iter().any(|a| a == "db.system.name")),
+        "its SQL spans too"
+    );
 }
