@@ -21,7 +21,7 @@
 //! [`Guard`](crate::Guard)) exports what is left; [`flush`] does it at the end of each Lambda
 //! invocation, before the sandbox may freeze.
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
@@ -101,8 +101,13 @@ where
 {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("chargeflow"))
+        // Kept lean: no busy/idle times, thread or source-location attributes (the span's name
+        // and target say where it is), and no OpenTelemetry context made current on every
+        // poll (nothing reads `Context::current`; hops take the span's own context).
         .with_tracked_inactivity(false)
         .with_threads(false)
+        .with_location(false)
+        .with_context_activation(false)
         .with_filter(
             dynamic_filter_fn(|metadata, cx| {
                 *metadata.level() < Level::DEBUG || cx.lookup_current().is_some()
@@ -174,17 +179,25 @@ fn remote(context: &TraceContext) -> Option<SpanContext> {
     ))
 }
 
-/// Exports the spans ended so far and waits for it (at most the exporter's timeout). For the end
-/// of a Lambda invocation: the sandbox may be frozen after it answers. Nothing when the export
+/// Exports the spans ended so far and waits for it, at most `limit` (and the exporter's own
+/// timeout, `OTEL_EXPORTER_OTLP_TIMEOUT`): for the end of a Lambda invocation, whose sandbox may
+/// be frozen once it answers, and which must answer before its deadline whatever the collector
+/// does (an export still running then goes on when the sandbox thaws). Nothing when the export
 /// is off.
-pub async fn flush() {
+pub async fn flush(limit: Duration) {
     let Some(provider) = PROVIDER.get() else {
         return;
     };
     let provider = provider.clone();
-    let flushed = tokio::task::spawn_blocking(move || provider.force_flush()).await;
-    if let Ok(Err(error)) = flushed {
-        tracing::warn!(error = %error, "span export flush failed");
+    let flushing = tokio::task::spawn_blocking(move || provider.force_flush());
+    match tokio::time::timeout(limit, flushing).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::warn!(error = %error, "span export flush failed"),
+        Ok(Err(_)) => tracing::warn!("span export flush panicked"),
+        Err(_) => tracing::warn!(
+            limit_ms = limit.as_millis(),
+            "span export flush not done in time, answering"
+        ),
     }
 }
 

@@ -224,16 +224,40 @@ pub async fn run<H: Handler>(
             let deadline = deadline_instant(event.context.deadline, SystemTime::now());
             let response = adapter.handle_until(event.payload, Some(deadline)).await;
             telemetry::emf::flush();
-            // The sandbox may be frozen once the invocation answers: its spans leave now.
-            telemetry::otel::flush().await;
+            // The sandbox may be frozen once the invocation answers: its spans leave now, in
+            // the time left before the deadline.
+            telemetry::otel::flush(flush_limit(deadline)).await;
             Ok::<_, lambda_runtime::Error>(response)
         },
     ))
     .await
 }
 
+/// How long the span flush at the end of an invocation may take: until half a second before its
+/// deadline (the answer's own time), at least 100 ms.
+fn flush_limit(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(Duration::from_millis(500))
+        .max(Duration::from_millis(100))
+}
+
 /// The invocation's deadline (milliseconds since the epoch, as Lambda gives it) as an instant.
 fn deadline_instant(deadline_ms: u64, now: SystemTime) -> Instant {
     let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
     Instant::now() + deadline.duration_since(now).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_span_flush_ends_half_a_second_before_the_deadline_and_gets_at_least_100_ms() {
+        let in_ten_s = Instant::now() + Duration::from_secs(10);
+        let limit = flush_limit(in_ten_s);
+        assert!(limit <= Duration::from_millis(9_500), "{limit:?}");
+        assert!(limit >= Duration::from_millis(9_000), "{limit:?}");
+        assert_eq!(flush_limit(Instant::now()), Duration::from_millis(100));
+    }
 }

@@ -364,10 +364,22 @@ async fn a_lambda_invocation_exports_its_spans_before_it_answers() {
     let queues = testkit::fresh_queues(&sqs).await.expect("fresh queues");
     let pool = testkit::pool(&db_url, 2).await.expect("pool");
     let mut placed = testkit::orders::insert_order(&pool).await.expect("order");
-    let (trace_id, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
-    placed.traceparent = format!("00-{trace_id}-{parent}-01");
-    let body = serde_json::to_string(&placed).expect("json");
-    testkit::orders::send_bodies(&sqs, queues.url("invoice"), &[body])
+    // The envelope carries the writer's context, the message attribute the relay's publish span:
+    // the attribute is the parent.
+    let (trace_id, writer, publish) = (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00f067aa0ba902b7",
+        "b7ad6b7169203331",
+    );
+    placed.traceparent = format!("00-{trace_id}-{writer}-01");
+    let message = sqs_transport::OutgoingMessage {
+        entry_id: "m0".into(),
+        body: serde_json::to_string(&placed).expect("json"),
+        group_id: placed.order_id.to_string(),
+        dedup_id: placed.event_id.to_string(),
+        attributes: vec![("traceparent", format!("00-{trace_id}-{publish}-01"))],
+    };
+    sqs_transport::send_batch(&sqs, queues.url("invoice"), &[message])
         .await
         .expect("sent");
     let event = lambda_api::sqs_event_from_queue(&sqs, queues.url("invoice"), 1, "invoice.fifo")
@@ -402,8 +414,8 @@ async fn a_lambda_invocation_exports_its_spans_before_it_answers() {
     );
     assert_eq!(
         (handling.trace_id.as_str(), handling.parent.as_str()),
-        (trace_id, parent),
-        "the child of the envelope's traceparent"
+        (trace_id, publish),
+        "the child of the message's traceparent attribute"
     );
     let tree = Tree::of(spans.clone());
     assert!(
