@@ -102,12 +102,10 @@ where
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("chargeflow"))
         // Kept lean: no busy/idle times, thread or source-location attributes (the span's name
-        // and target say where it is), and no OpenTelemetry context made current on every
-        // poll (nothing reads `Context::current`; hops take the span's own context).
+        // and target say where it is).
         .with_tracked_inactivity(false)
         .with_threads(false)
         .with_location(false)
-        .with_context_activation(false)
         .with_filter(
             dynamic_filter_fn(|metadata, cx| {
                 *metadata.level() < Level::DEBUG || cx.lookup_current().is_some()
