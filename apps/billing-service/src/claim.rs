@@ -49,6 +49,7 @@ pub struct Attempt {
 /// Starts the order's charge claimed by `event_id` for `lease`, in the caller's transaction:
 /// inserts its `pending` payments row, or claims the row an earlier delivery of the event left
 /// (or one whose claim expired). `None` when another event's handling holds an unexpired claim.
+#[tracing::instrument(level = "debug", name = "billing.claim_attempt", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn claim_attempt(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -80,6 +81,7 @@ pub async fn claim_attempt(
 /// Claims the order's payment for `event_id` for `lease` when its status is one of `statuses`
 /// and no other event's handling holds an unexpired claim on it; the payment, or `None` when it
 /// was not claimed (see [`crate::store::payment`] for why).
+#[tracing::instrument(level = "debug", name = "billing.claim", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn claim<'e>(
     conn: impl PgExecutor<'e>,
     order_id: Uuid,
@@ -105,6 +107,7 @@ pub async fn claim<'e>(
 /// Records, committed, the PaymentIntent Stripe created for the order under `event_id`'s
 /// claim, and reads the order's status as it is now (only an order still `invoiced` gets its
 /// intent confirmed). `None` when the claim is no longer the event's: nothing was written.
+#[tracing::instrument(level = "debug", name = "billing.record_intent", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record_intent<'e>(
     conn: impl PgExecutor<'e>,
     order_id: Uuid,
@@ -125,6 +128,7 @@ pub async fn record_intent<'e>(
 
 /// Gives up `event_id`'s claim on the order's payment, in the transaction that ends the event's
 /// handling (nothing happens when the event holds none).
+#[tracing::instrument(level = "debug", name = "billing.release", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn release(conn: &mut PgConnection, order_id: Uuid, event_id: Uuid) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE payments SET claim_event = NULL, claimed_until = NULL

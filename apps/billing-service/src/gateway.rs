@@ -226,6 +226,7 @@ impl Gateway {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "stripe.create_payment_intent", skip_all, fields(otel.kind = "client", peer.service = "stripe"))]
     async fn send_create(
         &self,
         charge: &Charge<'_>,
@@ -256,6 +257,7 @@ impl Gateway {
     ///
     /// # Errors
     /// [`GatewayError`] sorted by kind.
+    #[tracing::instrument(level = "debug", name = "stripe.retrieve_payment_intent", skip_all, fields(otel.kind = "client", peer.service = "stripe"))]
     pub async fn retrieve(&self, id: &str) -> Result<Intent, GatewayError> {
         Ok(RetrievePaymentIntent::new(id)
             .send(&self.client)
@@ -268,6 +270,7 @@ impl Gateway {
     ///
     /// # Errors
     /// [`GatewayError`] sorted by kind.
+    #[tracing::instrument(level = "debug", name = "stripe.search_payment_intents", skip_all, fields(otel.kind = "client", peer.service = "stripe"))]
     pub async fn find_for_order(&self, order_id: &str) -> Result<Option<Intent>, GatewayError> {
         let mut after: Option<String> = None;
         loop {
@@ -295,6 +298,7 @@ impl Gateway {
     /// # Errors
     /// [`GatewayError`] sorted by kind; a card decline or another refusal that is the shopper's
     /// is not an error but [`Confirmed::Declined`].
+    #[tracing::instrument(level = "debug", name = "stripe.confirm_payment_intent", skip_all, fields(otel.kind = "client", peer.service = "stripe"))]
     pub async fn confirm(&self, id: &str, key: &str) -> Result<Confirmed, GatewayError> {
         let confirmed = ConfirmPaymentIntent::new(id)
             .customize()
@@ -320,6 +324,7 @@ impl Gateway {
     /// # Errors
     /// [`GatewayError`] sorted by kind; [`GatewayError::Refused`] when the intent has moved to a
     /// state that cannot be cancelled.
+    #[tracing::instrument(level = "debug", name = "stripe.cancel_payment_intent", skip_all, fields(otel.kind = "client", peer.service = "stripe"))]
     pub async fn cancel(&self, id: &str, key: &str) -> Result<Intent, GatewayError> {
         Ok(CancelPaymentIntent::new(id)
             .customize()
@@ -333,6 +338,7 @@ impl Gateway {
     ///
     /// # Errors
     /// [`GatewayError`] sorted by kind.
+    #[tracing::instrument(level = "debug", name = "stripe.create_refund", skip_all, fields(otel.kind = "client", peer.service = "stripe"))]
     pub async fn refund(&self, payment_intent_id: &str, key: &str) -> Result<String, GatewayError> {
         let existing = ListRefund::new()
             .payment_intent(payment_intent_id)

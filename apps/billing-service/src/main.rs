@@ -8,7 +8,7 @@ use billing_service::{BillingHandler, gateway::Gateway};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("billing-service");
+    let _telemetry = telemetry::init("billing-service");
     let settings = secrets::load_settings_for(settings::Process::Billing)
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("billing-service", &error));

@@ -27,6 +27,7 @@ type OrderColumns = (String, bool, Option<String>, bool);
 ///
 /// # Errors
 /// [`orders::OrdersError`] when the statement fails or the stored status is unknown.
+#[tracing::instrument(level = "debug", name = "billing.lock_order", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_order(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -49,6 +50,7 @@ pub async fn lock_order(
 ///
 /// # Errors
 /// [`orders::OrdersError`] when the statement fails or the stored status is unknown.
+#[tracing::instrument(level = "debug", name = "billing.read_order", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn read_order<'e>(
     conn: impl PgExecutor<'e>,
     order_id: Uuid,

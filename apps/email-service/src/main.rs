@@ -8,7 +8,7 @@ use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("email-service");
+    let _telemetry = telemetry::init("email-service");
     let mut settings = secrets::load_settings_for(settings::Process::Email)
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("email-service", &error));

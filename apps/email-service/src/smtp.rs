@@ -105,6 +105,7 @@ impl SmtpPool {
     ///
     /// # Errors
     /// [`SendError`]: the server's refusal, a failed connection, or the timeout.
+    #[tracing::instrument(level = "debug", name = "smtp.send", skip_all, fields(otel.kind = "client", peer.service = "smtp"))]
     pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<Response, SendError> {
         tokio::time::timeout(self.timeout, self.send_on_a_connection(envelope, message))
             .await

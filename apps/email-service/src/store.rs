@@ -81,6 +81,7 @@ pub struct SignInForEmail {
 }
 
 /// The sign-in request `request_id`, or `None` when it does not exist (any more).
+#[tracing::instrument(level = "debug", name = "email.sign_in_request", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn sign_in_request<'e>(
     executor: impl PgExecutor<'e>,
     request_id: Uuid,
@@ -102,6 +103,7 @@ pub async fn sign_in_request<'e>(
 
 /// Records what the worker did with a sign-in request: `sent`, `rejected`, `no_orders` or
 /// `stale`; the first outcome recorded stays.
+#[tracing::instrument(level = "debug", name = "email.record_sign_in_outcome", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record_sign_in_outcome<'e>(
     executor: impl PgExecutor<'e>,
     request_id: Uuid,
@@ -148,6 +150,7 @@ pub enum Unclaimed {
 /// intent's own `Message-ID`). The holder's time is `hold` from now: no other delivery sends
 /// before it has passed, unless the holder gives the intent back ([`release`]). Claims nothing
 /// when the event's inbox row is committed ([`Claim::Handled`]).
+#[tracing::instrument(level = "debug", name = "email.claim", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn claim(
     conn: &mut PgConnection,
     event_id: Uuid,
@@ -240,6 +243,7 @@ struct OrderEmailRow {
 /// and lines (and its issued invoice, PDF stored, when `with_invoice`), and — when the event is not handled and the
 /// data is there — the claim [`claim`] makes, with `message_id` for a first attempt and a hold
 /// of `hold`.
+#[tracing::instrument(level = "debug", name = "email.claim_order_email", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn claim_order_email(
     pool: &PgPool,
     event_id: Uuid,
@@ -322,6 +326,7 @@ impl From<OrderEmailRow> for OrderEmail {
 /// Records that the e-mail worker handled `event_id` (an event with no e-mail to send, or whose
 /// e-mail an earlier delivery recorded) in a statement of its own: `true` when this call wrote
 /// the inbox row, `false` when it was there.
+#[tracing::instrument(level = "debug", name = "email.mark_handled", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn mark_handled(pool: &PgPool, event_id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -336,6 +341,7 @@ pub async fn mark_handled(pool: &PgPool, event_id: Uuid) -> sqlx::Result<bool> {
 /// Gives back the intent of `event_id` held by `attempt` when its e-mail was not handed over (the
 /// server was down or answered "try later"), so that the next delivery need not wait out the
 /// hold.
+#[tracing::instrument(level = "debug", name = "email.release", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn release(pool: &PgPool, event_id: Uuid, attempt: i32) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE email_intents SET claimed_until = clock_timestamp()
@@ -365,6 +371,7 @@ pub enum Recorded {
 /// outcome, and writes the event's inbox row: the event is handled when its e-mail's answer is
 /// recorded, so both commit together. Writes only the inbox row (if missing) when the intent is
 /// already answered.
+#[tracing::instrument(level = "debug", name = "email.record_answer", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record_answer(
     pool: &PgPool,
     sent: &SentEmail<'_>,

@@ -238,6 +238,7 @@ impl InvoiceHandler {
 }
 
 /// Renders off the async threads: a long invoice takes milliseconds of CPU.
+#[tracing::instrument(level = "debug", name = "invoice.render_pdf", skip_all)]
 async fn render(doc: InvoiceDocument) -> Result<Vec<u8>, InvoiceError> {
     Ok(tokio::task::spawn_blocking(move || pdf::render(&doc)).await??)
 }

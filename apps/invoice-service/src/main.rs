@@ -6,7 +6,7 @@ use invoice_service::InvoiceHandler;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("invoice-service");
+    let _telemetry = telemetry::init("invoice-service");
     let settings = secrets::load_settings_for(settings::Process::Invoice)
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("invoice-service", &error));

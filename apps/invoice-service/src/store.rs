@@ -95,6 +95,7 @@ impl OrderForInvoice {
 /// The order's invoicing data and the invoice numbered for it, if any, locking the order's row
 /// until the transaction ends (a second delivery of the event, or a cancellation, waits); and
 /// whether `consumer` has handled event `event_id` already (`false` when it is `None`).
+#[tracing::instrument(level = "debug", name = "invoice.lock_order", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_order(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -119,6 +120,7 @@ pub async fn lock_order(
 }
 
 /// The order's lines, in order.
+#[tracing::instrument(level = "debug", name = "invoice.lines", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<InvoiceLine>> {
     let rows: Vec<(String, String, i32, i64, i64)> = sqlx::query_as(
         "SELECT sku, name, quantity, unit_price_minor, line_total_minor
@@ -144,6 +146,7 @@ pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<
 /// Takes the next number of `year`'s sequence. The counter row stays locked until the
 /// transaction ends, and a rollback gives the number back: no gaps. Commit soon after (the
 /// handler commits the numbered row before rendering): every other invoice waits meanwhile.
+#[tracing::instrument(level = "debug", name = "invoice.next_number", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn next_number(conn: &mut PgConnection, year: i32) -> sqlx::Result<InvoiceNumber> {
     let sequence: i64 = sqlx::query_scalar(
         "INSERT INTO invoice_counters (year, last_seq) VALUES ($1, 1)
@@ -157,6 +160,7 @@ pub async fn next_number(conn: &mut PgConnection, year: i32) -> sqlx::Result<Inv
 }
 
 /// Stores the numbered invoice without its PDF ([`issue`] adds it).
+#[tracing::instrument(level = "debug", name = "invoice.insert_numbered", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_numbered(conn: &mut PgConnection, doc: &InvoiceDocument) -> sqlx::Result<()> {
     let totals = &doc.totals;
     sqlx::query(
@@ -184,6 +188,7 @@ pub async fn insert_numbered(conn: &mut PgConnection, doc: &InvoiceDocument) -> 
 /// order from `placed` to `invoiced`, in one statement. `false` when the order was no longer
 /// `placed` (cancelled since it was numbered): the invoice keeps its number and gets its PDF,
 /// the order does not move.
+#[tracing::instrument(level = "debug", name = "invoice.issue", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn issue(conn: &mut PgConnection, order_id: Uuid, pdf: &[u8]) -> sqlx::Result<bool> {
     let moved: Option<i32> = sqlx::query_scalar(
         "WITH stored AS (

@@ -27,6 +27,10 @@ use crate::{Relay, RunSummary};
 /// Time kept free before the invocation's deadline to finish the batches in flight.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
+/// The most the span flush at the end of an invocation may take (within [`DEADLINE_MARGIN`]).
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(2);
+const _: () = assert!(FLUSH_LIMIT.as_millis() < DEADLINE_MARGIN.as_millis());
+
 /// How long a run started now may last: `run_for`, cut to the deadline (milliseconds since the
 /// epoch, as Lambda gives it) less [`DEADLINE_MARGIN`].
 pub fn budget(run_for: Duration, deadline_ms: u64, now: SystemTime) -> Duration {
@@ -64,7 +68,8 @@ pub async fn run_for(relay: Relay, budget: Duration) -> RunSummary {
 
 /// Serves scheduled invocations until the Lambda runtime stops the process. The event's
 /// content is ignored (any schedule payload will do). The run's counters and gauges are written
-/// as CloudWatch EMF lines at its end ([`telemetry::emf`]).
+/// as CloudWatch EMF lines at its end ([`telemetry::emf`]), and its spans are exported before it
+/// answers (when the span export is on, [`telemetry::otel::flush`]).
 ///
 /// # Errors
 /// When the runtime fails.
@@ -76,6 +81,9 @@ pub async fn serve(relay: Relay, run_for_at_most: Duration) -> Result<(), lambda
         tracing::info!(budget_ms = budget.as_millis(), "relay invocation");
         let summary = run_for(relay.clone(), budget).await;
         telemetry::emf::flush();
+        // The sandbox may be frozen once the invocation answers: its spans leave now, within
+        // the margin the run kept before the deadline.
+        telemetry::otel::flush(FLUSH_LIMIT).await;
         Ok::<_, lambda_runtime::Error>(summary)
     }))
     .await

@@ -33,7 +33,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use telemetry::error_chain;
+use telemetry::{error_chain, trace::Kind};
 
 use outbox::{Backoff, Claimed};
 use secrecy::ExposeSecret;
@@ -220,7 +220,8 @@ impl Relay {
 
     /// Publishes claimed rows, marks them published or schedules their retry, and commits.
     async fn publish(&self, batch: ClaimedBatch) -> Result<Pass, RelayError> {
-        let ClaimedBatch { mut tx, rows } = batch;
+        let ClaimedBatch { mut tx, mut rows } = batch;
+        let spans = publish_spans(&mut rows);
         let outcome = self.publisher.publish(&rows).await;
         let accepted_at = chrono::Utc::now();
         if !outcome.published.is_empty() {
@@ -230,6 +231,8 @@ impl Relay {
             outbox::record_failure(&mut tx, ids, error, self.backoff()).await?;
         }
         tx.commit().await?;
+        mark_failed(&spans, &rows, &outcome);
+        drop(spans);
         let failed = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
         let published = published_rows(&rows, &outcome.published);
         metrics::record_pass(&published, failed, accepted_at);
@@ -452,6 +455,58 @@ impl Relay {
             if rows < PURGE_CHUNK.unsigned_abs() {
                 return Ok(total);
             }
+        }
+    }
+}
+
+/// With the span export on, one span per row, `outbox.publish` (a producer span named
+/// `publish <event type>`, the child of the row's `traceparent`), lasting until the batch is
+/// committed; each row's `traceparent` becomes its span's context, which the row's SQS messages
+/// carry as their `traceparent` attribute, so the consumers' spans hang under it. Off: none, and
+/// the rows are left as they are (no cost).
+fn publish_spans(rows: &mut [outbox::PendingEvent]) -> Vec<tracing::Span> {
+    if !telemetry::otel::enabled() {
+        return Vec::new();
+    }
+    rows.iter_mut()
+        .map(|row| {
+            let span = tracing::info_span!(
+                "outbox.publish",
+                event.id = %row.event_id,
+                event.r#type = %row.event_type,
+                aggregate.id = %row.aggregate_id,
+                trace_id = tracing::field::Empty,
+                otel.name = tracing::field::Empty,
+                otel.kind = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
+            let own =
+                telemetry::trace::continue_in(&span, &row.traceparent, Kind::Producer, || {
+                    format!("publish {}", row.event_type)
+                });
+            row.traceparent = own.to_string();
+            span
+        })
+        .collect()
+}
+
+/// Marks the spans of the rows that were not published as failed.
+fn mark_failed(
+    spans: &[tracing::Span],
+    rows: &[outbox::PendingEvent],
+    outcome: &publish::PublishOutcome,
+) {
+    if spans.is_empty() || outcome.failed.is_empty() {
+        return;
+    }
+    let failed: std::collections::HashSet<i64> = outcome
+        .failed
+        .iter()
+        .flat_map(|(ids, _)| ids.iter().copied())
+        .collect();
+    for (span, row) in spans.iter().zip(rows) {
+        if failed.contains(&row.id) {
+            span.record("otel.status_code", "error");
         }
     }
 }

@@ -12,7 +12,7 @@ use outbox_relay::Relay;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("outbox-relay");
+    let _telemetry = telemetry::init("outbox-relay");
     let settings = secrets::load_settings_for(settings::Process::Relay)
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("outbox-relay", &error));

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    telemetry::init("partner-sim");
+    let _telemetry = telemetry::init("partner-sim");
     let addr = config.listen_addr().context("Invalid configuration")?;
     let delivery = config.delivery().context("Invalid configuration")?;
     let callback_url = delivery.callback.as_ref().map(|c| c.url().to_string());

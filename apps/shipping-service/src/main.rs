@@ -6,7 +6,7 @@ use shipping_service::{ShippingHandler, partner::PartnerClient};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("shipping-service");
+    let _telemetry = telemetry::init("shipping-service");
     let settings = secrets::load_settings_for(settings::Process::Shipping)
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("shipping-service", &error));

@@ -188,6 +188,7 @@ impl PartnerClient {
     /// # Errors
     /// [`PartnerError::Unavailable`] when no final answer came in time; the other variants
     /// when the partner's answer can never succeed.
+    #[tracing::instrument(level = "debug", name = "partner.create_shipment", skip_all, fields(otel.kind = "client", peer.service = "shipping-partner"))]
     pub async fn create_shipment(
         &self,
         request: &ShipmentRequest,
@@ -218,6 +219,7 @@ impl PartnerClient {
     /// [`PartnerError::Unavailable`] when no final answer came in time,
     /// [`PartnerError::AlreadyDelivered`] when it is too late, the others when the partner
     /// refuses.
+    #[tracing::instrument(level = "debug", name = "partner.cancel_shipment", skip_all, fields(otel.kind = "client", peer.service = "shipping-partner"))]
     pub async fn cancel_shipment(&self, shipment_id: &str) -> Result<(), PartnerError> {
         let url = &format!(
             "{}/v1/shipments/{shipment_id}/cancel",

@@ -37,6 +37,7 @@ type OrderRow = (String, bool, String, String, String, String, String, bool);
 ///
 /// # Errors
 /// When the statement fails or the stored status is unknown.
+#[tracing::instrument(level = "debug", name = "shipping.order_to_ship", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn order_to_ship(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -72,6 +73,7 @@ pub async fn order_to_ship(
 }
 
 /// Stores the partner's shipment for the order.
+#[tracing::instrument(level = "debug", name = "shipping.insert", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -92,6 +94,7 @@ pub async fn insert(
 }
 
 /// Marks `event_id`'s shipment as to be cancelled ([`CANCEL_PENDING`]), committed at once.
+#[tracing::instrument(level = "debug", name = "shipping.mark_cancel_pending", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn mark_cancel_pending(pool: &PgPool, event_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(CANCEL_PENDING)
@@ -102,6 +105,7 @@ pub async fn mark_cancel_pending(pool: &PgPool, event_id: Uuid) -> sqlx::Result<
 }
 
 /// Removes the mark: the shipment was cancelled (or never existed).
+#[tracing::instrument(level = "debug", name = "shipping.clear_cancel_pending", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn clear_cancel_pending(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM inbox WHERE consumer = $1 AND event_id = $2")
         .bind(CANCEL_PENDING)

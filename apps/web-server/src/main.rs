@@ -5,7 +5,7 @@ use web_server::Application;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("web-server");
+    let _telemetry = telemetry::init("web-server");
     let settings = secrets::load_settings_for(settings::Process::WebServer)
         .await
         .unwrap_or_else(|error| telemetry::refuse_to_start("web-server", &error));

@@ -29,6 +29,7 @@ pub enum Delivery {
 ///
 /// # Errors
 /// [`OrdersError`] when a statement fails.
+#[tracing::instrument(level = "debug", name = "orders.record_delivery", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record_delivery(
     conn: &mut PgConnection,
     partner_shipment_id: &str,

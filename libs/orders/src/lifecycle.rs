@@ -34,6 +34,7 @@ pub struct Locked {
 ///
 /// # Errors
 /// [`OrdersError`] when the statement fails or a stored value is unknown.
+#[tracing::instrument(level = "debug", name = "orders.lock", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Locked>, OrdersError> {
     let row: Option<(String, Option<String>)> =
         sqlx::query_as("SELECT status, cancel_reason FROM orders WHERE id = $1 FOR NO KEY UPDATE")
@@ -53,6 +54,7 @@ pub async fn lock(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Lock
 ///
 /// # Errors
 /// [`OrdersError`] when the statement fails or a stored value is unknown.
+#[tracing::instrument(level = "debug", name = "orders.lock_status", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_status(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -65,6 +67,7 @@ pub async fn lock_status(
 ///
 /// # Errors
 /// [`OrdersError::Database`] when the update fails.
+#[tracing::instrument(level = "debug", name = "orders.transition", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn transition(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -89,6 +92,7 @@ pub async fn transition(
 ///
 /// # Errors
 /// [`OrdersError`] when a write fails (a duplicate event id, for instance).
+#[tracing::instrument(level = "debug", name = "orders.record_event", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record_event(
     conn: &mut PgConnection,
     event: &EventEnvelope,
@@ -115,6 +119,7 @@ pub async fn record_event(
 ///
 /// # Errors
 /// [`OrdersError::Database`] when the update fails.
+#[tracing::instrument(level = "debug", name = "orders.release_stock", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn release_stock(conn: &mut PgConnection, order_id: Uuid) -> Result<u64, OrdersError> {
     let released = sqlx::query(
         "UPDATE products p SET stock = p.stock + i.quantity, updated_at = now()

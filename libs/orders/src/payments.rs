@@ -64,6 +64,7 @@ pub enum ApplyError {
 ///
 /// # Errors
 /// [`ApplyError`] when the order does not exist or a write fails.
+#[tracing::instrument(level = "debug", name = "orders.apply_payment_outcome", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn apply_outcome(
     conn: &mut PgConnection,
     order_id: Uuid,

@@ -25,6 +25,7 @@ pub enum Inbox {
 ///
 /// # Errors
 /// [`OutboxError::Database`] when the statement fails.
+#[tracing::instrument(level = "debug", name = "inbox.record", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record(
     conn: &mut PgConnection,
     consumer: &str,

@@ -74,6 +74,7 @@ pub struct Backoff {
 /// # Errors
 /// [`OutboxError`] when the envelope cannot be encoded or a statement fails (for instance a
 /// duplicate `event_id`).
+#[tracing::instrument(level = "debug", name = "outbox.enqueue", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn enqueue(conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), OutboxError> {
     let envelope = serde_json::to_value(event)?;
     sqlx::query(
@@ -96,6 +97,7 @@ pub async fn enqueue(conn: &mut PgConnection, event: &EventEnvelope) -> Result<(
 ///
 /// # Errors
 /// [`OutboxError::Database`] when the statement fails.
+#[tracing::instrument(level = "debug", name = "outbox.claim", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Claimed, OutboxError> {
     let rows: Vec<PendingEvent> = sqlx::query_as(
         "SELECT o.id, o.event_id, o.event_type, o.aggregate_id, o.envelope::text AS envelope,
@@ -129,6 +131,7 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Claimed, Outbo
 ///
 /// # Errors
 /// [`OutboxError::Database`] when the statement fails.
+#[tracing::instrument(level = "debug", name = "outbox.mark_published", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), OutboxError> {
     sqlx::query(
         "UPDATE outbox SET published_at = clock_timestamp(), last_error = NULL WHERE id = ANY($1)",
@@ -143,6 +146,7 @@ pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), 
 ///
 /// # Errors
 /// [`OutboxError::Database`] when the statement fails.
+#[tracing::instrument(level = "debug", name = "outbox.record_failure", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record_failure(
     conn: &mut PgConnection,
     ids: &[i64],

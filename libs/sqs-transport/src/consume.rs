@@ -31,8 +31,8 @@ pub struct ReceivedMessage {
     /// When it was sent to this queue, in milliseconds since the Unix epoch ([`receive_inspect`]
     /// only).
     pub sent_at_ms: Option<i64>,
-    /// Its string message attributes by name (`event_type`, `parked_reason`, …), sorted
-    /// ([`receive_inspect`] only).
+    /// Its string message attributes by name (`event_type`, `parked_reason`, …), sorted: all of
+    /// them from [`receive_inspect`], `traceparent` alone from [`receive`].
     pub attributes: Vec<(String, String)>,
 }
 
@@ -47,7 +47,8 @@ impl ReceivedMessage {
 }
 
 /// Receives up to `max` (1–10) messages, waiting up to `wait_s` seconds for the first one, and
-/// makes them invisible for `visibility_s` seconds. Reads only the receive count and the group.
+/// makes them invisible for `visibility_s` seconds. Reads only the receive count, the group and
+/// the `traceparent` message attribute (the publisher's trace context).
 ///
 /// # Errors
 /// [`TransportError::Call`] when the call fails.
@@ -67,7 +68,7 @@ pub async fn receive(
         queue_url,
         (max, wait_s, visibility_s),
         &attributes,
-        false,
+        "traceparent",
     )
     .await
 }
@@ -90,7 +91,7 @@ pub async fn receive_inspect(
         queue_url,
         (max, wait_s, visibility_s),
         &attributes,
-        true,
+        "All",
     )
     .await
 }
@@ -100,18 +101,16 @@ async fn receive_with(
     queue_url: &str,
     (max, wait_s, visibility_s): (i32, i32, i32),
     system_attributes: &[MessageSystemAttributeName],
-    message_attributes: bool,
+    message_attributes: &str,
 ) -> Result<Vec<ReceivedMessage>, TransportError> {
-    let mut request = client
+    let request = client
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(max.clamp(1, 10))
         .wait_time_seconds(wait_s)
         .visibility_timeout(visibility_s)
-        .set_message_system_attribute_names(Some(system_attributes.to_vec()));
-    if message_attributes {
-        request = request.message_attribute_names("All");
-    }
+        .set_message_system_attribute_names(Some(system_attributes.to_vec()))
+        .message_attribute_names(message_attributes);
     let out = request.send().await.map(|out| {
         let messages = out.messages.unwrap_or_default().into_iter();
         messages.filter_map(received).collect::<Vec<_>>()

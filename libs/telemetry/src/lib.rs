@@ -3,38 +3,87 @@
 
 pub mod emf;
 pub mod metrics;
+pub mod otel;
 pub mod trace;
 
 use std::io::IsTerminal;
 
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use tracing::Subscriber;
+use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*, registry::LookupSpan};
 
 /// Installs the global `tracing` subscriber for the process named `service`: compact lines on
 /// stdout, coloured only when stdout is a terminal and `NO_COLOR` is unset (a log file or a
-/// collector gets plain text), or one JSON object per line with `LOG_FORMAT=json`.
+/// collector gets plain text), or one JSON object per line with `LOG_FORMAT=json`; and, when the
+/// environment asks for it ([`otel::configured`]), the OpenTelemetry span export with
+/// `service.name` = `service` ([`otel`]).
 ///
-/// Calling it twice is harmless: the second call keeps the first subscriber.
-pub fn init(service: &'static str) {
+/// Keep the answer until the process ends: dropping it exports the spans not yet sent and stops
+/// the export. Calling `init` twice is harmless: the second call keeps the first subscriber.
+pub fn init(service: &'static str) -> Guard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let installed = if json {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true),
-            )
-            .try_init()
+    let mut export_error = None;
+    let provider = if otel::configured() {
+        otel::provider(service)
+            .inspect_err(|e| export_error = Some(error_chain(e)))
+            .ok()
     } else {
-        registry
-            .with(fmt::layer().compact().with_ansi(colour()))
-            .try_init()
+        None
+    };
+    let installed = match &provider {
+        // Off: exactly the log subscriber, nothing more.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(json))
+            .try_init(),
+        // On: the log filter applies to the log lines only; the export has its own.
+        Some(provider) => tracing_subscriber::registry()
+            .with(log_layer(json).with_filter(filter))
+            .with(otel::layer(provider))
+            .try_init(),
     };
     if installed.is_ok() {
-        tracing::info!(service, "telemetry initialised");
+        let exporting = provider.is_some();
+        if let Some(provider) = provider {
+            otel::keep(provider);
+        }
+        tracing::info!(service, span_export = exporting, "telemetry initialised");
+        if let Some(error) = export_error {
+            tracing::error!(%error, "span export not started: the OTLP exporter could not be built");
+        }
+    }
+    Guard { _private: () }
+}
+
+/// The log lines' layer: JSON or compact.
+fn log_layer<S>(json: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if json {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .boxed()
+    } else {
+        fmt::layer().compact().with_ansi(colour()).boxed()
+    }
+}
+
+/// What [`init`] answers: while it lives, spans are exported (if the export is on); dropping it
+/// exports the rest and stops the export ([`otel::shutdown`]), so that a process stopped by
+/// SIGTERM loses none of its spans. Keep it in `main` (`let _telemetry = telemetry::init(..)`).
+#[must_use = "dropping the guard stops the span export"]
+#[derive(Debug)]
+pub struct Guard {
+    _private: (),
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        otel::shutdown();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Lambda adapter: the same [`Handler`] as the poller, run by AWS Lambda's SQS event source.
 //!
-//! Each record is decoded and handled on its own, in a span of its own, through [`process`]; the
+//! Each record is decoded and handled on its own, in a span of its own (the child of the
+//! record's `traceparent` attribute, not of the batch), through [`process_incoming`]; the
 //! answer is a partial batch response (the event source mapping needs
 //! `FunctionResponseTypes: [ReportBatchItemFailures]`):
 //! - handled, or already handled (inbox): success, not listed;
@@ -37,10 +38,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use settings::{Settings, WorkerSettings};
 use sqlx::PgPool;
-use tracing::Instrument;
 
 use crate::{
-    Disposition, Handler, WorkerError, process,
+    Disposition, Handler, Incoming, WorkerError, process_incoming,
     queue::{Delivery, WorkQueue},
 };
 
@@ -131,16 +131,16 @@ impl<H: Handler> LambdaAdapter<H> {
             let blocked = group.as_ref().is_some_and(|g| failed_groups.contains(g));
             let late = deadline
                 .is_some_and(|d| Instant::now() + self.handler_timeout() + DEADLINE_MARGIN > d);
-            let span =
-                tracing::info_span!("sqs.record", message.id = %message_id, message.group = ?group);
             let outcome = if blocked {
-                tracing::info!(parent: &span, "an earlier record of this group failed: retrying this one after it");
+                tracing::info!(message.id = %message_id, message.group = ?group, "an earlier record of this group failed: retrying this one after it");
                 Outcome::Retry(None)
             } else if late {
-                tracing::warn!(parent: &span, "the invocation's deadline is near: retrying this record later");
+                tracing::warn!(message.id = %message_id, message.group = ?group, "the invocation's deadline is near: retrying this record later");
                 Outcome::Retry(None)
             } else {
-                self.handle_record(&record).instrument(span).await
+                // Its span is the handling's own (`process_incoming`), the child of the record's trace
+                // context, not of the batch.
+                self.handle_record(&record).await
             };
             if let Outcome::Retry(after) = outcome {
                 if let Some(group) = group {
@@ -161,8 +161,15 @@ impl<H: Handler> LambdaAdapter<H> {
     /// Runs one record: whether it may be deleted, or is to be retried (after how long, at
     /// least, if the failure said).
     async fn handle_record(&self, record: &SqsMessage) -> Outcome {
-        let body = record.body.as_deref().unwrap_or_default();
-        match process(&self.handler, &self.pool, body, self.handler_timeout()).await {
+        let incoming = Incoming {
+            message_id: record.message_id.as_deref().unwrap_or_default(),
+            body: record.body.as_deref().unwrap_or_default(),
+            traceparent: record
+                .message_attributes
+                .get("traceparent")
+                .and_then(|a| a.string_value.as_deref()),
+        };
+        match process_incoming(&self.handler, &self.pool, incoming, self.handler_timeout()).await {
             Disposition::Done | Disposition::Duplicate => Outcome::Delete,
             Disposition::Retry { after, .. } => Outcome::Retry(after),
             Disposition::Park { reason } => match delivery(record) {
@@ -199,7 +206,8 @@ fn delivery(record: &SqsMessage) -> Option<Delivery<'_>> {
 
 /// Serves Lambda invocations with `handler` until the runtime stops the process. Each
 /// invocation's counters (messages by outcome, SQS requests) are written as CloudWatch EMF lines
-/// when it ends ([`telemetry::emf`]).
+/// when it ends ([`telemetry::emf`]), and its spans are exported before it answers (when the
+/// span export is on, [`telemetry::otel::flush`]).
 ///
 /// # Errors
 /// When the shared state cannot be built or the runtime fails.
@@ -216,14 +224,40 @@ pub async fn run<H: Handler>(
             let deadline = deadline_instant(event.context.deadline, SystemTime::now());
             let response = adapter.handle_until(event.payload, Some(deadline)).await;
             telemetry::emf::flush();
+            // The sandbox may be frozen once the invocation answers: its spans leave now, in
+            // the time left before the deadline.
+            telemetry::otel::flush(flush_limit(deadline)).await;
             Ok::<_, lambda_runtime::Error>(response)
         },
     ))
     .await
 }
 
+/// How long the span flush at the end of an invocation may take: until half a second before its
+/// deadline (the answer's own time), at least 100 ms.
+fn flush_limit(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(Duration::from_millis(500))
+        .max(Duration::from_millis(100))
+}
+
 /// The invocation's deadline (milliseconds since the epoch, as Lambda gives it) as an instant.
 fn deadline_instant(deadline_ms: u64, now: SystemTime) -> Instant {
     let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
     Instant::now() + deadline.duration_since(now).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_span_flush_ends_half_a_second_before_the_deadline_and_gets_at_least_100_ms() {
+        let in_ten_s = Instant::now() + Duration::from_secs(10);
+        let limit = flush_limit(in_ten_s);
+        assert!(limit <= Duration::from_millis(9_500), "{limit:?}");
+        assert!(limit >= Duration::from_millis(9_000), "{limit:?}");
+        assert_eq!(flush_limit(Instant::now()), Duration::from_millis(100));
+    }
 }

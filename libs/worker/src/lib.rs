@@ -16,7 +16,9 @@ use domain::{Consumer, Event};
 use sqlx::{PgConnection, PgPool};
 
 pub use poller::Poller;
-pub use process::{Disposition, Handled, RunError, begin_with_inbox, process};
+pub use process::{
+    Disposition, Handled, Incoming, RunError, begin_with_inbox, process, process_incoming,
+};
 
 /// The error type of this library.
 #[derive(Debug, thiserror::Error)]

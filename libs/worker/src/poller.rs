@@ -35,7 +35,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Disposition, Handler, WorkerError, error_chain, process,
+    Disposition, Handler, Incoming, WorkerError, error_chain, process_incoming,
     queue::{Delivery, WorkQueue},
 };
 
@@ -247,7 +247,12 @@ async fn handle_one<H: Handler>(
         message.receipt_handle.clone(),
     ));
     let timeout = Duration::from_secs(shared.queue.settings.handler_timeout_s);
-    let disposition = process(&shared.handler, &shared.pool, &message.body, timeout).await;
+    let incoming = Incoming {
+        message_id: &message.message_id,
+        body: &message.body,
+        traceparent: message.attribute("traceparent"),
+    };
+    let disposition = process_incoming(&shared.handler, &shared.pool, incoming, timeout).await;
     keep_hidden.abort();
     match disposition {
         Disposition::Done | Disposition::Duplicate => {

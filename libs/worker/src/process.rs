@@ -9,6 +9,7 @@ use std::time::Duration;
 use domain::{Aggregate, Consumer, Event, EventEnvelope};
 use outbox::inbox::{self, Inbox};
 use sqlx::{PgPool, Postgres, Transaction};
+use telemetry::trace::Kind;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -72,6 +73,7 @@ pub enum RunError<E> {
 /// # Errors
 /// [`RunError::Database`] when the transaction cannot begin, [`RunError::Inbox`] when the inbox
 /// write fails.
+#[tracing::instrument(level = "debug", name = "inbox.begin", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn begin_with_inbox<E>(
     pool: &PgPool,
     consumer: Consumer,
@@ -86,6 +88,7 @@ pub async fn begin_with_inbox<E>(
 
 /// [`Handler::run`]'s default: [`Handler::handle`] in one transaction that begins with the inbox
 /// row ([`begin_with_inbox`]) and commits when the handler returns `Ok`.
+#[tracing::instrument(level = "debug", name = "db.transaction", skip_all, fields(db.system.name = "postgresql"))]
 pub(crate) async fn in_one_transaction<H: Handler + ?Sized>(
     handler: &H,
     event: &Event,
@@ -102,34 +105,106 @@ pub(crate) async fn in_one_transaction<H: Handler + ?Sized>(
     Ok(Handled::Done)
 }
 
-/// Decodes `body` and runs `handler` on it ([`Handler::run`]: by default in one transaction with
-/// the inbox row), giving up after `timeout` (an open transaction is then rolled back). The
-/// decision is counted in
-/// [`metrics::MESSAGES_TOTAL`](crate::metrics::MESSAGES_TOTAL), here and nowhere else.
+/// A received message, as a transport hands it to [`process_incoming`].
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// SQS's message id (a log field).
+    pub message_id: &'a str,
+    /// The body: an event envelope.
+    pub body: &'a str,
+    /// The message's `traceparent` attribute: the context of the relay's publish span. `None`
+    /// (or empty): the envelope's own `traceparent` is the parent.
+    pub traceparent: Option<&'a str>,
+}
+
+/// [`process_incoming`] for a bare body (no message id, no `traceparent` attribute: the
+/// envelope's own is the parent).
 pub async fn process<H: Handler>(
     handler: &H,
     pool: &PgPool,
     body: &str,
     timeout: Duration,
 ) -> Disposition {
-    let event = match decode(body) {
+    let message = Incoming {
+        message_id: "",
+        body,
+        traceparent: None,
+    };
+    process_incoming(handler, pool, message, timeout).await
+}
+
+/// Decodes the message's body and runs `handler` on it ([`Handler::run`]: by default in one
+/// transaction with the inbox row), giving up after `timeout` (an open transaction is then
+/// rolled back). The decision is counted in
+/// [`metrics::MESSAGES_TOTAL`](crate::metrics::MESSAGES_TOTAL), here and nowhere else.
+///
+/// The handling runs in its own span, `event` (with the event's ids), the child of the message's
+/// trace context; the events the handler emits carry that span's context (the decoded event's
+/// `traceparent` is replaced by it before the handler sees it), so the next hop's spans hang
+/// under this one.
+pub async fn process_incoming<H: Handler>(
+    handler: &H,
+    pool: &PgPool,
+    message: Incoming<'_>,
+    timeout: Duration,
+) -> Disposition {
+    let mut event = match decode(message.body) {
         Ok(event) => event,
         Err(reason) => {
-            tracing::warn!(consumer = %handler.consumer(), reason, "parking a message that cannot be decoded");
+            tracing::warn!(consumer = %handler.consumer(), message.id = message.message_id, reason, "parking a message that cannot be decoded");
             let parked = Disposition::Park { reason };
             metrics::record(handler.consumer(), &parked, None);
             return parked;
         }
     };
+    let span = event_span(handler.consumer(), &event, message.message_id);
+    let parent = message
+        .traceparent
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&event.traceparent);
+    let own = telemetry::trace::continue_in(&span, parent, Kind::Consumer, || {
+        format!("handle {}", event.event_type())
+    });
+    event.traceparent = own.to_string();
+    async {
+        let started = std::time::Instant::now();
+        // Boxed: a handler's future (Stripe's, with its spans) is a deep type; boxing it here
+        // keeps the transports' futures within the compiler's layout recursion limit.
+        let result = tokio::time::timeout(timeout, Box::pin(run(handler, pool, &event)))
+            .await
+            .unwrap_or(Err(RunError::Timeout(timeout)));
+        let elapsed = started.elapsed();
+        let decided = disposition(result, elapsed);
+        metrics::record(handler.consumer(), &decided, Some(elapsed));
+        if telemetry::otel::enabled()
+            && matches!(
+                decided,
+                Disposition::Retry { .. } | Disposition::Park { .. }
+            )
+        {
+            tracing::Span::current().record("otel.status_code", "error");
+        }
+        decided
+    }
+    .instrument(span)
+    .await
+}
+
+/// The span of one event's handling: its ids, its order (or sign-in request), the consumer.
+fn event_span(consumer: Consumer, event: &Event, message_id: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "event",
         event.id = %event.id,
         event.r#type = %event.event_type(),
         order.id = tracing::field::Empty,
         sign_in_request.id = tracing::field::Empty,
+        message.id = message_id,
         correlation_id = %event.correlation_id,
-        trace_id = %telemetry::trace::trace_id_of(&event.traceparent),
-        consumer = %handler.consumer(),
+        trace_id = tracing::field::Empty,
+        consumer = %consumer,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
     // The envelope's aggregate is an order for every event type but the sign-in request.
     match event.event_type().aggregate() {
@@ -139,18 +214,7 @@ pub async fn process<H: Handler>(
             tracing::field::display(event.order_id),
         ),
     };
-    async {
-        let started = std::time::Instant::now();
-        let result = tokio::time::timeout(timeout, run(handler, pool, &event))
-            .await
-            .unwrap_or(Err(RunError::Timeout(timeout)));
-        let elapsed = started.elapsed();
-        let decided = disposition(result, elapsed);
-        metrics::record(handler.consumer(), &decided, Some(elapsed));
-        decided
-    }
-    .instrument(span)
-    .await
+    span
 }
 
 /// The typed event in `body`, or why there is none (a permanent failure).

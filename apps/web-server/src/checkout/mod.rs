@@ -76,6 +76,7 @@ pub async fn place_order(
     })
 }
 
+#[tracing::instrument(level = "debug", name = "checkout.transaction", skip_all, fields(db.system.name = "postgresql"))]
 async fn write_order(
     conn: &mut PgConnection,
     request: &CheckoutRequest,

@@ -39,6 +39,7 @@ pub struct NewOrder<'a> {
 
 /// Claims an idempotency key for this checkout. `false` means the key is taken: a concurrent
 /// attempt with the same key waits here until the first one commits or rolls back.
+#[tracing::instrument(level = "debug", name = "checkout.claim_idempotency_key", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn claim_idempotency_key(
     conn: &mut PgConnection,
     owner: &str,
@@ -58,6 +59,7 @@ pub async fn claim_idempotency_key(
 }
 
 /// The answer saved under an idempotency key.
+#[tracing::instrument(level = "debug", name = "checkout.saved_response", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn saved_response(
     conn: &mut PgConnection,
     owner: &str,
@@ -74,6 +76,7 @@ pub async fn saved_response(
 }
 
 /// Saves the answer under the key claimed earlier in this transaction.
+#[tracing::instrument(level = "debug", name = "checkout.save_response", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn save_response(
     conn: &mut PgConnection,
     owner: &str,
@@ -96,6 +99,7 @@ pub async fn save_response(
 
 /// The active products among `ids`, read without a lock: the checkout prices and checks the
 /// order from them, and [`reserve_stock`] takes the stock at the end, checking them again.
+#[tracing::instrument(level = "debug", name = "checkout.read_products", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn read_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Product>> {
     sqlx::query_as(
         "SELECT id, sku, name, price_minor, currency::text AS currency, stock
@@ -111,6 +115,7 @@ pub async fn read_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result
 /// stock update takes: every concurrent checkout's order lines hold `KEY SHARE` on the products
 /// they reference (their foreign key), which a `FOR UPDATE` would wait for — two checkouts of one
 /// product would each wait for the other's.
+#[tracing::instrument(level = "debug", name = "checkout.lock_products", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Product>> {
     sqlx::query_as(
         "SELECT id, sku, name, price_minor, currency::text AS currency, stock
@@ -128,6 +133,7 @@ pub async fn lock_products(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result
 ///
 /// The last statement of a checkout before its answer is saved, so that a product every shopper
 /// buys is locked for one statement and a commit, not for the whole checkout.
+#[tracing::instrument(level = "debug", name = "checkout.reserve_stock", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn reserve_stock(
     conn: &mut PgConnection,
     ids: &[i64],
@@ -156,6 +162,7 @@ pub async fn reserve_stock(
 /// order keeps the name it was placed with (`orders.ship_name`), which is what e-mails use. (The
 /// no-op update makes a concurrent first order with the same address wait and then return the
 /// row it created.)
+#[tracing::instrument(level = "debug", name = "checkout.upsert_customer", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn upsert_customer(conn: &mut PgConnection, customer: &Customer) -> sqlx::Result<Uuid> {
     sqlx::query_scalar(
         "INSERT INTO customers (id, email, name) VALUES ($1, $2, $3)
@@ -170,6 +177,7 @@ pub async fn upsert_customer(conn: &mut PgConnection, customer: &Customer) -> sq
 }
 
 /// Inserts the order in status `placed`; returns its creation time.
+#[tracing::instrument(level = "debug", name = "checkout.insert_order", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_order(
     conn: &mut PgConnection,
     order: &NewOrder<'_>,
@@ -202,6 +210,7 @@ pub async fn insert_order(
 }
 
 /// Inserts the order's lines with the prices taken from the locked products.
+#[tracing::instrument(level = "debug", name = "checkout.insert_items", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_items(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -230,6 +239,7 @@ pub async fn insert_items(
 }
 
 /// Adds an entry to the order's timeline.
+#[tracing::instrument(level = "debug", name = "checkout.insert_timeline", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_timeline(
     conn: &mut PgConnection,
     event: &domain::EventEnvelope,

@@ -90,16 +90,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(no_referrer))
         .layer(middleware::from_fn(metrics::track_checkout))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            tracing::info_span!("http", http.method = %request.method(), http.path = %request.uri().path(), request.id = %request_id, trace_id = %trace::trace_id(request))
-        }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // The request's span is made by `trace::start` (it continues the caller's trace);
+        // the trace layer logs in it.
+        .layer(TraceLayer::new_for_http().make_span_with(|_: &Request<_>| tracing::Span::current()))
         .layer(middleware::from_fn(trace::start))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 

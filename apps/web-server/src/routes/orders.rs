@@ -63,7 +63,7 @@ pub async fn checkout(
     };
     let request = body.parse(&cart_lines)?;
     let correlation_id = request_id(&headers);
-    let traceparent = trace.child().to_string();
+    let traceparent = trace.to_string();
     let ctx = Context {
         owner: &owner,
         idempotency_key: idempotency_key.as_deref(),
@@ -171,7 +171,7 @@ pub async fn cancel(
     let order_id = access::order_id(path)?;
     let access = OrderAccess::new(&session, link);
     access.order(&state, order_id).await?;
-    let traceparent = trace.child().to_string();
+    let traceparent = trace.to_string();
     let origin = ::orders::Origin {
         reason: domain::CancelReason::Shopper,
         correlation_id: request_id(&headers),

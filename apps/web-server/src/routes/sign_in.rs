@@ -46,7 +46,7 @@ pub async fn request_link(
     ApiJson(body): ApiJson<LinkRequestBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let email = sign_in::parse_email(&body.email)?;
-    let traceparent = trace.child().to_string();
+    let traceparent = trace.to_string();
     let origin = Origin {
         correlation_id: headers
             .get(&REQUEST_ID)

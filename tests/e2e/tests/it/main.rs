@@ -8,6 +8,7 @@ mod lifecycle_ends;
 mod links;
 mod load;
 mod migrations;
+mod otel;
 mod profile;
 mod quote;
 mod redelivery;

@@ -23,19 +23,26 @@ const TEMPLATES: &str = concat!(
 );
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
-struct Stack {
-    web: String,
+/// The whole pipeline as separate processes, on its own database and queues.
+pub(super) struct Stack {
+    /// The web-server's base URL.
+    pub(super) web: String,
     /// Each process's metrics port.
     metrics: Vec<(&'static str, u16)>,
-    pool: sqlx::PgPool,
-    processes: Processes,
-    logs: std::path::PathBuf,
+    pub(super) pool: sqlx::PgPool,
+    pub(super) processes: Processes,
+    pub(super) logs: std::path::PathBuf,
     _sink: SmtpSink,
     _stripe: FakeStripe,
-    stop: CancellationToken,
+    pub(super) stop: CancellationToken,
 }
 
 async fn stack() -> Stack {
+    stack_with(&[]).await
+}
+
+/// [`stack`] with `extra` variables in every process's environment.
+pub(super) async fn stack_with(extra: &[(&str, String)]) -> Stack {
     let db_url = testkit::fresh_database().await.expect("fresh database");
     let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
     let sqs = testkit::sqs_client(&endpoint).await;
@@ -73,6 +80,7 @@ async fn stack() -> Stack {
         ),
     ]
     .into_iter()
+    .chain(extra.iter().cloned())
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let logs = std::env::temp_dir().join(format!("trace-{}", Uuid::new_v4().simple()));
