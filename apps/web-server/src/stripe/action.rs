@@ -145,7 +145,7 @@ pub async fn check(
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let traceparent = trace.child().to_string();
+    let traceparent = trace.to_string();
     let mut tx = state.pool.begin().await?;
     let applied =
         payments::apply_outcome(&mut tx, order_id, &outcome, correlation_id, &traceparent)
