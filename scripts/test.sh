@@ -49,6 +49,9 @@ export APP__METRICS__ADDR=""
 status=0
 echo "== cargo test (services up after $(( $(date +%s) - started )) s)"
 [ $# -gt 0 ] || set -- --workspace
+# The end-to-end tests run the apps' binaries as processes: build them all first, so a narrowed
+# run (-p e2e) never runs binaries older than the code (a no-op for the whole run).
+cargo build --workspace --bins || status=1
 cargo test --no-fail-fast "$@" -- --test-threads="${TEST_THREADS:-4}" || status=1
 
 # The soak with faults, reduced (bench soak --reduced: 30 orders while each process is killed and

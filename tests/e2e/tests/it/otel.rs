@@ -16,7 +16,6 @@
 use std::{
     collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use axum::{
@@ -32,11 +31,9 @@ use opentelemetry_proto::tonic::{
     common::v1::{KeyValue, any_value::Value as AnyValue},
 };
 use prost::Message;
-use serde_json::{Value, json};
 use testkit::{lambda_api, processes::PIPELINE};
-use uuid::Uuid;
 
-use crate::trace::stack_with;
+use crate::trace::{checkout_and_ship, stack_with};
 
 /// `SPAN_KIND_SERVER`, `_PRODUCER`, `_CONSUMER` of the OTLP protocol.
 const SERVER: i32 = 2;
@@ -120,43 +117,7 @@ fn string_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
 /// Places an order (no `traceparent`: the checkout starts the trace) and waits until it is
 /// shipped and its four e-mails are sent; its trace id.
 async fn place_and_ship(web: &str, pool: &sqlx::PgPool) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{web}/api/orders"))
-        .json(&json!({
-            "customer": {"name": "Ada Lovelace", "email": "ada@example.com",
-                         "address": {"line1": "1 Main St", "city": "London", "postal_code": "N1 9GU", "country": "GB"}},
-            "items": [{"product_id": 1, "quantity": 1}],
-            "payment_method": "pm_card_visa",
-        }))
-        .send()
-        .await
-        .expect("checkout");
-    assert_eq!(response.status(), 201);
-    let traceparent = response.headers()["traceparent"]
-        .to_str()
-        .expect("header")
-        .to_owned();
-    let body: Value = response.json().await.expect("json");
-    let order_id: Uuid = body["order_id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
-    testkit::eventually(
-        "the order shipped and 4 e-mails sent",
-        Duration::from_secs(60),
-        || async {
-            let mails: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM sent_emails WHERE order_id = $1")
-                    .bind(order_id)
-                    .fetch_one(pool)
-                    .await
-                    .unwrap_or(0);
-            testkit::order_status(pool, order_id).await == "shipped" && mails >= 4
-        },
-    )
-    .await
-    .expect("shipped");
+    let (_, traceparent) = checkout_and_ship(web, pool, None).await;
     traceparent.split('-').nth(1).expect("trace id").to_owned()
 }
 

@@ -146,9 +146,25 @@ fn lines_with_trace(logs: &std::path::Path, process: &str, trace_id: &str) -> Ve
 /// Places an order with the test's `traceparent` and waits until it is shipped and its four
 /// e-mails are sent; its id.
 async fn place_and_ship(stack: &Stack) -> Uuid {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/orders", stack.web))
-        .header("traceparent", format!("00-{TRACE_ID}-b7ad6b7169203331-01"))
+    let traceparent = format!("00-{TRACE_ID}-b7ad6b7169203331-01");
+    let (order_id, answered) = checkout_and_ship(&stack.web, &stack.pool, Some(&traceparent)).await;
+    assert!(answered.contains(TRACE_ID), "{answered}");
+    order_id
+}
+
+/// Places one order at `web` (with `traceparent` when given, else the checkout starts the
+/// trace) and waits until it is shipped and its four e-mails are sent; the order's id and the
+/// `traceparent` the checkout answered.
+pub(crate) async fn checkout_and_ship(
+    web: &str,
+    pool: &sqlx::PgPool,
+    traceparent: Option<&str>,
+) -> (Uuid, String) {
+    let mut request = reqwest::Client::new().post(format!("{web}/api/orders"));
+    if let Some(traceparent) = traceparent {
+        request = request.header("traceparent", traceparent);
+    }
+    let response = request
         .json(&json!({
             "customer": {"name": "Ada Lovelace", "email": "ada@example.com",
                          "address": {"line1": "1 Main St", "city": "London", "postal_code": "N1 9GU", "country": "GB"}},
@@ -163,14 +179,12 @@ async fn place_and_ship(stack: &Stack) -> Uuid {
         .to_str()
         .expect("header")
         .to_owned();
-    assert!(answered.contains(TRACE_ID), "{answered}");
     let body: Value = response.json().await.expect("json");
     let order_id: Uuid = body["order_id"]
         .as_str()
         .expect("order id")
         .parse()
         .expect("uuid");
-
     testkit::eventually(
         "the order shipped and 4 e-mails sent",
         Duration::from_secs(60),
@@ -178,15 +192,15 @@ async fn place_and_ship(stack: &Stack) -> Uuid {
             let mails: i64 =
                 sqlx::query_scalar("SELECT count(*) FROM sent_emails WHERE order_id = $1")
                     .bind(order_id)
-                    .fetch_one(&stack.pool)
+                    .fetch_one(pool)
                     .await
                     .unwrap_or(0);
-            testkit::order_status(&stack.pool, order_id).await == "shipped" && mails >= 4
+            testkit::order_status(pool, order_id).await == "shipped" && mails >= 4
         },
     )
     .await
     .expect("shipped");
-    order_id
+    (order_id, answered)
 }
 
 #[tokio::test]
