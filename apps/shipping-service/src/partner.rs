@@ -236,22 +236,32 @@ impl PartnerClient {
     }
 
     /// Runs `attempt` (given its timeout) until it is done or fails for good, or until the next
-    /// try would start after the deadline.
+    /// try would start after the deadline. The error names the partner's last answer: an attempt
+    /// the deadline cut short reports the one before it.
     async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T, PartnerError>
     where
         F: FnMut(Duration) -> Fut,
         Fut: Future<Output = Attempt<T>>,
     {
         let deadline = Instant::now() + Duration::from_millis(self.settings.deadline_ms);
+        let per_attempt = Duration::from_millis(self.settings.attempt_timeout_ms);
         let mut attempts = 0;
+        let mut previous: Option<String> = None;
         loop {
             attempts += 1;
             let left = deadline.saturating_duration_since(Instant::now());
-            let timeout = left.min(Duration::from_millis(self.settings.attempt_timeout_ms));
+            let timeout = left.min(per_attempt);
             let (after, reason) = match attempt(timeout).await {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { after, reason } => (after, reason),
+            };
+            // An attempt the deadline cut short failed on our clock, not the partner's: the
+            // partner's last answer is the one before it, and that is what the operator needs.
+            let cut_short = timeout < per_attempt && Instant::now() >= deadline;
+            let reason = match previous.take() {
+                Some(answer) if cut_short => answer,
+                _ => reason,
             };
             let delay = after.unwrap_or_else(|| self.backoff(attempts));
             if Instant::now() + delay >= deadline {
@@ -267,6 +277,7 @@ impl PartnerClient {
                 reason,
                 "retrying the partner call"
             );
+            previous = Some(reason);
             tokio::time::sleep(delay).await;
         }
     }
@@ -404,5 +415,74 @@ async fn error_detail<T>(response: reqwest::Response) -> Result<ErrorDetail, Att
                 telemetry::error_chain(&e)
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(attempt_timeout_ms: u64, deadline_ms: u64) -> PartnerClient {
+        let settings = ShippingSettings {
+            attempt_timeout_ms,
+            deadline_ms,
+            backoff_base_ms: 1,
+            backoff_max_ms: 1,
+            ..ShippingSettings::default()
+        };
+        PartnerClient::new(&settings).expect("client")
+    }
+
+    #[tokio::test]
+    async fn an_attempt_the_deadline_cuts_short_reports_the_partners_answer_before_it() {
+        let client = client(10_000, 300);
+        let mut calls = 0;
+        let failed = client
+            .with_retries(|timeout| {
+                calls += 1;
+                let first = calls == 1;
+                async move {
+                    if first {
+                        return Attempt::<()>::Retry {
+                            after: None,
+                            reason: "503 Service Unavailable".into(),
+                        };
+                    }
+                    // The rest of the deadline runs out inside this attempt.
+                    tokio::time::sleep(timeout).await;
+                    Attempt::Retry {
+                        after: None,
+                        reason: "operation timed out".into(),
+                    }
+                }
+            })
+            .await;
+        match failed {
+            Err(PartnerError::Unavailable { last, attempts, .. }) => {
+                assert_eq!(last, "503 Service Unavailable");
+                assert_eq!(attempts, 2);
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_that_times_out_on_its_own_clock_says_so() {
+        let client = client(50, 30);
+        let failed = client
+            .with_retries(|timeout| async move {
+                tokio::time::sleep(timeout).await;
+                Attempt::<()>::Retry {
+                    after: None,
+                    reason: "operation timed out".into(),
+                }
+            })
+            .await;
+        match failed {
+            Err(PartnerError::Unavailable { last, .. }) => {
+                assert_eq!(last, "operation timed out")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
     }
 }
