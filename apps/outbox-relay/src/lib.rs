@@ -132,11 +132,12 @@ impl Relay {
     }
 
     /// A relay from parts (tests and benchmarks build their own pool and client), without an
-    /// expiry sweeper until [`Relay::with_sweeper`].
+    /// expiry sweeper until [`Relay::with_sweeper`]; its publisher keeps to
+    /// `settings.sqs_in_flight` calls at once.
     pub fn new(pool: PgPool, publisher: Publisher, settings: RelaySettings) -> Self {
         Relay {
             pool,
-            publisher,
+            publisher: publisher.with_calls_in_flight(settings.sqs_in_flight),
             settings,
             wake: Arc::new(Notify::new()),
             turn: Arc::new(Mutex::new(Turn::Idle)),

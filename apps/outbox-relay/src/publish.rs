@@ -1,12 +1,16 @@
 //! Turning claimed outbox rows into `SendMessageBatch` calls, one set per destination queue.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use aws_sdk_sqs::Client;
 use domain::{Consumer, EventType, route};
 use futures::future::join_all;
 use outbox::PendingEvent;
 use sqs_transport::{MAX_BATCH, OutgoingMessage, QueueDirectory, TransportError};
+use tokio::sync::Semaphore;
 
 /// Publishes claimed rows to the queues their event types are routed to.
 #[derive(Debug, Clone)]
@@ -14,6 +18,8 @@ pub struct Publisher {
     client: Client,
     queues: QueueDirectory,
     queue_prefix: String,
+    /// Bounds the `SendMessageBatch` calls in flight, shared by every clone (all the loops).
+    calls: Option<Arc<Semaphore>>,
 }
 
 /// Which rows went out to every queue they are routed to, and which must be retried (grouped by
@@ -33,7 +39,16 @@ impl Publisher {
             queues: QueueDirectory::new(client.clone()),
             client,
             queue_prefix,
+            calls: None,
         }
+    }
+
+    /// The publisher with at most `calls` `SendMessageBatch` calls in flight at once, across
+    /// all its clones.
+    #[must_use]
+    pub fn with_calls_in_flight(mut self, calls: usize) -> Self {
+        self.calls = Some(Arc::new(Semaphore::new(calls.max(1))));
+        self
     }
 
     /// The queue name of `consumer`.
@@ -75,6 +90,12 @@ impl Publisher {
         consumer: Consumer,
         chunk: &[OutgoingMessage],
     ) -> Vec<(i64, String)> {
+        // A permit (the semaphore is never closed) for the call and for the queue URL lookup
+        // before it, which calls GetQueueUrl the first time.
+        let _permit = match &self.calls {
+            Some(calls) => calls.acquire().await.ok(),
+            None => None,
+        };
         let result = match self.queues.url(&self.queue_name(consumer)).await {
             Ok(url) => sqs_transport::send_batch(&self.client, &url, chunk).await,
             Err(error) => Err(error),

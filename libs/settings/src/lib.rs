@@ -414,6 +414,11 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// Claim-and-publish loops running at once (`APP__RELAY__CONCURRENCY`).
     pub concurrency: usize,
+    /// `SendMessageBatch` calls in flight at once, all loops together
+    /// (`APP__RELAY__SQS_IN_FLIGHT`, default 16). More did not publish faster: with 80 calls at
+    /// once (4 loops of 20) the local queue service drained a backlog at 0.70–0.75× the rate of
+    /// a plain loop with 16 (docs/OUTBOX.md).
+    pub sqs_in_flight: usize,
     /// Poll interval when no notification arrives, in milliseconds.
     pub poll_interval_ms: u64,
     /// Delay after a first failed publish, in milliseconds; doubles per attempt.
@@ -902,6 +907,7 @@ impl Default for RelaySettings {
         RelaySettings {
             batch_size: 100,
             concurrency: 4,
+            sqs_in_flight: 16,
             poll_interval_ms: 500,
             backoff_base_ms: 500,
             backoff_max_ms: 60_000,
@@ -976,6 +982,9 @@ impl Settings {
         }
         if self.relay.concurrency == 0 {
             return invalid("relay.concurrency", "must be at least 1");
+        }
+        if !(1..=1000).contains(&self.relay.sqs_in_flight) {
+            return invalid("relay.sqs_in_flight", "must be between 1 and 1000");
         }
         if self.relay.backoff_base_ms == 0 || self.relay.backoff_max_ms < self.relay.backoff_base_ms
         {
@@ -1350,6 +1359,18 @@ mod tests {
         ] {
             let err = Settings::from_sources(&[(key, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_relay_bounds_its_sqs_calls_in_flight() {
+        let defaults = Settings::from_sources(&[]).unwrap();
+        assert_eq!(defaults.relay.sqs_in_flight, 16);
+        let set = Settings::from_sources(&[("APP__RELAY__SQS_IN_FLIGHT", "64")]).unwrap();
+        assert_eq!(set.relay.sqs_in_flight, 64);
+        for value in ["0", "1001"] {
+            let err = Settings::from_sources(&[("APP__RELAY__SQS_IN_FLIGHT", value)]).unwrap_err();
+            assert!(err.to_string().contains("relay.sqs_in_flight"), "{err}");
         }
     }
 

@@ -480,6 +480,8 @@ impl LocalStack {
             .env("DISABLE_EVENTS", "1")
             .env("SKIP_SSL_CERT_DOWNLOAD", "1")
             .env("SQS_ENDPOINT_STRATEGY", "path")
+            // No log line per request (as scripts/services.sh).
+            .env("LS_LOG", "warn")
             .env("LOCALSTACK_HOST", &addr)
             .env("FILESYSTEM_ROOT", &self.root)
             .stdin(Stdio::null())

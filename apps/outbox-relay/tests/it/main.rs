@@ -6,6 +6,7 @@ mod batching;
 mod crash;
 mod expiry;
 mod helpers;
+mod in_flight;
 mod lambda;
 mod lifecycle;
 mod metrics;
