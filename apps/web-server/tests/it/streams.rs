@@ -10,7 +10,7 @@ use domain::{OrderStatus, links};
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use tokio::sync::mpsc;
 use uuid::Uuid;
-use web_server::streams::{APPLICATION_NAME, Load};
+use web_server::streams::{APPLICATION_NAME, Load, UNLISTEN_AFTER};
 
 use crate::helpers::{EventStream, Shopper, TestApp, assert_error, spawn_app, spawn_app_with};
 
@@ -66,6 +66,18 @@ async fn invoice(pool: &PgPool, order_id: Uuid) -> Instant {
     let committing = Instant::now();
     tx.commit().await.unwrap();
     committing
+}
+
+/// The listener's last statement (`LISTEN …`, `UNLISTEN …`, or empty before its first).
+async fn listener_said(pool: &PgPool) -> String {
+    sqlx::query_scalar(
+        "SELECT query FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(APPLICATION_NAME)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 /// The database's connections that last ran a `LISTEN`, and those named as the order change
@@ -298,6 +310,54 @@ async fn a_process_over_its_stream_cap_answers_429_streams_full_to_every_session
         .get(&format!("/api/orders/{order_id}?t={}", token(order_id)))
         .await;
     assert_eq!(order.status(), 200, "the order itself still reads");
+}
+
+#[tokio::test]
+async fn the_listener_listens_only_while_streams_are_open_and_a_reopened_stream_still_gets_changes()
+{
+    let app = spawn_app().await;
+    let order_id = written_orders(&app, 1).await[0];
+    // Connected, but not listening: the database's notifications wake nobody here.
+    assert_eq!(
+        listeners(&app.pool).await,
+        (0, 1),
+        "connected, not listening"
+    );
+
+    let mut stream = EventStream::new(app.shopper().get(&linked_events_path(order_id)).await);
+    let (_, first) = stream.next_within_10_s().await.expect("the order");
+    assert_eq!(first["status"], "placed");
+    testkit::eventually("LISTEN", Duration::from_secs(10), || async {
+        listener_said(&app.pool).await.starts_with("LISTEN")
+    })
+    .await
+    .expect("listening while a stream is open");
+    invoice(&app.pool, order_id).await;
+    let (_, changed) = stream.next_within_10_s().await.expect("the change");
+    assert_eq!(changed["status"], "invoiced");
+
+    drop(stream);
+    settled(&app, Load::default()).await;
+    let closed = Instant::now();
+    testkit::eventually("UNLISTEN", UNLISTEN_AFTER * 2, || async {
+        listener_said(&app.pool).await.starts_with("UNLISTEN")
+    })
+    .await
+    .expect("no longer listening once the last stream closed");
+    assert!(closed.elapsed() >= UNLISTEN_AFTER, "not before the grace");
+
+    // Opened again: listening again, and a change made now reaches the stream.
+    let mut stream = EventStream::new(app.shopper().get(&linked_events_path(order_id)).await);
+    let (_, again) = stream.next_within_10_s().await.expect("the order again");
+    assert_eq!(again["status"], "invoiced");
+    sqlx::query("UPDATE orders SET status = 'paid' WHERE id = $1")
+        .bind(order_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, paid) = stream.next_within_10_s().await.expect("the next change");
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(listeners(&app.pool).await, (1, 1), "listening again");
 }
 
 #[tokio::test]
