@@ -36,7 +36,7 @@ fn a_reduced_report_run_writes_the_tables_the_chart_and_names_a_bottleneck() {
         "| checkout (`POST /api/orders`) |",
         "| checkout → shipped |",
         "| commit-to-SQS lag",
-        "| relay backlog drain vs plain `SendMessageBatch` loop |",
+        "| relay backlog drain vs plain `SendMessageBatch` loop (3 rounds each",
         "| worker `invoice` | 4 messages",
         "| worker `shipping` | 4 messages",
         "still queued when the last order shipped",

@@ -11,7 +11,9 @@
 //! empty claims). After a full claim (a backlog) the turn passes on at once and the loops
 //! publish in parallel. After a short claim (it found fewer rows than a batch) the loop keeps
 //! the turn until its batch is published, and the next claim waits for a notification (or the
-//! poll interval) and starts `linger_ms` after the short one at the earliest: rows committed
+//! poll interval; not when rows of the claimed orders wait behind the claimed ones, which the
+//! publish makes claimable without a notification) and starts `linger_ms` after the short one
+//! at the earliest: rows committed
 //! while a batch is out go out together in the next, in fuller `SendMessageBatch` calls — the
 //! busier the relay, the fuller — while an idle relay claims as soon as it is notified.
 //!
@@ -101,6 +103,10 @@ enum Turn {
     /// The last claim, started then, found fewer rows than a batch: wait for its publish, a
     /// notification, and until `linger_ms` after that start.
     Short(Instant),
+    /// Like `Short`, but rows of the same orders wait behind the claimed ones (a backlog with
+    /// several events per order): once the claim is published they are claimable, and no
+    /// notification will come for them, so wait only for the publish and the linger.
+    ShortWithMoreBehind(Instant),
     /// The last claim filled a batch: claim again at once.
     Full,
 }
@@ -315,6 +321,9 @@ impl Relay {
         let claimed = self.claim().await;
         *turn = match &claimed {
             Ok(Some(batch)) if batch.rows.len() >= self.batch_len() => Turn::Full,
+            Ok(Some(batch)) if batch.rows.iter().any(|row| row.next_waiting) => {
+                Turn::ShortWithMoreBehind(started)
+            }
             Ok(Some(_)) => Turn::Short(started),
             Ok(None) | Err(_) => Turn::Idle,
         };
@@ -329,12 +338,16 @@ impl Relay {
         let linger_until = match turn {
             Turn::Full => return (!shutdown.is_cancelled()).then_some(()),
             Turn::Idle => None,
-            Turn::Short(started) => Some(started + self.settings.linger()),
+            Turn::Short(started) | Turn::ShortWithMoreBehind(started) => {
+                Some(started + self.settings.linger())
+            }
         };
-        tokio::select! {
-            () = self.wake.notified() => {}
-            () = tokio::time::sleep(self.settings.poll_interval()) => {}
-            () = shutdown.cancelled() => return None,
+        if !matches!(turn, Turn::ShortWithMoreBehind(_)) {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll_interval()) => {}
+                () = shutdown.cancelled() => return None,
+            }
         }
         if let Some(until) = linger_until {
             tokio::select! {

@@ -46,6 +46,9 @@ pub struct PendingEvent {
     pub created_at: DateTime<Utc>,
     /// Failed attempts before this one.
     pub attempts: i32,
+    /// Another unpublished row of the same order waits behind this one: it becomes claimable
+    /// once this one is published (no notification will say so).
+    pub next_waiting: bool,
 }
 
 /// The result of a claim.
@@ -103,7 +106,12 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Claimed, Outbo
         "SELECT o.id, o.event_id, o.event_type, o.aggregate_id, o.envelope::text AS envelope,
                 coalesce(o.envelope->>'correlation_id', '') AS correlation_id,
                 coalesce(o.envelope->>'traceparent', '') AS traceparent,
-                o.created_at, o.attempts
+                o.created_at, o.attempts,
+                EXISTS (
+                    SELECT 1 FROM outbox newer
+                    WHERE newer.aggregate_id = o.aggregate_id
+                      AND newer.published_at IS NULL
+                      AND newer.id > o.id) AS next_waiting
          FROM outbox o
          WHERE o.published_at IS NULL
            AND o.next_attempt_at <= now()

@@ -2,6 +2,7 @@
 //! (started by `scripts/test.sh`), and of its expiry sweeper; the outage test runs a private
 //! LocalStack of its own.
 
+mod backlog;
 mod batching;
 mod crash;
 mod expiry;
