@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use domain::{EventEnvelope, EventType};
 use sqs_transport::metrics::REQUESTS_TOTAL;
 use telemetry::metrics::sample;
-use uuid::Uuid;
 
-use crate::helpers::{Harness, harness, kill_9};
+use crate::helpers::{Harness, commit_placed, harness, kill_9};
 
 /// `SendMessageBatch` calls the relay at `addr` counted as answered.
 async fn sends(addr: &str) -> f64 {
@@ -21,28 +19,6 @@ async fn sends(addr: &str) -> f64 {
         .expect("metrics text");
     let labels = [("api", "SendMessageBatch"), ("outcome", "ok")];
     sample(&text, REQUESTS_TOTAL, &labels).unwrap_or(0.0)
-}
-
-/// An `order.placed` (routed to the invoice and the e-mail queues) for each of `orders` new
-/// orders, committed in one transaction when `together`, else one transaction each.
-async fn commit_placed(h: &Harness, orders: usize, together: bool) {
-    let mut tx = h.pool.begin().await.expect("begin");
-    for _ in 0..orders {
-        let event = EventEnvelope::new(
-            EventType::OrderPlaced,
-            Uuid::now_v7(),
-            "test",
-            "",
-            &serde_json::json!({"n": 1}),
-        )
-        .expect("envelope");
-        outbox::enqueue(&mut tx, &event).await.expect("enqueue");
-        if !together {
-            tx.commit().await.expect("commit");
-            tx = h.pool.begin().await.expect("begin");
-        }
-    }
-    tx.commit().await.expect("commit");
 }
 
 async fn relay_with_metrics(h: &Harness, linger_ms: &str) -> (std::process::Child, String) {

@@ -313,3 +313,25 @@ pub fn kill_9(child: &mut Child) {
         .status();
     let _ = child.wait();
 }
+
+/// An `order.placed` (routed to the invoice and the e-mail queues) for each of `orders` new
+/// orders, committed in one transaction when `together`, else one transaction each.
+pub async fn commit_placed(h: &Harness, orders: usize, together: bool) {
+    let mut tx = h.pool.begin().await.expect("begin");
+    for _ in 0..orders {
+        let event = EventEnvelope::new(
+            EventType::OrderPlaced,
+            Uuid::now_v7(),
+            "test",
+            "",
+            &serde_json::json!({"n": 1}),
+        )
+        .expect("envelope");
+        outbox::enqueue(&mut tx, &event).await.expect("enqueue");
+        if !together {
+            tx.commit().await.expect("commit");
+            tx = h.pool.begin().await.expect("begin");
+        }
+    }
+    tx.commit().await.expect("commit");
+}

@@ -11,11 +11,9 @@ use std::{
 };
 
 use axum::{body::Bytes, extract::State, http::HeaderMap, response::IntoResponse};
-use domain::{EventEnvelope, EventType};
 use outbox_relay::{Publisher, Relay};
-use uuid::Uuid;
 
-use crate::helpers::harness;
+use crate::helpers::{commit_placed, harness};
 
 /// SQS calls (any: GetQueueUrl, SendMessageBatch) passing through the front now, the most there were at once, and where they go.
 struct Front {
@@ -68,19 +66,7 @@ async fn start_front(front: Arc<Front>) -> String {
 async fn a_full_claim_keeps_to_the_calls_in_flight_it_is_allowed() {
     let h = harness().await;
     // 100 orders' order.placed: one claim, 200 messages, 20 calls started together.
-    let mut tx = h.pool.begin().await.expect("begin");
-    for _ in 0..100 {
-        let event = EventEnvelope::new(
-            EventType::OrderPlaced,
-            Uuid::now_v7(),
-            "test",
-            "",
-            &serde_json::json!({"n": 1}),
-        )
-        .expect("envelope");
-        outbox::enqueue(&mut tx, &event).await.expect("enqueue");
-    }
-    tx.commit().await.expect("commit");
+    commit_placed(&h, 100, true).await;
 
     let front = Arc::new(Front {
         upstream: h.endpoint.clone(),
