@@ -2,11 +2,9 @@
 // Stripe.js replaced by a fake object of the same shape) and without (the local test cards).
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { act, screen, waitFor } from '@testing-library/react';
-import userEvent from '@testing-library/user-event';
 import { loadStripe } from '@stripe/stripe-js/pure';
-import { CheckoutPage } from './CheckoutPage';
 import { apiError, FakeApi } from '../test/fakeApi';
-import { renderAt } from '../test/render';
+import { fillValid, setup } from '../test/checkout';
 import { FORM_NOT_LOADED } from '../components/StripePayment';
 
 vi.mock('@stripe/stripe-js/pure', () => ({ loadStripe: vi.fn() }));
@@ -45,21 +43,6 @@ function fakeStripe() {
   /** The shopper edits the card details (the Payment Element's `change` event). */
   const change = () => act(() => handlers.get('change')?.({ elementType: 'payment', complete: true }));
   return { stripe, elements, element, change };
-}
-
-async function fillValid(user: ReturnType<typeof userEvent.setup>) {
-  await user.type(screen.getByLabelText('Full name'), 'Ada Lovelace');
-  await user.type(screen.getByLabelText('E-mail'), 'ada@example.com');
-  await user.type(screen.getByLabelText('Address'), '12 Analytical Row');
-  await user.type(screen.getByLabelText('Postal code'), 'N1 9GU');
-  await user.type(screen.getByLabelText('City'), 'London');
-  await user.selectOptions(screen.getByLabelText('Country'), 'GB');
-}
-
-function setup() {
-  const user = userEvent.setup();
-  renderAt('/checkout', '/checkout', <CheckoutPage />);
-  return user;
 }
 
 const placeOrder = () => screen.getByRole('button', { name: /^Place order/ });

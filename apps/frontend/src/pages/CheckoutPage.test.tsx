@@ -1,9 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { fireEvent, screen, waitFor } from '@testing-library/react';
-import userEvent from '@testing-library/user-event';
-import { CheckoutPage } from './CheckoutPage';
 import { apiError, FakeApi } from '../test/fakeApi';
-import { renderAt } from '../test/render';
+import { fillValid, setup } from '../test/checkout';
 import { BAD_COUNTRY, BAD_EMAIL, EMPTY_ORDER, GENERIC, SERVER } from '../lib/checkout';
 import { formatMoney } from '../lib/format';
 
@@ -14,21 +12,6 @@ function errorFor(label: string): string | null {
   if (!id) return null;
   expect(field.getAttribute('aria-invalid')).toBe('true');
   return document.getElementById(id)?.textContent ?? null;
-}
-
-async function fillValid(user: ReturnType<typeof userEvent.setup>) {
-  await user.type(screen.getByLabelText('Full name'), 'Ada Lovelace');
-  await user.type(screen.getByLabelText('E-mail'), 'ada@example.com');
-  await user.type(screen.getByLabelText('Address'), '12 Analytical Row');
-  await user.type(screen.getByLabelText('Postal code'), 'N1 9GU');
-  await user.type(screen.getByLabelText('City'), 'London');
-  await user.selectOptions(screen.getByLabelText('Country'), 'GB');
-}
-
-function setup() {
-  const user = userEvent.setup();
-  renderAt('/checkout', '/checkout', <CheckoutPage />);
-  return user;
 }
 
 describe('checkout form', () => {
