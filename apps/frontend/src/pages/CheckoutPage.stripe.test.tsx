@@ -59,6 +59,13 @@ describe('checkout with a Stripe publishable key', () => {
     fake = fakeStripe();
     vi.mocked(loadStripe).mockReset().mockResolvedValue(fake.stripe as never);
   });
+  /** The page rendered, its basket shown and the Payment Element mounted. */
+  async function readyWithElement() {
+    const user = setup();
+    await screen.findByText('2 × Enamel camp mug');
+    await waitFor(() => expect(fake.element.mount).toHaveBeenCalled());
+    return user;
+  }
 
   it('renders the Payment Element for the quoted total and offers no test cards', async () => {
     const user = setup();
@@ -77,9 +84,7 @@ describe('checkout with a Stripe publishable key', () => {
   });
 
   it('sends the PaymentMethod id Stripe.js created for the card, never a test method', async () => {
-    const user = setup();
-    await screen.findByText('2 × Enamel camp mug');
-    await waitFor(() => expect(fake.element.mount).toHaveBeenCalled());
+    const user = await readyWithElement();
     await fillValid(user);
     await screen.findByTestId('quote-total');
     await user.click(placeOrder());
@@ -97,9 +102,7 @@ describe('checkout with a Stripe publishable key', () => {
   it("shows Stripe.js's errors at the payment field and sends nothing", async () => {
     fake.elements.submit.mockResolvedValueOnce({ error: { message: 'Your card number is incomplete.' } });
     fake.stripe.createPaymentMethod.mockResolvedValueOnce({ error: { message: 'Your card was declined.' } });
-    const user = setup();
-    await screen.findByText('2 × Enamel camp mug');
-    await waitFor(() => expect(fake.element.mount).toHaveBeenCalled());
+    const user = await readyWithElement();
     await fillValid(user);
 
     await user.click(placeOrder());
@@ -115,9 +118,7 @@ describe('checkout with a Stripe publishable key', () => {
   });
 
   it('checks the other fields before asking Stripe for a PaymentMethod', async () => {
-    const user = setup();
-    await screen.findByText('2 × Enamel camp mug');
-    await waitFor(() => expect(fake.element.mount).toHaveBeenCalled());
+    const user = await readyWithElement();
     await user.click(placeOrder());
     expect(await screen.findByText('Please enter your name.')).toBeTruthy();
     expect(document.getElementById('checkout-payment-error')).toBeNull();
@@ -130,9 +131,7 @@ describe('checkout with a Stripe publishable key', () => {
       apiError(503, 'service_unavailable', 'service unavailable'),
       api.checkoutAnswers[0],
     ];
-    const user = setup();
-    await screen.findByText('2 × Enamel camp mug');
-    await waitFor(() => expect(fake.element.mount).toHaveBeenCalled());
+    const user = await readyWithElement();
     await fillValid(user);
     await user.click(placeOrder());
     await screen.findByText(/Something went wrong on our side/);
@@ -155,9 +154,7 @@ describe('checkout with a Stripe publishable key', () => {
       apiError(422, 'card_data_not_accepted', 'looks like a card number', { field: 'payment_method' }),
       api.checkoutAnswers[0],
     ];
-    const user = setup();
-    await screen.findByText('2 × Enamel camp mug');
-    await waitFor(() => expect(fake.element.mount).toHaveBeenCalled());
+    const user = await readyWithElement();
     await fillValid(user);
     await user.click(placeOrder());
     expect((await screen.findByText(/Card details are never sent to the shop/)).id).toBe('checkout-payment-error');
