@@ -32,6 +32,8 @@ export function useOrderLive(id: string, token?: string | null): OrderLive {
   const [live, setLive] = useState<LiveState>('connecting');
   const [attempt, setAttempt] = useState(0);
   const haveOrder = useRef(false);
+  /** Timeline entries of the order shown: a snapshot with fewer is older than it. */
+  const shownEntries = useRef(0);
   const applyRef = useRef<((next: Order) => void) | null>(null);
 
   useEffect(() => {
@@ -42,6 +44,7 @@ export function useOrderLive(id: string, token?: string | null): OrderLive {
     let reopenDelay = REOPEN_MIN_MS;
     let inFlight = false;
     haveOrder.current = false;
+    shownEntries.current = 0;
     setOrder(null);
     setError(null);
     setLive('connecting');
@@ -60,6 +63,11 @@ export function useOrderLive(id: string, token?: string | null): OrderLive {
     };
     const apply = (next: Order) => {
       if (stopped) return;
+      // An HTTP answer read before a stream message that came first (the check after a 3-D
+      // Secure return, a poll) would put the page back: the timeline only grows, so a snapshot
+      // with fewer entries than the one shown is older, and dropped.
+      if (next.timeline.length < shownEntries.current) return;
+      shownEntries.current = next.timeline.length;
       haveOrder.current = true;
       setOrder(next);
       setError(null);

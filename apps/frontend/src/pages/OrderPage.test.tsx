@@ -118,6 +118,22 @@ describe('order page', () => {
     expect(screen.queryByText('On its way to you…')).toBeNull();
   });
 
+  it('keeps a newer stream message over an older answer that arrives after it', async () => {
+    api.orderAnswers = [{ status: 200, body: order() }, { status: 200, body: paid }];
+    renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
+    expect(await screen.findByText('Order placed')).toBeTruthy();
+    act(() => FakeEventSource.latest().emit('order', shipped));
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Shipped'));
+    // The stream goes away; the poll's answer was read before the shipment.
+    act(() => FakeEventSource.latest().fail());
+    await waitFor(() => expect(api.callsTo('GET', `/api/orders/${ORDER_ID}`).length).toBeGreaterThanOrEqual(2), {
+      timeout: 3000,
+    });
+    await act(async () => {});
+    expect(screen.getByTestId('order-status').textContent).toBe('Shipped');
+    expect(screen.getByText('Tracking number PN42 (ParcelNet)')).toBeTruthy();
+  });
+
   it('shows a delivered order with the delivery date, and opens no lasting stream', async () => {
     api.orderAnswers = [{ status: 200, body: delivered }];
     renderAt(`/orders/${ORDER_ID}`, '/orders/:id', <OrderPage />);
