@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use domain::{EventEnvelope, EventType};
-use outbox_relay::{Publisher, Relay};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -34,16 +33,9 @@ async fn several_events_per_order_committed_at_once_drain_without_waiting_for_th
     }
     tx.commit().await.expect("commit");
 
-    let env = h.relay_env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.push(("APP__RELAY__POLL_INTERVAL_MS", "60000"));
-    let settings = testkit::test_settings(&pairs);
-    let client = sqs_transport::connect(&settings.sqs, Duration::from_secs(2)).await;
-    let relay = Relay::new(
-        h.pool.clone(),
-        Publisher::new(client, h.queues.prefix.clone()),
-        settings.relay,
-    );
+    let relay = h
+        .relay_with(&[("APP__RELAY__POLL_INTERVAL_MS", "60000")])
+        .await;
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(relay.run(shutdown.clone()));
 

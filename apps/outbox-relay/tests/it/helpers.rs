@@ -74,8 +74,14 @@ impl Harness {
 
     /// A relay running inside the test process.
     pub async fn relay(&self) -> Relay {
+        self.relay_with(&[]).await
+    }
+
+    /// A relay running inside the test process, with `extra` settings over [`Self::relay_env`].
+    pub async fn relay_with(&self, extra: &[(&str, &str)]) -> Relay {
         let env = self.relay_env();
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.extend_from_slice(extra);
         let settings = testkit::test_settings(&pairs);
         let client = sqs_transport::connect(&settings.sqs, Duration::from_secs(2)).await;
         Relay::new(
