@@ -216,7 +216,7 @@ impl Relay {
     /// Opens a transaction and claims up to `batch_size` rows in it; `None` (and no transaction)
     /// when nothing is publishable.
     async fn claim(&self) -> Result<Option<ClaimedBatch>, RelayError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = outbox::begin_claim(&self.pool).await?;
         Ok(
             match outbox::claim(&mut tx, self.settings.batch_size).await? {
                 Claimed::Empty => None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::EventEnvelope;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// The PostgreSQL channel notified when outbox rows are committed.
@@ -94,9 +94,30 @@ pub async fn enqueue(conn: &mut PgConnection, event: &EventEnvelope) -> Result<(
     Ok(())
 }
 
+/// Begins the transaction a [`claim`] runs in, with sequential and bitmap scans off for it
+/// (`SET LOCAL`, in the same round trip as the `BEGIN`): the claim reads the partial index of
+/// pending rows in `id` order.
+///
+/// Publishing a row updates it out of that index, but its entry stays until a vacuum or an
+/// index scan finds the row dead and flags the entry; a bitmap or sequential scan never does.
+/// With few rows pending (by the statistics) and a claim limit above that, the planner takes a
+/// bitmap scan and a sort, which then reads every entry left since the last vacuum and their
+/// heap pages: during `bench report` at 50 orders/s, 3,702 entries and 244 heap pages for 16
+/// pending rows, 0.7–7 ms a claim and growing with the table (0.12 ms with this). An index scan
+/// flags the dead entries it passes, so later claims skip them and the index's pages drop them
+/// when they fill. A sequential scan would read the whole table, published rows included.
+///
+/// # Errors
+/// [`OutboxError::Database`] when no connection is available or the statement fails.
+pub async fn begin_claim(pool: &PgPool) -> Result<Transaction<'static, Postgres>, OutboxError> {
+    Ok(pool
+        .begin_with("BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+        .await?)
+}
+
 /// Locks up to `limit` publishable rows: unpublished, due, and with no older unpublished row of
 /// the same order. Rows locked by another claimer are skipped. The locks last until the caller's
-/// transaction ends.
+/// transaction ends, which [`begin_claim`] begins.
 ///
 /// # Errors
 /// [`OutboxError::Database`] when the statement fails.

@@ -1,5 +1,6 @@
 //! The outbox's operator functions against a real PostgreSQL: what failed, and making it due
-//! again. (Claiming and publishing are tested through the relay in `apps/outbox-relay`.)
+//! again; and what a claim leaves in the index of pending rows. (Claiming and publishing are
+//! tested through the relay in `apps/outbox-relay`.)
 
 use std::time::Duration;
 
@@ -133,5 +134,56 @@ async fn retrying_one_failed_row_by_id_leaves_the_other_failed_rows_alone() {
     assert!(
         !due_now(&pool, failing).await,
         "the other row still backs off"
+    );
+}
+
+/// Entries of the pending rows' index flagged dead (`LP_DEAD`: later scans skip them, and a
+/// full page drops them instead of splitting).
+async fn dead_pending_entries(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM generate_series(1, pg_relation_size('outbox_pending') / 8192 - 1) AS p,
+                LATERAL bt_page_items('outbox_pending', p::int) AS item
+         WHERE item.dead",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("index pages read")
+}
+
+#[tokio::test]
+async fn a_claim_flags_the_index_entries_of_published_rows_so_later_claims_skip_them() {
+    let url = testkit::fresh_database().await.expect("fresh database");
+    let pool = testkit::pool(&url, 3).await.expect("pool");
+    for statement in [
+        "CREATE EXTENSION pageinspect",
+        "INSERT INTO outbox (event_id, event_type, aggregate_id, envelope)
+         SELECT gen_random_uuid(), 'order.placed', gen_random_uuid(), '{}'
+         FROM generate_series(1, 1000)",
+        // Statistics taken while a twentieth was pending, as autovacuum takes them under load…
+        "UPDATE outbox SET published_at = now() WHERE id % 20 <> 0",
+        "ANALYZE outbox",
+        // … then all published: out of the partial index's predicate, but their entries stay.
+        "UPDATE outbox SET published_at = now() WHERE published_at IS NULL",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect(statement);
+    }
+    let pending = write_event(&pool).await;
+    let flagged_before = dead_pending_entries(&pool).await;
+
+    let mut tx = outbox::begin_claim(&pool).await.expect("claim begun");
+    let outbox::Claimed::Batch(rows) = outbox::claim(&mut tx, 100).await.expect("claim") else {
+        panic!("the pending row was not claimed");
+    };
+    tx.rollback().await.expect("rollback");
+
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [pending]);
+    // A bitmap or sequential scan (what the planner takes for these statistics) flags none.
+    let flagged = dead_pending_entries(&pool).await - flagged_before;
+    assert!(
+        flagged >= 100,
+        "the claim flagged {flagged} dead entries ({flagged_before} before)"
     );
 }
