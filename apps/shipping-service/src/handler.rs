@@ -338,12 +338,6 @@ async fn shipped(
     shipment: &Shipment,
 ) -> Result<(), ShippingError> {
     store::insert(tx, cause.order_id, shipment).await?;
-    if let Transition::Rejected(refused) =
-        orders::transition(tx, cause.order_id, status, OrderStatus::Shipped).await?
-    {
-        tracing::warn!(error = %refused, "transition refused");
-        return Ok(());
-    }
     let payload = ShipmentCreated {
         carrier: shipment.carrier.clone(),
         tracking_number: shipment.tracking_number.clone(),
@@ -351,7 +345,13 @@ async fn shipped(
     };
     let detail =
         serde_json::json!({"carrier": payload.carrier, "tracking_number": payload.tracking_number});
-    emit(tx, cause, EventType::ShipmentCreated, &payload, detail).await?;
+    let envelope = envelope(cause, EventType::ShipmentCreated, &payload)?;
+    if let Transition::Rejected(refused) =
+        orders::advance(tx, status, OrderStatus::Shipped, &envelope, detail).await?
+    {
+        tracing::warn!(error = %refused, "transition refused");
+        return Ok(());
+    }
     tracing::info!(shipment.id = shipment.id, "shipment created");
     Ok(())
 }
@@ -377,15 +377,23 @@ async fn emit<P: serde::Serialize>(
     payload: &P,
     detail: serde_json::Value,
 ) -> Result<(), ShippingError> {
-    let envelope = EventEnvelope::new(
+    orders::record_event(tx, &envelope(cause, event_type, payload)?, detail).await?;
+    Ok(())
+}
+
+/// The envelope of an event of the order `cause` belongs to, in its correlation and trace.
+fn envelope<P: serde::Serialize>(
+    cause: &Event,
+    event_type: EventType,
+    payload: &P,
+) -> Result<EventEnvelope, ShippingError> {
+    Ok(EventEnvelope::new(
         event_type,
         cause.order_id,
         cause.correlation_id.clone(),
         cause.traceparent.clone(),
         payload,
-    )?;
-    orders::record_event(tx, &envelope, detail).await?;
-    Ok(())
+    )?)
 }
 
 impl Handler for ShippingHandler {

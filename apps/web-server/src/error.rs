@@ -155,6 +155,15 @@ impl From<outbox::OutboxError> for ApiError {
     }
 }
 
+impl From<orders::OrdersError> for ApiError {
+    fn from(error: orders::OrdersError) -> Self {
+        match error {
+            orders::OrdersError::Database(database) => database.into(),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(error: redis::RedisError) -> Self {
         ApiError::Unavailable(error.into())

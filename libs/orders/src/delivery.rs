@@ -53,15 +53,6 @@ pub async fn record_delivery(
         OrderStatus::Shipped => {}
         other => return Ok(Some(Delivery::NotShipped(order_id, other))),
     }
-    let moved = lifecycle::transition(conn, order_id, status, OrderStatus::Delivered).await?;
-    if let Transition::Rejected(_) = moved {
-        return Ok(Some(Delivery::NotShipped(order_id, status)));
-    }
-    sqlx::query("UPDATE shipments SET delivered_at = $2 WHERE order_id = $1")
-        .bind(order_id)
-        .bind(delivered_at)
-        .execute(&mut *conn)
-        .await?;
     let payload = ShipmentDelivered {
         carrier,
         tracking_number,
@@ -79,6 +70,14 @@ pub async fn record_delivery(
         "carrier": payload.carrier,
         "tracking_number": payload.tracking_number,
     });
-    lifecycle::record_event(conn, &envelope, detail).await?;
+    let moved = lifecycle::advance(conn, status, OrderStatus::Delivered, &envelope, detail).await?;
+    if let Transition::Rejected(_) = moved {
+        return Ok(Some(Delivery::NotShipped(order_id, status)));
+    }
+    sqlx::query("UPDATE shipments SET delivered_at = $2 WHERE order_id = $1")
+        .bind(order_id)
+        .bind(delivered_at)
+        .execute(&mut *conn)
+        .await?;
     Ok(Some(Delivery::Delivered(order_id)))
 }

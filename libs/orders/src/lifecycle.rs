@@ -88,7 +88,8 @@ pub async fn transition(
 }
 
 /// Records an event: a timeline entry with `detail` for the order page, and the outbox row the
-/// relay will publish.
+/// relay will publish, in one statement (the outbox row as `outbox::enqueue` writes it, under
+/// the same per-order lock).
 ///
 /// # Errors
 /// [`OrdersError`] when a write fails (a duplicate event id, for instance).
@@ -98,19 +99,72 @@ pub async fn record_event(
     event: &EventEnvelope,
     detail: serde_json::Value,
 ) -> Result<(), OrdersError> {
-    sqlx::query(
-        "INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(event.event_id)
-    .bind(event.order_id)
-    .bind(event.event_type.as_str())
-    .bind(event.occurred_at)
-    .bind(detail)
-    .execute(&mut *conn)
-    .await?;
-    outbox::enqueue(conn, event).await?;
+    bind_event(sqlx::query(RECORD_EVENT), event, &detail)?
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// [`transition`] from `from` to `to` and [`record_event`] of `event` in one statement: a
+/// locked order's state change and its announcement in one round trip. A move the state machine
+/// refuses is logged and nothing is written.
+///
+/// # Errors
+/// [`OrdersError`] when a write fails.
+#[tracing::instrument(level = "debug", name = "orders.advance", skip_all, fields(db.system.name = "postgresql"))]
+pub async fn advance(
+    conn: &mut PgConnection,
+    from: OrderStatus,
+    to: OrderStatus,
+    event: &EventEnvelope,
+    detail: serde_json::Value,
+) -> Result<Transition, OrdersError> {
+    if let Err(refused) = from.transition(to) {
+        tracing::warn!(order.id = %event.order_id, from = %from, to = %to, "transition refused by the order state machine");
+        return Ok(Transition::Rejected(refused));
+    }
+    bind_event(sqlx::query(ADVANCE), event, &detail)?
+        .bind(to.as_str())
+        .bind(from.as_str())
+        .execute(conn)
+        .await?;
+    Ok(Transition::Applied)
+}
+
+/// [`record_event`]'s statement: `$1`–`$6` as [`bind_event`] binds them.
+const RECORD_EVENT: &str = "
+    WITH order_lock AS (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 0))),
+         noted AS (
+             INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
+             VALUES ($1, $3, $2, $5, $6))
+    INSERT INTO outbox (event_id, event_type, aggregate_id, envelope)
+    SELECT $1, $2, $3, $4 FROM order_lock";
+
+/// [`advance`]'s statement: [`RECORD_EVENT`]'s with the status update (`$7` to, `$8` from).
+const ADVANCE: &str = "
+    WITH moved AS (
+             UPDATE orders SET status = $7, updated_at = now() WHERE id = $3 AND status = $8),
+         order_lock AS (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 0))),
+         noted AS (
+             INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
+             VALUES ($1, $3, $2, $5, $6))
+    INSERT INTO outbox (event_id, event_type, aggregate_id, envelope)
+    SELECT $1, $2, $3, $4 FROM order_lock";
+
+/// Binds an event's `$1` id, `$2` type, `$3` order, `$4` envelope, `$5` time and `$6` timeline
+/// detail.
+fn bind_event<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    event: &EventEnvelope,
+    detail: &serde_json::Value,
+) -> Result<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>, OrdersError> {
+    Ok(query
+        .bind(event.event_id)
+        .bind(event.event_type.as_str().to_owned())
+        .bind(event.order_id)
+        .bind(serde_json::to_value(event)?)
+        .bind(event.occurred_at)
+        .bind(detail.clone()))
 }
 
 /// Puts the order's reserved units back on the shelf (payment failed, refunded, cancelled).

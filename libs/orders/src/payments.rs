@@ -83,12 +83,6 @@ pub async fn apply_outcome(
         return Ok(Applied::AlreadyDone(status));
     }
     record_payment(conn, order_id, outcome).await?;
-    if let Transition::Rejected(_) = orders::transition(conn, order_id, status, to).await? {
-        return Ok(Applied::AlreadyDone(status));
-    }
-    if to == OrderStatus::PaymentFailed {
-        orders::release_stock(conn, order_id).await?;
-    }
     let envelope =
         envelope(order_id, outcome, correlation_id, traceparent).map_err(OrdersError::from)?;
     let detail = match outcome {
@@ -101,7 +95,12 @@ pub async fn apply_outcome(
         }
         PaymentOutcome::Failed { reason, .. } => serde_json::json!({"reason": reason}),
     };
-    orders::record_event(conn, &envelope, detail).await?;
+    if let Transition::Rejected(_) = orders::advance(conn, status, to, &envelope, detail).await? {
+        return Ok(Applied::AlreadyDone(status));
+    }
+    if to == OrderStatus::PaymentFailed {
+        orders::release_stock(conn, order_id).await?;
+    }
     Ok(Applied::Moved(to))
 }
 

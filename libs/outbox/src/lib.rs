@@ -73,6 +73,8 @@ pub struct Backoff {
 ///
 /// Takes a transaction-scoped advisory lock on the event's order first, so that the ids of one
 /// order's rows follow their commit order even when several transactions write for that order.
+/// (`orders::record_event` and `orders::advance` write an order's outbox row together with its
+/// timeline entry in one statement, taking the same lock.)
 ///
 /// # Errors
 /// [`OutboxError`] when the envelope cannot be encoded or a statement fails (for instance a

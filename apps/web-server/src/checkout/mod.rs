@@ -117,8 +117,7 @@ async fn write_order(
     };
     let created_at = store::insert_order(conn, &new_order).await?;
     store::insert_items(conn, order_id, &chosen, &quantities).await?;
-    store::insert_timeline(conn, &event).await?;
-    outbox::enqueue(conn, &event).await?;
+    orders::record_event(conn, &event, serde_json::json!({})).await?;
     // Last: the products' rows are locked from here to the commit only.
     let reserved = store::reserve_stock(conn, &ids, &quantities, &prices).await?;
     if reserved != ids.len() as u64 {

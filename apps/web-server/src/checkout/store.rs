@@ -237,19 +237,3 @@ pub async fn insert_items(
     .await?;
     Ok(())
 }
-
-/// Adds an entry to the order's timeline.
-#[tracing::instrument(level = "debug", name = "checkout.insert_timeline", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn insert_timeline(
-    conn: &mut PgConnection,
-    event: &domain::EventEnvelope,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at) VALUES ($1, $2, $3, $4)")
-        .bind(event.event_id)
-        .bind(event.order_id)
-        .bind(event.event_type.as_str())
-        .bind(event.occurred_at)
-        .execute(conn)
-        .await?;
-    Ok(())
-}

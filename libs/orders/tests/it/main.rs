@@ -1,6 +1,6 @@
 //! The order lifecycle's persistence against the real PostgreSQL (started by
-//! `scripts/test.sh`): cancellation, the expiry sweep with several sweepers, and what a late
-//! order waits for.
+//! `scripts/test.sh`): cancellation, the expiry sweep with several sweepers, what a late
+//! order waits for, and a move written with its event in one statement.
 
 use std::time::Duration;
 
@@ -213,4 +213,51 @@ async fn a_late_order_says_which_consumer_has_not_processed_which_event() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The outbox row and timeline entry of `event_id`: (outbox rows, timeline detail).
+async fn recorded(pool: &PgPool, event_id: Uuid) -> (i64, Option<serde_json::Value>) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM outbox WHERE event_id = $1),
+                (SELECT detail FROM order_timeline WHERE event_id = $1)",
+    )
+    .bind(event_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn advance_writes_the_move_and_its_event_together_or_nothing() {
+    use domain::OrderStatus::{Invoiced, Paid, Placed, Refunded};
+    let pool = database().await;
+    let order_id = order(&pool, "invoiced", Duration::ZERO).await;
+    let event = |event_type| {
+        EventEnvelope::new(event_type, order_id, "test", "", &serde_json::json!({})).unwrap()
+    };
+    let paid = event(EventType::PaymentSucceeded);
+    let detail = serde_json::json!({"amount_minor": 990});
+
+    let mut tx = pool.begin().await.unwrap();
+    orders::lock(&mut tx, order_id).await.unwrap();
+    let moved = orders::advance(&mut tx, Invoiced, Paid, &paid, detail.clone()).await;
+    tx.commit().await.unwrap();
+    assert_eq!(moved.unwrap(), orders::Transition::Applied);
+    assert_eq!(testkit::order_status(&pool, order_id).await, "paid");
+    assert_eq!(recorded(&pool, paid.event_id).await, (1, Some(detail)));
+
+    // A move the state machine refuses writes nothing.
+    let back = event(EventType::OrderPlaced);
+    let mut tx = pool.begin().await.unwrap();
+    let refused = orders::advance(&mut tx, Paid, Placed, &back, serde_json::json!({})).await;
+    tx.commit().await.unwrap();
+    assert!(matches!(refused.unwrap(), orders::Transition::Rejected(_)));
+    assert_eq!(recorded(&pool, back.event_id).await, (0, None));
+
+    // A failing write (the event recorded already) fails the status change with it.
+    let mut tx = pool.begin().await.unwrap();
+    let again = orders::advance(&mut tx, Paid, Refunded, &paid, serde_json::json!({})).await;
+    tx.rollback().await.unwrap();
+    assert!(again.is_err(), "a second row for the event must be refused");
+    assert_eq!(testkit::order_status(&pool, order_id).await, "paid");
 }
