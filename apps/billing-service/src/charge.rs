@@ -201,7 +201,8 @@ impl BillingHandler {
         self.outcome(&intent, event.id, invoice).await
     }
 
-    /// Step 1: the order locked and read, and the attempt claimed, in one short transaction.
+    /// Step 1: the order locked and read, and the attempt claimed, in one statement
+    /// ([`claim::start_charge`]).
     async fn start(
         &self,
         event: &Event,
@@ -209,10 +210,16 @@ impl BillingHandler {
         pool: &PgPool,
     ) -> Result<Start, BillingError> {
         let order_id = event.order_id;
-        let mut tx = pool.begin().await?;
-        let order = store::lock_order(&mut tx, order_id, event.id)
-            .await?
-            .ok_or(BillingError::OrderNotFound(order_id))?;
+        let claim::Start { order, attempt } = claim::start_charge(
+            pool,
+            order_id,
+            invoice.total_minor,
+            invoice.currency.as_str(),
+            event.id,
+            self.claim_lease,
+        )
+        .await?
+        .ok_or(BillingError::OrderNotFound(order_id))?;
         if order.handled {
             return Ok(Start::Duplicate);
         }
@@ -222,18 +229,7 @@ impl BillingHandler {
         let payment_method = order
             .payment_method
             .ok_or(BillingError::OrderNotFound(order_id))?;
-        let currency = invoice.currency.as_str();
-        let attempt = claim::claim_attempt(
-            &mut tx,
-            order_id,
-            invoice.total_minor,
-            currency,
-            event.id,
-            self.claim_lease,
-        )
-        .await?
-        .ok_or(BillingError::PaymentBusy(order_id))?;
-        tx.commit().await?;
+        let attempt = attempt.ok_or(BillingError::PaymentBusy(order_id))?;
         Ok(Start::Claimed {
             payment_method,
             attempt,

@@ -6,7 +6,7 @@
 //! `claim_event`, the event whose handling may call Stripe about the payment, and
 //! `claimed_until`, when its claim ends by itself.
 //!
-//! - A handling takes the claim before its first Stripe call ([`claim_attempt`] for the charge,
+//! - A handling takes the claim before its first Stripe call ([`start_charge`] for the charge,
 //!   which also starts the attempt; [`claim`] for the cancellation and the refunds) and gives it
 //!   up in its closing transaction ([`release`]), with the inbox row and the result.
 //! - Another event's handling that finds an unexpired claim fails retryably
@@ -25,17 +25,20 @@
 //!
 //! Why a claim in the row rather than a lock: a row lock lives as long as a transaction, and so
 //! holds a pooled connection and blocks the shopper's cancellation for as long as Stripe takes;
-//! a session advisory lock would hold the connection too. The claim costs one statement to take
-//! and one to give up, both in transactions billing runs anyway.
+//! a session advisory lock would hold the connection too. A charge's claim is taken in the
+//! statement that reads the order ([`start_charge`]), the others' in one statement ([`claim`]);
+//! giving it up is one statement in the closing transaction.
 
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::store::PaymentRow;
+use domain::Consumer;
 
-/// The order's charge as [`claim_attempt`] found it.
+use crate::store::{OrderState, PaymentRow};
+
+/// The order's charge as [`start_charge`] found it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Attempt {
     /// The payments row, now claimed by the event.
@@ -46,36 +49,106 @@ pub struct Attempt {
     pub resumed: bool,
 }
 
-/// Starts the order's charge claimed by `event_id` for `lease`, in the caller's transaction:
-/// inserts its `pending` payments row, or claims the row an earlier delivery of the event left
-/// (or one whose claim expired). `None` when another event's handling holds an unexpired claim.
-#[tracing::instrument(level = "debug", name = "billing.claim_attempt", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn claim_attempt(
-    conn: &mut PgConnection,
+/// How [`start_charge`] found the order, and the attempt it claimed.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// The order as billing reads it (its row was locked for the statement).
+    pub order: OrderState,
+    /// The claimed attempt; `None` when nothing was claimed: the event is handled, the order is
+    /// not `invoiced` or has no payment method, or another event holds an unexpired claim.
+    pub attempt: Option<Attempt>,
+}
+
+/// The row of [`start_charge`]'s statement (the payment's columns are null when nothing was
+/// claimed).
+#[derive(sqlx::FromRow)]
+struct StartRow {
+    order_status: String,
+    cancel_requested: bool,
+    payment_method: Option<String>,
+    handled: bool,
+    payment_intent_id: Option<String>,
+    status: Option<String>,
+    refund_id: Option<String>,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
+    claim_event: Option<Uuid>,
+    resumed: Option<bool>,
+}
+
+/// Step 1 of a charge in one statement (one round trip, no transaction around it): locks the
+/// order's row and reads it as [`crate::store::lock_order`] does; when the event is not handled
+/// and the order is `invoiced` with a payment method, starts the order's charge claimed by
+/// `event_id` for `lease`: inserts its `pending` payments row, or claims the row an earlier
+/// delivery of the event left (or one whose claim expired) — not one another event's handling
+/// holds an unexpired claim on. The lock is held to the statement's commit, so a cancellation
+/// comes before it (and nothing is claimed) or after it (and finds the claim). `None` when
+/// there is no such order.
+///
+/// # Errors
+/// [`orders::OrdersError`] when the statement fails or the stored status is unknown.
+#[tracing::instrument(level = "debug", name = "billing.start_charge", skip_all, fields(db.system.name = "postgresql"))]
+pub async fn start_charge<'e>(
+    conn: impl PgExecutor<'e>,
     order_id: Uuid,
     amount_minor: i64,
     currency: &str,
     event_id: Uuid,
     lease: Duration,
-) -> sqlx::Result<Option<Attempt>> {
-    // `created_at` is the inserting transaction's `now()`: earlier only for a row already there.
-    sqlx::query_as(
-        "INSERT INTO payments AS p (order_id, amount_minor, currency, claim_event, claimed_until)
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-         ON CONFLICT (order_id) DO UPDATE
-             SET claim_event = EXCLUDED.claim_event, claimed_until = EXCLUDED.claimed_until
-             WHERE p.claim_event IS NULL OR p.claim_event = EXCLUDED.claim_event
-                 OR p.claimed_until < now()
-         RETURNING payment_intent_id, status, refund_id, amount_minor,
-             currency::text AS currency, claim_event, created_at < now() AS resumed",
+) -> Result<Option<Start>, orders::OrdersError> {
+    // `created_at` is the inserting statement's `now()`: earlier only for a row already there.
+    let row: Option<StartRow> = sqlx::query_as(
+        "WITH o AS (
+             SELECT status, cancel_reason IS NOT NULL AS cancel_requested, payment_method,
+                    EXISTS (SELECT 1 FROM inbox WHERE consumer = $6 AND event_id = $4) AS handled
+             FROM orders WHERE id = $1 FOR NO KEY UPDATE
+         ), claimed AS (
+             INSERT INTO payments AS p (order_id, amount_minor, currency, claim_event, claimed_until)
+             SELECT $1, $2, $3, $4, now() + make_interval(secs => $5) FROM o
+             WHERE NOT o.handled AND o.status = 'invoiced' AND o.payment_method IS NOT NULL
+             ON CONFLICT (order_id) DO UPDATE
+                 SET claim_event = EXCLUDED.claim_event, claimed_until = EXCLUDED.claimed_until
+                 WHERE p.claim_event IS NULL OR p.claim_event = EXCLUDED.claim_event
+                     OR p.claimed_until < now()
+             RETURNING payment_intent_id, status, refund_id, amount_minor,
+                 currency::text AS currency, claim_event, created_at < now() AS resumed
+         )
+         SELECT o.status AS order_status, o.cancel_requested, o.payment_method, o.handled,
+                claimed.*
+         FROM o LEFT JOIN claimed ON true",
     )
     .bind(order_id)
     .bind(amount_minor)
     .bind(currency)
     .bind(event_id)
     .bind(lease.as_secs_f64())
+    .bind(Consumer::Billing.name())
     .fetch_optional(conn)
-    .await
+    .await?;
+    row.map(StartRow::into_start).transpose()
+}
+
+impl StartRow {
+    fn into_start(self) -> Result<Start, orders::OrdersError> {
+        let order = OrderState {
+            status: self.order_status.parse()?,
+            cancel_requested: self.cancel_requested,
+            payment_method: self.payment_method,
+            handled: self.handled,
+        };
+        let attempt = self.status.map(|status| Attempt {
+            payment: PaymentRow {
+                payment_intent_id: self.payment_intent_id,
+                status,
+                refund_id: self.refund_id,
+                amount_minor: self.amount_minor.unwrap_or_default(),
+                currency: self.currency.unwrap_or_default(),
+                claim_event: self.claim_event,
+            },
+            resumed: self.resumed.unwrap_or_default(),
+        });
+        Ok(Start { order, attempt })
+    }
 }
 
 /// Claims the order's payment for `event_id` for `lease` when its status is one of `statuses`
