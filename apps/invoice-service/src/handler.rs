@@ -136,7 +136,7 @@ impl InvoiceHandler {
         order_id: Uuid,
         event: Option<Uuid>,
     ) -> Result<Numbered, InvoiceError> {
-        let order = store::lock_order(conn, order_id, self.consumer().name(), event)
+        let mut order = store::lock_order(conn, order_id, self.consumer().name(), event)
             .await?
             .ok_or(InvoiceError::OrderNotFound(order_id))?;
         if order.handled {
@@ -148,7 +148,7 @@ impl InvoiceHandler {
         if status != OrderStatus::Placed {
             return Ok(Numbered::NotPlaced(status));
         }
-        let lines = store::lines(conn, order_id).await?;
+        let lines = std::mem::take(&mut order.lines.0);
         let totals = self.totals(&order, &lines)?;
         let earlier = order.numbered();
         let (number, issued_on) = match earlier {

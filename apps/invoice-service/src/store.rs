@@ -7,7 +7,7 @@ use domain::{
     BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, OrderStatus, TaxRate,
     invoice::InvalidTaxRate,
 };
-use sqlx::PgConnection;
+use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
 /// What an invoice needs from the order, read under the order's row lock.
@@ -45,6 +45,8 @@ pub struct OrderForInvoice {
     pub tax_minor: Option<i64>,
     /// Quoted total.
     pub total_minor: Option<i64>,
+    /// The order's lines, in order.
+    pub lines: Json<Vec<InvoiceLine>>,
 }
 
 impl OrderForInvoice {
@@ -92,9 +94,10 @@ impl OrderForInvoice {
     }
 }
 
-/// The order's invoicing data and the invoice numbered for it, if any, locking the order's row
-/// until the transaction ends (a second delivery of the event, or a cancellation, waits); and
-/// whether `consumer` has handled event `event_id` already (`false` when it is `None`).
+/// The order's invoicing data with its lines and the invoice numbered for it, if any, locking
+/// the order's row until the transaction ends (a second delivery of the event, or a
+/// cancellation, waits); and whether `consumer` has handled event `event_id` already (`false`
+/// when it is `None`). One statement.
 #[tracing::instrument(level = "debug", name = "invoice.lock_order", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_order(
     conn: &mut PgConnection,
@@ -107,7 +110,12 @@ pub async fn lock_order(
                 o.status, o.currency::text AS currency, o.ship_name, o.ship_line1,
                 o.ship_postal_code, o.ship_city, o.ship_country::text AS ship_country,
                 o.subtotal_minor, o.shipping_minor, o.tax_rate_bp, o.tax_minor, o.total_minor,
-                i.year AS invoice_year, i.seq AS invoice_seq, i.issued_on AS invoice_issued_on
+                i.year AS invoice_year, i.seq AS invoice_seq, i.issued_on AS invoice_issued_on,
+                (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                             'sku', l.sku, 'name', l.name, 'quantity', l.quantity,
+                             'unit_price_minor', l.unit_price_minor,
+                             'line_total_minor', l.line_total_minor) ORDER BY l.line_no), '[]')
+                 FROM order_items l WHERE l.order_id = o.id) AS lines
          FROM orders o LEFT JOIN invoices i ON i.order_id = o.id
          WHERE o.id = $1
          FOR NO KEY UPDATE OF o",
@@ -117,30 +125,6 @@ pub async fn lock_order(
     .bind(event_id)
     .fetch_optional(conn)
     .await
-}
-
-/// The order's lines, in order.
-#[tracing::instrument(level = "debug", name = "invoice.lines", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<InvoiceLine>> {
-    let rows: Vec<(String, String, i32, i64, i64)> = sqlx::query_as(
-        "SELECT sku, name, quantity, unit_price_minor, line_total_minor
-         FROM order_items WHERE order_id = $1 ORDER BY line_no",
-    )
-    .bind(order_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(sku, name, quantity, unit_price_minor, line_total_minor)| InvoiceLine {
-                sku,
-                name,
-                quantity: quantity.unsigned_abs(),
-                unit_price_minor,
-                line_total_minor,
-            },
-        )
-        .collect())
 }
 
 /// Takes the next number of `year`'s sequence. The counter row stays locked until the
