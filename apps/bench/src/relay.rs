@@ -31,6 +31,10 @@ pub struct Args {
     /// Length of the lag phase, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u32,
+    /// The relay's `linger_ms` in the lag phase (`APP__RELAY__LINGER_MS`; its default when not
+    /// given): what a longer linger costs in lag.
+    #[arg(long)]
+    linger_ms: Option<u64>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -182,7 +186,7 @@ pub(crate) async fn relay_throughput(
     // A running relay meets the backlog (as after a queue outage): started first and given a
     // second to connect and listen, then the whole backlog committed at once; its start-up is
     // not part of the drain.
-    let (shutdown, relay) = start_relay(pool, sqs, prefix, concurrency).await;
+    let (shutdown, relay) = start_relay(pool, sqs, prefix, concurrency, None).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut tx = pool.begin().await?;
     for event in events {
@@ -209,7 +213,8 @@ async fn relay_lag(
     args: &Args,
 ) -> anyhow::Result<Phase> {
     sqlx::query("DELETE FROM outbox").execute(pool).await?;
-    let (shutdown, relay) = start_relay(pool, sqs, prefix, args.relay_concurrency).await;
+    let (shutdown, relay) =
+        start_relay(pool, sqs, prefix, args.relay_concurrency, args.linger_ms).await;
     let total = (args.rate * args.seconds) as usize;
     let events = make_events(total)?;
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
@@ -234,7 +239,10 @@ async fn relay_lag(
         .map(|s| Duration::from_secs_f64(s.max(0.0)))
         .collect();
     Ok(Phase::new(
-        format!("commit-to-SQS lag at {}/s", args.rate),
+        match args.linger_ms {
+            Some(linger) => format!("commit-to-SQS lag at {}/s, linger {linger} ms", args.rate),
+            None => format!("commit-to-SQS lag at {}/s", args.rate),
+        },
         elapsed,
         lags,
     ))
@@ -245,12 +253,14 @@ async fn start_relay(
     sqs: &Client,
     prefix: &str,
     concurrency: usize,
+    linger_ms: Option<u64>,
 ) -> (
     CancellationToken,
     tokio::task::JoinHandle<outbox_relay::RunSummary>,
 ) {
     let mut settings = testkit::test_settings(&[]).relay;
     settings.concurrency = concurrency;
+    settings.linger_ms = linger_ms.unwrap_or(settings.linger_ms);
     let relay = Relay::new(
         pool.clone(),
         Publisher::new(sqs.clone(), prefix.to_owned()),
