@@ -88,7 +88,6 @@ async fn write_order(
     let quantities: Vec<i32> = lines.iter().map(|(_, q)| *q).collect();
     let prices: Vec<i64> = lines.iter().map(|(p, _)| p.price_minor).collect();
     let chosen: Vec<&Product> = lines.iter().map(|(p, _)| *p).collect();
-    let customer_id = store::upsert_customer(conn, &request.customer).await?;
     let order_id = Uuid::now_v7();
     let mut payload = order_placed(request, &lines)?;
     let quote = quote_of(&payload, ctx.prices, &request.customer.address.country)?;
@@ -106,7 +105,6 @@ async fn write_order(
     .map_err(|e| ApiError::Internal(e.into()))?;
     let new_order = NewOrder {
         id: order_id,
-        customer_id,
         owner: ctx.owner,
         currency: payload.currency.as_str(),
         quote: &quote,
@@ -115,8 +113,8 @@ async fn write_order(
         address: &request.customer.address,
         correlation_id: ctx.correlation_id,
     };
-    let created_at = store::insert_order(conn, &new_order).await?;
-    store::insert_items(conn, order_id, &chosen, &quantities).await?;
+    let created_at =
+        store::insert_order(conn, &new_order, &request.customer, &chosen, &quantities).await?;
     orders::record_event(conn, &event, serde_json::json!({})).await?;
     // Last: the products' rows are locked from here to the commit only.
     let reserved = store::reserve_stock(conn, &ids, &quantities, &prices).await?;

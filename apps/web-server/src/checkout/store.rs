@@ -27,7 +27,6 @@ pub struct SavedResponse {
 /// The order row to insert.
 pub struct NewOrder<'a> {
     pub id: Uuid,
-    pub customer_id: Uuid,
     pub owner: &'a str,
     pub currency: &'a str,
     pub quote: &'a domain::InvoiceTotals,
@@ -157,40 +156,50 @@ pub async fn reserve_stock(
     Ok(reserved.rows_affected())
 }
 
-/// The customer with this e-mail address, created if new. An existing customer is never changed:
-/// whoever knows an address could otherwise rename that person in their later e-mails; each
-/// order keeps the name it was placed with (`orders.ship_name`), which is what e-mails use. (The
-/// no-op update makes a concurrent first order with the same address wait and then return the
-/// row it created.)
-#[tracing::instrument(level = "debug", name = "checkout.upsert_customer", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn upsert_customer(conn: &mut PgConnection, customer: &Customer) -> sqlx::Result<Uuid> {
-    sqlx::query_scalar(
-        "INSERT INTO customers (id, email, name) VALUES ($1, $2, $3)
-         ON CONFLICT (email) DO UPDATE SET email = customers.email
-         RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(customer.email.as_str())
-    .bind(&customer.name)
-    .fetch_one(conn)
-    .await
-}
-
-/// Inserts the order in status `placed`; returns its creation time.
+/// Inserts, in one statement, the order in status `placed` with its lines (priced from the
+/// products read) and its customer; returns the order's creation time.
+///
+/// The customer is the one with this e-mail address, created if new. An existing customer is
+/// never changed: whoever knows an address could otherwise rename that person in their later
+/// e-mails; each order keeps the name it was placed with (`orders.ship_name`), which is what
+/// e-mails use. (The no-op update makes a concurrent first order with the same address wait and
+/// then use the row it created.) The foreign keys of the order and its lines are checked at the
+/// end of the statement, when the customer and the order exist.
 #[tracing::instrument(level = "debug", name = "checkout.insert_order", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_order(
     conn: &mut PgConnection,
     order: &NewOrder<'_>,
+    customer: &Customer,
+    products: &[&Product],
+    quantities: &[i32],
 ) -> sqlx::Result<DateTime<Utc>> {
+    let line_nos: Vec<i16> = (1..).take(products.len()).collect();
+    let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
+    let skus: Vec<&str> = products.iter().map(|p| p.sku.as_str()).collect();
+    let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
+    let prices: Vec<i64> = products.iter().map(|p| p.price_minor).collect();
     sqlx::query_scalar(
-        "INSERT INTO orders (id, customer_id, owner_session, currency, subtotal_minor, payment_method,
-                             ship_name, ship_line1, ship_city, ship_postal_code, ship_country, correlation_id,
-                             shipping_minor, tax_rate_bp, tax_minor, total_minor)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-         RETURNING created_at",
+        "WITH customer AS (
+             INSERT INTO customers (id, email, name) VALUES ($16, $17, $18)
+             ON CONFLICT (email) DO UPDATE SET email = customers.email
+             RETURNING id
+         ), placed AS (
+             INSERT INTO orders (id, customer_id, owner_session, currency, subtotal_minor,
+                                 payment_method, ship_name, ship_line1, ship_city,
+                                 ship_postal_code, ship_country, correlation_id, shipping_minor,
+                                 tax_rate_bp, tax_minor, total_minor)
+             SELECT $1, customer.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+             FROM customer
+             RETURNING created_at
+         ), lines AS (
+             INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_minor,
+                                      quantity)
+             SELECT $1, * FROM unnest($19::smallint[], $20::bigint[], $21::text[], $22::text[],
+                                      $23::bigint[], $24::int[])
+         )
+         SELECT created_at FROM placed",
     )
     .bind(order.id)
-    .bind(order.customer_id)
     .bind(order.owner)
     .bind(order.currency)
     .bind(order.quote.subtotal_minor)
@@ -205,35 +214,15 @@ pub async fn insert_order(
     .bind(i32::try_from(order.quote.tax_rate.basis_points()).unwrap_or(i32::MAX))
     .bind(order.quote.tax_minor)
     .bind(order.quote.total_minor)
-    .fetch_one(conn)
-    .await
-}
-
-/// Inserts the order's lines with the prices taken from the locked products.
-#[tracing::instrument(level = "debug", name = "checkout.insert_items", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn insert_items(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    products: &[&Product],
-    quantities: &[i32],
-) -> sqlx::Result<()> {
-    let line_nos: Vec<i16> = (1..).take(products.len()).collect();
-    let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
-    let skus: Vec<&str> = products.iter().map(|p| p.sku.as_str()).collect();
-    let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
-    let prices: Vec<i64> = products.iter().map(|p| p.price_minor).collect();
-    sqlx::query(
-        "INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_minor, quantity)
-         SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::int[])",
-    )
-    .bind(order_id)
+    .bind(Uuid::now_v7())
+    .bind(customer.email.as_str())
+    .bind(&customer.name)
     .bind(line_nos)
     .bind(ids)
     .bind(skus)
     .bind(names)
     .bind(prices)
     .bind(quantities)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }

@@ -473,6 +473,31 @@ fn remove(value: &mut Value, key: &str) {
 }
 
 #[tokio::test]
+async fn first_orders_of_a_new_address_at_once_share_one_customer() {
+    let app = spawn_app().await;
+    let mug = app.add_product(1450, 100).await;
+    let shoppers: Vec<_> = (0..8).map(|_| app.shopper()).collect();
+    let placed = join_all(
+        shoppers
+            .iter()
+            .map(|shopper| shopper.place_order_for(mug, "grace@example.com")),
+    )
+    .await;
+
+    let customers: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM customers")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(customers.len(), 1, "one customer for the address");
+    let theirs: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE customer_id = $1")
+        .bind(customers[0])
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(theirs, placed.len() as i64, "every order is the customer's");
+}
+
+#[tokio::test]
 async fn a_checkout_with_someone_elses_address_does_not_rename_them() {
     let app = spawn_app().await;
     let mug = app.add_product(1450, 10).await;
