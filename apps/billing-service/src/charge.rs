@@ -325,17 +325,19 @@ impl BillingHandler {
 }
 
 /// Step 5 of a charge: `outcome` applied to the order if it is still `invoiced`
-/// ([`payments::apply_outcome`] locks it and checks). A cancelled order is left to its
-/// `order.cancelled` (module doc).
+/// ([`payments::apply_claimed_outcome`] locks it and checks), the event's claim on the payment
+/// given up in the same statement as the payment's result. A cancelled order is left to its
+/// `order.cancelled` (module doc). `true` when the claim was given up.
 pub(crate) async fn apply(
     tx: &mut PgConnection,
     event: &Event,
     outcome: &PaymentOutcome,
-) -> Result<(), BillingError> {
-    let applied = payments::apply_outcome(
+) -> Result<bool, BillingError> {
+    let (applied, released) = payments::apply_claimed_outcome(
         tx,
         event.order_id,
         outcome,
+        event.id,
         &event.correlation_id,
         &event.traceparent,
     )
@@ -346,7 +348,7 @@ pub(crate) async fn apply(
         ),
         applied => tracing::info!(?applied, "payment handled"),
     }
-    Ok(())
+    Ok(released)
 }
 
 /// Stripe refused the charge before any PaymentIntent existed (an unknown payment method, an

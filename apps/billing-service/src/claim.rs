@@ -27,7 +27,9 @@
 //! holds a pooled connection and blocks the shopper's cancellation for as long as Stripe takes;
 //! a session advisory lock would hold the connection too. A charge's claim is taken in the
 //! statement that reads the order ([`start_charge`]), the others' in one statement ([`claim`]);
-//! giving it up is one statement in the closing transaction.
+//! giving it up is one statement in the closing transaction ([`release`]), or for a charge whose
+//! result is recorded part of the statement that records it
+//! (`orders::payments::apply_claimed_outcome`).
 
 use std::time::Duration;
 

@@ -161,10 +161,13 @@ impl BillingHandler {
         closing: Closing,
         tx: &mut PgConnection,
     ) -> Result<(), BillingError> {
-        let claimed = closing.claimed();
+        let mut claimed = closing.claimed();
         match closing {
             Closing::Duplicate | Closing::Nothing { .. } => {}
-            Closing::Charged(outcome) => crate::charge::apply(tx, event, &outcome).await?,
+            Closing::Charged(outcome) => {
+                // Given up with the payment's result when that was recorded.
+                claimed &= !crate::charge::apply(tx, event, &outcome).await?;
+            }
             Closing::AwaitingAction {
                 payment_intent_id,
                 invoice,

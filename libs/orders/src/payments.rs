@@ -64,7 +64,6 @@ pub enum ApplyError {
 ///
 /// # Errors
 /// [`ApplyError`] when the order does not exist or a write fails.
-#[tracing::instrument(level = "debug", name = "orders.apply_payment_outcome", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn apply_outcome(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -72,6 +71,47 @@ pub async fn apply_outcome(
     correlation_id: &str,
     traceparent: &str,
 ) -> Result<Applied, ApplyError> {
+    let (applied, _) = apply(conn, order_id, outcome, None, correlation_id, traceparent).await?;
+    Ok(applied)
+}
+
+/// [`apply_outcome`] by the handling that holds the payment's claim `claim` (the billing
+/// worker's charge): the statement that records the outcome also gives the claim up. With the
+/// result, `true` when it did; `false` when the order had moved on and nothing was recorded
+/// (the caller gives the claim up itself).
+///
+/// # Errors
+/// As [`apply_outcome`].
+pub async fn apply_claimed_outcome(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    outcome: &PaymentOutcome,
+    claim: Uuid,
+    correlation_id: &str,
+    traceparent: &str,
+) -> Result<(Applied, bool), ApplyError> {
+    apply(
+        conn,
+        order_id,
+        outcome,
+        Some(claim),
+        correlation_id,
+        traceparent,
+    )
+    .await
+}
+
+/// [`apply_claimed_outcome`], the claim optional: whether the outcome was recorded (and any
+/// claim `claim` holds given up with it).
+#[tracing::instrument(level = "debug", name = "orders.apply_payment_outcome", skip_all, fields(db.system.name = "postgresql"))]
+async fn apply(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    outcome: &PaymentOutcome,
+    claim: Option<Uuid>,
+    correlation_id: &str,
+    traceparent: &str,
+) -> Result<(Applied, bool), ApplyError> {
     let status = orders::lock_status(conn, order_id)
         .await?
         .ok_or(ApplyError::OrderNotFound(order_id))?;
@@ -80,9 +120,9 @@ pub async fn apply_outcome(
         PaymentOutcome::Failed { .. } => OrderStatus::PaymentFailed,
     };
     if status.transition(to).is_err() {
-        return Ok(Applied::AlreadyDone(status));
+        return Ok((Applied::AlreadyDone(status), false));
     }
-    record_payment(conn, order_id, outcome).await?;
+    record_payment(conn, order_id, outcome, claim).await?;
     let envelope =
         envelope(order_id, outcome, correlation_id, traceparent).map_err(OrdersError::from)?;
     let detail = match outcome {
@@ -96,12 +136,12 @@ pub async fn apply_outcome(
         PaymentOutcome::Failed { reason, .. } => serde_json::json!({"reason": reason}),
     };
     if let Transition::Rejected(_) = orders::advance(conn, status, to, &envelope, detail).await? {
-        return Ok(Applied::AlreadyDone(status));
+        return Ok((Applied::AlreadyDone(status), true));
     }
     if to == OrderStatus::PaymentFailed {
         orders::release_stock(conn, order_id).await?;
     }
-    Ok(Applied::Moved(to))
+    Ok((Applied::Moved(to), true))
 }
 
 fn envelope(
@@ -151,11 +191,14 @@ fn envelope(
     }
 }
 
-/// Writes the payment row's final state (inserting it if the worker never got to).
+/// Writes the payment row's final state (inserting it if the worker never got to), and gives
+/// up the payment's claim if `claim` holds it (the billing worker's claim columns; `None`
+/// leaves any claim alone).
 async fn record_payment(
     conn: &mut PgConnection,
     order_id: Uuid,
     outcome: &PaymentOutcome,
+    claim: Option<Uuid>,
 ) -> Result<(), OrdersError> {
     let (intent, status, reason, amount, currency) = match outcome {
         PaymentOutcome::Succeeded {
@@ -181,7 +224,11 @@ async fn record_payment(
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (order_id) DO UPDATE SET
              payment_intent_id = EXCLUDED.payment_intent_id, status = EXCLUDED.status,
-             failure_reason = EXCLUDED.failure_reason, updated_at = now()",
+             failure_reason = EXCLUDED.failure_reason, updated_at = now(),
+             claim_event = CASE WHEN payments.claim_event = $7 THEN NULL
+                                ELSE payments.claim_event END,
+             claimed_until = CASE WHEN payments.claim_event = $7 THEN NULL
+                                  ELSE payments.claimed_until END",
     )
     .bind(order_id)
     .bind(intent)
@@ -189,6 +236,7 @@ async fn record_payment(
     .bind(currency.as_str())
     .bind(status)
     .bind(reason)
+    .bind(claim)
     .execute(conn)
     .await?;
     Ok(())

@@ -17,17 +17,21 @@ async fn a_visa_payment_charges_the_invoice_total_once_and_pays_the_order() {
         (Some("succeeded"), Some(TOTAL))
     );
     assert_eq!(intents[0]["currency"], "eur");
-    let recorded: (String, String) =
-        sqlx::query_as("SELECT payment_intent_id, status FROM payments")
-            .fetch_one(&h.pool)
-            .await
-            .expect("payment");
+    let recorded: (String, String, bool) = sqlx::query_as(
+        "SELECT payment_intent_id, status, claim_event IS NULL AND claimed_until IS NULL
+         FROM payments",
+    )
+    .fetch_one(&h.pool)
+    .await
+    .expect("payment");
     assert_eq!(
         recorded,
         (
             intents[0]["id"].as_str().expect("id").to_owned(),
-            "succeeded".to_owned()
-        )
+            "succeeded".to_owned(),
+            true
+        ),
+        "the payment recorded and its claim given up"
     );
     assert_eq!(
         h.count("SELECT count(*) FROM outbox WHERE event_type = 'payment.succeeded'")

@@ -261,3 +261,68 @@ async fn advance_writes_the_move_and_its_event_together_or_nothing() {
     assert!(again.is_err(), "a second row for the event must be refused");
     assert_eq!(testkit::order_status(&pool, order_id).await, "paid");
 }
+
+#[tokio::test]
+async fn a_payment_outcome_gives_up_only_the_claim_of_the_handling_that_applies_it() {
+    use orders::payments::{self, PaymentOutcome};
+    let pool = database().await;
+    let (holder, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let outcome = |order_id: Uuid| PaymentOutcome::Succeeded {
+        payment_intent_id: format!("pi_{}", order_id.simple()),
+        amount_minor: 990,
+        currency: domain::Currency::parse("EUR").unwrap(),
+    };
+    let claim_of = |order_id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<Uuid>>(
+                "SELECT claim_event FROM payments WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let mut ends = Vec::new();
+    for applier in [None, Some(other), Some(holder)] {
+        let order_id = order(&pool, "invoiced", Duration::ZERO).await;
+        sqlx::query(
+            "INSERT INTO payments (order_id, amount_minor, currency, claim_event, claimed_until)
+             VALUES ($1, 990, 'EUR', $2, now() + interval '60 s')",
+        )
+        .bind(order_id)
+        .bind(holder)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let outcome = outcome(order_id);
+        let mut tx = pool.begin().await.unwrap();
+        let released = match applier {
+            None => {
+                payments::apply_outcome(&mut tx, order_id, &outcome, "test", "")
+                    .await
+                    .unwrap();
+                None
+            }
+            Some(claim) => Some(
+                payments::apply_claimed_outcome(&mut tx, order_id, &outcome, claim, "test", "")
+                    .await
+                    .unwrap()
+                    .1,
+            ),
+        };
+        tx.commit().await.unwrap();
+        assert_eq!(testkit::order_status(&pool, order_id).await, "paid");
+        ends.push((released, claim_of(order_id).await));
+    }
+    assert_eq!(
+        ends,
+        [
+            (None, Some(holder)),
+            (Some(true), Some(holder)),
+            (Some(true), None)
+        ],
+        "the webhook and another event leave the holder's claim; the holder gives it up"
+    );
+}
