@@ -99,7 +99,7 @@ pub async fn record_event(
     event: &EventEnvelope,
     detail: serde_json::Value,
 ) -> Result<(), OrdersError> {
-    bind_event(sqlx::query(RECORD_EVENT), event, &detail)?
+    bind_event(sqlx::query(RECORD_EVENT), event, detail)?
         .execute(conn)
         .await?;
     Ok(())
@@ -123,7 +123,7 @@ pub async fn advance(
         tracing::warn!(order.id = %event.order_id, from = %from, to = %to, "transition refused by the order state machine");
         return Ok(Transition::Rejected(refused));
     }
-    bind_event(sqlx::query(ADVANCE), event, &detail)?
+    bind_event(sqlx::query(ADVANCE), event, detail)?
         .bind(to.as_str())
         .bind(from.as_str())
         .execute(conn)
@@ -156,15 +156,15 @@ const ADVANCE: &str = "
 fn bind_event<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     event: &EventEnvelope,
-    detail: &serde_json::Value,
+    detail: serde_json::Value,
 ) -> Result<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>, OrdersError> {
     Ok(query
         .bind(event.event_id)
-        .bind(event.event_type.as_str().to_owned())
+        .bind(event.event_type.as_str())
         .bind(event.order_id)
         .bind(serde_json::to_value(event)?)
         .bind(event.occurred_at)
-        .bind(detail.clone()))
+        .bind(detail))
 }
 
 /// Puts the order's reserved units back on the shelf (payment failed, refunded, cancelled).
