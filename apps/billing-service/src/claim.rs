@@ -79,7 +79,7 @@ struct StartRow {
 }
 
 /// Step 1 of a charge in one statement (one round trip, no transaction around it): locks the
-/// order's row and reads it as [`crate::store::lock_order`] does; when the event is not handled
+/// order's row and reads it as [`crate::store::read_order`] does; when the event is not handled
 /// and the order is `invoiced` with a payment method, starts the order's charge claimed by
 /// `event_id` for `lease`: inserts its `pending` payments row, or claims the row an earlier
 /// delivery of the event left (or one whose claim expired) — not one another event's handling

@@ -22,31 +22,9 @@ pub struct OrderState {
 
 type OrderColumns = (String, bool, Option<String>, bool);
 
-/// The order's [`OrderState`] for `event_id`, its row locked until the transaction ends; `None`
+/// The order's [`OrderState`] for `event_id`, read without a lock, for a decision the closing
+/// transaction checks again (the charge reads it under the lock: `claim::start_charge`); `None`
 /// when there is no such order.
-///
-/// # Errors
-/// [`orders::OrdersError`] when the statement fails or the stored status is unknown.
-#[tracing::instrument(level = "debug", name = "billing.lock_order", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn lock_order(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    event_id: Uuid,
-) -> Result<Option<OrderState>, orders::OrdersError> {
-    let row: Option<OrderColumns> = sqlx::query_as(
-        "SELECT status, cancel_reason IS NOT NULL, payment_method,
-             EXISTS (SELECT 1 FROM inbox WHERE consumer = $2 AND event_id = $3)
-         FROM orders WHERE id = $1 FOR NO KEY UPDATE",
-    )
-    .bind(order_id)
-    .bind(Consumer::Billing.name())
-    .bind(event_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(order_state).transpose()
-}
-
-/// [`lock_order`] without the lock, for a decision the closing transaction checks again.
 ///
 /// # Errors
 /// [`orders::OrdersError`] when the statement fails or the stored status is unknown.

@@ -13,9 +13,9 @@
 //! the turn until its batch is published, and the next claim waits for a notification (or the
 //! poll interval; not when rows of the claimed orders wait behind the claimed ones, which the
 //! publish makes claimable without a notification) and starts `linger_ms` after the short one
-//! at the earliest: rows committed
-//! while a batch is out go out together in the next, in fuller `SendMessageBatch` calls — the
-//! busier the relay, the fuller — while an idle relay claims as soon as it is notified.
+//! at the earliest: rows committed while a batch is out go out together in the next, in fuller
+//! `SendMessageBatch` calls — the busier the relay, the fuller — while an idle relay claims as
+//! soon as it is notified.
 //!
 //! A crash between the SQS call and the commit leaves the rows unpublished; they are sent again
 //! and FIFO deduplication (by event id, five minutes) drops the repeat.
