@@ -4,17 +4,21 @@
 //! 1. **Intent.** [`store::claim`] commits the intent to send the event's e-mail, with its
 //!    `Message-ID`, in a statement of its own, before the server is contacted (for an order
 //!    e-mail, [`store::claim_order_email`] does it in the statement that reads the order's data).
-//!    Nothing is claimed for an event whose inbox row is committed. The delivery now
-//!    holds the intent for the handler's timeout (`APP__WORKER__HANDLER_TIMEOUT_S`): the longest
-//!    it can still be sending or recording, since the worker runtime abandons a handler then.
+//!    Nothing is claimed for an event whose inbox row is committed. The delivery now holds the
+//!    intent for [`INTENT_HOLD`] (at most the handler's timeout), renewed every third of it for
+//!    as long as it is sending or recording ([`store::renew_hold`]). A delivery that dies (a
+//!    killed worker) lets go within that time, so its message, back after the visibility
+//!    timeout, finds the intent free; a hold for the whole handler timeout (30 s) made such a
+//!    message wait twice and miss the 15 s recovery target.
 //! 2. **Send.** The e-mail goes to the server. If it is not handed over (server down, a `4xx`, a
 //!    timeout), the intent is given back ([`store::release`]) and the message comes back later.
 //! 3. **Answer.** The server's answer (`sent`, or `rejected` for a `5xx`) is recorded in one
-//!    statement ([`store::record_answer`]: intent answered, `sent_emails` row, timeline, a
-//!    sign-in request's outcome, the event's inbox row), retried with backoff (50 ms growing to 1 s, with jitter) until
-//!    it commits or until 1 s before the handler's timeout (29 s by default, measured from the
-//!    start of the handler's work; at least 4 s after the slowest, 10 s, SMTP conversation
-//!    under the deployed e-mail function's 15 s). A PostgreSQL restart or a failed commit
+//!    statement ([`store::record_answers`]: intent answered, `sent_emails` row, timeline, a
+//!    sign-in request's outcome, the event's inbox row; shared with the answers of other e-mails
+//!    that come at the same time, [`crate::answers`]), retried with backoff (50 ms growing to
+//!    1 s, with jitter) until it commits or until 1 s before the handler's timeout (29 s by
+//!    default, measured from the start of the handler's work; at least 4 s after the slowest,
+//!    10 s, SMTP conversation under the deployed e-mail function's 15 s). A PostgreSQL restart or a failed commit
 //!    inside that time costs no second e-mail.
 //!
 //! A redelivery of the event finds the intent: answered → it sends nothing; held by a delivery
@@ -34,7 +38,10 @@
 //! builds gave p99 6–23 ms and 30–69 ms). It is one pool checkout and one statement with its
 //! commit: the record is written by a single statement, not a transaction of several.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use backon::{ExponentialBuilder, Retryable};
 use sqlx::{PgPool, Postgres, pool::PoolConnection};
@@ -42,6 +49,7 @@ use uuid::Uuid;
 use worker::{Classify, Failure};
 
 use crate::{
+    answers::Answers,
     handler::EmailError,
     mailer::{Delivery, Mailer, Outgoing},
     store::{self, Claim, Recorded, SentEmail, Unclaimed},
@@ -111,9 +119,16 @@ pub struct Sender<'a> {
     pub mailer: &'a Mailer,
     /// The database pool; a connection is taken per statement or short transaction.
     pub pool: &'a PgPool,
-    /// The handler's timeout: how long a delivery holds an intent.
+    /// Records the server's answers, several in one statement when they come together.
+    pub answers: &'a Answers,
+    /// The handler's timeout: the answer is recorded until 1 s before it, and a hold is never
+    /// longer.
     pub handler_timeout: Duration,
 }
+
+/// How long a delivery holds an e-mail's intent at a time; renewed every third of it while the
+/// delivery works.
+pub const INTENT_HOLD: Duration = Duration::from_secs(10);
 
 impl Sender<'_> {
     /// The `Message-ID` a first attempt at the e-mail of `event_id` gets: `<event id@domain of
@@ -137,7 +152,7 @@ impl Sender<'_> {
         started: Instant,
     ) -> Result<Delivered, EmailError> {
         let proposed = self.message_id_for(letter.event_id);
-        let claim = store::claim(&mut conn, letter.event_id, &proposed, self.handler_timeout).await;
+        let claim = store::claim(&mut conn, letter.event_id, &proposed, self.hold()).await;
         drop(conn);
         match claim? {
             Claim::Send {
@@ -171,6 +186,39 @@ impl Sender<'_> {
                 "sending the e-mail again with the same Message-ID: an earlier attempt's answer was never recorded"
             );
         }
+        let event_id = letter.event_id;
+        tokio::select! {
+            delivered = self.send_and_record(letter, attempt, message_id, started) => delivered,
+            never = self.keep_holding(event_id, attempt) => match never {},
+        }
+    }
+
+    /// How long this delivery holds an intent at a time: [`INTENT_HOLD`], at most the handler's
+    /// timeout.
+    pub fn hold(&self) -> Duration {
+        INTENT_HOLD.min(self.handler_timeout)
+    }
+
+    /// Renews the hold on the intent every third of [`Sender::hold`], until dropped (when the
+    /// delivery is done). A failed renewal is logged: the message stays invisible while its
+    /// handler runs, so no other delivery comes for it meanwhile.
+    async fn keep_holding(&self, event_id: Uuid, attempt: i32) -> std::convert::Infallible {
+        let hold = self.hold();
+        loop {
+            tokio::time::sleep(hold / 3).await;
+            if let Err(error) = store::renew_hold(self.pool, event_id, attempt, hold).await {
+                tracing::warn!(error = %worker::error_chain(&error), "could not renew the hold on the e-mail's intent");
+            }
+        }
+    }
+
+    async fn send_and_record(
+        &self,
+        letter: Letter<'_>,
+        attempt: i32,
+        message_id: String,
+        started: Instant,
+    ) -> Result<Delivered, EmailError> {
         let outgoing = Outgoing {
             to_name: letter.to_name,
             to_email: letter.to_email,
@@ -184,14 +232,14 @@ impl Sender<'_> {
         let sent = SentEmail {
             event_id: letter.event_id,
             order_id: letter.order_id,
-            kind: letter.kind,
-            message_id: &message_id,
+            sign_in_request: letter.sign_in_request,
+            kind: letter.kind.to_owned(),
+            message_id,
             status,
-            smtp_response: &reply,
+            smtp_response: reply,
         };
         let deadline = started + self.handler_timeout - ANSWER_MARGIN.min(self.handler_timeout / 2);
-        self.record_answer(&sent, letter.sign_in_request, deadline)
-            .await?;
+        self.record_answer(sent, deadline).await?;
         Ok(Delivered::Sent {
             status,
             attempt,
@@ -216,27 +264,27 @@ impl Sender<'_> {
         }
     }
 
-    /// Records the answer, retrying with [`ANSWER_BACKOFF`] until it commits or `deadline`.
+    /// Records the answer ([`Answers::record`]), retrying with [`ANSWER_BACKOFF`] until it
+    /// commits or `deadline`.
     async fn record_answer(
         &self,
-        sent: &SentEmail<'_>,
-        sign_in_request: Option<Uuid>,
+        sent: SentEmail,
         deadline: Instant,
     ) -> Result<Recorded, EmailError> {
         let started = Instant::now();
-        let recording = (|| store::record_answer(self.pool, sent, sign_in_request))
+        let recording = (|| self.answers.record(sent.clone()))
             .retry(ANSWER_BACKOFF)
             .sleep(tokio::time::sleep)
-            .when(|error: &sqlx::Error| error.failure() == Failure::Retryable)
-            .notify(|error: &sqlx::Error, delay: Duration| {
+            .when(|error: &Arc<sqlx::Error>| error.failure() == Failure::Retryable)
+            .notify(|error: &Arc<sqlx::Error>, delay: Duration| {
                 tracing::warn!(
-                    error = %worker::error_chain(error),
+                    error = %worker::error_chain(error.as_ref()),
                     delay_ms = delay.as_millis() as u64,
                     "recording the SMTP server's answer failed; trying again"
                 );
             });
         match tokio::time::timeout_at(deadline.into(), recording).await {
-            Ok(recorded) => Ok(recorded?),
+            Ok(recorded) => recorded.map_err(EmailError::Answer),
             Err(_) => Err(EmailError::AnswerNotRecorded(started.elapsed())),
         }
     }

@@ -11,13 +11,16 @@
 //! delivery itself ([`Handler::run`], in place of the runtime's transaction). An order e-mail is
 //! two statements: before the send, one that reads the inbox and the order's data and commits
 //! the intent ([`store::claim_order_email`]); after it, one that records the server's answer
-//! together with the event's inbox row ([`store::record_answer`]). [`crate::delivery`] tells
+//! together with the event's inbox row ([`store::record_answers`]). [`crate::delivery`] tells
 //! how, and what window is left. A redelivery of a handled event finds its inbox row in the
 //! first statement and sends nothing; an event with nothing to send gets its inbox row in a
 //! statement of its own ([`store::mark_handled`]). A sign-in request's outcome is written once
 //! whatever comes again: the first one stays.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use domain::{CancelReason, Consumer, Currency, Event, EventBody, EventType, Money, links};
 use secrecy::ExposeSecret;
@@ -27,6 +30,7 @@ use uuid::Uuid;
 use worker::{Classify, Failure, Handled, Handler, RunError};
 
 use crate::{
+    answers::Answers,
     delivery::{Delivered, Letter, Sender, unclaimed},
     mailer::{MailError, Mailer},
     store,
@@ -62,6 +66,10 @@ pub enum EmailError {
     /// out (the database stayed away): the e-mail will be sent again, with the same Message-ID.
     #[error("the SMTP server's answer could not be recorded within {0:?}")]
     AnswerNotRecorded(Duration),
+    /// Recording the server's answer failed for good (its statement's error, shared with the
+    /// other answers recorded by that statement: [`crate::answers`]).
+    #[error("the SMTP server's answer could not be recorded")]
+    Answer(#[source] std::sync::Arc<sqlx::Error>),
 }
 
 impl Classify for EmailError {
@@ -71,6 +79,7 @@ impl Classify for EmailError {
             | EmailError::Held(_)
             | EmailError::AnswerNotRecorded(_) => Failure::Retryable,
             EmailError::Database(e) => e.failure(),
+            EmailError::Answer(e) => e.failure(),
             _ => Failure::Permanent,
         }
     }
@@ -91,12 +100,16 @@ pub struct EmailHandler {
     mailer: Mailer,
     shop: ShopSettings,
     handler_timeout: Duration,
+    /// The answers' recorder, started over the pool of the first delivery (a handler serves one
+    /// database).
+    answers: OnceLock<Answers>,
 }
 
 impl EmailHandler {
     /// A handler rendering `templates` and sending through `mailer`, with links signed by the
     /// shop's link secret, run by a worker that abandons a handler after `handler_timeout`
-    /// (`worker.handler_timeout_s`): how long a delivery holds an e-mail's intent.
+    /// (`worker.handler_timeout_s`): how long it records an answer, and the longest hold on an
+    /// e-mail's intent.
     ///
     /// # Errors
     /// [`SettingsError::Invalid`] when `shop.link_secret` is missing or too short.
@@ -112,6 +125,7 @@ impl EmailHandler {
             mailer,
             shop,
             handler_timeout,
+            answers: OnceLock::new(),
         })
     }
 
@@ -125,6 +139,7 @@ impl EmailHandler {
         let sender = Sender {
             mailer: &self.mailer,
             pool,
+            answers: self.answers.get_or_init(|| Answers::start(pool.clone())),
             handler_timeout: self.handler_timeout,
         };
         let delivered = match kind_of(event.event_type()) {
@@ -169,7 +184,7 @@ impl EmailHandler {
             event.order_id,
             kind == EmailKind::Invoice,
             &sender.message_id_for(event.id),
-            sender.handler_timeout,
+            sender.hold(),
         )
         .await?;
         if found.handled {
@@ -422,7 +437,7 @@ impl Handler for EmailHandler {
 
     /// The whole e-mail ([`EmailHandler::deliver`]), with no transaction open. The inbox row
     /// commits with the server's answer when this delivery sent the e-mail
-    /// ([`store::record_answer`]), and in a statement of its own when there was nothing to send
+    /// ([`store::record_answers`]), and in a statement of its own when there was nothing to send
     /// or an earlier delivery had recorded the answer ([`store::mark_handled`]).
     async fn run(&self, event: &Event, pool: &PgPool) -> Result<Handled, RunError<EmailError>> {
         let delivered = self.deliver(event, pool).await.map_err(RunError::Handler)?;

@@ -8,6 +8,7 @@
 //!
 //! The handler knows nothing of SQS: `main.rs` runs it under the [`worker::Poller`].
 
+pub mod answers;
 pub mod delivery;
 pub mod handler;
 pub mod mailer;

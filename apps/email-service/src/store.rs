@@ -1,11 +1,13 @@
 //! The email-service's SQL: who the order's e-mails go to, what to show, the sign-in request a
 //! sign-in e-mail answers, the intent committed before an e-mail is handed to the server
 //! ([`claim`], or [`claim_order_email`] with the order's data) and the record of the server's
-//! answer with the event's inbox row ([`record_answer`]) that together make every e-mail happen
+//! answer with the event's inbox row ([`record_answers`]) that together make every e-mail happen
 //! at most once per event (see [`crate::delivery`]).
 //!
 //! An order e-mail costs two statements: [`claim_order_email`] (the inbox read, the order with
-//! its customer, lines and invoice, and the intent) before the send, [`record_answer`] after it.
+//! its customer, lines and invoice, and the intent) before the send, [`record_answers`] after it
+//! (the answers of several e-mails in one statement when they come together:
+//! [`crate::answers`]).
 
 use std::time::Duration;
 
@@ -149,7 +151,7 @@ pub enum Unclaimed {
 /// or takes over an unanswered intent whose holder's time has run out (a re-send, with the
 /// intent's own `Message-ID`). The holder's time is `hold` from now: no other delivery sends
 /// before it has passed, unless the holder gives the intent back ([`release`]). Claims nothing
-/// when the event's inbox row is committed ([`Claim::Handled`]).
+/// when the event's inbox row is committed ([`Unclaimed::Handled`]).
 #[tracing::instrument(level = "debug", name = "email.claim", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn claim(
     conn: &mut PgConnection,
@@ -338,6 +340,27 @@ pub async fn mark_handled(pool: &PgPool, event_id: Uuid) -> sqlx::Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// Renews the hold of `attempt` on the intent of `event_id` to `hold` from now, while it is
+/// unanswered: the delivery holding it is still at work. `false` when it holds it no more.
+#[tracing::instrument(level = "debug", name = "email.renew_hold", skip_all, fields(db.system.name = "postgresql"))]
+pub async fn renew_hold(
+    pool: &PgPool,
+    event_id: Uuid,
+    attempt: i32,
+    hold: Duration,
+) -> sqlx::Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE email_intents SET claimed_until = clock_timestamp() + make_interval(secs => $3)
+         WHERE event_id = $1 AND attempts = $2 AND answered_at IS NULL",
+    )
+    .bind(event_id)
+    .bind(attempt)
+    .bind(hold.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(renewed.rows_affected() == 1)
+}
+
 /// Gives back the intent of `event_id` held by `attempt` when its e-mail was not handed over (the
 /// server was down or answered "try later"), so that the next delivery need not wait out the
 /// hold.
@@ -354,7 +377,7 @@ pub async fn release(pool: &PgPool, event_id: Uuid, attempt: i32) -> sqlx::Resul
     Ok(())
 }
 
-/// Whether [`record_answer`] wrote the answer or found it written already.
+/// Whether [`record_answers`] wrote the answer or found it written already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// This call recorded it.
@@ -365,70 +388,82 @@ pub enum Recorded {
 }
 
 /// In one statement (so in one round trip, keeping the window after the server's answer
-/// short): marks the e-mail's intent answered and records the answer ([`SentEmail`]), adds it
-/// to the order's timeline (`email.sent` or `email.rejected`, so the order page shows it; an
-/// e-mail of no order, sign-in, goes on no timeline), for a sign-in e-mail sets the request's
-/// outcome, and writes the event's inbox row: the event is handled when its e-mail's answer is
-/// recorded, so both commit together. Writes only the inbox row (if missing) when the intent is
-/// already answered.
-#[tracing::instrument(level = "debug", name = "email.record_answer", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn record_answer(
-    pool: &PgPool,
-    sent: &SentEmail<'_>,
-    sign_in_request: Option<Uuid>,
-) -> sqlx::Result<Recorded> {
-    let marked: i64 = sqlx::query_scalar(
-        "WITH answered AS (
-             UPDATE email_intents SET answered_at = clock_timestamp()
-             WHERE event_id = $1 AND answered_at IS NULL
-             RETURNING event_id
+/// short), for each of `answers`: marks the e-mail's intent answered and records the answer
+/// ([`SentEmail`]), adds it to the order's timeline (`email.sent` or `email.rejected`, so the
+/// order page shows it; an e-mail of no order, sign-in, goes on no timeline), for a sign-in
+/// e-mail sets the request's outcome, and writes the event's inbox row: the event is handled
+/// when its e-mail's answer is recorded, so both commit together. Writes only the inbox row (if
+/// missing) for an intent already answered. Returns the events whose answers this call
+/// recorded; the others had theirs recorded before. One statement for many answers is what
+/// [`crate::answers`] batches with; an answer given twice is recorded once.
+#[tracing::instrument(level = "debug", name = "email.record_answers", skip_all, fields(db.system.name = "postgresql", answers = answers.len()))]
+pub async fn record_answers(pool: &PgPool, answers: &[&SentEmail]) -> sqlx::Result<Vec<Uuid>> {
+    let column =
+        |field: fn(&SentEmail) -> &str| -> Vec<&str> { answers.iter().map(|a| field(a)).collect() };
+    sqlx::query_scalar(
+        "WITH answer AS (
+             SELECT DISTINCT ON (event_id) *
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::uuid[])
+                  AS a(event_id, order_id, kind, message_id, status, smtp_response, sign_in_request)
+             ORDER BY event_id
+         ), answered AS (
+             UPDATE email_intents i SET answered_at = clock_timestamp()
+             FROM answer a
+             WHERE i.event_id = a.event_id AND i.answered_at IS NULL
+             RETURNING a.*
          ), sent AS (
              INSERT INTO sent_emails (event_id, order_id, kind, message_id, status, smtp_response)
-             SELECT event_id, $2, $3, $4, $5, $6 FROM answered
+             SELECT event_id, order_id, kind, message_id, status, smtp_response FROM answered
          ), timeline AS (
              INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
-             SELECT gen_random_uuid(), $2,
-                    CASE WHEN $5 = 'sent' THEN 'email.sent' ELSE 'email.rejected' END,
-                    clock_timestamp(), jsonb_build_object('kind', $3::text)
-             FROM answered WHERE $2::uuid IS NOT NULL
+             SELECT gen_random_uuid(), order_id,
+                    CASE WHEN status = 'sent' THEN 'email.sent' ELSE 'email.rejected' END,
+                    clock_timestamp(), jsonb_build_object('kind', kind)
+             FROM answered WHERE order_id IS NOT NULL
          ), sign_in AS (
-             UPDATE sign_in_requests SET mail_outcome = $5
-             WHERE id = $7 AND mail_outcome IS NULL AND EXISTS (SELECT 1 FROM answered)
+             UPDATE sign_in_requests r SET mail_outcome = a.status
+             FROM answered a
+             WHERE r.id = a.sign_in_request AND r.mail_outcome IS NULL
          ), handled AS (
-             INSERT INTO inbox (consumer, event_id) VALUES ($8, $1) ON CONFLICT DO NOTHING
+             INSERT INTO inbox (consumer, event_id)
+             SELECT $8, event_id FROM answer
+             ON CONFLICT DO NOTHING
          )
-         SELECT count(*) FROM answered",
+         SELECT event_id FROM answered",
     )
-    .bind(sent.event_id)
-    .bind(sent.order_id)
-    .bind(sent.kind)
-    .bind(sent.message_id)
-    .bind(sent.status)
-    .bind(sent.smtp_response)
-    .bind(sign_in_request)
+    .bind(answers.iter().map(|a| a.event_id).collect::<Vec<_>>())
+    .bind(answers.iter().map(|a| a.order_id).collect::<Vec<_>>())
+    .bind(column(|a| &a.kind))
+    .bind(column(|a| &a.message_id))
+    .bind(column(|a| a.status))
+    .bind(column(|a| &a.smtp_response))
+    .bind(
+        answers
+            .iter()
+            .map(|a| a.sign_in_request)
+            .collect::<Vec<_>>(),
+    )
     .bind(CONSUMER.name())
-    .fetch_one(pool)
-    .await?;
-    Ok(if marked == 1 {
-        Recorded::Now
-    } else {
-        Recorded::Before
-    })
+    .fetch_all(pool)
+    .await
 }
 
-/// What became of one e-mail.
-#[derive(Debug)]
-pub struct SentEmail<'a> {
+/// What became of one e-mail: the server's answer, as [`record_answers`] records it.
+#[derive(Debug, Clone)]
+pub struct SentEmail {
     /// The event it was sent for.
     pub event_id: Uuid,
     /// The order; `None` for a sign-in e-mail.
     pub order_id: Option<Uuid>,
+    /// The sign-in request a sign-in e-mail answers (its outcome is set with the answer).
+    pub sign_in_request: Option<Uuid>,
     /// The template kind.
-    pub kind: &'a str,
+    pub kind: String,
     /// The `Message-ID` header value.
-    pub message_id: &'a str,
+    pub message_id: String,
     /// `sent` or `rejected`.
-    pub status: &'a str,
+    pub status: &'static str,
     /// The server's reply.
-    pub smtp_response: &'a str,
+    pub smtp_response: String,
 }

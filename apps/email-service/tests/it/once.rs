@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use domain::EventEnvelope;
-use email_service::store::{self, Recorded, SentEmail};
+use email_service::{
+    answers::Answers,
+    store::{Recorded, SentEmail},
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use worker::{Disposition, Poller};
@@ -298,21 +301,11 @@ async fn an_answer_whose_commit_went_through_unseen_is_not_written_again_when_re
         false,
     )
     .await;
-    let sent = SentEmail {
-        event_id: envelope.event_id,
-        order_id: Some(envelope.order_id),
-        kind: "order_confirmation",
-        message_id: &message_id,
-        status: "sent",
-        smtp_response: "250 2.0.0 OK: queued",
-    };
+    let sent = answer_to(&envelope, &message_id);
+    let answers = Answers::start(h.pool.clone());
 
-    let first = store::record_answer(&h.pool, &sent, None)
-        .await
-        .expect("recorded");
-    let retried = store::record_answer(&h.pool, &sent, None)
-        .await
-        .expect("retried");
+    let first = answers.record(sent.clone()).await.expect("recorded");
+    let retried = answers.record(sent).await.expect("retried");
 
     assert_eq!((first, retried), (Recorded::Now, Recorded::Before));
     assert!(
@@ -351,6 +344,111 @@ async fn an_event_in_the_inbox_without_an_intent_is_neither_claimed_nor_sent() {
 
 /// Writes an intent for the event held until `claimed_until` (SQL), answered or not (with its
 /// `sent_emails` row when answered).
+#[tokio::test]
+async fn answers_that_come_together_are_recorded_by_one_statement_each_told_its_own_result() {
+    let h = harness(4).await;
+    let mut answers_given = Vec::new();
+    for n in 0..10 {
+        // The last one's answer was recorded by an earlier attempt.
+        answers_given.push(sent_and_unrecorded(&h, &format!("together{n}"), n == 9).await);
+    }
+    let answers = Answers::start(h.pool.clone());
+
+    // All ten are queued before the recorder runs (this test's runtime has one thread).
+    let results =
+        futures::future::join_all(answers_given.iter().map(|a| answers.record(a.clone()))).await;
+
+    let results: Vec<Recorded> = results.into_iter().map(|r| r.expect("recorded")).collect();
+    let mut expected = vec![Recorded::Now; 9];
+    expected.push(Recorded::Before);
+    assert_eq!(results, expected);
+    let ids: Vec<Uuid> = answers_given.iter().map(|a| a.event_id).collect();
+    let (writers, inbox_rows): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(DISTINCT xmin::text) FROM email_intents WHERE event_id = ANY($2)),
+                (SELECT count(*) FROM inbox WHERE consumer = 'email' AND event_id = ANY($1))",
+    )
+    .bind(&ids)
+    .bind(&ids[..9])
+    .fetch_one(&h.pool)
+    .await
+    .expect("counts");
+    assert_eq!(
+        writers, 1,
+        "the nine answers were written by one transaction"
+    );
+    assert_eq!(
+        inbox_rows, 10,
+        "every event is handled, the one answered before too"
+    );
+    let sent = "SELECT count(*) FROM sent_emails WHERE event_id = $1";
+    for id in ids {
+        assert_eq!(h.count(sent, id).await, 1, "one record per e-mail");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_that_cannot_be_recorded_fails_alone_and_its_batch_mates_are_recorded() {
+    let h = harness(4).await;
+    let mut answers_given = Vec::new();
+    for n in 0..3 {
+        answers_given.push(sent_and_unrecorded(&h, &format!("mates{n}"), false).await);
+    }
+    // An order e-mail without its order breaks `sent_emails_order_check`: it can never be
+    // recorded.
+    answers_given[1].order_id = None;
+    let answers = Answers::start(h.pool.clone());
+
+    let results =
+        futures::future::join_all(answers_given.iter().map(|a| answers.record(a.clone()))).await;
+
+    assert_eq!(results[0].as_ref().ok(), Some(&Recorded::Now));
+    assert_eq!(results[2].as_ref().ok(), Some(&Recorded::Now));
+    let error = results[1].as_ref().expect_err("the broken answer fails");
+    let code = match error.as_ref() {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        other => panic!("not a database error: {other}"),
+    };
+    assert_eq!(
+        code.as_deref(),
+        Some("23514"),
+        "the check constraint's error"
+    );
+    assert!(h.in_inbox(answers_given[0].event_id).await);
+    assert!(h.in_inbox(answers_given[2].event_id).await);
+    assert!(
+        !h.in_inbox(answers_given[1].event_id).await,
+        "nothing of the broken answer is written"
+    );
+    assert_eq!(
+        h.intent(answers_given[1].event_id).await,
+        (1, false),
+        "still unanswered"
+    );
+}
+
+/// An order whose confirmation e-mail's intent is held (its delivery is sending), and the
+/// server's acceptance of it; with `recorded_before`, an earlier attempt recorded it already.
+async fn sent_and_unrecorded(h: &Harness, local_prefix: &str, recorded_before: bool) -> SentEmail {
+    let (envelope, _) = h.order_to(local_prefix).await;
+    let message_id = format!("<{}@chargeflow.example>", envelope.event_id);
+    let held = "now() + interval '20 seconds'";
+    write_intent(h, &envelope, &message_id, held, recorded_before).await;
+    answer_to(&envelope, &message_id)
+}
+
+/// The server's acceptance of the order confirmation of `envelope`.
+fn answer_to(envelope: &EventEnvelope, message_id: &str) -> SentEmail {
+    SentEmail {
+        event_id: envelope.event_id,
+        order_id: Some(envelope.order_id),
+        sign_in_request: None,
+        kind: "order_confirmation".into(),
+        message_id: message_id.into(),
+        status: "sent",
+        smtp_response: "250 2.0.0 OK: queued".into(),
+    }
+}
+
 async fn write_intent(
     h: &Harness,
     event: &EventEnvelope,
@@ -401,4 +499,36 @@ async fn sign_in_request(h: &Harness, address: &str) -> EventEnvelope {
         &serde_json::json!({ "expires_at": expires_at }),
     )
     .expect("envelope")
+}
+
+#[tokio::test]
+async fn a_delivery_renews_its_short_hold_while_it_works_and_a_dead_one_lets_go_within_it() {
+    let h = harness(4).await;
+    let handler = std::sync::Arc::new(h.handler(30));
+    let (envelope, address) = h.order_to("hold").await;
+    let delivery = h.spawn_process(&handler, &envelope, Duration::from_secs(30));
+    // The server holds its answer: the delivery is at work past a third of its hold.
+    wait_stored(&h, &address, 1).await;
+    let hold = email_service::delivery::INTENT_HOLD;
+    tokio::time::sleep(hold / 2).await;
+
+    // Killed (dropped mid-conversation: no release, no more renewals).
+    delivery.abort();
+    let left: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM claimed_until - clock_timestamp())::float8
+         FROM email_intents WHERE event_id = $1",
+    )
+    .bind(envelope.event_id)
+    .fetch_one(&h.pool)
+    .await
+    .expect("intent");
+    h.sink.release_held().expect("release");
+
+    // Renewed at a third of the hold (without, half of it would be left) and never the handler's
+    // timeout (30 s): the message of a killed worker finds the intent free within the hold.
+    let hold_s = hold.as_secs_f64();
+    assert!(
+        left > hold_s * 0.6 && left <= hold_s,
+        "{left:.1} s of the hold left"
+    );
 }
