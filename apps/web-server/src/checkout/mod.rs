@@ -57,7 +57,7 @@ pub async fn place_order(
     ctx: &Context<'_>,
 ) -> Result<Placed, ApiError> {
     let fingerprint = request.fingerprint();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin(pool).await?;
     if let Some(key) = ctx.idempotency_key
         && !store::claim_idempotency_key(&mut tx, ctx.owner, key, &fingerprint).await?
     {

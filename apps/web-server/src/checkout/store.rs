@@ -2,8 +2,20 @@
 
 use chrono::{DateTime, Utc};
 use domain::{Address, Customer};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+/// Begins a checkout's transaction, planning its statements once per connection
+/// (`plan_cache_mode = force_generic_plan`, in the round trip of the `BEGIN`). Left to choose,
+/// PostgreSQL plans the `id = ANY($1)` statements ([`read_products`], [`lock_products`],
+/// [`reserve_stock`]) anew at every checkout, because a plan for the actual ids looks cheaper
+/// than one for any ids: measured with `pg_stat_statements.track_planning` during `bench
+/// report`, planning the stock reservation took 0.26 ms a checkout, three times its execution.
+/// The generic plans are the same scans.
+pub async fn begin(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
+    pool.begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+}
 
 /// A product row as the checkout read it.
 #[derive(Debug, sqlx::FromRow)]
