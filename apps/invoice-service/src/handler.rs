@@ -8,10 +8,11 @@
 //! 1. **Number.** Lock the order's row; unless the order is `placed` and the inbox does not hold
 //!    the event yet (read in the same statement), there is nothing to do.
 //!    Reuse the number an earlier attempt committed (its row exists, without PDF), or take the
-//!    year's next number and store the numbered invoice row. Commit.
+//!    year's next number and store the numbered invoice row (one statement). Commit.
 //! 2. **Render** the PDF, holding no connection.
-//! 3. **Issue**, in the transaction that begins with the inbox row: store the PDF and move the
-//!    order `placed → invoiced` in one statement, record `invoice.generated`. Commit.
+//! 3. **Issue**, in one transaction: write the event's inbox row and store the PDF (one
+//!    statement; nothing if the row was there), then move the order `placed → invoiced` and
+//!    record `invoice.generated`, if it is still `placed` (one statement). Commit.
 //!
 //! What can happen between the steps:
 //! - A crash, a timeout or a failed commit after step 1 leaves the numbered row without its PDF;
@@ -27,7 +28,6 @@
 //! Readers (the order page, the invoice download, the e-mail) show an invoice only once its PDF
 //! is stored. [`Handler::handle`] runs the same three steps in the caller's one transaction.
 
-use chrono::Datelike;
 use domain::{
     Consumer, Currency, Event, EventBody, EventEnvelope, EventType, InvoiceDocument,
     InvoiceGenerated, InvoiceLine, InvoiceTotals, OrderStatus, PriceRules, Seller,
@@ -150,12 +150,18 @@ impl InvoiceHandler {
         }
         let lines = std::mem::take(&mut order.lines.0);
         let totals = self.totals(&order, &lines)?;
-        let earlier = order.numbered();
-        let (number, issued_on) = match earlier {
+        let currency = Currency::parse(&order.currency)?;
+        let (number, issued_on) = match order.numbered() {
             Some(numbered) => numbered,
             None => {
-                let issued_on = store::today();
-                (store::next_number(conn, issued_on.year()).await?, issued_on)
+                let unnumbered = store::Unnumbered {
+                    order_id,
+                    issued_on: store::today(),
+                    currency,
+                    totals: &totals,
+                };
+                let number = store::insert_next_numbered(conn, &unnumbered).await?;
+                (number, unnumbered.issued_on)
             }
         };
         let doc = InvoiceDocument {
@@ -164,13 +170,10 @@ impl InvoiceHandler {
             order_id,
             seller: self.seller.clone(),
             bill_to: order.bill_to(),
-            currency: Currency::parse(&order.currency)?,
+            currency,
             lines,
             totals,
         };
-        if earlier.is_none() {
-            store::insert_numbered(conn, &doc).await?;
-        }
         Ok(Numbered::Document(Box::new(doc)))
     }
 
@@ -182,22 +185,41 @@ impl InvoiceHandler {
         Ok(numbered)
     }
 
-    /// Step 3 (module doc) in `conn`'s transaction, which holds the event's inbox row.
+    /// Step 3 (module doc) in `conn`'s transaction: with `inbox`, the event's inbox row is
+    /// written in the statement that stores the PDF (`false`, nothing written, when the row was
+    /// there: handled before); without, the caller's transaction holds it. Then the order moves
+    /// `placed → invoiced` with `invoice.generated` recorded, in one statement, if it is still
+    /// `placed`.
     async fn issue(
         &self,
         event: &Event,
         conn: &mut PgConnection,
         doc: &InvoiceDocument,
         pdf: &[u8],
-    ) -> Result<(), InvoiceError> {
-        if store::issue(conn, doc.order_id, pdf).await? {
-            return emit_invoice_generated(conn, event, doc).await;
+        inbox: Option<Uuid>,
+    ) -> Result<bool, InvoiceError> {
+        let inbox = inbox.map(|event_id| (self.consumer().name(), event_id));
+        if !store::store_pdf(conn, doc.order_id, pdf, inbox).await? {
+            return Ok(false);
         }
-        tracing::warn!(
-            invoice.number = %doc.number,
-            "the order left `placed` after its invoice was numbered: the invoice is kept, nothing is emitted"
-        );
-        Ok(())
+        let (envelope, detail) = invoice_generated(event, doc)?;
+        let moved = orders::advance_if(
+            conn,
+            OrderStatus::Placed,
+            OrderStatus::Invoiced,
+            &envelope,
+            detail,
+        )
+        .await?;
+        if moved {
+            tracing::info!(invoice.number = %doc.number, total_minor = doc.totals.total_minor, "invoice issued");
+        } else {
+            tracing::warn!(
+                invoice.number = %doc.number,
+                "the order left `placed` after its invoice was numbered: the invoice is kept, nothing is emitted"
+            );
+        }
+        Ok(true)
     }
 }
 
@@ -243,11 +265,11 @@ async fn render(doc: InvoiceDocument) -> Result<Vec<u8>, InvoiceError> {
     Ok(tokio::task::spawn_blocking(move || pdf::render(&doc)).await??)
 }
 
-async fn emit_invoice_generated(
-    tx: &mut PgConnection,
+/// The `invoice.generated` event of `doc`, caused by `cause`, and its timeline detail.
+fn invoice_generated(
     cause: &Event,
     doc: &InvoiceDocument,
-) -> Result<(), InvoiceError> {
+) -> Result<(EventEnvelope, serde_json::Value), InvoiceError> {
     let totals = &doc.totals;
     let payload = InvoiceGenerated {
         invoice_number: doc.number.to_string(),
@@ -268,9 +290,7 @@ async fn emit_invoice_generated(
         "invoice_number": payload.invoice_number,
         "total_minor": payload.total_minor,
     });
-    orders::record_event(tx, &envelope, detail).await?;
-    tracing::info!(invoice.number = %doc.number, total_minor = totals.total_minor, "invoice issued");
-    Ok(())
+    Ok((envelope, detail))
 }
 
 impl Handler for InvoiceHandler {
@@ -293,7 +313,8 @@ impl Handler for InvoiceHandler {
             Numbered::Handled => return Ok(()),
         };
         let pdf = render((*doc).clone()).await?;
-        self.issue(event, tx, &doc, &pdf).await
+        self.issue(event, tx, &doc, &pdf, None).await?;
+        Ok(())
     }
 
     /// The three steps (module doc), each transaction short and none open while rendering.
@@ -308,16 +329,26 @@ impl Handler for InvoiceHandler {
             Ok(Numbered::Handled) => return Ok(Handled::Duplicate),
             Err(e) => return Err(RunError::Handler(e)),
         };
-        let Some(mut tx) = worker::begin_with_inbox(pool, self.consumer(), event.id).await? else {
-            return Ok(Handled::Duplicate);
+        let (doc, pdf) = match rendered {
+            Ok(rendered) => rendered,
+            Err(status) => {
+                let Some(tx) = worker::begin_with_inbox(pool, self.consumer(), event.id).await?
+                else {
+                    return Ok(Handled::Duplicate);
+                };
+                // Logged only now: a redelivery of a handled event is a duplicate, not news.
+                not_invoicing(status);
+                tx.commit().await?;
+                return Ok(Handled::Done);
+            }
         };
-        match rendered {
-            Ok((doc, pdf)) => self
-                .issue(event, &mut tx, &doc, &pdf)
-                .await
-                .map_err(RunError::Handler)?,
-            // Logged only now: a redelivery of a handled event is a duplicate, not news.
-            Err(status) => not_invoicing(status),
+        let mut tx = pool.begin().await?;
+        let issued = self
+            .issue(event, &mut tx, &doc, &pdf, Some(event.id))
+            .await
+            .map_err(RunError::Handler)?;
+        if !issued {
+            return Ok(Handled::Duplicate);
         }
         tx.commit().await?;
         Ok(Handled::Done)

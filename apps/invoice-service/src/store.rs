@@ -2,10 +2,9 @@
 //! numbered), the gap-free counter, the numbered invoice row and its PDF with the order's move to
 //! `invoiced`.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use domain::{
-    BillTo, InvoiceDocument, InvoiceLine, InvoiceNumber, InvoiceTotals, OrderStatus, TaxRate,
-    invoice::InvalidTaxRate,
+    BillTo, Currency, InvoiceLine, InvoiceNumber, InvoiceTotals, TaxRate, invoice::InvalidTaxRate,
 };
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
@@ -127,68 +126,95 @@ pub async fn lock_order(
     .await
 }
 
-/// Takes the next number of `year`'s sequence. The counter row stays locked until the
-/// transaction ends, and a rollback gives the number back: no gaps. Commit soon after (the
-/// handler commits the numbered row before rendering): every other invoice waits meanwhile.
-#[tracing::instrument(level = "debug", name = "invoice.next_number", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn next_number(conn: &mut PgConnection, year: i32) -> sqlx::Result<InvoiceNumber> {
-    let sequence: i64 = sqlx::query_scalar(
-        "INSERT INTO invoice_counters (year, last_seq) VALUES ($1, 1)
-         ON CONFLICT (year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
-         RETURNING last_seq",
-    )
-    .bind(year)
-    .fetch_one(conn)
-    .await?;
-    Ok(InvoiceNumber { year, sequence })
+/// The amounts and date of an invoice about to be numbered ([`insert_next_numbered`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Unnumbered<'a> {
+    /// The invoiced order.
+    pub order_id: Uuid,
+    /// The invoice date; its year names the sequence.
+    pub issued_on: NaiveDate,
+    /// The invoice's currency.
+    pub currency: Currency,
+    /// Its amounts.
+    pub totals: &'a InvoiceTotals,
 }
 
-/// Stores the numbered invoice without its PDF ([`issue`] adds it).
-#[tracing::instrument(level = "debug", name = "invoice.insert_numbered", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn insert_numbered(conn: &mut PgConnection, doc: &InvoiceDocument) -> sqlx::Result<()> {
-    let totals = &doc.totals;
-    sqlx::query(
-        "INSERT INTO invoices (order_id, year, seq, number, issued_on, currency, subtotal_minor,
+/// Takes the next number of the invoice date's year and stores the numbered invoice, without
+/// its PDF ([`issue`] adds it), in one statement. The counter row stays locked until the
+/// transaction ends, and a rollback gives the number back with the row: no gaps. Commit soon
+/// after (the handler commits before rendering): every other invoice waits meanwhile.
+///
+/// The stored `number` text is formatted here as [`InvoiceNumber`] shows it (`INV-2026-000001`,
+/// more digits past 999999; the table's CHECK holds the shape), so that the number and its row
+/// need one round trip.
+#[tracing::instrument(level = "debug", name = "invoice.insert_next_numbered", skip_all, fields(db.system.name = "postgresql"))]
+pub async fn insert_next_numbered(
+    conn: &mut PgConnection,
+    invoice: &Unnumbered<'_>,
+) -> sqlx::Result<InvoiceNumber> {
+    let year = invoice.issued_on.year();
+    let totals = invoice.totals;
+    let sequence: i64 = sqlx::query_scalar(
+        "WITH counter AS (
+             INSERT INTO invoice_counters (year, last_seq) VALUES ($2, 1)
+             ON CONFLICT (year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
+             RETURNING last_seq
+         )
+         INSERT INTO invoices (order_id, year, seq, number, issued_on, currency, subtotal_minor,
                                shipping_minor, tax_rate_bp, tax_minor, total_minor)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         SELECT $1, $2, last_seq,
+                'INV-' || lpad($2::text, 4, '0') || '-'
+                       || CASE WHEN last_seq < 1000000 THEN lpad(last_seq::text, 6, '0')
+                               ELSE last_seq::text END,
+                $3, $4, $5, $6, $7, $8, $9
+         FROM counter
+         RETURNING seq",
     )
-    .bind(doc.order_id)
-    .bind(doc.number.year)
-    .bind(doc.number.sequence)
-    .bind(doc.number.to_string())
-    .bind(doc.issued_on)
-    .bind(doc.currency.as_str())
+    .bind(invoice.order_id)
+    .bind(year)
+    .bind(invoice.issued_on)
+    .bind(invoice.currency.as_str())
     .bind(totals.subtotal_minor)
     .bind(totals.shipping_minor)
     .bind(totals.tax_rate.basis_points() as i32)
     .bind(totals.tax_minor)
     .bind(totals.total_minor)
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(InvoiceNumber { year, sequence })
 }
 
-/// Stores the PDF of the order's numbered invoice (unless one is stored already) and moves the
-/// order from `placed` to `invoiced`, in one statement. `false` when the order was no longer
-/// `placed` (cancelled since it was numbered): the invoice keeps its number and gets its PDF,
-/// the order does not move.
-#[tracing::instrument(level = "debug", name = "invoice.issue", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn issue(conn: &mut PgConnection, order_id: Uuid, pdf: &[u8]) -> sqlx::Result<bool> {
-    let moved: Option<i32> = sqlx::query_scalar(
-        "WITH stored AS (
-             UPDATE invoices SET pdf = $2 WHERE order_id = $1 AND pdf IS NULL
+/// Stores the PDF of the order's numbered invoice, unless one is stored already; with `inbox`
+/// (`(consumer, event id)`), writes the event's inbox row in the same statement and stores the
+/// PDF only if the row is new. `false` when the inbox row was there (handled before): nothing
+/// was written.
+#[tracing::instrument(level = "debug", name = "invoice.store_pdf", skip_all, fields(db.system.name = "postgresql"))]
+pub async fn store_pdf(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    pdf: &[u8],
+    inbox: Option<(&str, Uuid)>,
+) -> sqlx::Result<bool> {
+    let (consumer, event_id) = inbox.unzip();
+    sqlx::query_scalar(
+        "WITH handled AS (
+             INSERT INTO inbox (consumer, event_id)
+             SELECT $3, $4 WHERE $4::uuid IS NOT NULL
+             ON CONFLICT DO NOTHING
+             RETURNING 1
+         ), stored AS (
+             UPDATE invoices SET pdf = $2
+             WHERE order_id = $1 AND pdf IS NULL
+               AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM handled))
          )
-         UPDATE orders SET status = $3, updated_at = now()
-         WHERE id = $1 AND status = $4
-         RETURNING 1",
+         SELECT $4::uuid IS NULL OR EXISTS (SELECT 1 FROM handled)",
     )
     .bind(order_id)
     .bind(pdf)
-    .bind(OrderStatus::Invoiced.as_str())
-    .bind(OrderStatus::Placed.as_str())
-    .fetch_optional(conn)
-    .await?;
-    Ok(moved.is_some())
+    .bind(consumer)
+    .bind(event_id)
+    .fetch_one(conn)
+    .await
 }
 
 /// Today's date in UTC: the invoice date.

@@ -9,10 +9,11 @@
 //!    is not `paid` any more, or whose cancellation was accepted, gets nothing booked.
 //! 2. Book at the partner with the key `ship-{event id}` ([`PartnerClient::create_shipment`]):
 //!    a few quick retries within `APP__SHIPPING__DEADLINE_MS`.
-//! 3. Lock the order (`orders::lock`, inside a savepoint) and check again. Still `paid`
-//!    and not cancelled: store the shipment, `paid → shipped`, emit `shipment.created`, commit.
+//! 3. Inside a savepoint, move the order `paid → shipped` with `shipment.created` if it is still
+//!    `paid` and not being cancelled (one statement, `orders::advance_if`, which waits for a
+//!    cancellation committing meanwhile), then store the shipment, commit.
 //!    A cancellation was accepted while the partner call was in flight: roll back to the
-//!    savepoint (the lock goes with it), cancel the shipment just booked
+//!    savepoint (with any lock the recheck took), cancel the shipment just booked
 //!    (`POST /v1/shipments/{id}/cancel`, idempotent) and commit nothing but the inbox row;
 //!    billing refunds the order in answer to its `order.cancelled`.
 //!
@@ -69,7 +70,6 @@ use domain::{
     Consumer, Event, EventBody, EventEnvelope, EventType, OrderStatus, ShipmentCreated,
     ShipmentFailed,
 };
-use orders::Transition;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use worker::{Classify, Failure, Handler};
@@ -213,22 +213,25 @@ impl ShippingHandler {
             .await
             .map_err(|e| self.sort(event, e))?;
         store::savepoint_recheck(tx).await?;
-        let Some(status) = still_to_ship(tx, order_id).await? else {
-            store::release_recheck(tx).await?;
-            return match created {
-                Created::Shipment(shipment) => self.cancel_booked(tx, event, &shipment).await,
-                Created::Undeliverable(_) => {
-                    tracing::info!(
-                        "the order was cancelled meanwhile: its refund needs no shipment.failed"
-                    );
-                    Ok(())
+        let shipment = match created {
+            Created::Shipment(shipment) => shipment,
+            Created::Undeliverable(reason) => {
+                if still_to_ship(tx, order_id).await? {
+                    return failed(tx, event, reason).await;
                 }
-            };
+                store::release_recheck(tx).await?;
+                tracing::info!(
+                    "the order was cancelled meanwhile: its refund needs no shipment.failed"
+                );
+                return Ok(());
+            }
         };
-        match created {
-            Created::Shipment(shipment) => shipped(tx, event, status, &shipment).await,
-            Created::Undeliverable(reason) => failed(tx, event, reason).await,
+        if shipped(tx, event, &shipment).await? {
+            return Ok(());
         }
+        // A row lock the move's recheck may have taken goes with the savepoint.
+        store::release_recheck(tx).await?;
+        self.cancel_booked(tx, event, &shipment).await
     }
 
     /// A partner failure as the handler's error: retryable within the budget, parked past it,
@@ -316,28 +319,23 @@ fn idempotency_key(event: &Event) -> String {
     format!("ship-{}", event.id)
 }
 
-/// Locks the order and reads it again: its status if it is still `paid` with no cancellation
-/// accepted, `None` if it is not to be shipped any more.
-async fn still_to_ship(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-) -> Result<Option<OrderStatus>, ShippingError> {
+/// Locks the order and reads it again: whether it is still `paid` with no cancellation
+/// accepted.
+async fn still_to_ship(tx: &mut PgConnection, order_id: Uuid) -> Result<bool, ShippingError> {
     let locked = orders::lock(tx, order_id)
         .await?
         .ok_or(ShippingError::OrderNotFound(order_id))?;
-    if locked.status != OrderStatus::Paid || locked.cancel_reason.is_some() {
-        return Ok(None);
-    }
-    Ok(Some(locked.status))
+    Ok(locked.status == OrderStatus::Paid && locked.cancel_reason.is_none())
 }
 
+/// Moves the order `paid → shipped` with `shipment.created`, if it is still `paid` with no
+/// cancellation accepted (one statement, [`orders::advance_if`]), and then stores the shipment.
+/// `false` when it is not to be shipped any more: nothing was written.
 async fn shipped(
     tx: &mut PgConnection,
     cause: &Event,
-    status: OrderStatus,
     shipment: &Shipment,
-) -> Result<(), ShippingError> {
-    store::insert(tx, cause.order_id, shipment).await?;
+) -> Result<bool, ShippingError> {
     let payload = ShipmentCreated {
         carrier: shipment.carrier.clone(),
         tracking_number: shipment.tracking_number.clone(),
@@ -346,14 +344,20 @@ async fn shipped(
     let detail =
         serde_json::json!({"carrier": payload.carrier, "tracking_number": payload.tracking_number});
     let envelope = envelope(cause, EventType::ShipmentCreated, &payload)?;
-    if let Transition::Rejected(refused) =
-        orders::advance(tx, status, OrderStatus::Shipped, &envelope, detail).await?
-    {
-        tracing::warn!(error = %refused, "transition refused");
-        return Ok(());
+    let moved = orders::advance_if(
+        tx,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        &envelope,
+        detail,
+    )
+    .await?;
+    if !moved {
+        return Ok(false);
     }
+    store::insert(tx, cause.order_id, shipment).await?;
     tracing::info!(shipment.id = shipment.id, "shipment created");
-    Ok(())
+    Ok(true)
 }
 
 async fn failed(tx: &mut PgConnection, cause: &Event, reason: String) -> Result<(), ShippingError> {

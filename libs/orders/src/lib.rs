@@ -11,7 +11,8 @@ pub mod stuck;
 
 pub use cancel::{Cancellation, Origin, cancel};
 pub use lifecycle::{
-    Locked, Transition, advance, lock, lock_status, record_event, release_stock, transition,
+    Locked, Transition, advance, advance_if, lock, lock_status, record_event, release_stock,
+    transition,
 };
 
 /// The error type of this library.

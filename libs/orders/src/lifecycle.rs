@@ -119,16 +119,55 @@ pub async fn advance(
     event: &EventEnvelope,
     detail: serde_json::Value,
 ) -> Result<Transition, OrdersError> {
+    Ok(
+        match write_move(conn, ADVANCE, from, to, event, detail).await? {
+            Ok(_) => Transition::Applied,
+            Err(refused) => Transition::Rejected(refused),
+        },
+    )
+}
+
+/// Moves the order from `from` to `to` if it is still in `from` and no cancellation of it has
+/// been accepted, and only then records `event` (as [`record_event`]), in one statement: for a
+/// caller that does not hold the order's lock (what it read may have changed since). `false`
+/// when the order was no longer in `from` or is being cancelled (or the state machine refuses
+/// the move, which is logged): nothing is written. A cancellation committing meanwhile is waited
+/// for and then seen.
+///
+/// # Errors
+/// [`OrdersError`] when a write fails.
+#[tracing::instrument(level = "debug", name = "orders.advance_if", skip_all, fields(db.system.name = "postgresql"))]
+pub async fn advance_if(
+    conn: &mut PgConnection,
+    from: OrderStatus,
+    to: OrderStatus,
+    event: &EventEnvelope,
+    detail: serde_json::Value,
+) -> Result<bool, OrdersError> {
+    let written = write_move(conn, ADVANCE_IF, from, to, event, detail).await?;
+    Ok(written == Ok(1))
+}
+
+/// Runs `statement` ([`ADVANCE`] or [`ADVANCE_IF`]) for a move from `from` to `to` with `event`:
+/// the rows it wrote to the outbox, or the state machine's refusal (logged, nothing written).
+async fn write_move(
+    conn: &mut PgConnection,
+    statement: &'static str,
+    from: OrderStatus,
+    to: OrderStatus,
+    event: &EventEnvelope,
+    detail: serde_json::Value,
+) -> Result<Result<u64, TransitionError>, OrdersError> {
     if let Err(refused) = from.transition(to) {
-        tracing::warn!(order.id = %event.order_id, from = %from, to = %to, "transition refused by the order state machine");
-        return Ok(Transition::Rejected(refused));
+        tracing::warn!(order.id = %event.order_id, from = %from, to = %to, error = %refused, "transition refused by the order state machine");
+        return Ok(Err(refused));
     }
-    bind_event(sqlx::query(ADVANCE), event, detail)?
+    let written = bind_event(sqlx::query(statement), event, detail)?
         .bind(to.as_str())
         .bind(from.as_str())
         .execute(conn)
         .await?;
-    Ok(Transition::Applied)
+    Ok(Ok(written.rows_affected()))
 }
 
 /// [`record_event`]'s statement: `$1`–`$6` as [`bind_event`] binds them.
@@ -148,6 +187,20 @@ const ADVANCE: &str = "
          noted AS (
              INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
              VALUES ($1, $3, $2, $5, $6))
+    INSERT INTO outbox (event_id, event_type, aggregate_id, envelope)
+    SELECT $1, $2, $3, $4 FROM order_lock";
+
+/// [`advance_if`]'s statement: [`ADVANCE`]'s, the move only without a cancellation accepted and
+/// the event written only if the order moved.
+const ADVANCE_IF: &str = "
+    WITH moved AS (
+             UPDATE orders SET status = $7, updated_at = now()
+             WHERE id = $3 AND status = $8 AND cancel_reason IS NULL
+             RETURNING id),
+         order_lock AS (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 0)) FROM moved),
+         noted AS (
+             INSERT INTO order_timeline (event_id, order_id, event_type, occurred_at, detail)
+             SELECT $1, $3, $2, $5, $6 FROM moved)
     INSERT INTO outbox (event_id, event_type, aggregate_id, envelope)
     SELECT $1, $2, $3, $4 FROM order_lock";
 

@@ -180,3 +180,87 @@ async fn an_order_cancelled_between_numbering_and_issue_keeps_its_numbered_invoi
         "nothing is charged for a cancelled order"
     );
 }
+
+#[tokio::test]
+async fn the_stored_number_text_is_the_number_the_invoice_shows_past_a_million_too() {
+    let h = harness().await;
+    let issued_on = chrono::NaiveDate::from_ymd_opt(2031, 5, 6).expect("date");
+    sqlx::query("INSERT INTO invoice_counters (year, last_seq) VALUES (2031, 999998)")
+        .execute(&h.pool)
+        .await
+        .expect("counter");
+    let totals = domain::InvoiceTotals {
+        subtotal_minor: 1000,
+        shipping_minor: 0,
+        tax_rate: domain::TaxRate::from_basis_points(0).expect("rate"),
+        tax_minor: 0,
+        total_minor: 1000,
+    };
+    let mut shown = Vec::new();
+    for _ in 0..3 {
+        let order_id = h.place_order().await.order_id;
+        let mut tx = h.pool.begin().await.expect("begin");
+        let invoice = invoice_service::store::Unnumbered {
+            order_id,
+            issued_on,
+            currency: domain::Currency::parse("EUR").expect("currency"),
+            totals: &totals,
+        };
+        let number = invoice_service::store::insert_next_numbered(&mut tx, &invoice)
+            .await
+            .expect("numbered");
+        tx.commit().await.expect("commit");
+        let stored: String = sqlx::query_scalar("SELECT number FROM invoices WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(&h.pool)
+            .await
+            .expect("stored number");
+        assert_eq!(
+            stored,
+            number.to_string(),
+            "the row and the PDF show one number"
+        );
+        shown.push(stored);
+    }
+
+    assert_eq!(
+        shown,
+        ["INV-2031-999999", "INV-2031-1000000", "INV-2031-1000001"]
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_that_finds_the_event_handled_when_it_issues_writes_nothing() {
+    let h = harness().await;
+    let order = h.place_order().await;
+    // Another delivery of the event is ending: its inbox row is written, not yet committed.
+    let other = hold_inbox(&h, order.event_id).await;
+    let (stop, running) = start_poller(&h).await;
+    h.send(&[body(&order)]).await;
+    wait_numbered_and_waiting(&h, order.order_id).await;
+
+    // It commits (in this test, with nothing else): this delivery's step 3 finds the row.
+    other.commit().await.expect("the other delivery ends");
+    testkit::wait_drained(&h.sqs, h.queues.url("invoice"), Duration::from_secs(20))
+        .await
+        .expect("the message is deleted as a duplicate");
+    stop.cancel();
+    running.await.expect("the worker stops cleanly");
+
+    assert_eq!(
+        invoice_of(&h, order.order_id).await,
+        (1, false),
+        "the PDF is not stored by the duplicate"
+    );
+    assert_eq!(
+        h.status(order.order_id).await,
+        "placed",
+        "the order is not moved"
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM outbox WHERE event_type = 'invoice.generated'")
+            .await,
+        0,
+        "nothing is emitted"
+    );
+}

@@ -263,6 +263,72 @@ async fn advance_writes_the_move_and_its_event_together_or_nothing() {
 }
 
 #[tokio::test]
+async fn advance_if_records_the_event_only_when_the_order_was_still_where_it_was_read() {
+    use domain::OrderStatus::{Cancelled, Invoiced, Paid, Placed, Shipped};
+    let pool = database().await;
+    let order_id = order(&pool, "placed", Duration::ZERO).await;
+    let invoiced = |n: i64| {
+        let payload = serde_json::json!({"n": n});
+        EventEnvelope::new(EventType::InvoiceGenerated, order_id, "test", "", &payload).unwrap()
+    };
+    let first = invoiced(1);
+    let detail = serde_json::json!({"invoice_number": "INV-2026-000001"});
+
+    let mut conn = pool.acquire().await.unwrap();
+    let moved = orders::advance_if(&mut conn, Placed, Invoiced, &first, detail.clone()).await;
+    assert!(moved.unwrap(), "a placed order moves");
+    assert_eq!(testkit::order_status(&pool, order_id).await, "invoiced");
+    assert_eq!(recorded(&pool, first.event_id).await, (1, Some(detail)));
+
+    // Read as placed, but it moved on meanwhile (a second delivery, a cancellation): nothing.
+    let second = invoiced(2);
+    let moved = orders::advance_if(&mut conn, Placed, Invoiced, &second, serde_json::json!({}));
+    assert!(
+        !moved.await.unwrap(),
+        "an order no longer placed does not move"
+    );
+    assert_eq!(recorded(&pool, second.event_id).await, (0, None));
+
+    // A move the state machine refuses writes nothing either.
+    let third = invoiced(3);
+    let moved = orders::advance_if(
+        &mut conn,
+        Cancelled,
+        Invoiced,
+        &third,
+        serde_json::json!({}),
+    );
+    assert!(!moved.await.unwrap());
+    assert_eq!(recorded(&pool, third.event_id).await, (0, None));
+    assert_eq!(testkit::order_status(&pool, order_id).await, "invoiced");
+
+    // Paid, with a cancellation accepted (billing refunds it): it does not move on.
+    sqlx::query(
+        "UPDATE orders SET status = 'paid', cancel_reason = 'shopper', cancelled_at = now()
+         WHERE id = $1",
+    )
+    .bind(order_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let shipped = EventEnvelope::new(
+        EventType::ShipmentCreated,
+        order_id,
+        "test",
+        "",
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    let moved = orders::advance_if(&mut conn, Paid, Shipped, &shipped, serde_json::json!({}));
+    assert!(
+        !moved.await.unwrap(),
+        "an order being cancelled does not ship"
+    );
+    assert_eq!(recorded(&pool, shipped.event_id).await, (0, None));
+    assert_eq!(testkit::order_status(&pool, order_id).await, "paid");
+}
+
+#[tokio::test]
 async fn a_payment_outcome_gives_up_only_the_claim_of_the_handling_that_applies_it() {
     use orders::payments::{self, PaymentOutcome};
     let pool = database().await;
