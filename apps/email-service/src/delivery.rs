@@ -3,8 +3,9 @@
 //!
 //! 1. **Intent.** [`store::claim`] commits the intent to send the event's e-mail, with its
 //!    `Message-ID`, in a statement of its own, before the server is contacted (for an order
-//!    e-mail, [`store::claim_order_email`] does it in the statement that reads the order's data).
-//!    Nothing is claimed for an event whose inbox row is committed. The delivery now holds the
+//!    e-mail, [`store::claim_order_emails`] does it in the statement that reads the order's
+//!    data, shared with the claims of other e-mails of the moment: [`crate::claims`]). Nothing
+//!    is claimed for an event whose inbox row is committed. The delivery now holds the
 //!    intent for [`INTENT_HOLD`] (at most the handler's timeout), renewed every third of it for
 //!    as long as it is sending or recording ([`store::renew_hold`]). A delivery that dies (a
 //!    killed worker) lets go within that time, so its message, back after the visibility
@@ -264,7 +265,7 @@ impl Sender<'_> {
         }
     }
 
-    /// Records the answer ([`Answers::record`]), retrying with [`ANSWER_BACKOFF`] until it
+    /// Records the answer ([`Answers`]'s `run`), retrying with [`ANSWER_BACKOFF`] until it
     /// commits or `deadline`.
     async fn record_answer(
         &self,
@@ -272,7 +273,7 @@ impl Sender<'_> {
         deadline: Instant,
     ) -> Result<Recorded, EmailError> {
         let started = Instant::now();
-        let recording = (|| self.answers.record(sent.clone()))
+        let recording = (|| self.answers.run(sent.clone()))
             .retry(ANSWER_BACKOFF)
             .sleep(tokio::time::sleep)
             .when(|error: &Arc<sqlx::Error>| error.failure() == Failure::Retryable)

@@ -9,9 +9,10 @@
 //!
 //! The e-mail is handed to the SMTP server with no transaction open: the handler runs the whole
 //! delivery itself ([`Handler::run`], in place of the runtime's transaction). An order e-mail is
-//! two statements: before the send, one that reads the inbox and the order's data and commits
-//! the intent ([`store::claim_order_email`]); after it, one that records the server's answer
-//! together with the event's inbox row ([`store::record_answers`]). [`crate::delivery`] tells
+//! two statements, each shared with the e-mails handled at the same moment: before the send, one
+//! that reads the inbox and the order's data and commits the intent ([`crate::claims`]); after
+//! it, one that records the server's answer together with the event's inbox row
+//! ([`crate::answers`]). [`crate::delivery`] tells
 //! how, and what window is left. A redelivery of a handled event finds its inbox row in the
 //! first statement and sends nothing; an event with nothing to send gets its inbox row in a
 //! statement of its own ([`store::mark_handled`]). A sign-in request's outcome is written once
@@ -31,6 +32,7 @@ use worker::{Classify, Failure, Handled, Handler, RunError};
 
 use crate::{
     answers::Answers,
+    claims::Claims,
     delivery::{Delivered, Letter, Sender, unclaimed},
     mailer::{MailError, Mailer},
     store,
@@ -70,6 +72,10 @@ pub enum EmailError {
     /// other answers recorded by that statement: [`crate::answers`]).
     #[error("the SMTP server's answer could not be recorded")]
     Answer(#[source] std::sync::Arc<sqlx::Error>),
+    /// Claiming the e-mail (with reading its order) failed (its statement's error, shared with
+    /// the other claims made by that statement: [`crate::claims`]).
+    #[error("the e-mail's intent could not be claimed")]
+    Claim(#[source] std::sync::Arc<sqlx::Error>),
 }
 
 impl Classify for EmailError {
@@ -79,7 +85,7 @@ impl Classify for EmailError {
             | EmailError::Held(_)
             | EmailError::AnswerNotRecorded(_) => Failure::Retryable,
             EmailError::Database(e) => e.failure(),
-            EmailError::Answer(e) => e.failure(),
+            EmailError::Answer(e) | EmailError::Claim(e) => e.failure(),
             _ => Failure::Permanent,
         }
     }
@@ -103,6 +109,7 @@ pub struct EmailHandler {
     /// The answers' recorder, started over the pool of the first delivery (a handler serves one
     /// database).
     answers: OnceLock<Answers>,
+    claims: OnceLock<Claims>,
 }
 
 impl EmailHandler {
@@ -126,6 +133,7 @@ impl EmailHandler {
             shop,
             handler_timeout,
             answers: OnceLock::new(),
+            claims: OnceLock::new(),
         })
     }
 
@@ -169,8 +177,8 @@ impl EmailHandler {
         )
     }
 
-    /// An order's e-mail: its data read and its intent claimed in one statement
-    /// ([`store::claim_order_email`]), then rendered and sent holding no connection.
+    /// An order's e-mail: its data read and its intent claimed in one statement, shared with the
+    /// claims of the moment ([`crate::claims`]), then rendered and sent holding no connection.
     async fn email(
         &self,
         event: &Event,
@@ -178,15 +186,19 @@ impl EmailHandler {
         sender: Sender<'_>,
         started: Instant,
     ) -> Result<Delivered, EmailError> {
-        let found = store::claim_order_email(
-            sender.pool,
-            event.id,
-            event.order_id,
-            kind == EmailKind::Invoice,
-            &sender.message_id_for(event.id),
-            sender.hold(),
-        )
-        .await?;
+        let claims = self
+            .claims
+            .get_or_init(|| Claims::start(sender.pool.clone()));
+        let found = claims
+            .run(store::OrderEmailClaim {
+                event_id: event.id,
+                order_id: event.order_id,
+                with_invoice: kind == EmailKind::Invoice,
+                message_id: sender.message_id_for(event.id),
+                hold: sender.hold(),
+            })
+            .await
+            .map_err(EmailError::Claim)?;
         if found.handled {
             return Ok(Delivered::Handled);
         }

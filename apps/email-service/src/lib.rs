@@ -9,7 +9,9 @@
 //! The handler knows nothing of SQS: `main.rs` runs it under the [`worker::Poller`].
 
 pub mod answers;
+pub mod claims;
 pub mod delivery;
+pub mod group;
 pub mod handler;
 pub mod mailer;
 pub mod smtp;

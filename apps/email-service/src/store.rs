@@ -1,13 +1,13 @@
 //! The email-service's SQL: who the order's e-mails go to, what to show, the sign-in request a
 //! sign-in e-mail answers, the intent committed before an e-mail is handed to the server
-//! ([`claim`], or [`claim_order_email`] with the order's data) and the record of the server's
+//! ([`claim`], or [`claim_order_emails`] with the order's data) and the record of the server's
 //! answer with the event's inbox row ([`record_answers`]) that together make every e-mail happen
 //! at most once per event (see [`crate::delivery`]).
 //!
-//! An order e-mail costs two statements: [`claim_order_email`] (the inbox read, the order with
-//! its customer, lines and invoice, and the intent) before the send, [`record_answers`] after it
-//! (the answers of several e-mails in one statement when they come together:
-//! [`crate::answers`]).
+//! An order e-mail costs two statements, each shared with the other e-mails of the moment
+//! ([`crate::group`]): [`claim_order_emails`] (the inbox read, the order with its customer,
+//! lines and invoice, and the intent) before the send ([`crate::claims`]), [`record_answers`]
+//! after it ([`crate::answers`]).
 
 use std::time::Duration;
 
@@ -205,7 +205,7 @@ pub async fn not_claimed<'e>(
 }
 
 /// An order e-mail's data and its claim, read and made in one statement
-/// ([`claim_order_email`]).
+/// ([`claim_order_emails`]).
 #[derive(Debug)]
 pub struct OrderEmail {
     /// The event's inbox row is committed: its e-mail was handled, nothing was claimed.
@@ -222,7 +222,7 @@ pub struct OrderEmail {
     pub invoice: Option<InvoiceForEmail>,
 }
 
-/// The row of [`claim_order_email`]'s statement.
+/// A row of [`claim_order_emails`]'s statement.
 #[derive(sqlx::FromRow)]
 struct OrderEmailRow {
     handled: bool,
@@ -241,62 +241,87 @@ struct OrderEmailRow {
     invoice_pdf: Option<Vec<u8>>,
 }
 
-/// In one statement: whether the event's inbox row is committed, the order with its customer
-/// and lines (and its issued invoice, PDF stored, when `with_invoice`), and — when the event is not handled and the
-/// data is there — the claim [`claim`] makes, with `message_id` for a first attempt and a hold
-/// of `hold`.
-#[tracing::instrument(level = "debug", name = "email.claim_order_email", skip_all, fields(db.system.name = "postgresql"))]
-pub async fn claim_order_email(
+/// One order e-mail to claim ([`claim_order_emails`]).
+#[derive(Debug, Clone)]
+pub struct OrderEmailClaim {
+    /// The event the e-mail is for.
+    pub event_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// Whether the e-mail carries the order's invoice (and needs it to be sent).
+    pub with_invoice: bool,
+    /// The `Message-ID` for a first attempt.
+    pub message_id: String,
+    /// How long the claim holds the intent.
+    pub hold: Duration,
+}
+
+/// In one statement, for each of `claims` (one result each, in their order): whether the event's
+/// inbox row is committed, the order with its customer and lines (and its issued invoice, PDF
+/// stored, when `with_invoice`), and — when the event is not handled and the data is there —
+/// the claim [`claim`] makes, with the request's `message_id` for a first attempt and a hold of
+/// its `hold`. An event asked for twice in one call is claimed for its first request only (the
+/// other finds it held). One statement for many claims is what [`crate::claims`] batches with.
+#[tracing::instrument(level = "debug", name = "email.claim_order_emails", skip_all, fields(db.system.name = "postgresql", claims = claims.len()))]
+pub async fn claim_order_emails(
     pool: &PgPool,
-    event_id: Uuid,
-    order_id: Uuid,
-    with_invoice: bool,
-    message_id: &str,
-    hold: Duration,
-) -> sqlx::Result<OrderEmail> {
-    let row: OrderEmailRow = sqlx::query_as(
-        "WITH handled AS (
-             SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2) AS yes
-         ), ord AS (
-             SELECT c.email, o.ship_name AS name, o.currency::text AS currency, o.subtotal_minor,
-                    o.shipping_minor, o.tax_minor, o.total_minor
-             FROM orders o JOIN customers c ON c.id = o.customer_id
-             WHERE o.id = $3
-         ), inv AS (
-             SELECT number, total_minor, pdf FROM invoices
-             WHERE order_id = $3 AND $4::bool AND pdf IS NOT NULL
+    claims: &[&OrderEmailClaim],
+) -> sqlx::Result<Vec<OrderEmail>> {
+    let rows: Vec<OrderEmailRow> = sqlx::query_as(
+        "WITH req AS (
+             SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::float8[])
+                           WITH ORDINALITY AS r(event_id, order_id, with_invoice, message_id, hold_s, n)
+         ), found AS (
+             SELECT r.*,
+                    EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = r.event_id)
+                        AS handled,
+                    ord.email, ord.name, ord.currency, ord.subtotal_minor, ord.shipping_minor,
+                    ord.tax_minor, ord.total_minor,
+                    inv.number AS invoice_number, inv.total_minor AS invoice_total_minor,
+                    inv.pdf AS invoice_pdf,
+                    r.n = min(r.n) OVER (PARTITION BY r.event_id) AS first
+             FROM req r
+             LEFT JOIN LATERAL (
+                 SELECT c.email, o.ship_name AS name, o.currency::text AS currency,
+                        o.subtotal_minor, o.shipping_minor, o.tax_minor, o.total_minor
+                 FROM orders o JOIN customers c ON c.id = o.customer_id
+                 WHERE o.id = r.order_id
+             ) ord ON true
+             LEFT JOIN LATERAL (
+                 SELECT number, total_minor, pdf FROM invoices
+                 WHERE order_id = r.order_id AND r.with_invoice AND pdf IS NOT NULL
+             ) inv ON true
          ), claimed AS (
              INSERT INTO email_intents AS i (event_id, message_id, claimed_until)
-             SELECT $2, $5, clock_timestamp() + make_interval(secs => $6)
-             WHERE NOT (SELECT yes FROM handled) AND EXISTS (SELECT 1 FROM ord)
-               AND (NOT $4::bool OR EXISTS (SELECT 1 FROM inv))
+             SELECT event_id, message_id, clock_timestamp() + make_interval(secs => hold_s)
+             FROM found
+             WHERE first AND NOT handled AND email IS NOT NULL
+               AND (NOT with_invoice OR invoice_number IS NOT NULL)
              ON CONFLICT (event_id) DO UPDATE
                 SET attempts = i.attempts + 1, claimed_until = EXCLUDED.claimed_until
               WHERE i.answered_at IS NULL AND i.claimed_until <= clock_timestamp()
-             RETURNING i.attempts, i.message_id
+             RETURNING i.event_id, i.attempts, i.message_id
          )
-         SELECT (SELECT yes FROM handled) AS handled,
-                (SELECT attempts FROM claimed) AS attempt,
-                (SELECT message_id FROM claimed) AS message_id,
-                ord.*,
+         SELECT f.handled, c.attempts AS attempt, c.message_id, f.email, f.name, f.currency,
+                f.subtotal_minor, f.shipping_minor, f.tax_minor, f.total_minor,
                 (SELECT coalesce(jsonb_agg(jsonb_build_object(
                              'sku', sku, 'name', name, 'quantity', quantity,
                              'unit_price_minor', unit_price_minor,
                              'line_total_minor', line_total_minor) ORDER BY line_no), '[]')
-                 FROM order_items WHERE order_id = $3) AS lines,
-                inv.number AS invoice_number, inv.total_minor AS invoice_total_minor,
-                inv.pdf AS invoice_pdf
-         FROM (SELECT) AS one LEFT JOIN ord ON true LEFT JOIN inv ON true",
+                 FROM order_items WHERE order_id = f.order_id) AS lines,
+                f.invoice_number, f.invoice_total_minor, f.invoice_pdf
+         FROM found f LEFT JOIN claimed c ON c.event_id = f.event_id AND f.first
+         ORDER BY f.n",
     )
     .bind(CONSUMER.name())
-    .bind(event_id)
-    .bind(order_id)
-    .bind(with_invoice)
-    .bind(message_id)
-    .bind(hold.as_secs_f64())
-    .fetch_one(pool)
+    .bind(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
+    .bind(claims.iter().map(|c| c.order_id).collect::<Vec<_>>())
+    .bind(claims.iter().map(|c| c.with_invoice).collect::<Vec<_>>())
+    .bind(claims.iter().map(|c| c.message_id.as_str()).collect::<Vec<_>>())
+    .bind(claims.iter().map(|c| c.hold.as_secs_f64()).collect::<Vec<_>>())
+    .fetch_all(pool)
     .await?;
-    Ok(row.into())
+    Ok(rows.into_iter().map(OrderEmail::from).collect())
 }
 
 impl From<OrderEmailRow> for OrderEmail {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use domain::EventEnvelope;
 use email_service::{
     answers::Answers,
-    store::{Recorded, SentEmail},
+    claims::Claims,
+    store::{OrderEmailClaim, Recorded, SentEmail},
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -304,8 +305,8 @@ async fn an_answer_whose_commit_went_through_unseen_is_not_written_again_when_re
     let sent = answer_to(&envelope, &message_id);
     let answers = Answers::start(h.pool.clone());
 
-    let first = answers.record(sent.clone()).await.expect("recorded");
-    let retried = answers.record(sent).await.expect("retried");
+    let first = answers.run(sent.clone()).await.expect("recorded");
+    let retried = answers.run(sent).await.expect("retried");
 
     assert_eq!((first, retried), (Recorded::Now, Recorded::Before));
     assert!(
@@ -356,7 +357,7 @@ async fn answers_that_come_together_are_recorded_by_one_statement_each_told_its_
 
     // All ten are queued before the recorder runs (this test's runtime has one thread).
     let results =
-        futures::future::join_all(answers_given.iter().map(|a| answers.record(a.clone()))).await;
+        futures::future::join_all(answers_given.iter().map(|a| answers.run(a.clone()))).await;
 
     let results: Vec<Recorded> = results.into_iter().map(|r| r.expect("recorded")).collect();
     let mut expected = vec![Recorded::Now; 9];
@@ -399,7 +400,7 @@ async fn an_answer_that_cannot_be_recorded_fails_alone_and_its_batch_mates_are_r
     let answers = Answers::start(h.pool.clone());
 
     let results =
-        futures::future::join_all(answers_given.iter().map(|a| answers.record(a.clone()))).await;
+        futures::future::join_all(answers_given.iter().map(|a| answers.run(a.clone()))).await;
 
     assert_eq!(results[0].as_ref().ok(), Some(&Recorded::Now));
     assert_eq!(results[2].as_ref().ok(), Some(&Recorded::Now));
@@ -531,4 +532,124 @@ async fn a_delivery_renews_its_short_hold_while_it_works_and_a_dead_one_lets_go_
         left > hold_s * 0.6 && left <= hold_s,
         "{left:.1} s of the hold left"
     );
+}
+
+#[tokio::test]
+async fn claims_that_come_together_are_made_by_one_statement_each_told_its_own_event() {
+    let h = harness(4).await;
+    let mut envelopes = Vec::new();
+    for n in 0..8 {
+        envelopes.push(h.order_to(&format!("claims{n}")).await.0);
+    }
+    // 5: handled (inbox row), 6: answered by an earlier attempt, 7: held by another delivery.
+    sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ('email', $1)")
+        .bind(envelopes[5].event_id)
+        .execute(&h.pool)
+        .await
+        .expect("inbox row");
+    let earlier = |e: &EventEnvelope| format!("<{}@earlier.example>", e.event_id);
+    write_intent(&h, &envelopes[6], &earlier(&envelopes[6]), "now()", true).await;
+    let held = "now() + interval '20 seconds'";
+    write_intent(&h, &envelopes[7], &earlier(&envelopes[7]), held, false).await;
+    // 0 asked for twice: one of the two claims it.
+    let mut asked: Vec<OrderEmailClaim> = envelopes.iter().map(claim_of).collect();
+    asked.push(claim_of(&envelopes[0]));
+    let claims = Claims::start(h.pool.clone());
+
+    // All nine are queued before the task runs (this test's runtime has one thread).
+    let found = futures::future::join_all(asked.iter().map(|c| claims.run(c.clone()))).await;
+
+    let found: Vec<_> = found.into_iter().map(|f| f.expect("claimed")).collect();
+    for (n, f) in found.iter().enumerate().take(5) {
+        let order = f.order.as_ref().expect("the order's data");
+        assert!(
+            order.email.starts_with(&format!("claims{n}-")),
+            "its own order"
+        );
+        assert!(!f.lines.is_empty(), "its lines");
+    }
+    let claimed: Vec<Option<i32>> = found
+        .iter()
+        .map(|f| f.claimed.as_ref().map(|c| c.0))
+        .collect();
+    assert_eq!(
+        claimed,
+        [
+            Some(1),
+            Some(1),
+            Some(1),
+            Some(1),
+            Some(1),
+            None,
+            None,
+            None,
+            None
+        ],
+        "a first attempt for each free event, nothing for the handled, answered, held one, and \
+         nothing for the second request of the same event"
+    );
+    let handled: Vec<bool> = found.iter().map(|f| f.handled).collect();
+    assert_eq!(
+        handled,
+        [false, false, false, false, false, true, false, false, false]
+    );
+    assert_eq!(
+        found[1].claimed.as_ref().map(|c| c.1.clone()),
+        Some(asked[1].message_id.clone()),
+        "a first attempt carries the Message-ID it asked with"
+    );
+    let ids: Vec<Uuid> = envelopes[..5].iter().map(|e| e.event_id).collect();
+    let writers: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM email_intents WHERE event_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(&h.pool)
+    .await
+    .expect("count");
+    assert_eq!(
+        writers, 1,
+        "the five intents were written by one transaction"
+    );
+    assert_eq!(
+        h.intent(envelopes[7].event_id).await,
+        (1, false),
+        "the held one is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_of_an_order_that_is_gone_or_an_invoice_not_issued_claims_nothing() {
+    let h = harness(4).await;
+    let (placed, _) = h.order_to("gone").await;
+    let mut missing = claim_of(&placed);
+    missing.event_id = Uuid::now_v7();
+    missing.order_id = Uuid::now_v7();
+    let mut no_invoice = claim_of(&placed);
+    no_invoice.with_invoice = true;
+    let claims = Claims::start(h.pool.clone());
+
+    let found =
+        futures::future::join_all([missing.clone(), no_invoice.clone()].map(|c| claims.run(c)))
+            .await;
+
+    let found: Vec<_> = found.into_iter().map(|f| f.expect("read")).collect();
+    assert!(found[0].order.is_none() && found[0].claimed.is_none());
+    assert!(found[1].order.is_some() && found[1].invoice.is_none());
+    assert!(
+        found[1].claimed.is_none(),
+        "no intent before the invoice is there"
+    );
+    let intents = "SELECT count(*) FROM email_intents WHERE event_id = $1";
+    assert_eq!(h.count(intents, placed.event_id).await, 0);
+}
+
+/// The claim of the order confirmation of `envelope`, held 10 s.
+fn claim_of(envelope: &EventEnvelope) -> OrderEmailClaim {
+    OrderEmailClaim {
+        event_id: envelope.event_id,
+        order_id: envelope.order_id,
+        with_invoice: false,
+        message_id: format!("<{}@chargeflow.example>", envelope.event_id),
+        hold: Duration::from_secs(10),
+    }
 }
