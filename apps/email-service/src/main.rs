@@ -21,9 +21,10 @@ async fn main() -> anyhow::Result<()> {
     let handler_timeout = std::time::Duration::from_secs(settings.worker.handler_timeout_s);
     let handler = EmailHandler::new(templates, mailer, settings.shop.clone(), handler_timeout)
         .context("The e-mail links cannot be signed")?;
+    // Its statements look rows up by key; the claims' one would be planned at every call.
     let pool = settings
         .database
-        .connect()
+        .connect_with_generic_plans()
         .await
         .context("Failed to connect to PostgreSQL")?;
     worker::serve(&settings, pool, handler, telemetry::shutdown_token())

@@ -273,8 +273,8 @@ pub async fn claim_order_emails(
                            WITH ORDINALITY AS r(event_id, order_id, with_invoice, message_id, hold_s, n)
          ), found AS (
              SELECT r.*,
-                    EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = r.event_id)
-                        AS handled,
+                    (SELECT true FROM inbox WHERE consumer = $1 AND event_id = r.event_id)
+                        IS NOT NULL AS handled,
                     ord.email, ord.name, ord.currency, ord.subtotal_minor, ord.shipping_minor,
                     ord.tax_minor, ord.total_minor,
                     inv.number AS invoice_number, inv.total_minor AS invoice_total_minor,
@@ -286,10 +286,12 @@ pub async fn claim_order_emails(
                         o.subtotal_minor, o.shipping_minor, o.tax_minor, o.total_minor
                  FROM orders o JOIN customers c ON c.id = o.customer_id
                  WHERE o.id = r.order_id
+                 LIMIT 1
              ) ord ON true
              LEFT JOIN LATERAL (
                  SELECT number, total_minor, pdf FROM invoices
                  WHERE order_id = r.order_id AND r.with_invoice AND pdf IS NOT NULL
+                 LIMIT 1 -- not pulled up: a generic plan would hash all the invoices
              ) inv ON true
          ), claimed AS (
              INSERT INTO email_intents AS i (event_id, message_id, claimed_until)
@@ -432,11 +434,14 @@ pub async fn record_answers(pool: &PgPool, answers: &[&SentEmail]) -> sqlx::Resu
                          $7::uuid[])
                   AS a(event_id, order_id, kind, message_id, status, smtp_response, sign_in_request)
              ORDER BY event_id
-         ), answered AS (
+         ), marked AS (
+             -- `= ANY` rather than a join with `answer`: its plan probes the key even when
+             -- made for a table that looked empty (a join's would scan it all).
              UPDATE email_intents i SET answered_at = clock_timestamp()
-             FROM answer a
-             WHERE i.event_id = a.event_id AND i.answered_at IS NULL
-             RETURNING a.*
+             WHERE i.event_id = ANY($1) AND i.answered_at IS NULL
+             RETURNING i.event_id
+         ), answered AS (
+             SELECT a.* FROM answer a JOIN marked USING (event_id)
          ), sent AS (
              INSERT INTO sent_emails (event_id, order_id, kind, message_id, status, smtp_response)
              SELECT event_id, order_id, kind, message_id, status, smtp_response FROM answered

@@ -1129,11 +1129,38 @@ impl DatabaseSettings {
     /// # Errors
     /// When PostgreSQL cannot be reached.
     pub async fn connect(&self) -> Result<sqlx::PgPool, sqlx::Error> {
+        self.connect_with(self.connect_options()?).await
+    }
+
+    /// Like [`DatabaseSettings::connect`], with every prepared statement of the pool's sessions
+    /// planned once per session (`plan_cache_mode = force_generic_plan`, sent with the
+    /// connection's start-up: no round trip). For a pool whose statements all look rows up by
+    /// key: left to choose, PostgreSQL plans a statement over `unnest` of array parameters anew
+    /// at every call (a custom plan is always estimated cheaper for the array it sees), which for
+    /// a statement of several CTEs costs as much as running it.
+    ///
+    /// # Errors
+    /// When the URL is invalid or PostgreSQL cannot be reached.
+    pub async fn connect_with_generic_plans(&self) -> Result<sqlx::PgPool, sqlx::Error> {
+        let options = self
+            .connect_options()?
+            .options([("plan_cache_mode", "force_generic_plan")]);
+        self.connect_with(options).await
+    }
+
+    fn connect_options(&self) -> Result<sqlx::postgres::PgConnectOptions, sqlx::Error> {
         use secrecy::ExposeSecret;
+        self.url.expose_secret().parse()
+    }
+
+    async fn connect_with(
+        &self,
+        options: sqlx::postgres::PgConnectOptions,
+    ) -> Result<sqlx::PgPool, sqlx::Error> {
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
-            .connect(self.url.expose_secret())
+            .connect_with(options)
             .await
     }
 }

@@ -7,5 +7,6 @@
 mod helpers;
 mod lambda;
 mod once;
+mod plans;
 mod smtp;
 mod window;

@@ -653,3 +653,48 @@ fn claim_of(envelope: &EventEnvelope) -> OrderEmailClaim {
         hold: Duration::from_secs(10),
     }
 }
+
+#[tokio::test]
+async fn the_worker_pool_plans_the_claims_statement_once_per_session_not_at_every_call() {
+    let h = harness(2).await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&h.pool)
+        .await
+        .expect("pg_stat_statements");
+    // The worker's pool as main.rs makes it; its sessions count their planning.
+    let url = format!(
+        "{}?options=-c%20pg_stat_statements.track_planning%3Don",
+        h.db_url
+    );
+    let settings = h.settings(&[
+        ("APP__DATABASE__URL", &url),
+        ("APP__DATABASE__MAX_CONNECTIONS", "1"),
+    ]);
+    let pool = settings
+        .database
+        .connect_with_generic_plans()
+        .await
+        .expect("worker pool");
+    let claims = Claims::start(pool);
+    let rounds = 12;
+    for n in 0..rounds {
+        let (envelope, _) = h.order_to(&format!("plans{n}")).await;
+        let found = claims.run(claim_of(&envelope)).await.expect("claimed");
+        assert!(found.claimed.is_some());
+    }
+
+    let (calls, plans): (i64, i64) = sqlx::query_as(
+        "SELECT calls, plans FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND query LIKE 'WITH req AS%'",
+    )
+    .fetch_one(&h.pool)
+    .await
+    .expect("the statement's counts");
+    assert_eq!(calls, rounds);
+    // PostgreSQL's own choice planned it at every call (a custom plan for each array).
+    assert_eq!(
+        plans, 1,
+        "planned {plans} times for {calls} calls on one session"
+    );
+}
