@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use billing_service::{BillingHandler, gateway::Gateway};
 
-#[tokio::main]
+// One runtime thread (docs/WORKERS.md, "Runtime threads").
+#[tokio::main(worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("billing-service");
     let settings = secrets::load_settings_for(settings::Process::Billing)

@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
 
-#[tokio::main]
+// One runtime thread (docs/WORKERS.md, "Runtime threads").
+#[tokio::main(worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("email-service");
     let mut settings = secrets::load_settings_for(settings::Process::Email)

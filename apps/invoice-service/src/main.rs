@@ -4,7 +4,8 @@
 use anyhow::Context;
 use invoice_service::InvoiceHandler;
 
-#[tokio::main]
+// One runtime thread (docs/WORKERS.md, "Runtime threads").
+#[tokio::main(worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("invoice-service");
     let settings = secrets::load_settings_for(settings::Process::Invoice)

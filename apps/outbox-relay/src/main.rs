@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use outbox_relay::Relay;
 
-#[tokio::main]
+// One runtime thread (docs/WORKERS.md, "Runtime threads").
+#[tokio::main(worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("outbox-relay");
     let settings = secrets::load_settings_for(settings::Process::Relay)

@@ -4,7 +4,8 @@
 use anyhow::Context;
 use shipping_service::{ShippingHandler, partner::PartnerClient};
 
-#[tokio::main]
+// One runtime thread (docs/WORKERS.md, "Runtime threads").
+#[tokio::main(worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("shipping-service");
     let settings = secrets::load_settings_for(settings::Process::Shipping)
