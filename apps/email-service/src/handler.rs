@@ -12,11 +12,10 @@
 //! two statements, each shared with the e-mails handled at the same moment: before the send, one
 //! that reads the inbox and the order's data and commits the intent ([`crate::claims`]); after
 //! it, one that records the server's answer together with the event's inbox row
-//! ([`crate::answers`]). [`crate::delivery`] tells
-//! how, and what window is left. A redelivery of a handled event finds its inbox row in the
-//! first statement and sends nothing; an event with nothing to send gets its inbox row in a
-//! statement of its own ([`store::mark_handled`]). A sign-in request's outcome is written once
-//! whatever comes again: the first one stays.
+//! ([`crate::answers`]). [`crate::delivery`] tells how, and what window is left. A redelivery
+//! of a handled event finds its inbox row in the first statement and sends nothing; an event
+//! with nothing to send gets its inbox row in a statement of its own ([`store::mark_handled`]).
+//! A sign-in request's outcome is written once whatever comes again: the first one stays.
 
 use std::{
     sync::OnceLock,
@@ -109,6 +108,7 @@ pub struct EmailHandler {
     /// The answers' recorder, started over the pool of the first delivery (a handler serves one
     /// database).
     answers: OnceLock<Answers>,
+    /// The order e-mails' claimer, started like the answers' recorder.
     claims: OnceLock<Claims>,
 }
 
