@@ -22,6 +22,7 @@ use crate::{
 pub struct RecordAnswers;
 
 impl Statement for RecordAnswers {
+    const NAME: &'static str = "email.record_answers";
     type Request = SentEmail;
     type Output = Recorded;
 

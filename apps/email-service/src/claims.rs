@@ -23,6 +23,7 @@ use crate::{
 pub struct ClaimOrderEmails;
 
 impl Statement for ClaimOrderEmails {
+    const NAME: &'static str = "email.claim_order_emails";
     type Request = OrderEmailClaim;
     type Output = OrderEmail;
 

@@ -24,6 +24,7 @@ use std::{future::Future, sync::Arc};
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 use worker::{Classify, Failure};
 
 /// The most requests one run of a statement carries.
@@ -34,6 +35,8 @@ pub type GroupResult<T> = Result<T, Arc<sqlx::Error>>;
 
 /// A statement that can be run for many requests at once.
 pub trait Statement: Send + Sync + 'static {
+    /// The statement's name in the span of each request ([`Group::run`]).
+    const NAME: &'static str;
     /// One request.
     type Request: Send + Sync + 'static;
     /// What one request gets back.
@@ -81,6 +84,17 @@ impl<S: Statement> Group<S> {
     /// # Errors
     /// The statement's error, shared with the other requests of its run.
     pub async fn run(&self, request: S::Request) -> GroupResult<S::Output> {
+        // The statement runs on the group's task, outside the caller's trace: this span, under
+        // the caller's, covers the request's wait for it and carries the statement's name.
+        let span = tracing::debug_span!(
+            "db.group_statement",
+            db.system.name = "postgresql",
+            db.operation.name = S::NAME,
+        );
+        self.run_unseen(request).instrument(span).await
+    }
+
+    async fn run_unseen(&self, request: S::Request) -> GroupResult<S::Output> {
         let (reply, result) = oneshot::channel();
         let job = Job { request, reply };
         let job = match self.jobs.send(job).await {
