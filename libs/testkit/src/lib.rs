@@ -5,6 +5,7 @@ pub mod lambda_api;
 pub mod orders;
 pub mod processes;
 pub mod smtp;
+pub mod statements;
 pub mod stripe;
 
 use std::{

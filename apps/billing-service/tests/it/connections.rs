@@ -19,7 +19,7 @@ use sqlx::{PgPool, postgres::PgPoolOptions};
 use tracing_subscriber::{Layer, layer::SubscriberExt};
 use worker::Disposition;
 
-use crate::helpers::{Harness, harness, in_use};
+use crate::helpers::{Harness, harness};
 
 #[tokio::test]
 async fn every_billing_path_runs_on_a_pool_of_one_connection() {
@@ -102,7 +102,7 @@ async fn as_many_messages_as_pool_connections_wait_on_stripe_together_and_every_
             u64::from(POOL),
             h.start_worker_on(&settings, pool.clone(), handler),
             async {
-                assert_eq!(in_use(&pool), 0, "no connection out while Stripe works");
+                crate::helpers::assert_all_back(&pool).await;
                 assert_eq!(h.open_transactions().await, 0, "no transaction open");
             },
         )

@@ -23,8 +23,26 @@ use worker::{Disposition, Handler, Poller};
 pub const TOTAL: i64 = 3_900;
 
 /// Connections of `pool` out of it right now (taken and not given back).
-pub fn in_use(pool: &PgPool) -> u32 {
+fn in_use(pool: &PgPool) -> u32 {
     pool.size() - u32::try_from(pool.num_idle()).expect("a small pool")
+}
+
+/// Asserts that no connection of `pool` is out while a Stripe call is held. A handler gives its
+/// connection back before it calls Stripe, but the pool takes it back on a task of its own, so
+/// the last one may still be on its way when the held call arrives: waited for, up to 5 s
+/// (the held call does not answer meanwhile, so a connection kept across it stays out).
+pub async fn assert_all_back(pool: &PgPool) {
+    let back = testkit::eventually(
+        "every connection back in the pool",
+        Duration::from_secs(5),
+        || std::future::ready(in_use(pool) == 0),
+    )
+    .await;
+    assert!(
+        back.is_ok(),
+        "no connection out while Stripe works: {} out",
+        in_use(pool)
+    );
 }
 
 /// A `payments` row: status, PaymentIntent, failure reason, refund.

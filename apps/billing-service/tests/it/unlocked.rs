@@ -8,7 +8,7 @@ use domain::OrderStatus;
 use orders::Cancellation;
 use worker::Disposition;
 
-use crate::helpers::{Harness, in_use};
+use crate::helpers::Harness;
 
 const CREATE: &str = "^POST /v1/payment_intents$";
 const CONFIRM: &str = "^POST /v1/payment_intents/[^/]+/confirm$";
@@ -21,7 +21,7 @@ async fn cancel_while_stripe_works(
     pool: &sqlx::PgPool,
     order_id: uuid::Uuid,
 ) -> Cancellation {
-    assert_eq!(in_use(pool), 0, "no connection out while Stripe works");
+    crate::helpers::assert_all_back(pool).await;
     assert_eq!(h.open_transactions().await, 0, "no transaction open");
     h.cancel_at_once(order_id).await
 }

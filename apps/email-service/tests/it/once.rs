@@ -644,7 +644,7 @@ async fn a_claim_of_an_order_that_is_gone_or_an_invoice_not_issued_claims_nothin
 }
 
 /// The claim of the order confirmation of `envelope`, held 10 s.
-fn claim_of(envelope: &EventEnvelope) -> OrderEmailClaim {
+pub(crate) fn claim_of(envelope: &EventEnvelope) -> OrderEmailClaim {
     OrderEmailClaim {
         event_id: envelope.event_id,
         order_id: envelope.order_id,
@@ -652,49 +652,4 @@ fn claim_of(envelope: &EventEnvelope) -> OrderEmailClaim {
         message_id: format!("<{}@chargeflow.example>", envelope.event_id),
         hold: Duration::from_secs(10),
     }
-}
-
-#[tokio::test]
-async fn the_worker_pool_plans_the_claims_statement_once_per_session_not_at_every_call() {
-    let h = harness(2).await;
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .execute(&h.pool)
-        .await
-        .expect("pg_stat_statements");
-    // The worker's pool as main.rs makes it; its sessions count their planning.
-    let url = format!(
-        "{}?options=-c%20pg_stat_statements.track_planning%3Don",
-        h.db_url
-    );
-    let settings = h.settings(&[
-        ("APP__DATABASE__URL", &url),
-        ("APP__DATABASE__MAX_CONNECTIONS", "1"),
-    ]);
-    let pool = settings
-        .database
-        .connect_with_generic_plans()
-        .await
-        .expect("worker pool");
-    let claims = Claims::start(pool);
-    let rounds = 12;
-    for n in 0..rounds {
-        let (envelope, _) = h.order_to(&format!("plans{n}")).await;
-        let found = claims.run(claim_of(&envelope)).await.expect("claimed");
-        assert!(found.claimed.is_some());
-    }
-
-    let (calls, plans): (i64, i64) = sqlx::query_as(
-        "SELECT calls, plans FROM pg_stat_statements
-         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND query LIKE 'WITH req AS%'",
-    )
-    .fetch_one(&h.pool)
-    .await
-    .expect("the statement's counts");
-    assert_eq!(calls, rounds);
-    // PostgreSQL's own choice planned it at every call (a custom plan for each array).
-    assert_eq!(
-        plans, 1,
-        "planned {plans} times for {calls} calls on one session"
-    );
 }

@@ -607,15 +607,11 @@ async fn checkout_statements_are_planned_once_per_connection_not_at_every_order(
     // The app's sessions count their planning in `pg_stat_statements` (`plans`).
     let app = crate::helpers::spawn_app_with(&[], |settings| {
         use secrecy::ExposeSecret;
-        let url = format!(
-            "{}?options=-c%20pg_stat_statements.track_planning%3Don",
-            settings.database.url.expose_secret()
-        );
+        let url = testkit::statements::tracking_planning(settings.database.url.expose_secret());
         settings.database.url = url.into();
     })
     .await;
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .execute(&app.pool)
+    testkit::statements::start_counting(&app.pool)
         .await
         .unwrap();
     let mug = app.add_product(1450, 100).await;
@@ -626,16 +622,19 @@ async fn checkout_statements_are_planned_once_per_connection_not_at_every_order(
         assert_eq!(placed.status(), 201);
     }
 
-    let (calls, plans): (i64, i64) = sqlx::query_as(
-        "SELECT calls, plans FROM pg_stat_statements
-         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND query LIKE 'WITH locked AS MATERIALIZED%'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(calls, orders, "the stock reservation ran once per order");
+    let counted = testkit::statements::counts(&app.pool, "WITH locked AS MATERIALIZED%")
+        .await
+        .unwrap();
+    assert_eq!(
+        counted.calls, orders,
+        "the stock reservation ran once per order"
+    );
     // One plan per connection that ran it (one after another: a few at most); PostgreSQL's own
     // choice planned it at every call.
-    assert!(plans <= 3, "planned {plans} times for {calls} calls");
+    assert!(
+        counted.plans <= 3,
+        "planned {} times for {} calls",
+        counted.plans,
+        counted.calls
+    );
 }
