@@ -17,6 +17,10 @@
 //! request fails only itself. The task stops when the last [`Group`] handle is dropped; if it is
 //! gone, a request runs the statement on its own.
 //!
+//! The statement runs on the group's task, in no caller's trace; each caller's wait for it is
+//! a `db.group_statement` span under the caller's (the statement's name in
+//! `db.operation.name`), so a handler's trace still shows its database time.
+//!
 //! Written here rather than taken from a crate: the batching is a few lines over a channel, and
 //! the failure rules (which errors split a batch) are this service's own.
 
@@ -91,10 +95,10 @@ impl<S: Statement> Group<S> {
             db.system.name = "postgresql",
             db.operation.name = S::NAME,
         );
-        self.run_unseen(request).instrument(span).await
+        self.run_in_group(request).instrument(span).await
     }
 
-    async fn run_unseen(&self, request: S::Request) -> GroupResult<S::Output> {
+    async fn run_in_group(&self, request: S::Request) -> GroupResult<S::Output> {
         let (reply, result) = oneshot::channel();
         let job = Job { request, reply };
         let job = match self.jobs.send(job).await {
