@@ -173,7 +173,7 @@ impl Sender<'_> {
     /// # Errors
     /// [`EmailError::Mail`] when the e-mail was not handed over; [`EmailError::AnswerNotRecorded`]
     /// when the server answered but its answer could not be recorded in time;
-    /// [`EmailError::Database`] when the answer's record failed for good.
+    /// [`EmailError::Answer`] when the answer's record failed for good.
     pub async fn send_claimed(
         &self,
         letter: Letter<'_>,

@@ -4,11 +4,7 @@
 //! `pg_stat_statements`: plannings per call, and the blocks one call reads, which a scan of a
 //! grown table multiplies.
 
-use email_service::{
-    answers::Answers,
-    claims::Claims,
-    store::{OrderEmailClaim, SentEmail},
-};
+use email_service::{answers::Answers, claims::Claims, store::SentEmail};
 use sqlx::PgPool;
 use testkit::statements;
 
@@ -90,7 +86,7 @@ async fn worker_pool(h: &Harness) -> PgPool {
 /// One order e-mail claimed and its answer recorded, as the worker does.
 async fn claim_and_answer(h: &Harness, claims: &Claims, answers: &Answers, prefix: &str) {
     let (envelope, _) = h.order_to(prefix).await;
-    let claim: OrderEmailClaim = claim_of(&envelope);
+    let claim = claim_of(&envelope);
     let found = claims.run(claim.clone()).await.expect("claimed");
     assert!(found.claimed.is_some());
     answers
