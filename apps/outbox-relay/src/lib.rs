@@ -11,11 +11,14 @@
 //! empty claims). After a full claim (a backlog) the turn passes on at once and the loops
 //! publish in parallel. After a short claim (it found fewer rows than a batch) the loop keeps
 //! the turn until its batch is published, and the next claim waits for a notification (or the
-//! poll interval; not when rows of the claimed orders wait behind the claimed ones, which the
-//! publish makes claimable without a notification) and starts `linger_ms` after the short one
-//! at the earliest: rows committed while a batch is out go out together in the next, in fuller
-//! `SendMessageBatch` calls — the busier the relay, the fuller — while an idle relay claims as
-//! soon as it is notified.
+//! poll interval) and starts `linger_ms` after the short one at the earliest: rows committed
+//! while a batch is out go out together in the next, in fuller `SendMessageBatch` calls — the
+//! busier the relay, the fuller — while an idle relay claims as soon as it is notified.
+//!
+//! A committed publish is a wake-up too when rows of the published orders wait behind the
+//! published ones: they are claimable now, and no notification will come for them. Without it
+//! a claim that found the rows of a backlog locked by the other loops (or only some of them)
+//! waited for the poll interval while the other loops' commits freed the rest.
 //!
 //! A crash between the SQS call and the commit leaves the rows unpublished; they are sent again
 //! and FIFO deduplication (by event id, five minutes) drops the repeat.
@@ -101,12 +104,9 @@ enum Turn {
     /// The last claim found nothing (or failed): wait for a notification.
     Idle,
     /// The last claim, started then, found fewer rows than a batch: wait for its publish, a
-    /// notification, and until `linger_ms` after that start.
+    /// notification (the publish is one when rows wait behind its rows), and until `linger_ms`
+    /// after that start.
     Short(Instant),
-    /// Like `Short`, but rows of the same orders wait behind the claimed ones (a backlog with
-    /// several events per order): once the claim is published they are claimable, and no
-    /// notification will come for them, so wait only for the publish and the linger.
-    ShortWithMoreBehind(Instant),
     /// The last claim filled a batch: claim again at once.
     Full,
 }
@@ -242,6 +242,10 @@ impl Relay {
         drop(spans);
         let failed = outcome.failed.iter().map(|(ids, _)| ids.len()).sum();
         let published = published_rows(&rows, &outcome.published);
+        if published.iter().any(|row| row.next_waiting) {
+            // The rows behind these are claimable now; no notification will say so.
+            self.wake.notify_one();
+        }
         metrics::record_pass(&published, failed, accepted_at);
         log_published(&published);
         Ok(Pass::Worked {
@@ -321,33 +325,26 @@ impl Relay {
         let claimed = self.claim().await;
         *turn = match &claimed {
             Ok(Some(batch)) if batch.rows.len() >= self.batch_len() => Turn::Full,
-            Ok(Some(batch)) if batch.rows.iter().any(|row| row.next_waiting) => {
-                Turn::ShortWithMoreBehind(started)
-            }
             Ok(Some(_)) => Turn::Short(started),
             Ok(None) | Err(_) => Turn::Idle,
         };
         Some((turn, claimed))
     }
 
-    /// After a full claim, returns at once; otherwise waits for a `LISTEN/NOTIFY` wake-up (one
-    /// that came while claiming counts: it is kept until taken) or the poll interval, and after
-    /// a short claim also until `linger_ms` after its start. `None` once `shutdown` is
-    /// cancelled.
+    /// After a full claim, returns at once; otherwise waits for a wake-up (`LISTEN/NOTIFY`, or a
+    /// publish that made rows claimable; one that came while claiming counts: it is kept until
+    /// taken) or the poll interval, and after a short claim also until `linger_ms` after its
+    /// start. `None` once `shutdown` is cancelled.
     async fn await_work(&self, turn: Turn, shutdown: &CancellationToken) -> Option<()> {
         let linger_until = match turn {
             Turn::Full => return (!shutdown.is_cancelled()).then_some(()),
             Turn::Idle => None,
-            Turn::Short(started) | Turn::ShortWithMoreBehind(started) => {
-                Some(started + self.settings.linger())
-            }
+            Turn::Short(started) => Some(started + self.settings.linger()),
         };
-        if !matches!(turn, Turn::ShortWithMoreBehind(_)) {
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(self.settings.poll_interval()) => {}
-                () = shutdown.cancelled() => return None,
-            }
+        tokio::select! {
+            () = self.wake.notified() => {}
+            () = tokio::time::sleep(self.settings.poll_interval()) => {}
+            () = shutdown.cancelled() => return None,
         }
         if let Some(until) = linger_until {
             tokio::select! {
