@@ -45,6 +45,7 @@ APPLY_SCHEMA="${APPLY_SCHEMA:-1}"
 LOCK_FILE="$REPO_ROOT/localstack/requirements.lock"
 QUEUES_FILE="$REPO_ROOT/localstack/queues.json"
 CREATE_QUEUES="$REPO_ROOT/localstack/init/ready.d/create_queues.py"
+LOCALSTACK_LAUNCHER="$REPO_ROOT/localstack/launch.py"
 SMTP_SINK="$REPO_ROOT/scripts/smtp_sink.py"
 STRIPE_FAKE="$REPO_ROOT/scripts/stripe_fake.py"
 MAIL_VIEWER="$REPO_ROOT/scripts/mail_viewer.py"
@@ -107,8 +108,9 @@ is_service() {
   case $2 in
     postgres | redis-server) [[ "$comm" == "$2" ]] ;;
     localstack)
+      # Started through the launcher (or, by an older checkout, as the module itself).
       args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
-      [[ "$comm" == python* && "$args" == *" -m localstack.runtime.main "* ]] ;;
+      [[ "$comm" == python* && ("$args" == *" $LOCALSTACK_LAUNCHER "* || "$args" == *" -m localstack.runtime.main "*) ]] ;;
     smtp)
       args="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
       [[ "$comm" == python* && "$args" == *" $SMTP_SINK "* ]] ;;
@@ -477,12 +479,14 @@ start_localstack() {
   # /tmp/localstack, shared by all instances) and pings the Docker bridge IPs at import.
   # LS_LOG=warn: a log line per request cost the queue service ~15 % of its throughput (the
   # plain SendMessageBatch loop of `bench relay`: ~2050 → ~2400 messages/s); LS_LOG=info shows them.
+  # The launcher runs LocalStack's own main module, with its start-up objects frozen out of the
+  # garbage collector's way once it is ready (localstack/launch.py says why).
   env GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" GATEWAY_SERVER=hypercorn SERVICES=sqs,secretsmanager \
     LS_LOG="${LS_LOG:-warn}" \
     EAGER_SERVICE_LOADING=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
     SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="127.0.0.1:$LOCALSTACK_PORT" \
     FILESYSTEM_ROOT="$DATA_DIR/localstack" OVERRIDE_IN_DOCKER=0 \
-    setsid "$venv/bin/python" -m localstack.runtime.main </dev/null >>"$LOG_DIR/localstack.log" 2>&1 8>&- &
+    setsid "$venv/bin/python" "$LOCALSTACK_LAUNCHER" </dev/null >>"$LOG_DIR/localstack.log" 2>&1 8>&- &
   pid=$!
   echo "$pid" >"$PID_DIR/localstack.pid"
   local deadline=$((SECONDS + LOCALSTACK_TIMEOUT_S))

@@ -38,34 +38,25 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db_url = testkit::fresh_database()
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let pool = testkit::pool(&db_url, 12)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let boxed = |e| anyhow::anyhow!("{e}");
+    let db_url = testkit::fresh_database().await.map_err(boxed)?;
+    let pool = testkit::pool(&db_url, 12).await.map_err(boxed)?;
     let endpoint = testkit::test_settings(&[]).sqs.endpoint_url;
     let sqs = testkit::sqs_client(&endpoint).await;
-    let queues = testkit::fresh_queues(&sqs)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
     let events = make_events(args.events)?;
 
+    // Each phase on fresh queues, deleted after it: no phase meets the messages of another.
+    let queues = testkit::fresh_queues(&sqs).await.map_err(boxed)?;
     let baseline = plain_loop(&sqs, &queues.prefix, &events, args.sqs_concurrency).await?;
-    // Fresh queues for the relay, as the baseline had: not behind the baseline's messages.
-    let relay_queues = testkit::fresh_queues(&sqs)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let relay = relay_throughput(
-        &pool,
-        &sqs,
-        &relay_queues.prefix,
-        &events,
-        args.relay_concurrency,
-    )
-    .await?;
+    queues.delete(&sqs).await.map_err(boxed)?;
+    let queues = testkit::fresh_queues(&sqs).await.map_err(boxed)?;
+    let relay =
+        relay_throughput(&pool, &sqs, &queues.prefix, &events, args.relay_concurrency).await?;
+    queues.delete(&sqs).await.map_err(boxed)?;
+    let queues = testkit::fresh_queues(&sqs).await.map_err(boxed)?;
     let plain_lag = plain_lag(&sqs, &queues.prefix, &args).await?;
     let lag = relay_lag(&pool, &sqs, &queues.prefix, &args).await?;
+    queues.delete(&sqs).await.map_err(boxed)?;
 
     println!(
         "\n## Relay ({} events = {} messages; baseline with {} calls in flight, relay with {} loops)\n",
@@ -124,7 +115,12 @@ fn messages_of(events: &[EventEnvelope]) -> Vec<(Consumer, OutgoingMessage)> {
                     body: serde_json::to_string(event).unwrap_or_default(),
                     group_id: event.order_id.to_string(),
                     dedup_id: format!("base-{}", event.event_id),
-                    attributes: vec![("event_type", event.event_type.to_string())],
+                    // The attributes the relay sends (an empty one is left out).
+                    attributes: vec![
+                        ("event_type", event.event_type.to_string()),
+                        ("correlation_id", event.correlation_id.clone()),
+                        ("traceparent", event.traceparent.clone()),
+                    ],
                 };
                 (*consumer, message)
             })

@@ -240,10 +240,12 @@ async fn relay_versus_baseline(events: usize) -> anyhow::Result<(Phase, Phase)> 
     for _ in 0..DRAIN_ROUNDS {
         let plain = testkit::fresh_queues(&sqs).await.map_err(boxed)?;
         baseline.push(plain_loop(&sqs, &plain.prefix, &events, 16).await?);
+        plain.delete(&sqs).await.map_err(boxed)?;
         let db_url = testkit::fresh_database().await.map_err(boxed)?;
         let pool = testkit::pool(&db_url, 10).await.map_err(boxed)?;
         let queues = testkit::fresh_queues(&sqs).await.map_err(boxed)?;
         relay.push(relay_throughput(&pool, &sqs, &queues.prefix, &events, 4).await?);
+        queues.delete(&sqs).await.map_err(boxed)?;
         pool.close().await;
     }
     Ok((summed(relay), summed(baseline)))

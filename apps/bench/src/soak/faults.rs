@@ -241,8 +241,10 @@ fn localstack_pid() -> anyhow::Result<u32> {
         .parse()
         .with_context(|| format!("the pid in {}", file.display()))?;
     let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let command = String::from_utf8_lossy(&command);
+    // services.sh starts it through localstack/launch.py, which runs LocalStack's main module.
     anyhow::ensure!(
-        String::from_utf8_lossy(&command).contains("localstack.runtime.main"),
+        command.contains("localstack/launch.py") || command.contains("localstack.runtime.main"),
         "process {pid} of {} is not LocalStack",
         file.display()
     );
