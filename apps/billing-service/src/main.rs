@@ -7,7 +7,7 @@ use anyhow::Context;
 use billing_service::{BillingHandler, gateway::Gateway};
 
 // One runtime thread (docs/WORKERS.md, "Runtime threads").
-#[tokio::main(worker_threads = 1)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("billing-service");
     let settings = secrets::load_settings_for(settings::Process::Billing)

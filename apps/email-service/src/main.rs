@@ -7,7 +7,7 @@ use anyhow::Context;
 use email_service::{EmailHandler, mailer::Mailer, templates::Templates};
 
 // One runtime thread (docs/WORKERS.md, "Runtime threads").
-#[tokio::main(worker_threads = 1)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("email-service");
     let mut settings = secrets::load_settings_for(settings::Process::Email)

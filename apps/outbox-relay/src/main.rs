@@ -11,7 +11,7 @@ use anyhow::Context;
 use outbox_relay::Relay;
 
 // One runtime thread (docs/WORKERS.md, "Runtime threads").
-#[tokio::main(worker_threads = 1)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("outbox-relay");
     let settings = secrets::load_settings_for(settings::Process::Relay)

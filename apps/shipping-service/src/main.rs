@@ -5,7 +5,7 @@ use anyhow::Context;
 use shipping_service::{ShippingHandler, partner::PartnerClient};
 
 // One runtime thread (docs/WORKERS.md, "Runtime threads").
-#[tokio::main(worker_threads = 1)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("shipping-service");
     let settings = secrets::load_settings_for(settings::Process::Shipping)
