@@ -75,6 +75,20 @@ impl OrderAccess {
     /// `404 order_not_found` when it may not (or the order does not exist); `500`/`503` when the
     /// query fails.
     pub async fn order(&self, state: &AppState, order_id: Uuid) -> Result<OrderSummary, ApiError> {
+        self.order_on(state, &state.pool, order_id).await
+    }
+
+    /// Like [`OrderAccess::order`], read through `db` (a transaction's connection, for a page
+    /// read from one snapshot).
+    ///
+    /// # Errors
+    /// As [`OrderAccess::order`].
+    pub async fn order_on(
+        &self,
+        state: &AppState,
+        db: impl sqlx::PgExecutor<'_>,
+        order_id: Uuid,
+    ) -> Result<OrderSummary, ApiError> {
         let has_order_link = self
             .link
             .as_deref()
@@ -83,7 +97,7 @@ impl OrderAccess {
             owner: &self.owner,
             has_order_link,
         };
-        read::find_for(&state.pool, order_id, &viewer)
+        read::find_for(db, order_id, &viewer)
             .await?
             .ok_or_else(ApiError::order_not_found)
     }

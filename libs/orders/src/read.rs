@@ -1,12 +1,13 @@
 //! The read model of orders: what the order page, a session's list and the operator's
-//! `order show` read. The queries take a pool and return plain rows. Which request may see which
+//! `order show` read. The queries take a pool, or a connection when several must read one
+//! snapshot (the order page: one read-only transaction), and return plain rows. Which request may see which
 //! order is decided by the caller (the web-server's access rule) and passed in as a [`Viewer`]:
 //! the queries of a shopper's request apply it in SQL, so an order the viewer may not see is
 //! simply not found.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// The PostgreSQL notification channel on which every change to what the order page shows is
@@ -146,7 +147,7 @@ pub async fn list(pool: &PgPool, owner: &str) -> sqlx::Result<Vec<OrderSummary>>
 /// # Errors
 /// When the query fails.
 pub async fn find_for(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     order_id: Uuid,
     viewer: &Viewer<'_>,
 ) -> sqlx::Result<Option<OrderSummary>> {
@@ -159,7 +160,7 @@ pub async fn find_for(
     .bind(order_id)
     .bind(viewer.owner)
     .bind(viewer.has_order_link)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
     .map(|row: Option<OrderSummary>| row.map(OrderSummary::referenced))
 }
@@ -180,13 +181,13 @@ pub async fn find_by_id(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Or
 ///
 /// # Errors
 /// When the query fails.
-pub async fn lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<OrderLine>> {
+pub async fn lines(db: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<OrderLine>> {
     sqlx::query_as(
         "SELECT product_id, sku, name, unit_price_minor, quantity, line_total_minor
          FROM order_items WHERE order_id = $1 ORDER BY line_no",
     )
     .bind(order_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
@@ -194,13 +195,13 @@ pub async fn lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<OrderLine>
 ///
 /// # Errors
 /// When the query fails.
-pub async fn timeline(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<TimelineEntry>> {
+pub async fn timeline(db: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<TimelineEntry>> {
     sqlx::query_as(
         "SELECT event_id, event_type, occurred_at, detail FROM order_timeline
          WHERE order_id = $1 ORDER BY occurred_at, event_id",
     )
     .bind(order_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
@@ -221,13 +222,16 @@ pub struct InvoiceSummary {
 ///
 /// # Errors
 /// When the query fails.
-pub async fn invoice(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<InvoiceSummary>> {
+pub async fn invoice(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<InvoiceSummary>> {
     sqlx::query_as(
         "SELECT number, tax_minor, shipping_minor, total_minor FROM invoices
          WHERE order_id = $1 AND pdf IS NOT NULL",
     )
     .bind(order_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -260,13 +264,16 @@ pub struct ShipmentSummary {
 ///
 /// # Errors
 /// When the query fails.
-pub async fn shipment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<ShipmentSummary>> {
+pub async fn shipment(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<ShipmentSummary>> {
     sqlx::query_as(
         "SELECT carrier, tracking_number, tracking_url, delivered_at FROM shipments
          WHERE order_id = $1",
     )
     .bind(order_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -286,10 +293,13 @@ pub struct PaymentSummary {
 ///
 /// # Errors
 /// When the query fails.
-pub async fn payment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<PaymentSummary>> {
+pub async fn payment(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<PaymentSummary>> {
     sqlx::query_as("SELECT status, amount_minor, failure_reason FROM payments WHERE order_id = $1")
         .bind(order_id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await
 }
 

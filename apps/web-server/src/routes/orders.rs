@@ -122,19 +122,26 @@ pub async fn show(
 
 /// The order page's data: the order with its lines, timeline, invoice, payment and shipment.
 /// `404 order_not_found` unless `access` may see it.
+///
+/// All six reads see one snapshot (a read-only `REPEATABLE READ` transaction on one connection):
+/// read apart, a page could show an order's status from before a worker's commit next to the
+/// payment or shipment that commit wrote (and a payment action worked out from the two).
 async fn order_view(
     state: &AppState,
     access: &OrderAccess,
     order_id: Uuid,
 ) -> Result<Value, ApiError> {
-    let order = access.order(state, order_id).await?;
-    let (items, timeline, invoice, shipment, payment) = tokio::try_join!(
-        orders::lines(&state.pool, order_id),
-        orders::timeline(&state.pool, order_id),
-        orders::invoice(&state.pool, order_id),
-        orders::shipment(&state.pool, order_id),
-        orders::payment(&state.pool, order_id)
-    )?;
+    let mut tx = state
+        .pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let order = access.order_on(state, &mut *tx, order_id).await?;
+    let items = orders::lines(&mut *tx, order_id).await?;
+    let timeline = orders::timeline(&mut *tx, order_id).await?;
+    let invoice = orders::invoice(&mut *tx, order_id).await?;
+    let shipment = orders::shipment(&mut *tx, order_id).await?;
+    let payment = orders::payment(&mut *tx, order_id).await?;
+    tx.commit().await?;
     let cancellable = order.cancellable();
     let mut body = serde_json::to_value(&order).map_err(|e| ApiError::Internal(e.into()))?;
     body["cancellable"] = json!(cancellable);

@@ -152,3 +152,70 @@ async fn another_session_cannot_open_the_event_stream() {
         .await;
     assert_error(response, 404, "order_not_found").await;
 }
+
+/// The order page reads one snapshot. A worker's commit that lands while a page is being read
+/// (here the order's status and its payment, committed while the page's payment read waits on
+/// the table) shows whole on the next page, never half on this one: read apart, this page
+/// showed the order still `placed` next to its succeeded payment.
+#[tokio::test]
+async fn a_commit_that_lands_while_the_page_is_read_shows_whole_on_the_next_page() {
+    let app = spawn_app().await;
+    let mug = app.add_product(1450, 5).await;
+    let shopper = app.shopper();
+    let placed: Value = shopper
+        .checkout(&order_body(&[(mug, 1)]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id: uuid::Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/api/orders/{order_id}");
+
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let write_while_the_page_waits = async {
+        testkit::eventually(
+            "the page's read waits on the payments table",
+            std::time::Duration::from_secs(10),
+            || async {
+                testkit::scalar(
+                    &app.pool,
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                     WHERE c.relname = 'payments' AND NOT l.granted",
+                )
+                .await
+                    == 1
+            },
+        )
+        .await
+        .expect("the page reads the payment");
+        sqlx::query("UPDATE orders SET status = 'paid' WHERE id = $1")
+            .bind(order_id)
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO payments (order_id, payment_intent_id, amount_minor, currency, status)
+             SELECT id, 'pi_snapshot', subtotal_minor, currency, 'succeeded'
+             FROM orders WHERE id = $1",
+        )
+        .bind(order_id)
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+        writer.commit().await.unwrap();
+    };
+    let (page, ()) = tokio::join!(
+        async { shopper.get(&path).await.json::<Value>().await.unwrap() },
+        write_while_the_page_waits
+    );
+
+    assert_eq!(page["status"], "placed", "{page}");
+    assert_eq!(page["payment"], Value::Null, "{page}");
+    let next: Value = shopper.get(&path).await.json().await.unwrap();
+    assert_eq!(next["status"], "paid", "{next}");
+    assert_eq!(next["payment"]["status"], "succeeded", "{next}");
+}
