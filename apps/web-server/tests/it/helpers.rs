@@ -20,6 +20,8 @@ pub struct TestApp {
     /// The operations listener (`/metrics`, `/readyz`).
     pub ops_address: String,
     pub pool: PgPool,
+    /// The app's database (for a pool of a test's own).
+    pub db_url: String,
     /// The prefix of this app's Redis keys.
     pub redis_prefix: String,
     /// Cancel it to shut the server down (as Ctrl-C would).
@@ -75,6 +77,7 @@ pub async fn spawn_app_with(
         address,
         ops_address,
         pool,
+        db_url,
         redis_prefix,
         shutdown,
         streams,

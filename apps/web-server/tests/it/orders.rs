@@ -1,6 +1,8 @@
 use serde_json::Value;
 
-use crate::helpers::{assert_error, order_body, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{assert_error, order_body, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_shopper_sees_the_order_with_its_items_and_timeline() {
@@ -218,4 +220,61 @@ async fn a_commit_that_lands_while_the_page_is_read_shows_whole_on_the_next_page
     let next: Value = shopper.get(&path).await.json().await.unwrap();
     assert_eq!(next["status"], "paid", "{next}");
     assert_eq!(next["payment"]["status"], "succeeded", "{next}");
+}
+
+/// An order's stream that its client drops while the page's `BEGIN` waits for PostgreSQL leaves
+/// the connection out of any transaction: the next checkout on the same (one-connection) pool
+/// succeeds. Read on the stream's own task, the dropped `BEGIN` left the connection inside the
+/// page's read-only transaction, and that checkout answered 500. The app's database backend is
+/// held still with SIGSTOP while the stream is dropped.
+#[tokio::test]
+async fn a_stream_dropped_while_its_page_read_begins_leaves_no_transaction_behind() {
+    let app = spawn_app_with(&[("APP__DATABASE__MAX_CONNECTIONS", "1")], |_| {}).await;
+    let mug = app.add_product(1450, 10).await;
+    let shopper = app.shopper();
+    let placed: Value = shopper
+        .checkout(&order_body(&[(mug, 1)]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/api/orders/{}", placed["order_id"].as_str().unwrap());
+    // The test pool's connections closed, the one client backend left is the app's.
+    app.pool.close().await;
+    let observer = testkit::pool(&app.db_url, 1).await.unwrap();
+    let backend: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND backend_type = 'client backend'
+           AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&observer)
+    .await
+    .unwrap();
+
+    // The order's stream re-reads the page at each change of the order.
+    let stream = shopper.get(&format!("{path}/events")).await;
+    assert_eq!(stream.status(), 200);
+    signal(backend, "-STOP");
+    sqlx::query("UPDATE orders SET updated_at = now()")
+        .execute(&observer)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(backend, "-CONT");
+
+    assert_eq!(
+        shopper.checkout(&order_body(&[(mug, 1)])).await.status(),
+        201
+    );
+}
+
+/// Sends `signal` to process `pid` (`kill`).
+fn signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
 }
