@@ -2,7 +2,7 @@ use serde_json::Value;
 
 use std::time::Duration;
 
-use crate::helpers::{assert_error, order_body, spawn_app, spawn_app_with};
+use crate::helpers::{Shopper, TestApp, assert_error, order_body, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_shopper_sees_the_order_with_its_items_and_timeline() {
@@ -105,15 +105,7 @@ async fn next_sse(response: &mut reqwest::Response, buffer: &mut String) -> (Str
 #[tokio::test]
 async fn the_event_stream_sends_the_order_and_then_each_change() {
     let app = spawn_app().await;
-    let mug = app.add_product(1450, 5).await;
-    let shopper = app.shopper();
-    let placed: Value = shopper
-        .checkout(&order_body(&[(mug, 1)]))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let order_id: uuid::Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let (shopper, order_id, _) = one_order(&app).await;
 
     let mut stream = shopper.get(&format!("/api/orders/{order_id}/events")).await;
     assert_eq!(stream.status(), 200);
@@ -162,15 +154,7 @@ async fn another_session_cannot_open_the_event_stream() {
 #[tokio::test]
 async fn a_commit_that_lands_while_the_page_is_read_shows_whole_on_the_next_page() {
     let app = spawn_app().await;
-    let mug = app.add_product(1450, 5).await;
-    let shopper = app.shopper();
-    let placed: Value = shopper
-        .checkout(&order_body(&[(mug, 1)]))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let order_id: uuid::Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let (shopper, order_id, _) = one_order(&app).await;
     let path = format!("/api/orders/{order_id}");
 
     let mut writer = app.pool.begin().await.unwrap();
@@ -230,15 +214,8 @@ async fn a_commit_that_lands_while_the_page_is_read_shows_whole_on_the_next_page
 #[tokio::test]
 async fn a_stream_dropped_while_its_page_read_begins_leaves_no_transaction_behind() {
     let app = spawn_app_with(&[("APP__DATABASE__MAX_CONNECTIONS", "1")], |_| {}).await;
-    let mug = app.add_product(1450, 10).await;
-    let shopper = app.shopper();
-    let placed: Value = shopper
-        .checkout(&order_body(&[(mug, 1)]))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let path = format!("/api/orders/{}", placed["order_id"].as_str().unwrap());
+    let (shopper, order_id, mug) = one_order(&app).await;
+    let path = format!("/api/orders/{order_id}");
     // The test pool's connections closed, the one client backend left is the app's.
     app.pool.close().await;
     let observer = testkit::pool(&app.db_url, 1).await.unwrap();
@@ -268,6 +245,21 @@ async fn a_stream_dropped_while_its_page_read_begins_leaves_no_transaction_behin
         shopper.checkout(&order_body(&[(mug, 1)])).await.status(),
         201
     );
+}
+
+/// A shopper of `app` with one order placed, of one unit of a new product (five in stock): the
+/// shopper, the order and the product.
+async fn one_order(app: &TestApp) -> (Shopper, uuid::Uuid, i64) {
+    let mug = app.add_product(1450, 5).await;
+    let shopper = app.shopper();
+    let placed: Value = shopper
+        .checkout(&order_body(&[(mug, 1)]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id = placed["order_id"].as_str().unwrap().parse().unwrap();
+    (shopper, order_id, mug)
 }
 
 /// Sends `signal` to process `pid` (`kill`).
