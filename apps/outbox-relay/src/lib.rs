@@ -43,7 +43,7 @@ use telemetry::{error_chain, trace::Kind};
 use outbox::{Backoff, Claimed};
 use secrecy::ExposeSecret;
 use settings::{OrdersSettings, RelaySettings, Settings};
-use sqlx::{PgPool, Postgres, Transaction, postgres::PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::{Mutex, MutexGuard, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -124,11 +124,12 @@ impl Relay {
     /// # Errors
     /// [`RelayError::Database`] when PostgreSQL cannot be reached.
     pub async fn connect(settings: &Settings) -> Result<Self, RelayError> {
-        let pool = PgPoolOptions::new()
+        let pool = settings
+            .database
+            .pool_options()
             // One connection per loop, one each for the listener, the purge, the backlog gauge
             // and the expiry sweeper.
             .max_connections(u32::try_from(settings.relay.concurrency + 4).unwrap_or(u32::MAX))
-            .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
             .connect(settings.database.url.expose_secret())
             .await?;
         let timeout = Duration::from_millis(settings.relay.sqs_timeout_ms);

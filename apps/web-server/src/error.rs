@@ -141,10 +141,20 @@ impl ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// `503` when the database could not be reached or ended the session (a connection
+    /// exception, class `08`, or an operator's intervention, class `57`: a restart, a shutdown,
+    /// a cancelled statement); `500` for anything else.
     fn from(error: sqlx::Error) -> Self {
-        match error {
+        match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ApiError::Unavailable(error.into()),
-            other => ApiError::Internal(other.into()),
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
+            {
+                ApiError::Unavailable(error.into())
+            }
+            _ => ApiError::Internal(error.into()),
         }
     }
 }

@@ -363,6 +363,10 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long to wait for a pooled connection, in milliseconds.
     pub acquire_timeout_ms: u64,
+    /// A pooled connection idle at least this long (milliseconds) is tested with a round trip
+    /// before it is handed out (`APP__DATABASE__TEST_IDLE_MS`); one that ran a statement more
+    /// recently is handed out as it is. 0 tests every one.
+    pub test_idle_ms: u64,
 }
 
 /// Redis settings.
@@ -875,6 +879,7 @@ impl Default for DatabaseSettings {
             url: SecretString::from("postgres://postgres@127.0.0.1:5432/chargeflow"),
             max_connections: 20,
             acquire_timeout_ms: 5_000,
+            test_idle_ms: 500,
         }
     }
 }
@@ -1157,11 +1162,33 @@ impl DatabaseSettings {
         &self,
         options: sqlx::postgres::PgConnectOptions,
     ) -> Result<sqlx::PgPool, sqlx::Error> {
+        self.pool_options().connect_with(options).await
+    }
+
+    /// The pool's options: at most `max_connections` connections, `acquire_timeout_ms` to wait
+    /// for one, and a connection tested before it is handed out only after `test_idle_ms` idle.
+    ///
+    /// sqlx tests every connection by default (a round trip each time one is taken from the pool,
+    /// beside the one it makes when the connection goes back): in a pipeline that takes a
+    /// connection for nearly every statement, that was as many round trips again as statements.
+    /// A connection used within the last `test_idle_ms` is as alive as a test would show; one
+    /// that a PostgreSQL restart cut since fails its next statement, which the callers handle as
+    /// any lost connection (a worker retries the message, the web-server answers `503`), and the
+    /// pool then replaces it.
+    pub fn pool_options(&self) -> sqlx::postgres::PgPoolOptions {
+        let test_idle = Duration::from_millis(self.test_idle_ms);
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
-            .connect_with(options)
-            .await
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= test_idle {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 }
 

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, order_body, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn liveness_and_readiness_answer_ok_when_every_dependency_is_up() {
@@ -58,4 +58,47 @@ async fn the_web_server_refuses_to_start_without_a_link_secret_of_32_bytes() {
         assert!(error.contains("shop.link_secret"), "{error}");
         assert!(error.contains("APP__SHOP__LINK_SECRET"), "{error}");
     }
+}
+
+/// A pooled connection that PostgreSQL ended (as a restart ends them all) while it sat idle in
+/// the pool costs at most the request that takes it next, answered `503 service_unavailable`
+/// (the shopper may retry), never a `500`; the pool replaces it and the next request succeeds.
+/// The connection was used within the pool's `test_idle_ms`, so it is handed out untested.
+#[tokio::test]
+async fn a_pooled_connection_ended_by_the_database_costs_at_most_one_request_a_503() {
+    let app = spawn_app_with(
+        &[
+            ("APP__DATABASE__MAX_CONNECTIONS", "1"),
+            ("APP__DATABASE__TEST_IDLE_MS", "60000"),
+        ],
+        |_| {},
+    )
+    .await;
+    let mug = app.add_product(1450, 5).await;
+    let shopper = app.shopper();
+    assert_eq!(
+        shopper.checkout(&order_body(&[(mug, 1)])).await.status(),
+        201
+    );
+
+    app.pool.close().await;
+    let observer = testkit::pool(&app.db_url, 1).await.unwrap();
+    let ended: bool = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+         WHERE datname = current_database() AND backend_type = 'client backend'
+           AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&observer)
+    .await
+    .unwrap();
+    assert!(ended, "the app's connection is gone");
+
+    let next = shopper.checkout(&order_body(&[(mug, 1)])).await;
+    if next.status() != 201 {
+        assert_error(next, 503, "service_unavailable").await;
+    }
+    assert_eq!(
+        shopper.checkout(&order_body(&[(mug, 1)])).await.status(),
+        201
+    );
 }
