@@ -126,24 +126,7 @@ pub async fn show(
 /// All six reads see one snapshot (a read-only `REPEATABLE READ` transaction on one connection):
 /// read apart, a page could show an order's status from before a worker's commit next to the
 /// payment or shipment that commit wrote (and a payment action worked out from the two).
-///
-/// The reads run on a task of their own, which a request or stream dropped by its client does
-/// not cancel: sqlx 0.9 returns a connection whose `BEGIN` was cancelled half-way to the pool
-/// inside the open transaction (its guard rolls back only once the `BEGIN` has been counted),
-/// and the next checkout on it failed, the transaction being read-only.
 async fn order_view(
-    state: &AppState,
-    access: &OrderAccess,
-    order_id: Uuid,
-) -> Result<Value, ApiError> {
-    let (state, access) = (state.clone(), access.clone());
-    tokio::spawn(async move { read_order_view(&state, &access, order_id).await })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-}
-
-/// [`order_view`]'s reads, in one snapshot.
-async fn read_order_view(
     state: &AppState,
     access: &OrderAccess,
     order_id: Uuid,

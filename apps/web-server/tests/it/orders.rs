@@ -208,9 +208,9 @@ async fn a_commit_that_lands_while_the_page_is_read_shows_whole_on_the_next_page
 
 /// An order's stream that its client drops while the page's `BEGIN` waits for PostgreSQL leaves
 /// the connection out of any transaction: the next checkout on the same (one-connection) pool
-/// succeeds. Read on the stream's own task, the dropped `BEGIN` left the connection inside the
-/// page's read-only transaction, and that checkout answered 500. The app's database backend is
-/// held still with SIGSTOP while the stream is dropped.
+/// succeeds. With sqlx 0.9.0 the dropped `BEGIN` left the connection inside the page's read-only
+/// transaction (its guard rolled back only a `BEGIN` already counted), and that checkout answered
+/// 500. The app's database backend is held still with SIGSTOP while the stream is dropped.
 #[tokio::test]
 async fn a_stream_dropped_while_its_page_read_begins_leaves_no_transaction_behind() {
     let app = spawn_app_with(&[("APP__DATABASE__MAX_CONNECTIONS", "1")], |_| {}).await;

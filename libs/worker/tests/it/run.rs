@@ -74,16 +74,7 @@ async fn a_handler_running_on_the_pool_closes_each_event_once_with_the_inbox_row
         .await
         .expect("pool");
     let handler = OnPool::default();
-    let payload = serde_json::json!({"reason": "test"});
-    let event = EventEnvelope::new(
-        EventType::ShipmentFailed,
-        uuid::Uuid::new_v4(),
-        "t",
-        "",
-        &payload,
-    )
-    .expect("envelope");
-    let body = serde_json::to_string(&event).expect("json");
+    let body = event_body();
     let run = || worker::process(&handler, &pool, &body, Duration::from_secs(10));
 
     assert_eq!(run().await, Disposition::Done);
@@ -100,4 +91,84 @@ async fn a_handler_running_on_the_pool_closes_each_event_once_with_the_inbox_row
         .await
         .expect("inbox");
     assert_eq!(inbox, 1);
+}
+
+/// A handler cut off by its timeout while its transaction's `BEGIN` waits on PostgreSQL leaves
+/// its connection out of any transaction, and the event's next delivery is handled. (sqlx 0.9.0
+/// handed that connection back inside the open transaction: its guard rolled back only a `BEGIN`
+/// already counted.) The pool's one backend is held still with SIGSTOP while the timeout strikes.
+#[tokio::test]
+async fn a_handler_timed_out_while_its_transaction_begins_leaves_no_transaction_behind() {
+    let testkit::Backends { db_url, .. } = testkit::Backends::start(1).await.expect("database");
+    // The workers' own pool, one connection, handed out untested (used within the test window).
+    let pool = settings::DatabaseSettings {
+        url: db_url.clone().into(),
+        max_connections: 1,
+        test_idle_ms: 60_000,
+        ..settings::DatabaseSettings::default()
+    }
+    .connect()
+    .await
+    .expect("pool");
+    let observer = testkit::pool(&db_url, 1).await.expect("observer");
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("backend");
+    // Back in the pool once sqlx's test on release (a round trip) is over.
+    testkit::eventually(
+        "the connection back in the pool",
+        Duration::from_secs(5),
+        || async { pool.num_idle() == 1 },
+    )
+    .await
+    .expect("idle");
+    let body = event_body();
+    let handler = crate::Scripted::default();
+
+    signal(backend, "-STOP");
+    let cut_off = worker::process(&handler, &pool, &body, Duration::from_millis(300)).await;
+    signal(backend, "-CONT");
+
+    assert!(matches!(cut_off, Disposition::Retry { .. }), "{cut_off:?}");
+    // Taken from the pool (once it is back there) and held unused, the connection's session
+    // shows its state to another one.
+    let held = pool
+        .acquire()
+        .await
+        .expect("the connection back in the pool");
+    let state: String = sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+        .bind(backend)
+        .fetch_one(&observer)
+        .await
+        .expect("state");
+    assert_eq!(state, "idle", "not inside a transaction left open");
+    drop(held);
+    assert_eq!(
+        worker::process(&handler, &pool, &body, Duration::from_secs(10)).await,
+        Disposition::Done
+    );
+}
+
+/// An event envelope's JSON.
+fn event_body() -> String {
+    let payload = serde_json::json!({"reason": "test"});
+    let event = EventEnvelope::new(
+        EventType::ShipmentFailed,
+        uuid::Uuid::new_v4(),
+        "t",
+        "",
+        &payload,
+    )
+    .expect("envelope");
+    serde_json::to_string(&event).expect("json")
+}
+
+/// Sends `signal` to process `pid` (`kill`).
+fn signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
 }
