@@ -178,6 +178,16 @@ impl Drop for Processes {
     }
 }
 
+/// Sends `signal` (`-STOP`, `-CONT`, …) to process `pid`, a PostgreSQL backend for instance
+/// (`kill`); panics when it cannot be sent.
+pub fn signal(pid: i32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
 /// Where cargo put the workspace's binaries: the folder of this executable (`target/<profile>/`),
 /// or its parent when this is a test binary in `deps/`.
 pub fn binaries_dir() -> PathBuf {

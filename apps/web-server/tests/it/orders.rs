@@ -231,7 +231,7 @@ async fn a_stream_dropped_while_its_page_read_begins_leaves_no_transaction_behin
     // The order's stream re-reads the page at each change of the order.
     let stream = shopper.get(&format!("{path}/events")).await;
     assert_eq!(stream.status(), 200);
-    signal(backend, "-STOP");
+    testkit::processes::signal(backend, "-STOP");
     sqlx::query("UPDATE orders SET updated_at = now()")
         .execute(&observer)
         .await
@@ -239,7 +239,7 @@ async fn a_stream_dropped_while_its_page_read_begins_leaves_no_transaction_behin
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    signal(backend, "-CONT");
+    testkit::processes::signal(backend, "-CONT");
 
     assert_eq!(
         shopper.checkout(&order_body(&[(mug, 1)])).await.status(),
@@ -260,13 +260,4 @@ async fn one_order(app: &TestApp) -> (Shopper, uuid::Uuid, i64) {
         .unwrap();
     let order_id = placed["order_id"].as_str().unwrap().parse().unwrap();
     (shopper, order_id, mug)
-}
-
-/// Sends `signal` to process `pid` (`kill`).
-fn signal(pid: i32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {signal} {pid}");
 }

@@ -58,6 +58,21 @@ impl Handler for Scripted {
     }
 }
 
+/// A new event (`shipment.failed`, of a random order) and its envelope's JSON.
+fn event() -> (EventEnvelope, String) {
+    let payload = serde_json::json!({"reason": "test"});
+    let event = EventEnvelope::new(
+        EventType::ShipmentFailed,
+        uuid::Uuid::new_v4(),
+        "t",
+        "",
+        &payload,
+    )
+    .expect("envelope");
+    let body = serde_json::to_string(&event).expect("json");
+    (event, body)
+}
+
 struct Harness {
     pool: PgPool,
     sqs: aws_sdk_sqs::Client,
@@ -80,16 +95,7 @@ async fn harness() -> Harness {
 
 impl Harness {
     async fn send_event(&self) -> EventEnvelope {
-        let payload = serde_json::json!({"reason": "test"});
-        let event = EventEnvelope::new(
-            EventType::ShipmentFailed,
-            uuid::Uuid::new_v4(),
-            "t",
-            "",
-            &payload,
-        )
-        .expect("envelope");
-        let body = serde_json::to_string(&event).expect("json");
+        let (event, body) = event();
         testkit::orders::send_bodies(&self.sqs, &self.queue_url, &[body])
             .await
             .expect("send");

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use domain::{Consumer, Event, EventEnvelope, EventType};
+use domain::{Consumer, Event};
 use sqlx::{PgConnection, PgPool, postgres::PgPoolOptions};
 use worker::{Classify, Disposition, Failure, Handled, Handler, RunError};
 
@@ -74,7 +74,7 @@ async fn a_handler_running_on_the_pool_closes_each_event_once_with_the_inbox_row
         .await
         .expect("pool");
     let handler = OnPool::default();
-    let body = event_body();
+    let (_, body) = crate::event();
     let run = || worker::process(&handler, &pool, &body, Duration::from_secs(10));
 
     assert_eq!(run().await, Disposition::Done);
@@ -123,12 +123,12 @@ async fn a_handler_timed_out_while_its_transaction_begins_leaves_no_transaction_
     )
     .await
     .expect("idle");
-    let body = event_body();
+    let (_, body) = crate::event();
     let handler = crate::Scripted::default();
 
-    signal(backend, "-STOP");
+    testkit::processes::signal(backend, "-STOP");
     let cut_off = worker::process(&handler, &pool, &body, Duration::from_millis(300)).await;
-    signal(backend, "-CONT");
+    testkit::processes::signal(backend, "-CONT");
 
     assert!(matches!(cut_off, Disposition::Retry { .. }), "{cut_off:?}");
     // Taken from the pool (once it is back there) and held unused, the connection's session
@@ -148,27 +148,4 @@ async fn a_handler_timed_out_while_its_transaction_begins_leaves_no_transaction_
         worker::process(&handler, &pool, &body, Duration::from_secs(10)).await,
         Disposition::Done
     );
-}
-
-/// An event envelope's JSON.
-fn event_body() -> String {
-    let payload = serde_json::json!({"reason": "test"});
-    let event = EventEnvelope::new(
-        EventType::ShipmentFailed,
-        uuid::Uuid::new_v4(),
-        "t",
-        "",
-        &payload,
-    )
-    .expect("envelope");
-    serde_json::to_string(&event).expect("json")
-}
-
-/// Sends `signal` to process `pid` (`kill`).
-fn signal(pid: i32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {signal} {pid}");
 }
