@@ -89,7 +89,8 @@ describe('order page', () => {
     expect(await screen.findByText('Order placed')).toBeTruthy();
     expect(screen.getByTestId('order-status').textContent).toBe('Placed');
     expect(screen.getByTestId('order-reference').textContent).toBe('K3M9Q-2XW7A');
-    expect(document.title).toBe('Order K3M9Q-2XW7A — ChargeFlow Outdoor');
+    // The title follows the answer in an effect, which may run after the text is on the page.
+    await waitFor(() => expect(document.title).toBe('Order K3M9Q-2XW7A — ChargeFlow Outdoor'));
     const es = FakeEventSource.latest();
     expect(es.url).toBe(`/api/orders/${ORDER_ID}/events`);
 
