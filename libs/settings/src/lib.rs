@@ -1169,8 +1169,8 @@ impl DatabaseSettings {
     /// for one, and a connection tested before it is handed out only after `test_idle_ms` idle.
     ///
     /// sqlx tests every connection by default (a round trip each time one is taken from the pool,
-    /// beside the one it makes when the connection goes back): in a pipeline that takes a
-    /// connection for nearly every statement, that was as many round trips again as statements.
+    /// beside the one it always makes when the connection goes back): in a pipeline that takes a
+    /// connection for nearly every statement or short transaction, one more round trip for each.
     /// A connection used within the last `test_idle_ms` is as alive as a test would show; one
     /// that a PostgreSQL restart cut since fails its next statement, which the callers handle as
     /// any lost connection (a worker retries the message, the web-server answers `503`), and the
@@ -1284,10 +1284,12 @@ mod tests {
         let settings = Settings::from_sources(&[
             ("APP__RELAY__BATCH_SIZE", "10"),
             ("APP__REDIS__KEY_PREFIX", "t1:"),
+            ("APP__DATABASE__TEST_IDLE_MS", "0"),
         ])
         .unwrap();
         assert_eq!(settings.relay.batch_size, 10);
         assert_eq!(settings.redis.key_prefix, "t1:");
+        assert_eq!(settings.database.test_idle_ms, 0);
     }
 
     #[test]
