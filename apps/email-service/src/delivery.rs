@@ -184,7 +184,7 @@ impl Sender<'_> {
         if attempt > 1 {
             tracing::warn!(
                 attempt,
-                "sending the e-mail again with the same Message-ID: an earlier attempt's answer was never recorded"
+                "sending the e-mail again with the same Message-ID: no earlier attempt recorded an answer (it was not handed over, or the answer was lost)"
             );
         }
         let event_id = letter.event_id;
