@@ -81,16 +81,12 @@ async fn a_pooled_connection_ended_by_the_database_costs_at_most_one_request_a_5
         201
     );
 
-    app.pool.close().await;
-    let observer = testkit::pool(&app.db_url, 1).await.unwrap();
-    let ended: bool = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
-         WHERE datname = current_database() AND backend_type = 'client backend'
-           AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(&observer)
-    .await
-    .unwrap();
+    let (observer, backend) = app.app_backend().await;
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(backend)
+        .fetch_one(&observer)
+        .await
+        .unwrap();
     assert!(ended, "the app's connection is gone");
 
     let next = shopper.checkout(&order_body(&[(mug, 1)])).await;

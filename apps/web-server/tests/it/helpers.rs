@@ -112,6 +112,23 @@ impl TestApp {
         }
     }
 
+    /// The process id of the app's one PostgreSQL backend (an app started with
+    /// `APP__DATABASE__MAX_CONNECTIONS=1`), with a pool of one connection to watch or signal it
+    /// from: the test's own pool is closed first, so the one other client backend is the app's.
+    pub async fn app_backend(&self) -> (PgPool, i32) {
+        self.pool.close().await;
+        let observer = testkit::pool(&self.db_url, 1).await.unwrap();
+        let backend = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND backend_type = 'client backend'
+               AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&observer)
+        .await
+        .unwrap();
+        (observer, backend)
+    }
+
     /// Adds a product with the given stock; returns its id.
     pub async fn add_product(&self, price_minor: i64, stock: i32) -> i64 {
         static N: AtomicUsize = AtomicUsize::new(0);

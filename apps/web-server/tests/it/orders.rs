@@ -216,17 +216,7 @@ async fn a_stream_dropped_while_its_page_read_begins_leaves_no_transaction_behin
     let app = spawn_app_with(&[("APP__DATABASE__MAX_CONNECTIONS", "1")], |_| {}).await;
     let (shopper, order_id, mug) = one_order(&app).await;
     let path = format!("/api/orders/{order_id}");
-    // The test pool's connections closed, the one client backend left is the app's.
-    app.pool.close().await;
-    let observer = testkit::pool(&app.db_url, 1).await.unwrap();
-    let backend: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity
-         WHERE datname = current_database() AND backend_type = 'client backend'
-           AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(&observer)
-    .await
-    .unwrap();
+    let (observer, backend) = app.app_backend().await;
 
     // The order's stream re-reads the page at each change of the order.
     let stream = shopper.get(&format!("{path}/events")).await;
