@@ -12,6 +12,7 @@ mod otel;
 mod profile;
 mod quote;
 mod redelivery;
+mod schema;
 mod smtp_outage;
 mod template;
 mod three_d_secure;
