@@ -478,7 +478,7 @@ INSERT INTO _sqlx_migrations (version, description, success, checksum, execution
     (20261205000002, 'billing claims', true, '\xb7145a364792c8b6c5bde48fbbd1cddaf5acdffb88fb8158565499a241ab99ed359b9b3973ea36fa2e92a90d7d33840b', 0),
     (20261206000003, 'invoice pending pdf', true, '\xdaf6ad46d8f6e74992a6cf21c41f922765d54d914857e7c58ff44af721f22dcde974b108897c9dc2f3d6b46555d61918', 0),
     (20261207000001, 'payment action', true, '\x0422e2a3b2d8785fe49ae69eb61eca5d90c3dbef79450ab6c57fae798ce7a44badbe053224fce0da29b02d9ccb607c51', 0),
-    (20261208000001, 'write costs', true, '\x8def28256c4b4c9d01c1262a5ae9138c77df51279a2964b0d83f19419048470822a8d5d6802955be9c56f56ccb6ff3c3', 0);
+    (20261208000001, 'write costs', true, '\xc1b9f0db7f01b6d5b0688a0b73327067b3819d0f6aaa22a6a72815275de8a0819e5e66c9f989477a3a47b7097c4c5187', 0);
 
 -- ---------------------------------------------------------------------------------------------
 -- Demo catalogue
