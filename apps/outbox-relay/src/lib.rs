@@ -10,10 +10,17 @@
 //! instead of one in every loop (which split the new rows into as many small batches and cost
 //! empty claims). After a full claim (a backlog) the turn passes on at once and the loops
 //! publish in parallel. After a short claim (it found fewer rows than a batch) the loop keeps
-//! the turn until its batch is published, and the next claim waits for a notification (or the
-//! poll interval) and starts `linger_ms` after the short one at the earliest: rows committed
-//! while a batch is out go out together in the next, in fuller `SendMessageBatch` calls — the
-//! busier the relay, the fuller — while an idle relay claims as soon as it is notified.
+//! the turn until its batch is published, and the next claim starts `linger_ms` after the short
+//! one at the earliest: rows committed while a batch is out go out together in the next, in
+//! fuller `SendMessageBatch` calls — the busier the relay, the fuller — while an idle relay
+//! claims as soon as it is notified.
+//!
+//! The relay listens only while it is idle (its last claim found nothing). PostgreSQL wakes
+//! every listening connection of the database at every notifying commit, whatever the channel —
+//! the `order_changed` notifications of the order pages included — and each wake-up is a
+//! transaction of that connection's backend: about four per order for a relay that always
+//! listened. A busy relay claims again after each linger anyway. When a claim finds nothing
+//! the listener listens again and then wakes the loops once, for rows committed meanwhile.
 //!
 //! A committed publish is a wake-up too when rows of the published orders wait behind the
 //! published ones: they are claimable now, and no notification will come for them. Without it
@@ -44,7 +51,7 @@ use outbox::{Backoff, Claimed};
 use secrecy::ExposeSecret;
 use settings::{OrdersSettings, RelaySettings, Settings};
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::{Mutex, MutexGuard, Notify};
+use tokio::sync::{Mutex, MutexGuard, Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use expiry::Sweeper;
@@ -94,6 +101,8 @@ pub struct Relay {
     settings: RelaySettings,
     wake: Arc<Notify>,
     turn: Arc<Mutex<Turn>>,
+    /// Whether the last claim found nothing: the listener listens only then.
+    idle: Arc<watch::Sender<bool>>,
     sweeper: Option<Sweeper>,
 }
 
@@ -103,9 +112,8 @@ pub struct Relay {
 enum Turn {
     /// The last claim found nothing (or failed): wait for a notification.
     Idle,
-    /// The last claim, started then, found fewer rows than a batch: wait for its publish, a
-    /// notification (the publish is one when rows wait behind its rows), and until `linger_ms`
-    /// after that start.
+    /// The last claim, started then, found fewer rows than a batch: wait for its publish and
+    /// until `linger_ms` after that start.
     Short(Instant),
     /// The last claim filled a batch: claim again at once.
     Full,
@@ -148,6 +156,7 @@ impl Relay {
             settings,
             wake: Arc::new(Notify::new()),
             turn: Arc::new(Mutex::new(Turn::Idle)),
+            idle: Arc::new(watch::Sender::new(true)),
             sweeper: None,
         }
     }
@@ -329,29 +338,29 @@ impl Relay {
             Ok(Some(_)) => Turn::Short(started),
             Ok(None) | Err(_) => Turn::Idle,
         };
+        let idle = matches!(*turn, Turn::Idle);
+        self.idle
+            .send_if_modified(|was| std::mem::replace(was, idle) != idle);
         Some((turn, claimed))
     }
 
-    /// After a full claim, returns at once; otherwise waits for a wake-up (`LISTEN/NOTIFY`, or a
-    /// publish that made rows claimable; one that came while claiming counts: it is kept until
-    /// taken) or the poll interval, and after a short claim also until `linger_ms` after its
-    /// start. `None` once `shutdown` is cancelled.
+    /// After a full claim, returns at once; after a short one, waits until `linger_ms` after its
+    /// start (the relay is busy and does not listen: it claims again then, whatever came);
+    /// after an empty one, waits for a wake-up (`LISTEN/NOTIFY`, or a publish that made rows
+    /// claimable; one that came while claiming counts: it is kept until taken) or the poll
+    /// interval. `None` once `shutdown` is cancelled.
     async fn await_work(&self, turn: Turn, shutdown: &CancellationToken) -> Option<()> {
-        let linger_until = match turn {
+        match turn {
             Turn::Full => return (!shutdown.is_cancelled()).then_some(()),
-            Turn::Idle => None,
-            Turn::Short(started) => Some(started + self.settings.linger()),
-        };
-        tokio::select! {
-            () = self.wake.notified() => {}
-            () = tokio::time::sleep(self.settings.poll_interval()) => {}
-            () = shutdown.cancelled() => return None,
-        }
-        if let Some(until) = linger_until {
-            tokio::select! {
-                () = tokio::time::sleep_until(until.into()) => {}
+            Turn::Short(started) => tokio::select! {
+                () = tokio::time::sleep_until((started + self.settings.linger()).into()) => {}
                 () = shutdown.cancelled() => return None,
-            }
+            },
+            Turn::Idle => tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll_interval()) => {}
+                () = shutdown.cancelled() => return None,
+            },
         }
         Some(())
     }
@@ -373,17 +382,40 @@ impl Relay {
         }
     }
 
+    /// Listens while the relay is idle (its last claim found nothing) and not while it is busy:
+    /// a busy relay claims again after each linger anyway, and PostgreSQL wakes every
+    /// listening connection of the database at every notifying commit, whatever the channel
+    /// (the `order_changed` ones included), each wake-up a transaction of its backend.
     async fn listen_once(&self, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(outbox::NOTIFY_CHANNEL).await?;
-        // Rows may have been committed while nobody listened. One wake-up is kept until the
-        // loop whose turn it is takes it (`notify_one`), so none is lost between claims.
-        self.wake.notify_one();
+        let mut idle = self.idle.subscribe();
         loop {
+            if *idle.borrow_and_update() {
+                listener.listen(outbox::NOTIFY_CHANNEL).await?;
+                // Rows may have been committed while nobody listened. One wake-up is kept until
+                // the loop whose turn it is takes it (`notify_one`), so none is lost.
+                self.wake.notify_one();
+                loop {
+                    tokio::select! {
+                        received = listener.recv() => {
+                            received?;
+                            self.wake.notify_one();
+                        }
+                        changed = idle.changed() => {
+                            if changed.is_err() || !*idle.borrow_and_update() {
+                                break;
+                            }
+                        }
+                        () = shutdown.cancelled() => return Ok(()),
+                    }
+                }
+                listener.unlisten(outbox::NOTIFY_CHANNEL).await?;
+            }
             tokio::select! {
-                received = listener.recv() => {
-                    received?;
-                    self.wake.notify_one();
+                changed = idle.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
                 }
                 () = shutdown.cancelled() => return Ok(()),
             }

@@ -10,6 +10,7 @@ mod helpers;
 mod in_flight;
 mod lambda;
 mod lifecycle;
+mod listening;
 mod metrics;
 mod ordering;
 mod outage;
