@@ -20,25 +20,12 @@ async fn listener_state(h: &Harness) -> Option<String> {
     .expect("pg_stat_activity")
 }
 
+/// Far below the poll interval of a minute: a relay that waited for the poll fails the test.
+const WITHIN: Duration = Duration::from_secs(20);
+
 async fn wait_for_state(h: &Harness, statement: &str, what: &str) {
-    testkit::eventually(what, Duration::from_secs(20), || async {
+    testkit::eventually(what, WITHIN, || async {
         listener_state(h).await.as_deref() == Some(statement)
-    })
-    .await
-    .expect(what);
-}
-
-async fn published(h: &Harness) -> i64 {
-    testkit::scalar(
-        &h.pool,
-        "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL",
-    )
-    .await
-}
-
-async fn wait_published(h: &Harness, all: i64, what: &str) {
-    testkit::eventually(what, Duration::from_secs(20), || async {
-        published(h).await == all
     })
     .await
     .expect(what);
@@ -58,7 +45,7 @@ async fn an_idle_relay_listens_a_busy_one_does_not_and_listens_again_when_idle()
 
     wait_for_state(&h, "LISTEN \"outbox_pending\"", "the idle relay listens").await;
     commit_placed(&h, 1, true).await;
-    wait_published(&h, 1, "the notified relay published (not the poll)").await;
+    h.wait_all_published(1, WITHIN).await;
 
     // Busy: an order committed every 10 ms, each claim (every 100 ms) finds some.
     let stop = CancellationToken::new();
@@ -66,7 +53,7 @@ async fn an_idle_relay_listens_a_busy_one_does_not_and_listens_again_when_idle()
         let h = h.clone();
         let stop = stop.clone();
         async move {
-            let mut committed = 0_i64;
+            let mut committed = 0_usize;
             while !stop.is_cancelled() {
                 commit_placed(&h, 1, true).await;
                 committed += 1;
@@ -83,11 +70,11 @@ async fn an_idle_relay_listens_a_busy_one_does_not_and_listens_again_when_idle()
     .await;
     stop.cancel();
     let committed = committing.await.expect("committer");
-    wait_published(&h, 1 + committed, "the busy relay published every row").await;
+    h.wait_all_published(1 + committed, WITHIN).await;
 
     wait_for_state(&h, "LISTEN \"outbox_pending\"", "the relay listens again").await;
     commit_placed(&h, 1, true).await;
-    wait_published(&h, 2 + committed, "notified again, published").await;
+    h.wait_all_published(2 + committed, WITHIN).await;
 
     shutdown.cancel();
     running.await.expect("relay stopped");
